@@ -1,0 +1,931 @@
+//! The metadata tree: directories only, files implied by the static tables in [`crate::layout`].
+//!
+//! Node identity: every node's inode number is derived from its directory's slot index, the
+//! slot's generation and the file row, so it is unique, stable, identical in readdir and stat,
+//! and never reused for a different node while the generation has not wrapped (65536 reuses of
+//! one slot). The root is FUSE's node 1.
+
+use std::collections::HashMap;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::SystemTime;
+
+use crate::catalog::{valid_name, CatalogProblem, RawCatalog, Span, NAME_MAX};
+use crate::error::FsError;
+use crate::layout::{all_files, DirKind, FileKind, DIR_MODE, MAX_FILES_PER_DIR, ROOT_MODE};
+use crate::lookups::LookupCounts;
+
+/// A FUSE node id.
+pub type Ino = u64;
+/// Index of a directory slot in the metadata table.
+pub type DirId = u32;
+
+/// FUSE's fixed node id of the root directory.
+pub const ROOT_INO: Ino = 1;
+const ROOT_DIR: DirId = 0;
+const EVENTS_DIR: DirId = 1;
+const INDEX_BITS: u32 = 40;
+const GEN_SHIFT: u32 = 48;
+
+/// Readdir positions: 0 is `.`, 1 is `..`, then one position per file-table row, then one per
+/// child directory keyed by its creation sequence, so cookies survive concurrent add/remove.
+const FIRST_FILE_POS: u64 = 2;
+const FIRST_CHILD_POS: u64 = FIRST_FILE_POS + MAX_FILES_PER_DIR as u64;
+
+/// Where the catalog image bytes live.
+pub enum Image {
+    /// Compiled into the binary.
+    Static(&'static [u8]),
+    /// Loaded at run time.
+    Owned(Box<[u8]>),
+}
+
+impl std::ops::Deref for Image {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Image::Static(bytes) => bytes,
+            Image::Owned(bytes) => bytes,
+        }
+    }
+}
+
+/// Ownership and time settings applied to every node.
+#[derive(Copy, Clone, Debug)]
+pub struct TreeConfig {
+    /// Owner of every node unless chown'ed.
+    pub uid: u32,
+    /// Group of every node unless chown'ed.
+    pub gid: u32,
+}
+
+impl Default for TreeConfig {
+    fn default() -> Self {
+        TreeConfig { uid: 0, gid: 0 }
+    }
+}
+
+/// A string in the metadata: a span of the catalog image, or an owned string for nodes added at
+/// run time. Packed into 8 bytes (top bit tags owned strings) to keep directories small.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+struct Text(u64);
+
+const OWNED_BIT: u64 = 1 << 63;
+
+impl Text {
+    fn image(span: Span) -> Text {
+        Text(u64::from(span.off) | (u64::from(span.len) << 32))
+    }
+    const EMPTY: Text = Text(0);
+}
+
+const LIVE: u8 = 1;
+const DYNAMIC: u8 = 2;
+
+/// Metadata of one directory (~48 bytes; the only per-directory memory).
+struct DirMeta {
+    name: Text,
+    /// The event's `format` (event directories only).
+    format: Text,
+    event_id: u32,
+    parent: DirId,
+    /// Creation sequence: orders children for readdir cookies.
+    seq: u32,
+    generation: u16,
+    kind: DirKind,
+    flags: u8,
+    /// Presence bitmask over the kind's file table.
+    files: u16,
+    children: Option<Box<Children>>,
+}
+
+#[derive(Default)]
+struct Children {
+    /// Ordered by creation sequence (readdir order and cookies).
+    by_seq: Vec<DirId>,
+    /// Ordered by name (lookup by binary search).
+    by_name: Vec<DirId>,
+}
+
+/// A user's chmod/chown of a node, kept in the metadata so it survives forget and re-lookup.
+#[derive(Copy, Clone, Debug, Default)]
+struct AttrOverride {
+    mode: Option<u16>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+}
+
+struct Meta {
+    dirs: Vec<DirMeta>,
+    free_dirs: Vec<DirId>,
+    strings: Vec<Option<Box<str>>>,
+    free_strings: Vec<u32>,
+    overrides: HashMap<Ino, AttrOverride>,
+    next_seq: u32,
+}
+
+/// What a node is.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum NodeKind {
+    /// A directory of the given kind.
+    Dir(DirKind),
+    /// A file of the given kind.
+    File(FileKind),
+}
+
+/// A resolved, live node.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct NodeRef {
+    /// Its inode number.
+    pub ino: Ino,
+    /// The directory it is, or the directory it is a file of.
+    pub dir: DirId,
+    /// What it is.
+    pub kind: NodeKind,
+    /// Added at run time (dynamic events): clients should cache it only briefly.
+    pub dynamic: bool,
+}
+
+/// Attributes of a node, computed from the metadata.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Attr {
+    /// The node.
+    pub node: NodeRef,
+    /// Generation, for FUSE entries.
+    pub generation: u64,
+    /// Permission bits (no file type bits).
+    pub perm: u16,
+    /// Link count: 2 + child directories for directories, 1 for files.
+    pub nlink: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Real size for immutable files, 0 for control files and directories (as tracefs).
+    pub size: u64,
+}
+
+/// One readdir entry.
+#[derive(Debug)]
+pub struct DirEntry<'a> {
+    /// Entry name.
+    pub name: &'a [u8],
+    /// Cookie that resumes after this entry.
+    pub next_offset: u64,
+    /// Attributes of the entry (`.` and `..` carry their directories' attributes).
+    pub attr: Attr,
+    /// True for `.` and `..`, which readdirplus must not count as lookups.
+    pub is_dot: bool,
+}
+
+/// Changes requested by setattr.
+#[derive(Copy, Clone, Debug, Default)]
+pub struct SetAttr {
+    /// New permission bits.
+    pub mode: Option<u32>,
+    /// New owner.
+    pub uid: Option<u32>,
+    /// New group.
+    pub gid: Option<u32>,
+}
+
+/// Description of an event to add at run time.
+#[derive(Clone, Debug)]
+pub struct NewEvent<'a> {
+    /// System name (created if missing).
+    pub system: &'a str,
+    /// Event name.
+    pub name: &'a str,
+    /// Event id.
+    pub id: u32,
+    /// Presence bitmask over [`crate::layout::EVENT_FILES`].
+    pub files: u16,
+    /// The `format` text.
+    pub format: &'a str,
+}
+
+/// The event tree: metadata for every directory plus lookup counts for materialised nodes.
+pub struct Tree {
+    image: Image,
+    meta: RwLock<Meta>,
+    lookups: LookupCounts,
+    header_page: Span,
+    header_event: Span,
+    config: TreeConfig,
+    created: SystemTime,
+}
+
+/// Splits an inode number into (directory index, generation, file slot + 1).
+fn decode_ino(ino: Ino) -> Option<(DirId, u16, u8)> {
+    if ino == ROOT_INO {
+        return Some((ROOT_DIR, 0, 0));
+    }
+    let index = (ino >> 8) & ((1 << INDEX_BITS) - 1);
+    let index = u32::try_from(index.checked_sub(1)?).ok()?;
+    Some((index, (ino >> GEN_SHIFT) as u16, ino as u8))
+}
+
+fn encode_ino(dir: DirId, generation: u16, file_slot: Option<usize>) -> Ino {
+    if dir == ROOT_DIR && file_slot.is_none() {
+        return ROOT_INO;
+    }
+    let slot = file_slot.map_or(0, |s| s as u64 + 1);
+    (u64::from(generation) << GEN_SHIFT) | ((u64::from(dir) + 1) << 8) | slot
+}
+
+/// Writes `n` in decimal plus a newline into `buf`, returning the used part (no allocation).
+pub fn decimal_line(n: u32, buf: &mut [u8; 11]) -> &[u8] {
+    let mut i = buf.len() - 1;
+    buf[i] = b'\n';
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
+impl Meta {
+    fn text<'a>(&'a self, image: &'a [u8], text: Text) -> &'a [u8] {
+        if text.0 & OWNED_BIT != 0 {
+            self.strings[(text.0 & 0xffff_ffff) as usize]
+                .as_deref()
+                .map_or(&[][..], str::as_bytes)
+        } else {
+            Span {
+                off: text.0 as u32,
+                len: (text.0 >> 32) as u32,
+            }
+            .get(image)
+        }
+    }
+
+    fn own(&mut self, s: &str) -> Text {
+        let boxed = Some(Box::<str>::from(s));
+        let index = match self.free_strings.pop() {
+            Some(i) => {
+                self.strings[i as usize] = boxed;
+                i
+            }
+            None => {
+                self.strings.push(boxed);
+                (self.strings.len() - 1) as u32
+            }
+        };
+        Text(OWNED_BIT | u64::from(index))
+    }
+
+    fn disown(&mut self, text: Text) {
+        if text.0 & OWNED_BIT != 0 {
+            let index = (text.0 & 0xffff_ffff) as u32;
+            self.strings[index as usize] = None;
+            self.free_strings.push(index);
+        }
+    }
+
+    fn live(&self, dir: DirId, generation: u16) -> Option<&DirMeta> {
+        self.dirs
+            .get(dir as usize)
+            .filter(|d| d.flags & LIVE != 0 && d.generation == generation)
+    }
+
+    fn find_child(&self, image: &[u8], parent: DirId, name: &[u8]) -> Option<DirId> {
+        let children = self.dirs[parent as usize].children.as_ref()?;
+        children
+            .by_name
+            .binary_search_by(|&c| self.text(image, self.dirs[c as usize].name).cmp(name))
+            .ok()
+            .map(|i| children.by_name[i])
+    }
+
+    fn alloc_dir(&mut self, meta: DirMeta) -> DirId {
+        match self.free_dirs.pop() {
+            Some(id) => {
+                let generation = self.dirs[id as usize].generation;
+                self.dirs[id as usize] = DirMeta { generation, ..meta };
+                id
+            }
+            None => {
+                self.dirs.push(meta);
+                (self.dirs.len() - 1) as DirId
+            }
+        }
+    }
+
+    fn link_child(&mut self, image: &[u8], parent: DirId, child: DirId) {
+        let name = self.text(image, self.dirs[child as usize].name).to_vec();
+        let pos = {
+            let children = self.dirs[parent as usize].children.as_deref();
+            children.map_or(0, |c| {
+                c.by_name
+                    .partition_point(|&d| self.text(image, self.dirs[d as usize].name) < &name[..])
+            })
+        };
+        let children = self.dirs[parent as usize]
+            .children
+            .get_or_insert_with(Default::default);
+        children.by_seq.push(child);
+        children.by_name.insert(pos, child);
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+}
+
+impl Tree {
+    /// Builds the tree from the embedded catalog.
+    pub fn embedded(config: TreeConfig) -> Tree {
+        Tree::from_image(Image::Static(crate::catalog::EMBEDDED), config)
+            .expect("the embedded catalog is validated by the test suite")
+    }
+
+    /// Builds the tree from a catalog image (validated here).
+    pub fn from_image(image: Image, config: TreeConfig) -> Result<Tree, CatalogProblem> {
+        let raw = RawCatalog::parse(&image)?;
+        let mut meta = Meta {
+            dirs: Vec::new(),
+            free_dirs: Vec::new(),
+            strings: Vec::new(),
+            free_strings: Vec::new(),
+            overrides: HashMap::new(),
+            next_seq: 0,
+        };
+        let plain_dir = |kind, parent, seq| DirMeta {
+            name: Text::EMPTY,
+            format: Text::EMPTY,
+            event_id: 0,
+            parent,
+            seq,
+            generation: 0,
+            kind,
+            flags: LIVE,
+            files: all_files(kind.files()),
+            children: None,
+        };
+        meta.dirs.push(plain_dir(DirKind::Root, ROOT_DIR, 0));
+        let seq = meta.next_seq();
+        meta.dirs
+            .push(plain_dir(DirKind::EventsRoot, ROOT_DIR, seq));
+        meta.dirs[EVENTS_DIR as usize].name = meta.own("events");
+        meta.dirs
+            .reserve(raw.systems.len() + raw.systems.iter().map(|s| s.events.len()).sum::<usize>());
+        let mut tree_children = Children::default();
+        tree_children.by_seq.push(EVENTS_DIR);
+        tree_children.by_name.push(EVENTS_DIR);
+        meta.dirs[ROOT_DIR as usize].children = Some(Box::new(tree_children));
+
+        let mut systems = Vec::with_capacity(raw.systems.len());
+        for raw_system in &raw.systems {
+            let seq = meta.next_seq();
+            let system = meta.alloc_dir(DirMeta {
+                name: Text::image(raw_system.name),
+                files: raw_system.files,
+                ..plain_dir(DirKind::System, EVENTS_DIR, seq)
+            });
+            systems.push(system);
+            let mut children = Children {
+                by_seq: Vec::with_capacity(raw_system.events.len()),
+                by_name: Vec::new(),
+            };
+            for raw_event in &raw_system.events {
+                let seq = meta.next_seq();
+                let event = meta.alloc_dir(DirMeta {
+                    name: Text::image(raw_event.name),
+                    format: Text::image(raw_event.format),
+                    event_id: raw_event.id,
+                    files: raw_event.files,
+                    ..plain_dir(DirKind::Event, system, seq)
+                });
+                children.by_seq.push(event);
+            }
+            children.by_name = children.by_seq.clone();
+            children.by_name.sort_by(|&a, &b| {
+                meta.text(&image, meta.dirs[a as usize].name)
+                    .cmp(meta.text(&image, meta.dirs[b as usize].name))
+            });
+            meta.dirs[system as usize].children = Some(Box::new(children));
+        }
+        let mut by_name = systems.clone();
+        by_name.sort_by(|&a, &b| {
+            meta.text(&image, meta.dirs[a as usize].name)
+                .cmp(meta.text(&image, meta.dirs[b as usize].name))
+        });
+        meta.dirs[EVENTS_DIR as usize].children = Some(Box::new(Children {
+            by_seq: systems,
+            by_name,
+        }));
+        Ok(Tree {
+            image,
+            meta: RwLock::new(meta),
+            lookups: LookupCounts::default(),
+            header_page: raw.header_page,
+            header_event: raw.header_event,
+            config,
+            created: SystemTime::now(),
+        })
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Meta> {
+        // Metadata updates are written so that a panic cannot leave them half-done in a way
+        // that breaks readers; keep serving after a poisoned lock.
+        self.meta.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Meta> {
+        self.meta.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Time reported as atime/mtime/ctime of every node.
+    pub fn created(&self) -> SystemTime {
+        self.created
+    }
+
+    /// The catalog image bytes (for reporting its size).
+    pub fn image_len(&self) -> usize {
+        self.image.len()
+    }
+
+    fn node_ref(meta: &Meta, ino: Ino) -> Result<NodeRef, FsError> {
+        let (dir, generation, slot) = decode_ino(ino).ok_or(FsError::NotFound)?;
+        let d = meta.live(dir, generation).ok_or(FsError::Removed)?;
+        let kind = if slot == 0 {
+            NodeKind::Dir(d.kind)
+        } else {
+            let slot = usize::from(slot - 1);
+            if !d.kind.has_file(d.files, slot) {
+                return Err(FsError::NotFound);
+            }
+            NodeKind::File(d.kind.files()[slot].kind)
+        };
+        Ok(NodeRef {
+            ino,
+            dir,
+            kind,
+            dynamic: d.flags & DYNAMIC != 0,
+        })
+    }
+
+    fn attr_of(&self, meta: &Meta, node: NodeRef) -> Attr {
+        let d = &meta.dirs[node.dir as usize];
+        let (perm, nlink, size) = match node.kind {
+            NodeKind::Dir(kind) => {
+                let subdirs = d.children.as_ref().map_or(0, |c| c.by_seq.len() as u32);
+                let perm = if kind == DirKind::Root {
+                    ROOT_MODE
+                } else {
+                    DIR_MODE
+                };
+                (perm, 2 + subdirs, 0)
+            }
+            NodeKind::File(kind) => {
+                let slot = (node.ino as u8 - 1) as usize;
+                let perm = d.kind.files()[slot].mode;
+                let size = if kind.is_immutable() {
+                    self.static_len(meta, d, kind) as u64
+                } else {
+                    0
+                };
+                (perm, 1, size)
+            }
+        };
+        let mut attr = Attr {
+            node,
+            generation: u64::from(d.generation),
+            perm,
+            nlink,
+            uid: self.config.uid,
+            gid: self.config.gid,
+            size,
+        };
+        if !meta.overrides.is_empty() {
+            if let Some(o) = meta.overrides.get(&node.ino) {
+                attr.perm = o.mode.unwrap_or(attr.perm);
+                attr.uid = o.uid.unwrap_or(attr.uid);
+                attr.gid = o.gid.unwrap_or(attr.gid);
+            }
+        }
+        attr
+    }
+
+    fn static_len(&self, meta: &Meta, d: &DirMeta, kind: FileKind) -> usize {
+        let mut buf = [0u8; 11];
+        self.static_bytes(meta, d, kind, &mut buf).len()
+    }
+
+    fn static_bytes<'a>(
+        &'a self,
+        meta: &'a Meta,
+        d: &DirMeta,
+        kind: FileKind,
+        buf: &'a mut [u8; 11],
+    ) -> &'a [u8] {
+        match kind {
+            FileKind::EventFormat => meta.text(&self.image, d.format),
+            FileKind::EventId => decimal_line(d.event_id, buf),
+            FileKind::HeaderPage => self.header_page.get(&self.image),
+            FileKind::HeaderEvent => self.header_event.get(&self.image),
+            _ => &[],
+        }
+    }
+
+    /// Resolves an inode to a live node.
+    pub fn node(&self, ino: Ino) -> Result<NodeRef, FsError> {
+        Self::node_ref(&self.read(), ino)
+    }
+
+    /// Attributes of a node (no side effects).
+    pub fn getattr(&self, ino: Ino) -> Result<Attr, FsError> {
+        let meta = self.read();
+        let node = Self::node_ref(&meta, ino)?;
+        Ok(self.attr_of(&meta, node))
+    }
+
+    /// Finds `name` in directory `parent` without counting a lookup.
+    pub fn find(&self, parent: Ino, name: &[u8]) -> Result<Attr, FsError> {
+        if name.len() > NAME_MAX {
+            return Err(FsError::NameTooLong);
+        }
+        let meta = self.read();
+        let parent = Self::node_ref(&meta, parent)?;
+        let NodeKind::Dir(kind) = parent.kind else {
+            return Err(FsError::NotDir);
+        };
+        if !valid_name(name) {
+            return Err(FsError::NotFound);
+        }
+        let d = &meta.dirs[parent.dir as usize];
+        let node = if let Some(slot) = kind.file_slot(name).filter(|&s| kind.has_file(d.files, s)) {
+            NodeRef {
+                ino: encode_ino(parent.dir, d.generation, Some(slot)),
+                dir: parent.dir,
+                kind: NodeKind::File(kind.files()[slot].kind),
+                dynamic: parent.dynamic,
+            }
+        } else {
+            let child = meta
+                .find_child(&self.image, parent.dir, name)
+                .ok_or(FsError::NotFound)?;
+            let c = &meta.dirs[child as usize];
+            NodeRef {
+                ino: encode_ino(child, c.generation, None),
+                dir: child,
+                kind: NodeKind::Dir(c.kind),
+                dynamic: c.flags & DYNAMIC != 0,
+            }
+        };
+        Ok(self.attr_of(&meta, node))
+    }
+
+    /// FUSE LOOKUP: finds `name` in `parent` and counts one reference to it. Negative lookups
+    /// store nothing.
+    pub fn lookup(&self, parent: Ino, name: &[u8]) -> Result<Attr, FsError> {
+        let attr = self.find(parent, name)?;
+        self.remember(attr.node.ino);
+        Ok(attr)
+    }
+
+    /// Counts one more reference to a node handed out by other means (readdirplus).
+    pub fn remember(&self, ino: Ino) {
+        if ino != ROOT_INO {
+            self.lookups.remember(ino);
+        }
+    }
+
+    /// FUSE FORGET: drops `count` references. The root is never freed. Returns false when the
+    /// client forgot more than it had (logged by the caller).
+    pub fn forget(&self, ino: Ino, count: u64) -> bool {
+        ino == ROOT_INO || self.lookups.forget(ino, count)
+    }
+
+    /// Lookup count of a node (0 when not materialised).
+    pub fn lookup_count(&self, ino: Ino) -> u32 {
+        self.lookups.count(ino)
+    }
+
+    /// Drops every lookup reference: a new FUSE session (INIT) or DESTROY.
+    pub fn reset(&self) {
+        self.lookups.clear();
+    }
+
+    /// Number of materialised nodes (nodes with a non-zero lookup count).
+    pub fn materialised(&self) -> usize {
+        self.lookups.len()
+    }
+
+    /// Lists directory `ino` from cookie `offset`; `emit` returns false to stop (buffer full).
+    pub fn readdir(
+        &self,
+        ino: Ino,
+        offset: u64,
+        emit: &mut dyn FnMut(DirEntry<'_>) -> bool,
+    ) -> Result<(), FsError> {
+        let meta = self.read();
+        let node = Self::node_ref(&meta, ino)?;
+        let NodeKind::Dir(kind) = node.kind else {
+            return Err(FsError::NotDir);
+        };
+        let d = &meta.dirs[node.dir as usize];
+        let mut pos = offset;
+        if pos == 0 {
+            let attr = self.attr_of(&meta, node);
+            if !emit(DirEntry {
+                name: b".",
+                next_offset: 1,
+                attr,
+                is_dot: true,
+            }) {
+                return Ok(());
+            }
+            pos = 1;
+        }
+        if pos == 1 {
+            let parent = &meta.dirs[d.parent as usize];
+            let parent_node = NodeRef {
+                ino: encode_ino(d.parent, parent.generation, None),
+                dir: d.parent,
+                kind: NodeKind::Dir(parent.kind),
+                dynamic: parent.flags & DYNAMIC != 0,
+            };
+            let attr = self.attr_of(&meta, parent_node);
+            if !emit(DirEntry {
+                name: b"..",
+                next_offset: 2,
+                attr,
+                is_dot: true,
+            }) {
+                return Ok(());
+            }
+            pos = FIRST_FILE_POS;
+        }
+        let files = kind.files();
+        while pos < FIRST_CHILD_POS {
+            let slot = (pos - FIRST_FILE_POS) as usize;
+            pos += 1;
+            if slot >= files.len() {
+                pos = FIRST_CHILD_POS;
+                break;
+            }
+            if !kind.has_file(d.files, slot) {
+                continue;
+            }
+            let file = NodeRef {
+                ino: encode_ino(node.dir, d.generation, Some(slot)),
+                dir: node.dir,
+                kind: NodeKind::File(files[slot].kind),
+                dynamic: node.dynamic,
+            };
+            let attr = self.attr_of(&meta, file);
+            if !emit(DirEntry {
+                name: files[slot].name.as_bytes(),
+                next_offset: pos,
+                attr,
+                is_dot: false,
+            }) {
+                return Ok(());
+            }
+        }
+        let Some(children) = d.children.as_ref() else {
+            return Ok(());
+        };
+        let from_seq = pos - FIRST_CHILD_POS;
+        let start = children
+            .by_seq
+            .partition_point(|&c| u64::from(meta.dirs[c as usize].seq) < from_seq);
+        for &child in &children.by_seq[start..] {
+            let c = &meta.dirs[child as usize];
+            let child_node = NodeRef {
+                ino: encode_ino(child, c.generation, None),
+                dir: child,
+                kind: NodeKind::Dir(c.kind),
+                dynamic: c.flags & DYNAMIC != 0,
+            };
+            let attr = self.attr_of(&meta, child_node);
+            let entry = DirEntry {
+                name: meta.text(&self.image, c.name),
+                next_offset: FIRST_CHILD_POS + u64::from(c.seq) + 1,
+                attr,
+                is_dot: false,
+            };
+            if !emit(entry) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Changes mode/owner of a node; kept in the metadata so it survives forget.
+    pub fn setattr(&self, ino: Ino, change: SetAttr) -> Result<Attr, FsError> {
+        let mut meta = self.write();
+        let node = Self::node_ref(&meta, ino)?;
+        let entry = meta.overrides.entry(ino).or_default();
+        if let Some(mode) = change.mode {
+            entry.mode = Some((mode & 0o7777) as u16);
+        }
+        if change.uid.is_some() {
+            entry.uid = change.uid;
+        }
+        if change.gid.is_some() {
+            entry.gid = change.gid;
+        }
+        Ok(self.attr_of(&meta, node))
+    }
+
+    /// Calls `f` with the content of an immutable file (`format`, `id`, `header_*`) without
+    /// allocating.
+    pub fn with_static_content<R>(
+        &self,
+        ino: Ino,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, FsError> {
+        let meta = self.read();
+        let node = Self::node_ref(&meta, ino)?;
+        let NodeKind::File(kind) = node.kind else {
+            return Err(FsError::IsDir);
+        };
+        if !kind.is_immutable() {
+            return Err(FsError::Invalid("not an immutable file".into()));
+        }
+        let mut buf = [0u8; 11];
+        let bytes = self.static_bytes(&meta, &meta.dirs[node.dir as usize], kind, &mut buf);
+        Ok(f(bytes))
+    }
+
+    /// Name of a directory (for logs and control semantics).
+    pub fn dir_name(&self, dir: DirId) -> String {
+        let meta = self.read();
+        String::from_utf8_lossy(meta.text(&self.image, meta.dirs[dir as usize].name)).into_owned()
+    }
+
+    /// Parent of a directory.
+    pub fn parent_of(&self, dir: DirId) -> DirId {
+        self.read().dirs[dir as usize].parent
+    }
+
+    /// The live event directories below `dir` (an event dir itself, a system, or `events/`).
+    pub fn events_below(&self, dir: DirId) -> Vec<DirId> {
+        let meta = self.read();
+        let mut out = Vec::new();
+        let mut stack = vec![dir];
+        while let Some(d) = stack.pop() {
+            let m = &meta.dirs[d as usize];
+            if m.flags & LIVE == 0 {
+                continue;
+            }
+            if m.kind == DirKind::Event {
+                out.push(d);
+            } else if let Some(children) = &m.children {
+                stack.extend(children.by_seq.iter().rev());
+            }
+        }
+        out
+    }
+
+    /// Calls `f` with an event directory's `format` text (for field lookups by control code).
+    pub fn with_format<R>(&self, event: DirId, f: impl FnOnce(&str) -> R) -> R {
+        let meta = self.read();
+        let bytes = meta.text(&self.image, meta.dirs[event as usize].format);
+        f(std::str::from_utf8(bytes).unwrap_or(""))
+    }
+
+    /// Whether an event directory has the enable file (events like `ftrace/function` cannot be
+    /// enabled).
+    pub fn event_has_file(&self, event: DirId, file: FileKind) -> bool {
+        let meta = self.read();
+        let d = &meta.dirs[event as usize];
+        d.kind
+            .files()
+            .iter()
+            .position(|f| f.kind == file)
+            .is_some_and(|slot| d.kind.has_file(d.files, slot))
+    }
+
+    /// Finds the event directory `system/name`.
+    pub fn find_event(&self, system: &str, name: &str) -> Option<DirId> {
+        let meta = self.read();
+        let sys = meta.find_child(&self.image, EVENTS_DIR, system.as_bytes())?;
+        meta.find_child(&self.image, sys, name.as_bytes())
+    }
+
+    /// Number of (systems, events, directories, files) currently live.
+    pub fn counts(&self) -> (usize, usize, usize, usize) {
+        let meta = self.read();
+        let (mut systems, mut events, mut dirs, mut files) = (0, 0, 0, 0);
+        for d in meta.dirs.iter().filter(|d| d.flags & LIVE != 0) {
+            dirs += 1;
+            files += (0..d.kind.files().len())
+                .filter(|&s| d.kind.has_file(d.files, s))
+                .count();
+            match d.kind {
+                DirKind::System => systems += 1,
+                DirKind::Event => events += 1,
+                _ => {}
+            }
+        }
+        (systems, events, dirs, files)
+    }
+
+    /// Adds an event (and its system if needed) at run time. Fails with `Exists` if present.
+    pub fn add_event(&self, event: &NewEvent<'_>) -> Result<Ino, FsError> {
+        for name in [event.system, event.name] {
+            if name.len() > NAME_MAX {
+                return Err(FsError::NameTooLong);
+            }
+            if !valid_name(name.as_bytes()) {
+                return Err(FsError::Invalid(format!("invalid name {name:?}")));
+            }
+        }
+        if u32::from(event.files) & !u32::from(all_files(crate::layout::EVENT_FILES)) != 0 {
+            return Err(FsError::Invalid(format!("file mask {:#x}", event.files)));
+        }
+        let mut meta = self.write();
+        let system = match meta.find_child(&self.image, EVENTS_DIR, event.system.as_bytes()) {
+            Some(system) => system,
+            None => {
+                let seq = meta.next_seq();
+                let name = meta.own(event.system);
+                let system = meta.alloc_dir(DirMeta {
+                    name,
+                    format: Text::EMPTY,
+                    event_id: 0,
+                    parent: EVENTS_DIR,
+                    seq,
+                    generation: 0,
+                    kind: DirKind::System,
+                    flags: LIVE | DYNAMIC,
+                    files: all_files(crate::layout::SYSTEM_FILES),
+                    children: None,
+                });
+                meta.link_child(&self.image, EVENTS_DIR, system);
+                system
+            }
+        };
+        if meta
+            .find_child(&self.image, system, event.name.as_bytes())
+            .is_some()
+        {
+            return Err(FsError::Exists);
+        }
+        let seq = meta.next_seq();
+        let name = meta.own(event.name);
+        let format = meta.own(event.format);
+        let dir = meta.alloc_dir(DirMeta {
+            name,
+            format,
+            event_id: event.id,
+            parent: system,
+            seq,
+            generation: 0,
+            kind: DirKind::Event,
+            flags: LIVE | DYNAMIC,
+            files: event.files,
+            children: None,
+        });
+        meta.link_child(&self.image, system, dir);
+        Ok(encode_ino(dir, meta.dirs[dir as usize].generation, None))
+    }
+
+    /// Removes an event (or, with `name == None`, a whole system) at run time. Lookups of it fail
+    /// with ENOENT from now on; handles opened before get ENODEV; its slot is reused only under a
+    /// new generation, so old inode numbers never resolve to the new node.
+    pub fn remove(&self, system: &str, name: Option<&str>) -> Result<(), FsError> {
+        let mut meta = self.write();
+        let sys = meta
+            .find_child(&self.image, EVENTS_DIR, system.as_bytes())
+            .ok_or(FsError::NotFound)?;
+        let target = match name {
+            Some(name) => meta
+                .find_child(&self.image, sys, name.as_bytes())
+                .ok_or(FsError::NotFound)?,
+            None => sys,
+        };
+        let parent = meta.dirs[target as usize].parent;
+        if let Some(children) = meta.dirs[parent as usize].children.as_mut() {
+            children.by_seq.retain(|&c| c != target);
+            children.by_name.retain(|&c| c != target);
+        }
+        let mut stack = vec![target];
+        while let Some(dir) = stack.pop() {
+            let d = &mut meta.dirs[dir as usize];
+            if let Some(children) = d.children.take() {
+                stack.extend(children.by_seq);
+            }
+            d.flags &= !LIVE;
+            let (name, format, generation) = (d.name, d.format, d.generation);
+            d.name = Text::EMPTY;
+            d.format = Text::EMPTY;
+            d.generation = generation.wrapping_add(1);
+            meta.disown(name);
+            meta.disown(format);
+            let old_dir_ino = encode_ino(dir, generation, None);
+            meta.overrides
+                .retain(|&ino, _| ino & !0xff != old_dir_ino & !0xff);
+            meta.free_dirs.push(dir);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,34 @@
+#!/bin/sh
+# description: event and system filters
+# Checks: a filter reads "none" when unset; `echo 'prev_pid == 0' > filter` is accepted and
+# read back; `echo 0 > filter` clears it; a filter on an unknown field is rejected: echo
+# exits non-zero with EINVAL ("Invalid argument"); a system filter (events/sched/filter)
+# reaches the events that have the field, and clears again.
+. /guest-tests/_lib.sh
+desc "filters: accepted, cleared, rejected with EINVAL, system filter fan-out"
+f=events/sched/sched_switch/filter
+expect_write_ok 0 $f
+expect_eq "$f unset" none "$(cat $f 2>&1)"
+expect_write_ok 'prev_pid == 0' $f
+expect_eq "$f after setting it" 'prev_pid == 0' "$(cat $f 2>&1)"
+expect_write_ok 0 $f
+expect_eq "$f after echo 0" none "$(cat $f 2>&1)"
+
+try_write 'no_such_field == 1' $f
+if [ "$W_RC" -ne 0 ]; then ok "bad filter: echo exits non-zero ($W_RC)"; else fail "bad filter 'no_such_field == 1' must fail: echo succeeded"; fi
+case "$W_ERR" in
+    *"Invalid argument"*) ok "bad filter: EINVAL ($(show "$W_ERR"))" ;;
+    *) fail "bad filter: expected 'Invalid argument', got '$(show "$W_ERR")'" ;;
+esac
+expect_write_ok 0 $f
+expect_eq "$f after clearing the rejected filter" none "$(cat $f 2>&1)"
+
+s=events/sched/filter
+expect_write_ok 'common_pid == 1' $s
+# the real kernel prefixes the system filter with a "### global filter ###" comment block
+expect_eq "$s (last line) after setting it" 'common_pid == 1' "$(tail -n1 $s 2>&1)"
+expect_eq "$f after the system filter" 'common_pid == 1' "$(cat $f 2>&1)"
+expect_write_ok 0 $s
+expect_eq "$s (last line) after echo 0" none "$(tail -n1 $s 2>&1)"
+expect_eq "$f after the system filter was cleared" none "$(cat $f 2>&1)"
+finish

@@ -1,0 +1,77 @@
+# shellcheck shell=sh
+# Helpers shared by the eventfsd guest tests (busybox sh). Each NN-*.sh sources this.
+# The tests run with the tracefs mount (/sys/kernel/tracing) as the current directory.
+# Conventions (like the kernel's ftrace selftests): every assertion prints one line,
+#   "  ok: <what>", "  FAIL: <what>: <why>", "  SKIP: <what>: <why>" or
+#   "  SKIP-native: <what>" (a daemon-specific check, skipped against the real tracefs),
+# and `finish` exits 0 when nothing failed, 1 otherwise.
+# EVENTFSD_NATIVE=1 means the tree is the guest kernel's own tracefs.
+
+T_NAME=${T_NAME:-$(basename "$0" .sh)}
+T_OK=0
+T_FAIL=0
+T_SKIP=0
+TMPD=/tmp/$T_NAME.$$
+mkdir -p "$TMPD"
+
+desc() { echo "# $T_NAME: $*"; }
+ok() { T_OK=$((T_OK + 1)); echo "  ok: $*"; }
+fail() { T_FAIL=$((T_FAIL + 1)); echo "  FAIL: $*"; }
+skip() { T_SKIP=$((T_SKIP + 1)); echo "  SKIP: $*"; }
+is_native() { [ "${EVENTFSD_NATIVE:-0}" = 1 ]; }
+# `if skip_native "what"; then :; else <check>; fi` - prints SKIP-native in native mode
+skip_native() {
+    if is_native; then
+        T_SKIP=$((T_SKIP + 1))
+        echo "  SKIP-native: $*"
+        return 0
+    fi
+    return 1
+}
+
+# one line, printable, shortened: for showing values in messages
+show() { printf '%s' "$1" | tr '\n\t' '|>' | cut -c1-200; }
+
+expect_eq() { # what expected actual
+    if [ "$2" = "$3" ]; then
+        ok "$1"
+    else
+        fail "$1: expected '$(show "$2")', got '$(show "$3")'"
+    fi
+}
+
+expect_exists() { # path [what]
+    if [ -e "$1" ]; then ok "${2:-$1 exists}"; else fail "${2:-$1 exists}: missing"; fi
+}
+
+expect_absent() { # path [what]
+    if [ -e "$1" ]; then fail "${2:-$1 absent}: it exists"; else ok "${2:-$1 absent}"; fi
+}
+
+expect_mode() { # path octal
+    _m=$(stat -c %a "$1" 2>&1)
+    expect_eq "mode of $1 is $2" "$2" "$_m"
+}
+
+# write with a shell `echo` (one write(2), O_TRUNC), report success and the error text
+# usage: try_write VALUE FILE ; then $W_RC and $W_ERR are set
+try_write() {
+    W_ERR=$( { echo "$1" >"$2"; } 2>&1)
+    W_RC=$?
+}
+
+expect_write_ok() { # value file
+    try_write "$1" "$2"
+    if [ "$W_RC" -eq 0 ]; then
+        ok "echo '$1' > $2 succeeds"
+    else
+        fail "echo '$1' > $2 succeeds: exit status $W_RC, error '$(show "$W_ERR")'"
+    fi
+}
+
+finish() {
+    rm -rf "$TMPD"
+    echo "# $T_NAME: $T_OK ok, $T_FAIL failed, $T_SKIP skipped"
+    [ "$T_FAIL" -eq 0 ] && exit 0
+    exit 1
+}

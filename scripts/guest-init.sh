@@ -1,0 +1,348 @@
+#!/bin/sh
+# /init of the eventfsd test guest (busybox sh, runs as PID 1).
+#
+# Kernel command line (set by scripts/run-guest.sh):
+#   eventfsd.mode=test|demo|shell|native   what to do (default: shell)
+#   eventfsd.reboot=0|1      test/native: after the suite, `reboot -f` once and run the
+#                            after-reboot checks on the second boot (needs /dev/vda)
+#   eventfsd.cpsleep=SEC     how long to sit still after a CHECKPOINT marker (default 5)
+#   eventfsd.tests=a,b       only run guest tests whose name contains one of these words
+#   eventfsd.timeout=SEC     per-test timeout (default 150)
+#   eventfsd.tag=TAG         virtio-fs tag to mount (default: tracefs)
+#
+# test/demo/shell: mount -t virtiofs tracefs /sys/kernel/tracing (served by eventfsd).
+# native:          mount the guest kernel's own tracefs there instead, to validate the
+#                  guest tests against the real thing.
+#
+# Everything is reported on the serial console with markers the host greps for:
+#   @@EVENTFSD BOOT <n> mode=<mode> kernel=<release>@@
+#   @@EVENTFSD CHECKPOINT <name>@@      (then the guest sleeps, not touching the mount)
+#   @@EVENTFSD RESULT PASS|FAIL|SKIP <test>@@
+#   @@EVENTFSD PART boot=1 passed=N failed=M skipped=K@@   (before the reboot)
+#   @@EVENTFSD REBOOT@@
+#   @@EVENTFSD SUITE passed=N failed=M@@ (totals over both boots; the last line)
+#   @@EVENTFSD SKIPPED K@@
+#   @@EVENTFSD ERROR <text>@@
+#   @@EVENTFSD DEMO-DONE@@
+#
+# The boot counter (and the first boot's counts) live in the first sector of /dev/vda,
+# a small zeroed raw disk that run-guest.sh creates for every QEMU run.
+
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+export HOME=/root
+export TERM=${TERM:-vt100}
+TRACING=/sys/kernel/tracing
+DISK=/dev/vda
+MODDIR=/lib/modules/eventfsd
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+# In case the initramfs had no /dev/console node, re-open stdio on the console now.
+[ -t 1 ] || exec </dev/console >/dev/console 2>&1
+
+MODE=shell
+REBOOT=0
+CPSLEEP=5
+TESTS=""
+TEST_TIMEOUT=150
+TAG=tracefs
+for arg in $(cat /proc/cmdline); do
+    case "$arg" in
+        eventfsd.mode=*) MODE=${arg#*=} ;;
+        eventfsd.reboot=*) REBOOT=${arg#*=} ;;
+        eventfsd.cpsleep=*) CPSLEEP=${arg#*=} ;;
+        eventfsd.tests=*) TESTS=${arg#*=} ;;
+        eventfsd.timeout=*) TEST_TIMEOUT=${arg#*=} ;;
+        eventfsd.tag=*) TAG=${arg#*=} ;;
+    esac
+done
+NATIVE=0
+[ "$MODE" = native ] && NATIVE=1
+
+marker() { echo "@@EVENTFSD $*@@"; }
+log() { echo "init: $*"; }
+
+# seconds since boot with two decimals
+now() { cut -d' ' -f1 /proc/uptime; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+
+die_off() {
+    # Never let PID 1 exit (that panics the kernel); power off instead.
+    sync
+    poweroff -f
+    while :; do sleep 60; done
+}
+
+for m in $(cat $MODDIR/ORDER 2>/dev/null); do
+    [ -e "$MODDIR/$m.ko" ] || continue
+    insmod "$MODDIR/$m.ko" || log "insmod $m failed"
+done
+
+wait_for() { # path tenths
+    _n=0
+    while [ ! -e "$1" ] && [ "$_n" -lt "$2" ]; do
+        sleep 0.1
+        _n=$((_n + 1))
+    done
+    [ -e "$1" ]
+}
+
+# ---- boot counter ---------------------------------------------------------
+BOOT=0
+PASSED=0
+FAILED=0
+SKIPPED=0
+HAVE_DISK=0
+if [ "$MODE" = test ] || [ "$MODE" = native ]; then
+    if wait_for $DISK 50; then HAVE_DISK=1; fi
+fi
+read_state() { dd if=$DISK bs=512 count=1 2>/dev/null | tr -d '\000' | head -n1; }
+write_state() {
+    printf '%s\n' "$*" | dd of=$DISK bs=512 count=1 conv=sync,fsync 2>/dev/null
+    sync
+}
+state_field() { # state name
+    echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"
+}
+if [ "$HAVE_DISK" = 1 ]; then
+    STATE=$(read_state)
+    case "$STATE" in
+        "EVFS "*)
+            BOOT=$(state_field "$STATE" boot)
+            PASSED=$(state_field "$STATE" passed)
+            FAILED=$(state_field "$STATE" failed)
+            SKIPPED=$(state_field "$STATE" skipped)
+            ;;
+    esac
+    BOOT=$((${BOOT:-0} + 1))
+    PASSED=${PASSED:-0}
+    FAILED=${FAILED:-0}
+    SKIPPED=${SKIPPED:-0}
+    # Count this boot before doing anything that could crash, so a crash loop ends.
+    write_state "EVFS boot=$BOOT passed=$PASSED failed=$FAILED skipped=$SKIPPED"
+else
+    BOOT=1
+    REBOOT=0
+fi
+marker "BOOT $BOOT mode=$MODE kernel=$(uname -r) uptime=$(now)"
+
+# ---- mounting -------------------------------------------------------------
+mount_tracing() {
+    mkdir -p $TRACING 2>/dev/null
+    if [ "$NATIVE" = 1 ]; then
+        mount -t tracefs nodev $TRACING
+        return
+    fi
+    _n=0
+    while :; do
+        if mount -t virtiofs "$TAG" $TRACING; then
+            return 0
+        fi
+        _n=$((_n + 1))
+        [ "$_n" -ge 10 ] && return 1
+        log "mount -t virtiofs $TAG failed, retrying"
+        sleep 1
+    done
+}
+
+result() { # PASS|FAIL|SKIP name [reason]
+    case "$1" in
+        PASS) PASSED=$((PASSED + 1)) ;;
+        FAIL) FAILED=$((FAILED + 1)) ;;
+        SKIP) SKIPPED=$((SKIPPED + 1)) ;;
+    esac
+    [ -n "$3" ] && log "$2: $3"
+    marker "RESULT $1 $2"
+}
+
+checkpoint() {
+    cd /
+    marker "CHECKPOINT $1"
+    sleep "$CPSLEEP"
+}
+
+selected() { # test name
+    [ -z "$TESTS" ] && return 0
+    for _w in $(echo "$TESTS" | tr ',' ' '); do
+        case "$1" in *"$_w"*) return 0 ;; esac
+    done
+    return 1
+}
+
+run_test() { # script
+    _name=$(basename "$1" .sh)
+    echo "---- $_name"
+    _t0=$(now)
+    (cd $TRACING && EVENTFSD_NATIVE=$NATIVE EVENTFSD_MODE=$MODE T_NAME=$_name \
+        exec timeout -s KILL "$TEST_TIMEOUT" sh "$1")
+    _rc=$?
+    _dt=$(elapsed "$_t0")
+    case $_rc in
+        0) result PASS "$_name" "ok in ${_dt}s" ;;
+        77) result SKIP "$_name" "skipped in ${_dt}s" ;;
+        137 | 143 | 124) result FAIL "$_name" "killed after ${TEST_TIMEOUT}s timeout (hung?)" ;;
+        *) result FAIL "$_name" "exit status $_rc after ${_dt}s" ;;
+    esac
+}
+
+# checks after a reboot (or after drop_caches): mount works, ls events, a format reads right
+fresh_checks() { # prefix
+    if grep -q " $TRACING " /proc/mounts && [ -d $TRACING/events ]; then
+        result PASS "$1-mount"
+    else
+        result FAIL "$1-mount" "$TRACING/events missing; mounts: $(grep tracing /proc/mounts)"
+    fi
+    _ls=$(ls $TRACING/events 2>&1)
+    if [ $? -eq 0 ] && echo "$_ls" | grep -qx sched; then
+        result PASS "$1-ls-events"
+    else
+        result FAIL "$1-ls-events" "ls events gave: $(echo "$_ls" | head -n5)"
+    fi
+    _ev=$TRACING/events/sched/sched_switch
+    _l1=$(head -n1 $_ev/format 2>&1)
+    _l2=$(sed -n 2p $_ev/format 2>&1)
+    _id=$(cat $_ev/id 2>&1)
+    if [ "$_l1" = "name: sched_switch" ] && [ "$_l2" = "ID: $_id" ] &&
+        grep -q '^print fmt: ' $_ev/format; then
+        result PASS "$1-format"
+    else
+        result FAIL "$1-format" "format starts '$_l1' / '$_l2', id '$_id'"
+    fi
+}
+
+finish_suite() {
+    cd /
+    [ "$NATIVE" = 1 ] || umount $TRACING 2>/dev/null || log "umount $TRACING failed"
+    marker "SKIPPED $SKIPPED"
+    marker "SUITE passed=$PASSED failed=$FAILED"
+    die_off
+}
+
+run_suite() {
+    _s0=$(now)
+    if ! mount_tracing; then
+        result FAIL mount "could not mount the tracefs at $TRACING"
+        finish_suite
+    fi
+    result PASS mount
+    checkpoint baseline
+    _plan=0
+    for t in /guest-tests/[0-9][0-9]-*.sh; do
+        [ -e "$t" ] && _plan=$((_plan + 1))
+    done
+    marker "PLAN boot=$BOOT scripts=$_plan"
+    for t in /guest-tests/[0-9][0-9]-*.sh; do
+        [ -e "$t" ] || continue
+        if selected "$(basename "$t" .sh)"; then
+            run_test "$t"
+        else
+            result SKIP "$(basename "$t" .sh)" "not selected by eventfsd.tests=$TESTS"
+        fi
+    done
+    cd /
+    sync
+    echo 3 >/proc/sys/vm/drop_caches
+    checkpoint after-drop-caches
+    fresh_checks after-drop-caches
+    log "suite (boot $BOOT) took $(elapsed "$_s0")s"
+}
+
+# ---- demo -----------------------------------------------------------------
+demo_cmd() {
+    echo
+    echo "guest:/sys/kernel/tracing# $*"
+    eval "$*" 2>&1
+}
+
+run_demo() {
+    if ! mount_tracing; then
+        marker "ERROR could not mount virtio-fs tag $TAG"
+        die_off
+    fi
+    cd $TRACING || die_off
+    echo
+    echo "=== eventfsd demo: an ftrace session on a tracefs served over virtio-fs ==="
+    demo_cmd "grep $TRACING /proc/mounts"
+    demo_cmd "ls"
+    demo_cmd "ls events | head -n 20"
+    demo_cmd "ls events | wc -l"
+    demo_cmd "ls events/sched"
+    demo_cmd "ls -l events/sched/sched_switch"
+    demo_cmd "cat events/sched/sched_switch/format"
+    demo_cmd "cat events/sched/sched_switch/enable"
+    demo_cmd "echo 1 > events/sched/sched_switch/enable"
+    demo_cmd "cat events/sched/sched_switch/enable"
+    demo_cmd "cat events/sched/enable"
+    demo_cmd "echo 'prev_pid == 0' > events/sched/sched_switch/filter"
+    demo_cmd "cat events/sched/sched_switch/filter"
+    demo_cmd "echo 'no_such_field == 1' > events/sched/sched_switch/filter || echo \"rejected (exit status \$?)\""
+    demo_cmd "echo traceoff > events/sched/sched_switch/trigger"
+    demo_cmd "cat events/sched/sched_switch/trigger"
+    demo_cmd "echo 1 > events/sched/enable"
+    demo_cmd "cat events/sched/enable"
+    demo_cmd "cat events/sched/sched_wakeup/enable"
+    demo_cmd "echo 0 > events/sched/enable"
+    demo_cmd "echo '!traceoff' > events/sched/sched_switch/trigger"
+    demo_cmd "echo 0 > events/sched/sched_switch/filter"
+    demo_cmd "cat events/sched/sched_switch/enable events/sched/sched_switch/filter"
+    demo_cmd "find events | wc -l"
+    echo
+    echo "=== demo done ==="
+    cd /
+    umount $TRACING 2>/dev/null
+    marker "DEMO-DONE"
+    die_off
+}
+
+# ---- main -----------------------------------------------------------------
+case "$MODE" in
+    test | native)
+        if [ "$BOOT" -eq 1 ]; then
+            run_suite
+            if [ "$REBOOT" = 1 ] && [ "$HAVE_DISK" = 1 ]; then
+                write_state "EVFS boot=$BOOT passed=$PASSED failed=$FAILED skipped=$SKIPPED"
+                marker "PART boot=$BOOT passed=$PASSED failed=$FAILED skipped=$SKIPPED"
+                marker "REBOOT"
+                # deliberately no umount: the daemon sees a new FUSE INIT without DESTROY
+                sync
+                reboot -f
+                while :; do sleep 60; done
+            fi
+            finish_suite
+        elif [ "$BOOT" -eq 2 ]; then
+            if mount_tracing; then
+                fresh_checks after-reboot
+            else
+                result FAIL after-reboot-mount "mount after reboot failed"
+                result FAIL after-reboot-ls-events "not mounted"
+                result FAIL after-reboot-format "not mounted"
+            fi
+            finish_suite
+        else
+            marker "ERROR unexpected boot number $BOOT (reboot loop?)"
+            die_off
+        fi
+        ;;
+    demo)
+        run_demo
+        ;;
+    shell)
+        if mount_tracing; then
+            log "tracefs (virtio-fs tag $TAG) mounted at $TRACING"
+        else
+            log "mounting virtio-fs tag $TAG failed; the shell runs without it"
+        fi
+        log "interactive shell; exit it (or Ctrl-D) to power off"
+        cd $TRACING 2>/dev/null || cd /
+        setsid cttyhack sh -l
+        cd /
+        umount $TRACING 2>/dev/null
+        die_off
+        ;;
+    *)
+        marker "ERROR unknown eventfsd.mode=$MODE"
+        die_off
+        ;;
+esac
+die_off
