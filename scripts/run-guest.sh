@@ -106,6 +106,7 @@ CMDLINE="console=ttyS0 quiet eventfsd.mode=$MODE eventfsd.reboot=$REBOOT_ARG eve
 
 ARGS=("$QEMU" "${ACCEL[@]}" -m "$MEM" -smp "$SMP" -nodefaults -no-user-config -display none)
 if [ "$MODE" != native ]; then
+    # shellcheck disable=SC2054 # commas belong to QEMU option values
     ARGS+=(-object "memory-backend-memfd,id=mem,size=$MEM,share=on" -numa node,memdev=mem
         -chardev "socket,id=vfs0,path=$SOCK"
         -device vhost-user-fs-pci,chardev=vfs0,tag=tracefs,queue-size=1024)

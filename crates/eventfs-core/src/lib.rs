@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod catalog;
+pub mod control;
 pub mod error;
 pub mod layout;
 pub mod lookups;

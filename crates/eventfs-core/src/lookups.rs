@@ -109,14 +109,6 @@ impl LookupCounts {
             *shard = Shard::default();
         }
     }
-
-    /// Removes every node matching `pred` (used when metadata is removed and its ids retire).
-    pub fn retain(&self, mut keep: impl FnMut(u64) -> bool) {
-        for shard in &self.shards {
-            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
-            shard.retain(|&ino, _| keep(ino));
-        }
-    }
 }
 
 #[cfg(test)]

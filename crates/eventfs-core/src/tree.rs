@@ -49,19 +49,13 @@ impl std::ops::Deref for Image {
     }
 }
 
-/// Ownership and time settings applied to every node.
-#[derive(Copy, Clone, Debug)]
+/// Ownership settings applied to every node.
+#[derive(Copy, Clone, Debug, Default)]
 pub struct TreeConfig {
     /// Owner of every node unless chown'ed.
     pub uid: u32,
     /// Group of every node unless chown'ed.
     pub gid: u32,
-}
-
-impl Default for TreeConfig {
-    fn default() -> Self {
-        TreeConfig { uid: 0, gid: 0 }
-    }
 }
 
 /// A string in the metadata: a span of the catalog image, or an owned string for nodes added at
@@ -753,6 +747,12 @@ impl Tree {
         let mut buf = [0u8; 11];
         let bytes = self.static_bytes(&meta, &meta.dirs[node.dir as usize], kind, &mut buf);
         Ok(f(bytes))
+    }
+
+    /// Inode number of a directory (includes its generation, so it identifies this incarnation).
+    pub fn dir_ino(&self, dir: DirId) -> Ino {
+        let meta = self.read();
+        encode_ino(dir, meta.dirs[dir as usize].generation, None)
     }
 
     /// Name of a directory (for logs and control semantics).

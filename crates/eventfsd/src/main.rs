@@ -1,1 +1,228 @@
-fn main() {}
+//! eventfsd: serves a tracefs/eventfs-shaped tree to QEMU guests over vhost-user virtio-fs, or on
+//! the host through /dev/fuse.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fuse_backend_rs::api::server::Server;
+
+use eventfs_core::catalog;
+use eventfs_core::control::CatalogControl;
+use eventfs_core::tree::Image;
+use eventfs_core::{Tree, TreeConfig};
+
+use eventfsd::cli::{self, Command, Options, Transport};
+use eventfsd::fs::{CachePolicy, EventFs};
+use eventfsd::fusedev::FuseMount;
+use eventfsd::stats::{spawn_stats_writer, write_stats_file, Stats, StatsHook};
+use eventfsd::vhost_user::{self, ServeOptions, Shutdown};
+
+/// Logs to stderr as `eventfsd: LEVEL: message`, which keeps journald and test logs readable.
+struct StderrLogger;
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "eventfsd: {}: {}",
+                record.level().as_str().to_lowercase(),
+                record.args()
+            );
+        }
+    }
+    fn flush(&self) {}
+}
+
+static LOGGER: StderrLogger = StderrLogger;
+
+/// Blocks SIGINT/SIGTERM in this thread (and every thread it spawns afterwards) so that they
+/// are only ever consumed by [`wait_for_signal`].
+fn block_termination_signals() -> libc::sigset_t {
+    // SAFETY: plain libc signal-set manipulation on a local set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+/// Waits up to `timeout` for SIGINT/SIGTERM; returns the signal number if one arrived.
+fn wait_for_signal(set: &libc::sigset_t, timeout: Duration) -> Option<i32> {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos().into(),
+    };
+    // SAFETY: `set` is a valid signal set; a null siginfo pointer is allowed.
+    let sig = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) };
+    (sig > 0).then_some(sig)
+}
+
+fn load_tree(options: &Options) -> Result<Tree, String> {
+    let config = TreeConfig {
+        uid: options.uid,
+        gid: options.gid,
+    };
+    match &options.catalog {
+        None => Ok(Tree::embedded(config)),
+        Some(path) => {
+            let bytes = catalog::load_file(path).map_err(|e| e.to_string())?;
+            Tree::from_image(Image::Owned(bytes.into()), config)
+                .map_err(|e| format!("catalog {}: {e}", path.display()))
+        }
+    }
+}
+
+fn remove_socket(path: &Path) {
+    if let Err(e) = std::fs::remove_file(path) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            log::warn!("cannot remove {}: {e}", path.display());
+        }
+    }
+}
+
+fn serve(options: Options) -> Result<(), String> {
+    let signals = block_termination_signals();
+    let tree = Arc::new(load_tree(&options)?);
+    let (systems, events, dirs, files) = tree.counts();
+    log::info!(
+        "catalog: {systems} systems, {events} events, {dirs} directories, {files} files ({})",
+        options
+            .catalog
+            .as_deref()
+            .map_or_else(|| "embedded".to_string(), |p| p.display().to_string())
+    );
+    let stats = Arc::new(Stats::default());
+    let fs = EventFs::new(
+        tree.clone(),
+        Arc::new(CatalogControl::new()),
+        stats.clone(),
+        CachePolicy::default(),
+    );
+    if let Some(path) = &options.stats_file {
+        write_stats_file(path, &stats, &tree)
+            .map_err(|e| format!("stats file {}: {e}", path.display()))?;
+        spawn_stats_writer(
+            path.clone(),
+            stats.clone(),
+            tree.clone(),
+            Duration::from_millis(500),
+        );
+    }
+    let final_stats = |stats: &Stats| {
+        if let Some(path) = &options.stats_file {
+            let _ = write_stats_file(path, stats, &tree);
+        }
+    };
+
+    match &options.transport {
+        Transport::Mount(dir) => {
+            let server = Arc::new(Server::new(fs));
+            let mount = FuseMount::start(server, stats.clone(), dir, options.thread_pool_size)
+                .map_err(|e| e.to_string())?;
+            loop {
+                if let Some(sig) = wait_for_signal(&signals, Duration::from_millis(200)) {
+                    log::info!("signal {sig}: unmounting {}", dir.display());
+                    break;
+                }
+                if mount.finished() {
+                    log::info!("{} was unmounted", dir.display());
+                    break;
+                }
+            }
+            mount.stop();
+            final_stats(&stats);
+            Ok(())
+        }
+        Transport::SocketPath(_) | Transport::Fd(_) => {
+            let (listener, socket_path): (_, Option<PathBuf>) = match &options.transport {
+                Transport::SocketPath(path) => (
+                    vhost_user::listener_from_path(path).map_err(|e| e.to_string())?,
+                    Some(path.clone()),
+                ),
+                Transport::Fd(fd) => (
+                    vhost_user::listener_from_fd(*fd).map_err(|e| e.to_string())?,
+                    None,
+                ),
+                Transport::Mount(_) => unreachable!("handled above"),
+            };
+            if let Some(path) = &socket_path {
+                log::info!("listening on {}", path.display());
+            }
+            let shutdown = Shutdown::new().map_err(|e| format!("cannot create eventfd: {e}"))?;
+            let serve_options = ServeOptions {
+                thread_pool_size: options.thread_pool_size,
+                exit_on_disconnect: options.exit_on_disconnect,
+                shutdown: Some(shutdown.clone()),
+                metrics: Some(Arc::new(StatsHook(stats.clone()))),
+                ..ServeOptions::default()
+            };
+            let fs = Arc::new(fs);
+            let server = std::thread::Builder::new()
+                .name("vhost-user".into())
+                .spawn(move || vhost_user::serve(fs, listener, serve_options))
+                .map_err(|e| format!("cannot start the server thread: {e}"))?;
+            let result = loop {
+                if let Some(sig) = wait_for_signal(&signals, Duration::from_millis(200)) {
+                    log::info!("signal {sig}: shutting down");
+                    shutdown.trigger();
+                }
+                if server.is_finished() {
+                    break server
+                        .join()
+                        .map_err(|_| "the server thread panicked".to_string())?;
+                }
+            };
+            if let Some(path) = &socket_path {
+                remove_socket(path);
+            }
+            final_stats(&stats);
+            result.map_err(|e| e.to_string())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let command = match cli::parse(std::env::args().skip(1)) {
+        Ok(command) => command,
+        Err(e) => {
+            eprintln!("eventfsd: {e}\n{}", cli::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    match command {
+        Command::Help => {
+            println!("{}", cli::USAGE);
+            ExitCode::SUCCESS
+        }
+        Command::Version => {
+            println!("eventfsd {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::PrintCapabilities => {
+            // vhost-user.rst: a JSON object naming the device type.
+            println!("{{\n  \"type\": \"fs\"\n}}");
+            ExitCode::SUCCESS
+        }
+        Command::Serve(options) => {
+            log::set_max_level(options.log_level);
+            let _ = log::set_logger(&LOGGER);
+            match serve(options) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("eventfsd: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

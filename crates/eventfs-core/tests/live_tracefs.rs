@@ -1,0 +1,164 @@
+//! Compares the tree against this machine's live tracefs: every event's file list, modes,
+//! `format` and `id`, through a fresh snapshot and, when the running kernel is the one the
+//! embedded catalog was taken from, through the embedded catalog too.
+
+use std::ffi::CString;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use eventfs_core::catalog::{Catalog, EMBEDDED};
+use eventfs_core::snapshot::snapshot;
+use eventfs_core::tree::Image;
+use eventfs_core::{Ino, NodeKind, Tree, TreeConfig, ROOT_INO};
+
+/// A tracefs mount for the test's duration: the existing one, or a private mount we undo.
+struct Tracefs {
+    path: PathBuf,
+    ours: bool,
+}
+
+impl Tracefs {
+    fn get() -> Result<Tracefs, String> {
+        let existing = Path::new("/sys/kernel/tracing");
+        if existing.join("events").is_dir() {
+            return Ok(Tracefs {
+                path: existing.into(),
+                ours: false,
+            });
+        }
+        let dir = std::env::temp_dir().join(format!("eventfs-live-{}", std::process::id()));
+        fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let target = CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: valid NUL-terminated strings; mounting tracefs has no memory-safety impact.
+        let rc = unsafe {
+            libc::mount(
+                c"nodev".as_ptr(),
+                target.as_ptr(),
+                c"tracefs".as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        if rc != 0 {
+            let _ = fs::remove_dir(&dir);
+            return Err(format!(
+                "mount -t tracefs failed: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(Tracefs {
+            path: dir,
+            ours: true,
+        })
+    }
+}
+
+impl Drop for Tracefs {
+    fn drop(&mut self) {
+        if self.ours {
+            let target = CString::new(self.path.as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: unmounting the mount this test created.
+            unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+            let _ = fs::remove_dir(&self.path);
+        }
+    }
+}
+
+/// Every file below `events/` in the tree: (relative path, perm, content if immutable).
+fn tree_files(tree: &Tree) -> Vec<(String, u16, Option<Vec<u8>>)> {
+    let events = tree.find(ROOT_INO, b"events").unwrap().node.ino;
+    let mut out = Vec::new();
+    let mut stack: Vec<(Ino, String)> = vec![(events, String::new())];
+    while let Some((dir, prefix)) = stack.pop() {
+        tree.readdir(dir, 2, &mut |e| {
+            let name = format!("{prefix}{}", String::from_utf8_lossy(e.name));
+            match e.attr.node.kind {
+                NodeKind::Dir(_) => stack.push((e.attr.node.ino, format!("{name}/"))),
+                NodeKind::File(kind) => {
+                    let content = kind.is_immutable().then(|| {
+                        tree.with_static_content(e.attr.node.ino, <[u8]>::to_vec)
+                            .unwrap()
+                    });
+                    out.push((name, e.attr.perm, content));
+                }
+            }
+            true
+        })
+        .unwrap();
+    }
+    out.sort();
+    out
+}
+
+fn compare(tree: &Tree, live: &Path, what: &str) {
+    let files = tree_files(tree);
+    let mut live_count = 0;
+    let mut pending = vec![live.join("events")];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                pending.push(entry.path());
+            } else {
+                live_count += 1;
+            }
+        }
+    }
+    assert_eq!(
+        files.len(),
+        live_count,
+        "{what}: file count differs from live tracefs"
+    );
+    for (rel, perm, content) in &files {
+        let path = live.join("events").join(rel);
+        let meta = fs::metadata(&path)
+            .unwrap_or_else(|e| panic!("{what}: {rel} not in live tracefs: {e}"));
+        assert_eq!(
+            u32::from(*perm),
+            meta.permissions().mode() & 0o7777,
+            "{what}: mode of {rel}"
+        );
+        if let Some(content) = content {
+            assert_eq!(
+                String::from_utf8_lossy(content),
+                String::from_utf8_lossy(&fs::read(&path).unwrap()),
+                "{what}: content of {rel}"
+            );
+        }
+    }
+    println!("{what}: {} files match the live tracefs", files.len());
+}
+
+#[test]
+fn tree_matches_live_tracefs() {
+    let tracefs = match Tracefs::get() {
+        Ok(t) => t,
+        Err(e) => {
+            println!("SKIPPED live tracefs comparison: tracefs not available ({e})");
+            return;
+        }
+    };
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap()
+        .trim()
+        .to_string();
+    let fresh = snapshot(&tracefs.path, &release).unwrap();
+    let tree =
+        Tree::from_image(Image::Owned(fresh.encode().into()), TreeConfig::default()).unwrap();
+    compare(&tree, &tracefs.path, "fresh snapshot");
+
+    let embedded = Catalog::decode(EMBEDDED).unwrap();
+    if embedded.kernel_release == release {
+        compare(
+            &Tree::embedded(TreeConfig::default()),
+            &tracefs.path,
+            "embedded catalog",
+        );
+    } else {
+        println!(
+            "NOTE: embedded catalog is from kernel {}, this machine runs {release}: only the fresh snapshot was compared",
+            embedded.kernel_release
+        );
+    }
+}

@@ -1,0 +1,522 @@
+//! FUSE semantics: fuse-backend-rs's `FileSystem` over an eventfs-core [`Tree`].
+//!
+//! This layer only translates: node identity, lookup counts and content come from the tree,
+//! control-file semantics from a [`ControlFiles`] source. It is used directly by the server (not
+//! through `Vfs`, which refuses the second INIT that a rebooted guest sends).
+
+use std::ffi::CStr;
+use std::io;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use fuse_backend_rs::abi::fuse_abi::{stat64, statvfs64, CreateIn};
+use fuse_backend_rs::api::filesystem::{
+    Context, DirEntry as FuseDirEntry, Entry, FileSystem, FsOptions, OpenOptions, SetattrValid,
+    ZeroCopyReader, ZeroCopyWriter,
+};
+
+use eventfs_core::control::{ControlFiles, MAX_CONTROL_WRITE};
+use eventfs_core::layout::DirKind;
+use eventfs_core::{Attr, FsError, NodeKind, SetAttr, Tree};
+
+use crate::stats::Stats;
+
+/// How long the guest may cache what we tell it.
+#[derive(Copy, Clone, Debug)]
+pub struct CachePolicy {
+    /// Entry/attr timeout of nodes that never change (static catalog events and their files).
+    pub static_timeout: Duration,
+    /// Entry/attr timeout of nodes that may come and go (dynamic events, host-changing parts).
+    pub dynamic_timeout: Duration,
+}
+
+impl Default for CachePolicy {
+    fn default() -> Self {
+        CachePolicy {
+            static_timeout: Duration::from_secs(24 * 3600),
+            dynamic_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The filesystem served to the guest.
+pub struct EventFs {
+    tree: Arc<Tree>,
+    control: Arc<dyn ControlFiles>,
+    stats: Arc<Stats>,
+    policy: CachePolicy,
+}
+
+fn errno(e: FsError) -> io::Error {
+    io::Error::from_raw_os_error(e.errno())
+}
+
+fn einval() -> io::Error {
+    io::Error::from_raw_os_error(libc::EINVAL)
+}
+
+impl EventFs {
+    /// Serves `tree` with control semantics from `control`.
+    pub fn new(
+        tree: Arc<Tree>,
+        control: Arc<dyn ControlFiles>,
+        stats: Arc<Stats>,
+        policy: CachePolicy,
+    ) -> Self {
+        EventFs {
+            tree,
+            control,
+            stats,
+            policy,
+        }
+    }
+
+    /// The tree being served.
+    pub fn tree(&self) -> &Arc<Tree> {
+        &self.tree
+    }
+
+    fn timeout(&self, attr: &Attr) -> Duration {
+        if attr.node.dynamic {
+            self.policy.dynamic_timeout
+        } else {
+            self.policy.static_timeout
+        }
+    }
+
+    fn stat(&self, attr: &Attr) -> stat64 {
+        // SAFETY: stat64 is plain old data; all-zero is a valid value.
+        let mut st: stat64 = unsafe { std::mem::zeroed() };
+        let file_type = match attr.node.kind {
+            NodeKind::Dir(_) => libc::S_IFDIR,
+            NodeKind::File(_) => libc::S_IFREG,
+        };
+        st.st_ino = attr.node.ino;
+        st.st_mode = file_type | u32::from(attr.perm);
+        st.st_nlink = attr.nlink.into();
+        st.st_uid = attr.uid;
+        st.st_gid = attr.gid;
+        st.st_size = attr.size as i64;
+        st.st_blksize = 4096;
+        st.st_blocks = attr.size.div_ceil(512) as i64;
+        let created = self
+            .tree
+            .created()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        st.st_atime = created.as_secs() as i64;
+        st.st_atime_nsec = i64::from(created.subsec_nanos());
+        st.st_mtime = st.st_atime;
+        st.st_mtime_nsec = st.st_atime_nsec;
+        st.st_ctime = st.st_atime;
+        st.st_ctime_nsec = st.st_atime_nsec;
+        st
+    }
+
+    fn entry(&self, attr: &Attr) -> Entry {
+        let timeout = self.timeout(attr);
+        Entry {
+            inode: attr.node.ino,
+            generation: attr.generation,
+            attr: self.stat(attr),
+            attr_flags: 0,
+            attr_timeout: timeout,
+            entry_timeout: timeout,
+        }
+    }
+
+    /// Copies `content[offset..offset+size]` into the guest's buffer.
+    fn copy_out(
+        &self,
+        w: &mut dyn ZeroCopyWriter,
+        content: &[u8],
+        size: u32,
+        offset: u64,
+    ) -> io::Result<usize> {
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(content.len());
+        let end = start.saturating_add(size as usize).min(content.len());
+        w.write_all(&content[start..end])?;
+        self.stats
+            .bytes_read
+            .fetch_add((end - start) as u64, Relaxed);
+        Ok(end - start)
+    }
+
+    fn do_readdir(
+        &self,
+        inode: u64,
+        offset: u64,
+        plus: bool,
+        add: &mut dyn FnMut(FuseDirEntry<'_>, &Attr) -> io::Result<usize>,
+    ) -> io::Result<()> {
+        let mut result = Ok(());
+        self.tree
+            .readdir(inode, offset, &mut |e| {
+                let type_ = match e.attr.node.kind {
+                    NodeKind::Dir(_) => libc::DT_DIR,
+                    NodeKind::File(_) => libc::DT_REG,
+                };
+                let dirent = FuseDirEntry {
+                    ino: e.attr.node.ino,
+                    offset: e.next_offset,
+                    type_: u32::from(type_),
+                    name: e.name,
+                };
+                // readdirplus hands out a reference for every real entry; count it before the
+                // kernel can see it and undo it if the entry did not fit.
+                let counted = plus && !e.is_dot;
+                if counted {
+                    self.tree.remember(e.attr.node.ino);
+                }
+                match add(dirent, &e.attr) {
+                    Ok(0) => {
+                        if counted {
+                            self.tree.forget(e.attr.node.ino, 1);
+                        }
+                        false
+                    }
+                    Ok(_) => true,
+                    Err(err) => {
+                        if counted {
+                            self.tree.forget(e.attr.node.ino, 1);
+                        }
+                        result = Err(err);
+                        false
+                    }
+                }
+            })
+            .map_err(errno)?;
+        result
+    }
+}
+
+impl FileSystem for EventFs {
+    type Inode = u64;
+    type Handle = u64;
+
+    fn init(&self, capable: FsOptions) -> io::Result<FsOptions> {
+        // A guest that rebooted sends INIT without DESTROY: everything it looked up is gone.
+        self.tree.reset();
+        self.stats.open_handles.store(0, Relaxed);
+        self.stats.sessions.fetch_add(1, Relaxed);
+        log::info!("FUSE session started (INIT); lookup state reset");
+        let want = FsOptions::ASYNC_READ
+            | FsOptions::BIG_WRITES
+            | FsOptions::MAX_PAGES
+            | FsOptions::PARALLEL_DIROPS
+            | FsOptions::DO_READDIRPLUS
+            | FsOptions::READDIRPLUS_AUTO
+            | FsOptions::ATOMIC_O_TRUNC
+            | FsOptions::AUTO_INVAL_DATA;
+        Ok(capable & want)
+    }
+
+    fn destroy(&self) {
+        // The guest stops sending FORGETs before DESTROY; drop its references ourselves.
+        self.tree.reset();
+        self.stats.open_handles.store(0, Relaxed);
+        log::info!("FUSE session ended (DESTROY)");
+    }
+
+    fn lookup(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<Entry> {
+        let attr = self.tree.lookup(parent, name.to_bytes()).map_err(errno)?;
+        Ok(self.entry(&attr))
+    }
+
+    fn forget(&self, _ctx: &Context, inode: u64, count: u64) {
+        if !self.tree.forget(inode, count) {
+            self.stats.over_forgets.fetch_add(1, Relaxed);
+            log::debug!("FORGET of {inode:#x} by {count}: more than was looked up");
+        }
+    }
+
+    fn batch_forget(&self, ctx: &Context, requests: Vec<(u64, u64)>) {
+        for (inode, count) in requests {
+            self.forget(ctx, inode, count);
+        }
+    }
+
+    fn getattr(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        _handle: Option<u64>,
+    ) -> io::Result<(stat64, Duration)> {
+        let attr = self.tree.getattr(inode).map_err(errno)?;
+        Ok((self.stat(&attr), self.timeout(&attr)))
+    }
+
+    fn setattr(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        attr: stat64,
+        _handle: Option<u64>,
+        valid: SetattrValid,
+    ) -> io::Result<(stat64, Duration)> {
+        let change = SetAttr {
+            mode: valid.contains(SetattrValid::MODE).then_some(attr.st_mode),
+            uid: valid.contains(SetattrValid::UID).then_some(attr.st_uid),
+            gid: valid.contains(SetattrValid::GID).then_some(attr.st_gid),
+        };
+        // Truncating a control file is how `echo >` looks without ATOMIC_O_TRUNC; tracefs
+        // accepts it as a no-op, and times are not kept, so both are accepted silently.
+        let node = self.tree.node(inode).map_err(errno)?;
+        if valid.contains(SetattrValid::SIZE) {
+            match node.kind {
+                NodeKind::File(kind) if !kind.is_immutable() => {
+                    self.control.open(&self.tree, node, true).map_err(errno)?
+                }
+                NodeKind::File(_) => return Err(io::Error::from_raw_os_error(libc::EACCES)),
+                NodeKind::Dir(_) => return Err(io::Error::from_raw_os_error(libc::EISDIR)),
+            }
+        }
+        let attr = if change.mode.is_some() || change.uid.is_some() || change.gid.is_some() {
+            self.tree.setattr(inode, change).map_err(errno)?
+        } else {
+            self.tree.getattr(inode).map_err(errno)?
+        };
+        Ok((self.stat(&attr), self.timeout(&attr)))
+    }
+
+    fn open(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        flags: u32,
+        _fuse_flags: u32,
+    ) -> io::Result<(Option<u64>, OpenOptions, Option<u32>)> {
+        let node = self.tree.node(inode).map_err(errno)?;
+        let NodeKind::File(kind) = node.kind else {
+            return Err(io::Error::from_raw_os_error(libc::EISDIR));
+        };
+        let writing = flags as i32 & libc::O_ACCMODE != libc::O_RDONLY;
+        let opts = if kind.is_immutable() {
+            if writing {
+                return Err(io::Error::from_raw_os_error(libc::EACCES));
+            }
+            // Content and size are fixed for the node's lifetime: let the page cache keep it.
+            OpenOptions::KEEP_CACHE
+        } else {
+            let truncate = flags as i32 & libc::O_TRUNC != 0;
+            self.control
+                .open(&self.tree, node, truncate)
+                .map_err(errno)?;
+            // Every read and write of a control file must reach us; size 0 would otherwise
+            // make the page cache return nothing.
+            OpenOptions::DIRECT_IO
+        };
+        self.stats.open_handles.fetch_add(1, Relaxed);
+        Ok((None, opts, None))
+    }
+
+    fn create(
+        &self,
+        _ctx: &Context,
+        _parent: u64,
+        _name: &CStr,
+        _args: CreateIn,
+    ) -> io::Result<(Entry, Option<u64>, OpenOptions, Option<u32>)> {
+        Err(io::Error::from_raw_os_error(libc::EPERM))
+    }
+
+    fn read(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        _handle: u64,
+        w: &mut dyn ZeroCopyWriter,
+        size: u32,
+        offset: u64,
+        _lock_owner: Option<u64>,
+        _flags: u32,
+    ) -> io::Result<usize> {
+        let node = self
+            .tree
+            .node(inode)
+            .map_err(|e| errno(e.for_open_handle()))?;
+        let NodeKind::File(kind) = node.kind else {
+            return Err(io::Error::from_raw_os_error(libc::EISDIR));
+        };
+        if kind.is_immutable() {
+            self.tree
+                .with_static_content(inode, |content| self.copy_out(w, content, size, offset))
+                .map_err(|e| errno(e.for_open_handle()))?
+        } else {
+            let content = self
+                .control
+                .read(&self.tree, node)
+                .map_err(|e| errno(e.for_open_handle()))?;
+            self.copy_out(w, &content, size, offset)
+        }
+    }
+
+    fn write(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        _handle: u64,
+        r: &mut dyn ZeroCopyReader,
+        size: u32,
+        _offset: u64,
+        _lock_owner: Option<u64>,
+        _delayed_write: bool,
+        _flags: u32,
+        _fuse_flags: u32,
+    ) -> io::Result<usize> {
+        let node = self
+            .tree
+            .node(inode)
+            .map_err(|e| errno(e.for_open_handle()))?;
+        if size as usize > MAX_CONTROL_WRITE {
+            log::info!("write of {size} bytes to {inode:#x} refused: over {MAX_CONTROL_WRITE}");
+            return Err(einval());
+        }
+        let mut data = vec![0u8; size as usize];
+        r.read_exact(&mut data)?;
+        let written = self.control.write(&self.tree, node, &data).map_err(|e| {
+            log::debug!("write to {inode:#x} refused: {e}");
+            errno(e.for_open_handle())
+        })?;
+        self.stats.bytes_written.fetch_add(written as u64, Relaxed);
+        Ok(written)
+    }
+
+    fn flush(&self, _ctx: &Context, _inode: u64, _handle: u64, _lock_owner: u64) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn fsync(&self, _ctx: &Context, _inode: u64, _datasync: bool, _handle: u64) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn release(
+        &self,
+        _ctx: &Context,
+        _inode: u64,
+        _flags: u32,
+        _handle: u64,
+        _flush: bool,
+        _flock_release: bool,
+        _lock_owner: Option<u64>,
+    ) -> io::Result<()> {
+        self.stats.closed();
+        Ok(())
+    }
+
+    fn statfs(&self, _ctx: &Context, _inode: u64) -> io::Result<statvfs64> {
+        // SAFETY: statvfs64 is plain old data; all-zero is a valid value.
+        let mut st: statvfs64 = unsafe { std::mem::zeroed() };
+        st.f_bsize = 4096;
+        st.f_frsize = 4096;
+        st.f_namemax = 255;
+        Ok(st)
+    }
+
+    fn opendir(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        _flags: u32,
+    ) -> io::Result<(Option<u64>, OpenOptions)> {
+        let node = self.tree.node(inode).map_err(errno)?;
+        let NodeKind::Dir(kind) = node.kind else {
+            return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
+        };
+        // An event directory's files never change; let the guest cache its listing. Directories
+        // that can gain dynamic children are listed afresh.
+        let opts = if kind == DirKind::Event && !node.dynamic {
+            OpenOptions::CACHE_DIR | OpenOptions::KEEP_CACHE
+        } else {
+            OpenOptions::empty()
+        };
+        Ok((None, opts))
+    }
+
+    fn readdir(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        _handle: u64,
+        _size: u32,
+        offset: u64,
+        add_entry: &mut dyn FnMut(FuseDirEntry<'_>) -> io::Result<usize>,
+    ) -> io::Result<()> {
+        self.do_readdir(inode, offset, false, &mut |dirent, _| add_entry(dirent))
+    }
+
+    fn readdirplus(
+        &self,
+        _ctx: &Context,
+        inode: u64,
+        _handle: u64,
+        _size: u32,
+        offset: u64,
+        add_entry: &mut dyn FnMut(FuseDirEntry<'_>, Entry) -> io::Result<usize>,
+    ) -> io::Result<()> {
+        self.do_readdir(inode, offset, true, &mut |dirent, attr| {
+            let entry = if dirent.name == b"." || dirent.name == b".." {
+                // The kernel ignores `.`/`..` here and takes no reference; node id 0 says so.
+                Entry {
+                    inode: 0,
+                    ..Entry::default()
+                }
+            } else {
+                self.entry(attr)
+            };
+            add_entry(dirent, entry)
+        })
+    }
+
+    fn fsyncdir(
+        &self,
+        _ctx: &Context,
+        _inode: u64,
+        _datasync: bool,
+        _handle: u64,
+    ) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn releasedir(&self, _ctx: &Context, _inode: u64, _flags: u32, _handle: u64) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn access(&self, _ctx: &Context, inode: u64, _mask: u32) -> io::Result<()> {
+        self.tree.node(inode).map(|_| ()).map_err(errno)
+    }
+
+    fn mkdir(
+        &self,
+        _ctx: &Context,
+        _parent: u64,
+        _name: &CStr,
+        _mode: u32,
+        _umask: u32,
+    ) -> io::Result<Entry> {
+        Err(io::Error::from_raw_os_error(libc::EPERM))
+    }
+
+    fn mknod(
+        &self,
+        _ctx: &Context,
+        _parent: u64,
+        _name: &CStr,
+        _mode: u32,
+        _rdev: u32,
+        _umask: u32,
+    ) -> io::Result<Entry> {
+        Err(io::Error::from_raw_os_error(libc::EPERM))
+    }
+
+    fn unlink(&self, _ctx: &Context, _parent: u64, _name: &CStr) -> io::Result<()> {
+        Err(io::Error::from_raw_os_error(libc::EPERM))
+    }
+
+    fn rmdir(&self, _ctx: &Context, _parent: u64, _name: &CStr) -> io::Result<()> {
+        Err(io::Error::from_raw_os_error(libc::EPERM))
+    }
+}

@@ -1,0 +1,355 @@
+//! Host integration tests through /dev/fuse: the same `EventFs` the guest gets, mounted on the
+//! host, exercised with ordinary file system calls.
+//!
+//! They need root and /dev/fuse; where either is missing each test prints why it did not run.
+
+use std::collections::HashSet;
+use std::ffi::CString;
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirEntryExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fuse_backend_rs::api::server::Server;
+
+use eventfs_core::catalog::{Catalog, EMBEDDED};
+use eventfs_core::control::CatalogControl;
+use eventfs_core::tree::NewEvent;
+use eventfs_core::{Tree, TreeConfig};
+use eventfsd::fs::{CachePolicy, EventFs};
+use eventfsd::fusedev::FuseMount;
+use eventfsd::stats::Stats;
+
+struct Mounted {
+    dir: PathBuf,
+    tree: Arc<Tree>,
+    mount: Option<FuseMount>,
+}
+
+impl Mounted {
+    fn new(name: &str) -> Option<Mounted> {
+        // SAFETY: geteuid has no preconditions.
+        if !Path::new("/dev/fuse").exists() || unsafe { libc::geteuid() } != 0 {
+            println!("SKIPPED {name}: needs root and /dev/fuse");
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("eventfsd-test-{name}-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let tree = Arc::new(Tree::embedded(TreeConfig::default()));
+        let fs = EventFs::new(
+            tree.clone(),
+            Arc::new(CatalogControl::new()),
+            Arc::new(Stats::default()),
+            CachePolicy::default(),
+        );
+        let mount = FuseMount::start(
+            Arc::new(Server::new(fs)),
+            Arc::new(Stats::default()),
+            &dir,
+            2,
+        )
+        .expect("mount");
+        Some(Mounted {
+            dir,
+            tree,
+            mount: Some(mount),
+        })
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if let Some(mount) = self.mount.take() {
+            mount.stop();
+        }
+        let _ = fs::remove_dir(&self.dir);
+    }
+}
+
+fn write_errno(path: &Path, data: &str) -> Option<i32> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .unwrap();
+    f.write_all(data.as_bytes())
+        .err()
+        .and_then(|e| e.raw_os_error())
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap()
+}
+
+fn drop_caches() {
+    // Makes the kernel forget every unused dentry/inode, which sends FORGETs to us.
+    fs::write("/proc/sys/vm/drop_caches", "2").unwrap();
+}
+
+/// Walks the tree like `find`, checking inode agreement and uniqueness on the way.
+fn walk(dir: &Path, seen: &mut HashSet<u64>, count: &mut usize) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let meta = fs::symlink_metadata(entry.path()).unwrap();
+        assert_eq!(
+            entry.ino(),
+            meta.ino(),
+            "readdir and stat disagree on {:?}",
+            entry.path()
+        );
+        assert!(
+            seen.insert(meta.ino()),
+            "inode {} seen twice ({:?})",
+            meta.ino(),
+            entry.path()
+        );
+        *count += 1;
+        if meta.is_dir() {
+            walk(&entry.path(), seen, count);
+        }
+    }
+}
+
+#[test]
+fn find_is_loop_free_with_unique_inodes_and_matching_formats() {
+    let Some(m) = Mounted::new("find") else {
+        return;
+    };
+    let mut seen = HashSet::new();
+    let mut count = 0;
+    walk(&m.path("events"), &mut seen, &mut count);
+    let (_, _, dirs, files) = m.tree.counts();
+    // Everything below events/ (the root and events/ itself are not entries of the walk).
+    assert_eq!(count, dirs - 2 + files);
+
+    let catalog = Catalog::decode(EMBEDDED).unwrap();
+    for system in &catalog.systems {
+        for event in &system.events {
+            let dir = m.path(&format!("events/{}/{}", system.name, event.name));
+            assert_eq!(
+                read(&dir.join("format")),
+                event.format,
+                "{}/{}",
+                system.name,
+                event.name
+            );
+            if event.files & 0b10000 != 0 {
+                assert_eq!(read(&dir.join("id")), format!("{}\n", event.id));
+            }
+        }
+    }
+    let mode = |p: &str| fs::metadata(m.path(p)).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode("events/sched"), 0o755);
+    assert_eq!(mode("events/sched/sched_switch/enable"), 0o640);
+    assert_eq!(mode("events/sched/sched_switch/format"), 0o440);
+    assert_eq!(mode("events/header_event"), 0o440);
+}
+
+/// getdents64 with a buffer that holds one to four entries, resuming from each returned offset.
+fn tiny_getdents(dir: &Path) -> Vec<String> {
+    let c = CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: plain syscalls on a descriptor we own, with a correctly sized buffer.
+    unsafe {
+        let fd = libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY);
+        assert!(fd >= 0);
+        let mut names = Vec::new();
+        let mut buf = [0u8; 128];
+        loop {
+            let n = libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len());
+            assert!(n >= 0, "getdents64 failed");
+            if n == 0 {
+                break;
+            }
+            let mut off = 0usize;
+            while off < n as usize {
+                let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
+                let name = &buf[off + 19..off + reclen];
+                let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+                names.push(String::from_utf8_lossy(&name[..end]).into_owned());
+                off += reclen;
+            }
+        }
+        libc::close(fd);
+        names
+    }
+}
+
+#[test]
+fn tiny_getdents_buffer_lists_the_same_entries() {
+    let Some(m) = Mounted::new("getdents") else {
+        return;
+    };
+    for dir in [
+        "events",
+        "events/sched",
+        "events/syscalls",
+        "events/sched/sched_switch",
+    ] {
+        let mut normal: Vec<String> = fs::read_dir(m.path(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        let mut tiny = tiny_getdents(&m.path(dir));
+        assert!(
+            tiny.len() >= 2 && tiny[0] == "." && tiny[1] == "..",
+            "{dir}: {tiny:?}"
+        );
+        tiny.drain(..2);
+        let unique: HashSet<&String> = tiny.iter().collect();
+        assert_eq!(unique.len(), tiny.len(), "{dir}: duplicates in {tiny:?}");
+        normal.sort();
+        tiny.sort();
+        assert_eq!(normal, tiny, "{dir}");
+    }
+}
+
+#[test]
+fn control_semantics_and_errnos() {
+    let Some(m) = Mounted::new("control") else {
+        return;
+    };
+    let ev = m.path("events/sched/sched_switch");
+    let sys = m.path("events/sched");
+
+    assert_eq!(read(&ev.join("enable")), "0\n");
+    assert_eq!(write_errno(&ev.join("enable"), "1\n"), None);
+    assert_eq!(read(&ev.join("enable")), "1\n");
+    assert_eq!(read(&sys.join("enable")), "X\n");
+    assert_eq!(write_errno(&ev.join("enable"), "2\n"), Some(libc::EINVAL));
+    assert_eq!(write_errno(&sys.join("enable"), "1\n"), None);
+    assert_eq!(read(&sys.join("enable")), "1\n");
+    assert_eq!(read(&m.path("events/sched/sched_wakeup/enable")), "1\n");
+    assert_eq!(write_errno(&m.path("events/enable"), "0\n"), None);
+    assert_eq!(read(&m.path("events/enable")), "0\n");
+    assert_eq!(read(&sys.join("enable")), "0\n");
+    assert_eq!(
+        fs::metadata(m.path("events/ftrace/enable"))
+            .unwrap_err()
+            .raw_os_error(),
+        Some(libc::ENOENT),
+        "the ftrace system has no enable file"
+    );
+
+    assert_eq!(read(&ev.join("filter")), "none\n");
+    assert_eq!(write_errno(&ev.join("filter"), "prev_pid == 0\n"), None);
+    assert_eq!(read(&ev.join("filter")), "prev_pid == 0\n");
+    assert_eq!(
+        write_errno(&ev.join("filter"), "no_such_field == 1\n"),
+        Some(libc::EINVAL)
+    );
+    // Like the kernel, a rejected filter leaves the event unfiltered and shows the error.
+    let shown = read(&ev.join("filter"));
+    assert!(
+        shown.starts_with("no_such_field == 1\n") && shown.contains("parse_error: Field not found"),
+        "{shown:?}"
+    );
+    assert_eq!(write_errno(&ev.join("filter"), "0\n"), None);
+    assert_eq!(read(&ev.join("filter")), "none\n");
+    assert_eq!(
+        write_errno(&ev.join("filter"), &"x".repeat(8192)),
+        Some(libc::EINVAL)
+    );
+
+    assert!(read(&ev.join("trigger")).starts_with("# Available triggers:"));
+    assert_eq!(write_errno(&ev.join("trigger"), "traceoff\n"), None);
+    assert_eq!(read(&ev.join("trigger")), "traceoff:unlimited\n");
+    assert_eq!(write_errno(&ev.join("trigger"), "!traceoff\n"), None);
+    assert!(read(&ev.join("trigger")).starts_with("# Available triggers:"));
+    assert_eq!(
+        write_errno(&ev.join("trigger"), "bogus\n"),
+        Some(libc::EINVAL)
+    );
+
+    let err = |p: PathBuf| fs::metadata(p).unwrap_err().raw_os_error();
+    assert_eq!(err(sys.join("x".repeat(256))), Some(libc::ENAMETOOLONG));
+    assert_eq!(err(sys.join("x".repeat(255))), Some(libc::ENOENT));
+    assert_eq!(err(sys.join("no_such_event")), Some(libc::ENOENT));
+    assert_eq!(
+        fs::OpenOptions::new()
+            .write(true)
+            .open(ev.join("format"))
+            .unwrap_err()
+            .raw_os_error(),
+        Some(libc::EACCES)
+    );
+    assert_eq!(
+        fs::create_dir(sys.join("new")).unwrap_err().raw_os_error(),
+        Some(libc::EPERM)
+    );
+}
+
+#[test]
+fn removed_event_gives_enodev_through_open_handles_and_enoent_on_lookup() {
+    let Some(m) = Mounted::new("remove") else {
+        return;
+    };
+    m.tree
+        .add_event(&NewEvent {
+            system: "kprobes",
+            name: "p_test",
+            id: 9000,
+            files: 0b11111,
+            format: "name: p_test\nID: 9000\nformat:\n\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\nprint fmt: \"\"\n",
+        })
+        .unwrap();
+    let dir = m.path("events/kprobes/p_test");
+    assert_eq!(read(&dir.join("id")), "9000\n");
+    let mut enable = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.join("enable"))
+        .unwrap();
+    m.tree.remove("kprobes", Some("p_test")).unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(
+        enable.read(&mut buf).unwrap_err().raw_os_error(),
+        Some(libc::ENODEV)
+    );
+    assert_eq!(
+        enable.write(b"1\n").unwrap_err().raw_os_error(),
+        Some(libc::ENODEV)
+    );
+    // Dynamic nodes are cached for about a second; after that the guest sees them gone.
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(
+        fs::metadata(&dir).unwrap_err().raw_os_error(),
+        Some(libc::ENOENT)
+    );
+}
+
+#[test]
+fn forget_frees_state_and_chmod_survives_it() {
+    let Some(m) = Mounted::new("forget") else {
+        return;
+    };
+    let baseline = m.tree.materialised();
+    let enable = m.path("events/sched/sched_switch/enable");
+    fs::set_permissions(&enable, fs::Permissions::from_mode(0o600)).unwrap();
+    let mut count = 0;
+    walk(&m.path("events"), &mut HashSet::new(), &mut count);
+    assert!(
+        m.tree.materialised() > baseline + 10_000,
+        "{}",
+        m.tree.materialised()
+    );
+    // The kernel forgets asynchronously; poll briefly for the FORGETs to arrive.
+    drop_caches();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while m.tree.materialised() > baseline + 8 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        drop_caches();
+    }
+    assert!(
+        m.tree.materialised() <= baseline + 8,
+        "still {} nodes",
+        m.tree.materialised()
+    );
+    let mode = fs::metadata(&enable).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o600, "chmod must survive forget and re-lookup");
+}
