@@ -48,14 +48,6 @@ pub struct EventFs {
     policy: CachePolicy,
 }
 
-fn errno(e: FsError) -> io::Error {
-    io::Error::from_raw_os_error(e.errno())
-}
-
-fn einval() -> io::Error {
-    io::Error::from_raw_os_error(libc::EINVAL)
-}
-
 impl EventFs {
     /// Serves `tree` with control semantics from `control`.
     pub fn new(
@@ -70,6 +62,12 @@ impl EventFs {
             stats,
             policy,
         }
+    }
+
+    /// Turns a failure into the reply errno, counting it.
+    fn fail(&self, e: FsError) -> io::Error {
+        self.stats.errors.fetch_add(1, Relaxed);
+        io::Error::from_raw_os_error(e.errno())
     }
 
     /// The tree being served.
@@ -188,7 +186,7 @@ impl EventFs {
                     }
                 }
             })
-            .map_err(errno)?;
+            .map_err(|e| self.fail(e))?;
         result
     }
 }
@@ -222,7 +220,10 @@ impl FileSystem for EventFs {
     }
 
     fn lookup(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<Entry> {
-        let attr = self.tree.lookup(parent, name.to_bytes()).map_err(errno)?;
+        let attr = self
+            .tree
+            .lookup(parent, name.to_bytes())
+            .map_err(|e| self.fail(e))?;
         Ok(self.entry(&attr))
     }
 
@@ -245,7 +246,7 @@ impl FileSystem for EventFs {
         inode: u64,
         _handle: Option<u64>,
     ) -> io::Result<(stat64, Duration)> {
-        let attr = self.tree.getattr(inode).map_err(errno)?;
+        let attr = self.tree.getattr(inode).map_err(|e| self.fail(e))?;
         Ok((self.stat(&attr), self.timeout(&attr)))
     }
 
@@ -264,20 +265,21 @@ impl FileSystem for EventFs {
         };
         // Truncating a control file is how `echo >` looks without ATOMIC_O_TRUNC; tracefs
         // accepts it as a no-op, and times are not kept, so both are accepted silently.
-        let node = self.tree.node(inode).map_err(errno)?;
+        let node = self.tree.node(inode).map_err(|e| self.fail(e))?;
         if valid.contains(SetattrValid::SIZE) {
             match node.kind {
-                NodeKind::File(kind) if !kind.is_immutable() => {
-                    self.control.open(&self.tree, node, true).map_err(errno)?
-                }
-                NodeKind::File(_) => return Err(io::Error::from_raw_os_error(libc::EACCES)),
-                NodeKind::Dir(_) => return Err(io::Error::from_raw_os_error(libc::EISDIR)),
+                NodeKind::File(kind) if !kind.is_immutable() => self
+                    .control
+                    .open(&self.tree, node, true)
+                    .map_err(|e| self.fail(e))?,
+                NodeKind::File(_) => return Err(self.fail(FsError::Os(libc::EACCES))),
+                NodeKind::Dir(_) => return Err(self.fail(FsError::Os(libc::EISDIR))),
             }
         }
         let attr = if change.mode.is_some() || change.uid.is_some() || change.gid.is_some() {
-            self.tree.setattr(inode, change).map_err(errno)?
+            self.tree.setattr(inode, change).map_err(|e| self.fail(e))?
         } else {
-            self.tree.getattr(inode).map_err(errno)?
+            self.tree.getattr(inode).map_err(|e| self.fail(e))?
         };
         Ok((self.stat(&attr), self.timeout(&attr)))
     }
@@ -289,14 +291,14 @@ impl FileSystem for EventFs {
         flags: u32,
         _fuse_flags: u32,
     ) -> io::Result<(Option<u64>, OpenOptions, Option<u32>)> {
-        let node = self.tree.node(inode).map_err(errno)?;
+        let node = self.tree.node(inode).map_err(|e| self.fail(e))?;
         let NodeKind::File(kind) = node.kind else {
-            return Err(io::Error::from_raw_os_error(libc::EISDIR));
+            return Err(self.fail(FsError::Os(libc::EISDIR)));
         };
         let writing = flags as i32 & libc::O_ACCMODE != libc::O_RDONLY;
         let opts = if kind.is_immutable() {
             if writing {
-                return Err(io::Error::from_raw_os_error(libc::EACCES));
+                return Err(self.fail(FsError::Os(libc::EACCES)));
             }
             // Content and size are fixed for the node's lifetime: let the page cache keep it.
             OpenOptions::KEEP_CACHE
@@ -304,7 +306,7 @@ impl FileSystem for EventFs {
             let truncate = flags as i32 & libc::O_TRUNC != 0;
             self.control
                 .open(&self.tree, node, truncate)
-                .map_err(errno)?;
+                .map_err(|e| self.fail(e))?;
             // Every read and write of a control file must reach us; size 0 would otherwise
             // make the page cache return nothing.
             OpenOptions::DIRECT_IO
@@ -320,7 +322,7 @@ impl FileSystem for EventFs {
         _name: &CStr,
         _args: CreateIn,
     ) -> io::Result<(Entry, Option<u64>, OpenOptions, Option<u32>)> {
-        Err(io::Error::from_raw_os_error(libc::EPERM))
+        Err(self.fail(FsError::Os(libc::EPERM)))
     }
 
     fn read(
@@ -337,19 +339,19 @@ impl FileSystem for EventFs {
         let node = self
             .tree
             .node(inode)
-            .map_err(|e| errno(e.for_open_handle()))?;
+            .map_err(|e| self.fail(e.for_open_handle()))?;
         let NodeKind::File(kind) = node.kind else {
-            return Err(io::Error::from_raw_os_error(libc::EISDIR));
+            return Err(self.fail(FsError::Os(libc::EISDIR)));
         };
         if kind.is_immutable() {
             self.tree
                 .with_static_content(inode, |content| self.copy_out(w, content, size, offset))
-                .map_err(|e| errno(e.for_open_handle()))?
+                .map_err(|e| self.fail(e.for_open_handle()))?
         } else {
             let content = self
                 .control
                 .read(&self.tree, node)
-                .map_err(|e| errno(e.for_open_handle()))?;
+                .map_err(|e| self.fail(e.for_open_handle()))?;
             self.copy_out(w, &content, size, offset)
         }
     }
@@ -370,16 +372,16 @@ impl FileSystem for EventFs {
         let node = self
             .tree
             .node(inode)
-            .map_err(|e| errno(e.for_open_handle()))?;
+            .map_err(|e| self.fail(e.for_open_handle()))?;
         if size as usize > MAX_CONTROL_WRITE {
             log::info!("write of {size} bytes to {inode:#x} refused: over {MAX_CONTROL_WRITE}");
-            return Err(einval());
+            return Err(self.fail(FsError::Invalid("write too large".into())));
         }
         let mut data = vec![0u8; size as usize];
         r.read_exact(&mut data)?;
         let written = self.control.write(&self.tree, node, &data).map_err(|e| {
             log::debug!("write to {inode:#x} refused: {e}");
-            errno(e.for_open_handle())
+            self.fail(e.for_open_handle())
         })?;
         self.stats.bytes_written.fetch_add(written as u64, Relaxed);
         Ok(written)
@@ -422,9 +424,9 @@ impl FileSystem for EventFs {
         inode: u64,
         _flags: u32,
     ) -> io::Result<(Option<u64>, OpenOptions)> {
-        let node = self.tree.node(inode).map_err(errno)?;
+        let node = self.tree.node(inode).map_err(|e| self.fail(e))?;
         let NodeKind::Dir(kind) = node.kind else {
-            return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
+            return Err(self.fail(FsError::Os(libc::ENOTDIR)));
         };
         // An event directory's files never change; let the guest cache its listing. Directories
         // that can gain dynamic children are listed afresh.
@@ -486,7 +488,7 @@ impl FileSystem for EventFs {
     }
 
     fn access(&self, _ctx: &Context, inode: u64, _mask: u32) -> io::Result<()> {
-        self.tree.node(inode).map(|_| ()).map_err(errno)
+        self.tree.node(inode).map(|_| ()).map_err(|e| self.fail(e))
     }
 
     fn mkdir(
@@ -497,7 +499,7 @@ impl FileSystem for EventFs {
         _mode: u32,
         _umask: u32,
     ) -> io::Result<Entry> {
-        Err(io::Error::from_raw_os_error(libc::EPERM))
+        Err(self.fail(FsError::Os(libc::EPERM)))
     }
 
     fn mknod(
@@ -509,14 +511,14 @@ impl FileSystem for EventFs {
         _rdev: u32,
         _umask: u32,
     ) -> io::Result<Entry> {
-        Err(io::Error::from_raw_os_error(libc::EPERM))
+        Err(self.fail(FsError::Os(libc::EPERM)))
     }
 
     fn unlink(&self, _ctx: &Context, _parent: u64, _name: &CStr) -> io::Result<()> {
-        Err(io::Error::from_raw_os_error(libc::EPERM))
+        Err(self.fail(FsError::Os(libc::EPERM)))
     }
 
     fn rmdir(&self, _ctx: &Context, _parent: u64, _name: &CStr) -> io::Result<()> {
-        Err(io::Error::from_raw_os_error(libc::EPERM))
+        Err(self.fail(FsError::Os(libc::EPERM)))
     }
 }

@@ -1,6 +1,7 @@
 //! The /dev/fuse transport: serves the same filesystem on the host (`eventfsd --mount DIR`).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -30,6 +31,8 @@ pub enum FusedevError {
 pub struct FuseMount {
     session: FuseSession,
     workers: Vec<JoinHandle<()>>,
+    /// Set before unmounting, so workers take the channel error that follows as the end.
+    stopping: Arc<AtomicBool>,
 }
 
 impl FuseMount {
@@ -52,10 +55,12 @@ impl FuseMount {
         session.set_allow_other(true);
         session.mount().map_err(mount_err)?;
         let mut workers = Vec::new();
+        let stopping = Arc::new(AtomicBool::new(false));
         for i in 0..threads.max(1) {
             let mut channel = session.new_channel().map_err(mount_err)?;
             let server = fs.clone();
             let hook = StatsHook(stats.clone());
+            let stopping = stopping.clone();
             let worker = std::thread::Builder::new()
                 .name(format!("fuse-{i}"))
                 .spawn(move || loop {
@@ -69,6 +74,7 @@ impl FuseMount {
                         }
                         // Unmounted or woken for shutdown.
                         Ok(None) => break,
+                        Err(_) if stopping.load(Ordering::Relaxed) => break,
                         Err(e) => {
                             log::error!("fuse channel: {e}");
                             break;
@@ -83,11 +89,16 @@ impl FuseMount {
             mountpoint.display(),
             workers.len()
         );
-        Ok(FuseMount { session, workers })
+        Ok(FuseMount {
+            session,
+            workers,
+            stopping,
+        })
     }
 
     /// Unmounts and waits for the workers to finish.
     pub fn stop(mut self) {
+        self.stopping.store(true, Ordering::Relaxed);
         if let Err(e) = self.session.umount() {
             log::warn!("unmount {}: {e}", self.session.mountpoint().display());
         }

@@ -164,6 +164,7 @@ fn serve(options: Options) -> Result<(), String> {
                 exit_on_disconnect: options.exit_on_disconnect,
                 shutdown: Some(shutdown.clone()),
                 metrics: Some(Arc::new(StatsHook(stats.clone()))),
+                stats: stats.transport.clone(),
                 ..ServeOptions::default()
             };
             let fs = Arc::new(fs);

@@ -11,6 +11,8 @@ use fuse_backend_rs::api::server::MetricsHook;
 
 use eventfs_core::Tree;
 
+use crate::vhost_user::TransportStats;
+
 /// Number of FUSE opcodes we count individually (FUSE_REMOVEMAPPING is 49).
 const OPCODES: usize = 50;
 
@@ -18,7 +20,7 @@ const OPCODES: usize = 50;
 pub struct Stats {
     requests: [AtomicU64; OPCODES],
     unknown_requests: AtomicU64,
-    /// Requests answered with an error (any errno).
+    /// Requests the filesystem answered with an error (any errno).
     pub errors: AtomicU64,
     /// Files currently open (open minus release).
     pub open_handles: AtomicU64,
@@ -30,6 +32,8 @@ pub struct Stats {
     pub sessions: AtomicU64,
     /// FORGETs for more references than were handed out (a confused or hostile client).
     pub over_forgets: AtomicU64,
+    /// Counters of the vhost-user transport (descriptor chains, error replies, connections).
+    pub transport: Arc<TransportStats>,
 }
 
 impl Default for Stats {
@@ -43,6 +47,7 @@ impl Default for Stats {
             bytes_written: AtomicU64::new(0),
             sessions: AtomicU64::new(0),
             over_forgets: AtomicU64::new(0),
+            transport: Arc::default(),
         }
     }
 }
@@ -96,7 +101,9 @@ impl Stats {
         format!(
             "{{\"materialised_nodes\": {}, \"open_handles\": {}, \"requests\": {total}, \
              \"errors\": {}, \"bytes_read\": {}, \"bytes_written\": {}, \"sessions\": {}, \
-             \"over_forgets\": {}, \"unknown_opcodes\": {}, \"requests_by_opcode\": {{{by_op}}}}}\n",
+             \"over_forgets\": {}, \"unknown_opcodes\": {}, \"requests_by_opcode\": {{{by_op}}}, \
+             \"vhost_user\": {{\"connections\": {}, \"chains\": {}, \"error_replies\": {}, \
+             \"unanswerable_chains\": {}, \"stale_completions\": {}}}}}\n",
             tree.materialised(),
             self.open_handles.load(Relaxed),
             self.errors.load(Relaxed),
@@ -105,11 +112,17 @@ impl Stats {
             self.sessions.load(Relaxed),
             self.over_forgets.load(Relaxed),
             self.unknown_requests.load(Relaxed),
+            self.transport.connections.load(Relaxed),
+            self.transport.chains_processed.load(Relaxed),
+            self.transport.error_replies.load(Relaxed),
+            self.transport.chains_unanswerable.load(Relaxed),
+            self.transport.stale_completions.load(Relaxed),
         )
     }
 }
 
-/// Feeds per-request counters from fuse-backend-rs's server loop.
+/// Feeds per-request counters from fuse-backend-rs's server loop. (The server calls
+/// `release` without the reply header, so errors are counted by the filesystem instead.)
 pub struct StatsHook(pub Arc<Stats>);
 
 impl MetricsHook for StatsHook {
@@ -117,11 +130,7 @@ impl MetricsHook for StatsHook {
         self.0.count_request(ih.opcode);
     }
 
-    fn release(&self, oh: Option<&OutHeader>) {
-        if oh.is_some_and(|oh| oh.error != 0) {
-            self.0.errors.fetch_add(1, Relaxed);
-        }
-    }
+    fn release(&self, _oh: Option<&OutHeader>) {}
 }
 
 /// Writes the stats file atomically (temp file + rename) so readers never see half a file.

@@ -1039,3 +1039,115 @@ fn listener_errors() {
     let listener = listener_from_fd(fd).unwrap();
     assert_eq!(listener.as_raw_fd(), fd);
 }
+
+/// The daemon's real filesystem over the real transport: the session a guest's `mount`, `cat`
+/// and `echo` produce, plus FORGET freeing the per-node state and INIT resetting it.
+#[test]
+fn eventfs_session_over_vhost_user() {
+    use crate::fs::{CachePolicy, EventFs};
+    use crate::stats::Stats;
+    use eventfs_core::control::CatalogControl;
+    use eventfs_core::{Tree, TreeConfig};
+
+    let _serial = serial();
+    let dir = TempDir::new_with_prefix("/tmp/vfs-eventfs-test").unwrap();
+    let path = dir.as_path().join("vfs.sock");
+    let listener = listener_from_path(&path).unwrap();
+    let tree = Arc::new(Tree::embedded(TreeConfig::default()));
+    let stats = Arc::new(Stats::default());
+    let fs = Arc::new(EventFs::new(
+        tree.clone(),
+        Arc::new(CatalogControl::new()),
+        stats.clone(),
+        CachePolicy::default(),
+    ));
+    let shutdown = Shutdown::new().unwrap();
+    let opts = ServeOptions {
+        thread_pool_size: 2,
+        shutdown: Some(shutdown.clone()),
+        metrics: Some(Arc::new(crate::stats::StatsHook(stats.clone()))),
+        stats: stats.transport.clone(),
+        ..ServeOptions::default()
+    };
+    let server = thread::spawn(move || serve(fs, listener, opts));
+    let mut g = Guest::connect(&path, true);
+    g.init();
+
+    let lookup = |g: &mut Guest, parent: u64, name: &str| {
+        let (out, data) = g.call(Opcode::Lookup, parent, &name_body(name));
+        assert_eq!(out.error, 0, "LOOKUP {name}");
+        parse::<EntryOut>(&data)
+    };
+    let events = lookup(&mut g, ROOT, "events").nodeid;
+    let sched = lookup(&mut g, events, "sched").nodeid;
+    let switch = lookup(&mut g, sched, "sched_switch").nodeid;
+    let format = lookup(&mut g, switch, "format");
+    let enable = lookup(&mut g, switch, "enable").nodeid;
+    assert_eq!(tree.materialised(), 5);
+    assert!(
+        format.attr.size > 0,
+        "immutable files report their real size"
+    );
+    assert_eq!(g.getattr(enable).attr.mode & 0o7777, 0o640);
+
+    // OPEN + READ of the format file: the catalog's bytes.
+    let (out, _) = g.call(Opcode::Open, format.nodeid, OpenIn::default().as_slice());
+    assert_eq!(out.error, 0);
+    let text = g.read(format.nodeid, 0, 65536);
+    assert!(text.starts_with(b"name: sched_switch\nID: "));
+    assert_eq!(text.len() as u64, format.attr.size);
+
+    // OPEN (O_TRUNC) + WRITE "1" to enable, READ it back; a bad value is EINVAL.
+    let open_in = OpenIn {
+        flags: (libc::O_WRONLY | libc::O_TRUNC) as u32,
+        ..Default::default()
+    };
+    let (out, data) = g.call(Opcode::Open, enable, open_in.as_slice());
+    assert_eq!(out.error, 0);
+    assert_ne!(
+        parse::<OpenOut>(&data).open_flags & 1,
+        0,
+        "control files use direct I/O"
+    );
+    let write = |g: &mut Guest, payload: &[u8]| {
+        let write_in = WriteIn {
+            size: payload.len() as u32,
+            ..Default::default()
+        };
+        let mut body = write_in.as_slice().to_vec();
+        body.extend_from_slice(payload);
+        g.call(Opcode::Write, enable, &body).0.error
+    };
+    assert_eq!(write(&mut g, b"1\n"), 0);
+    assert_eq!(g.read(enable, 0, 4096), b"1\n");
+    assert_eq!(write(&mut g, b"7\n"), -libc::EINVAL);
+
+    // FORGET on the hiprio queue frees the node's state; the metadata stays.
+    let (_, req) = g.request(
+        Opcode::Forget,
+        format.nodeid,
+        ForgetIn { nlookup: 1 }.as_slice(),
+    );
+    let (head, _) = g.submit(0, &req, 0);
+    assert_eq!(g.wait_used(0, true), (head as u32, 0));
+    assert_eq!(tree.materialised(), 4);
+    assert_eq!(lookup(&mut g, switch, "format").nodeid, format.nodeid);
+
+    // A malformed chain gets its reply and the daemon keeps serving.
+    let short = g.alloc(8);
+    let reply = g.alloc(4096);
+    let head = g.submit_raw(1, &[(short, 8, false), (reply, 4096, true)]);
+    assert_eq!(g.wait_used(1, true), (head as u32, 0));
+    assert_eq!(g.getattr(enable).attr.mode & 0o7777, 0o640);
+
+    // A second INIT without DESTROY (guest reboot) drops every lookup reference.
+    g.init();
+    assert_eq!(tree.materialised(), 0);
+    assert_eq!(stats.sessions.load(Ordering::Relaxed), 2);
+    assert!(stats.requests(Opcode::Lookup as u32) >= 6);
+    assert!(stats.errors.load(Ordering::Relaxed) >= 1);
+
+    drop(g);
+    shutdown.trigger();
+    server.join().unwrap().unwrap();
+}

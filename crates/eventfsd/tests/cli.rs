@@ -1,0 +1,153 @@
+//! The daemon binary: capabilities, one-line errors, clean shutdown on SIGTERM/SIGINT.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_eventfsd");
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("eventfsd-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn wait_for(path: &Path, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !path.exists() {
+        assert!(child.try_wait().unwrap().is_none(), "daemon exited early");
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal_and_wait(child: &mut Child, signal: i32) -> std::process::ExitStatus {
+    // SAFETY: sending a signal to the child we spawned.
+    unsafe { libc::kill(child.id() as i32, signal) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "daemon did not exit on signal {signal}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn prints_capabilities_for_qemu() {
+    let out = run(&["--print-capabilities"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\"type\": \"fs\""), "{text}");
+}
+
+#[test]
+fn errors_are_one_clear_line() {
+    let out = run(&["--socket-path", "/nonexistent-dir/x.sock"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("/nonexistent-dir") && stderr(&out).contains("does not exist"),
+        "{}",
+        stderr(&out)
+    );
+
+    let dir = temp_dir("errors");
+    let bad = dir.join("bad.evcat");
+    std::fs::write(&bad, b"EVFSCAT\0not really").unwrap();
+    let out = run(&[
+        "--socket-path",
+        dir.join("s.sock").to_str().unwrap(),
+        "--catalog",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("bad.evcat") && stderr(&out).contains("truncated"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = run(&["--mount", dir.join("missing").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("mount point") && stderr(&out).contains("missing"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = run(&["--socket-path"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("needs a value"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn sigterm_and_sigint_remove_the_socket_and_a_second_daemon_is_refused() {
+    let dir = temp_dir("signals");
+    let socket = dir.join("eventfsd.sock");
+    let stats = dir.join("stats.json");
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        let mut child = Command::new(BIN)
+            .args([
+                "--socket-path",
+                socket.to_str().unwrap(),
+                "--stats-file",
+                stats.to_str().unwrap(),
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for(&socket, &mut child);
+        if signal == libc::SIGTERM {
+            let second = run(&["--socket-path", socket.to_str().unwrap()]);
+            assert_eq!(second.status.code(), Some(1));
+            assert!(stderr(&second).contains("in use"), "{}", stderr(&second));
+        }
+        let json = std::fs::read_to_string(&stats).unwrap();
+        assert!(json.contains("\"materialised_nodes\": 0"), "{json}");
+        assert!(signal_and_wait(&mut child, signal).success());
+        assert!(!socket.exists(), "socket left behind after signal {signal}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn mount_serves_and_unmounts_on_sigterm() {
+    // SAFETY: geteuid has no preconditions.
+    if !Path::new("/dev/fuse").exists() || unsafe { libc::geteuid() } != 0 {
+        println!("SKIPPED mount_serves_and_unmounts_on_sigterm: needs root and /dev/fuse");
+        return;
+    }
+    let dir = temp_dir("mount");
+    let mnt = dir.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["--mount", mnt.to_str().unwrap(), "--log-level", "warn"])
+        .spawn()
+        .unwrap();
+    let format = mnt.join("events/sched/sched_switch/format");
+    wait_for(&format, &mut child);
+    assert!(std::fs::read_to_string(&format)
+        .unwrap()
+        .starts_with("name: sched_switch\n"));
+    assert!(signal_and_wait(&mut child, libc::SIGTERM).success());
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    assert!(!mounts.contains(mnt.to_str().unwrap()), "still mounted");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
