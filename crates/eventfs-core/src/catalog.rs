@@ -4,7 +4,10 @@
 //!
 //! ```text
 //! magic "EVFSCAT\0" | version u32 | reserved u32 | body_len u64 | fnv1a64(body) u64
-//! body: str kernel_release, str header_page, str header_event, u32 nsystems,
+//! body: str kernel_release, str header_page, str header_event,
+//!       str README, str available_tracers, str trace_clock,
+//!       u32 noptions, per option: str name, u32 default (0/1),
+//!       u32 nsystems,
 //!       per system: str name, u32 file_mask, u32 nevents,
 //!         per event: str name, u32 id, u32 file_mask, str format
 //! str = u32 length + UTF-8 bytes
@@ -15,12 +18,12 @@
 
 use std::path::Path;
 
-use crate::layout::{all_files, EVENT_FILES, SYSTEM_FILES};
+use crate::layout::{all_files, EVENT_FILES, OPTIONS, SYSTEM_FILES};
 
 /// Magic bytes at the start of every catalog file.
 pub const MAGIC: &[u8; 8] = b"EVFSCAT\0";
 /// The only catalog image version this build reads and writes.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Size of the fixed header before the body.
 pub const HEADER_LEN: usize = 32;
 /// Longest name tracefs (and FUSE) allows for one path component.
@@ -138,6 +141,16 @@ pub struct RawCatalog {
     pub header_page: Span,
     /// Content of `events/header_event`.
     pub header_event: Span,
+    /// Content of `README`.
+    pub readme: Span,
+    /// Content of `available_tracers`.
+    pub available_tracers: Span,
+    /// Content of `trace_clock` (the default clock in brackets).
+    pub trace_clock: Span,
+    /// Which rows of [`OPTIONS`] the kernel has.
+    pub options: u64,
+    /// Default value of each option row (bit set = 1).
+    pub option_defaults: u64,
     /// Systems in image order.
     pub systems: Vec<RawSystem>,
 }
@@ -151,6 +164,14 @@ pub struct Catalog {
     pub header_page: String,
     /// Content of `events/header_event`.
     pub header_event: String,
+    /// Content of `README`.
+    pub readme: String,
+    /// Content of `available_tracers`.
+    pub available_tracers: String,
+    /// Content of `trace_clock`.
+    pub trace_clock: String,
+    /// Trace options (`options/<name>`) and their default values.
+    pub options: Vec<(String, bool)>,
     /// Systems, in the order they are listed.
     pub systems: Vec<SystemEntry>,
 }
@@ -284,12 +305,36 @@ impl RawCatalog {
         let kernel_release = cur.str("kernel release")?;
         let header_page = cur.str("header_page")?;
         let header_event = cur.str("header_event")?;
+        let readme = cur.str("README")?;
+        let available_tracers = cur.str("available_tracers")?;
+        let trace_clock = cur.str("trace_clock")?;
+        let (mut options, mut option_defaults) = (0u64, 0u64);
+        let noptions = cur.u32("option count")?;
+        for _ in 0..noptions {
+            let name = cur.str("option name")?;
+            let default = cur.u32("option default")?;
+            let name_bytes = name.get(image);
+            let row = OPTIONS
+                .iter()
+                .position(|o| o.name.as_bytes() == name_bytes)
+                .ok_or_else(|| {
+                    CatalogProblem::Invalid(format!(
+                        "unknown trace option {:?}",
+                        String::from_utf8_lossy(name_bytes)
+                    ))
+                })?;
+            if default > 1 {
+                return Err(CatalogProblem::Invalid(format!("option default {default}")));
+            }
+            options |= 1 << row;
+            option_defaults |= u64::from(default) << row;
+        }
         let nsystems = cur.u32("system count")?;
         let mut systems = Vec::new();
         for _ in 0..nsystems {
             let name = cur.name("system name")?;
             let files = cur.u32("system file mask")?;
-            if files & !u32::from(all_files(SYSTEM_FILES)) != 0 {
+            if u64::from(files) & !all_files(SYSTEM_FILES) != 0 {
                 return Err(CatalogProblem::Invalid(format!(
                     "system file mask {files:#x}"
                 )));
@@ -305,7 +350,7 @@ impl RawCatalog {
                 let name = cur.name("event name")?;
                 let id = cur.u32("event id")?;
                 let files = cur.u32("event file mask")?;
-                if files & !u32::from(all_files(EVENT_FILES)) != 0 {
+                if u64::from(files) & !all_files(EVENT_FILES) != 0 {
                     return Err(CatalogProblem::Invalid(format!(
                         "event file mask {files:#x}"
                     )));
@@ -351,6 +396,11 @@ impl RawCatalog {
             kernel_release,
             header_page,
             header_event,
+            readme,
+            available_tracers,
+            trace_clock,
+            options,
+            option_defaults,
             systems,
         })
     }
@@ -369,6 +419,15 @@ impl Catalog {
             kernel_release: text(image, raw.kernel_release),
             header_page: text(image, raw.header_page),
             header_event: text(image, raw.header_event),
+            readme: text(image, raw.readme),
+            available_tracers: text(image, raw.available_tracers),
+            trace_clock: text(image, raw.trace_clock),
+            options: OPTIONS
+                .iter()
+                .enumerate()
+                .filter(|(row, _)| raw.options & (1 << row) != 0)
+                .map(|(row, o)| (o.name.to_string(), raw.option_defaults & (1 << row) != 0))
+                .collect(),
             systems: raw
                 .systems
                 .iter()
@@ -400,6 +459,14 @@ impl Catalog {
         put_str(&mut body, &self.kernel_release);
         put_str(&mut body, &self.header_page);
         put_str(&mut body, &self.header_event);
+        put_str(&mut body, &self.readme);
+        put_str(&mut body, &self.available_tracers);
+        put_str(&mut body, &self.trace_clock);
+        body.extend_from_slice(&(self.options.len() as u32).to_le_bytes());
+        for (name, default) in &self.options {
+            put_str(&mut body, name);
+            body.extend_from_slice(&u32::from(*default).to_le_bytes());
+        }
         body.extend_from_slice(&(self.systems.len() as u32).to_le_bytes());
         for system in &self.systems {
             put_str(&mut body, &system.name);
@@ -450,6 +517,10 @@ mod tests {
             kernel_release: "6.0-test".into(),
             header_page: "\tfield: u64 timestamp;\n".into(),
             header_event: "# compressed entry header\n".into(),
+            readme: "tracing mini-HOWTO:\n".into(),
+            available_tracers: "nop\n".into(),
+            trace_clock: "[local] global\n".into(),
+            options: vec![("overwrite".into(), true), ("raw".into(), false)],
             systems: vec![SystemEntry {
                 name: "sched".into(),
                 files: 0b11,

@@ -34,6 +34,73 @@ pub enum FileKind {
     HeaderPage,
     /// `events/header_event` (immutable)
     HeaderEvent,
+    /// A file at the tracefs root or an instance root.
+    Root(RootFile),
+    /// `options/<name>`: the option's row in [`OPTIONS`].
+    TraceOption(u8),
+}
+
+/// The files of the tracefs root (and, minus the global-only ones, of every instance).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RootFile {
+    /// `README` (global only).
+    Readme,
+    /// `available_events` (global only).
+    AvailableEvents,
+    /// `available_filter_functions` (global only).
+    AvailableFilterFunctions,
+    /// `available_tracers`.
+    AvailableTracers,
+    /// `buffer_size_kb`.
+    BufferSizeKb,
+    /// `buffer_total_size_kb`.
+    BufferTotalSizeKb,
+    /// `current_tracer`.
+    CurrentTracer,
+    /// `dynamic_events` (global only).
+    DynamicEvents,
+    /// `error_log`.
+    ErrorLog,
+    /// `kprobe_events` (global only).
+    KprobeEvents,
+    /// `set_event`.
+    SetEvent,
+    /// `set_event_pid`.
+    SetEventPid,
+    /// `synthetic_events` (global only).
+    SyntheticEvents,
+    /// `trace`.
+    Trace,
+    /// `trace_clock`.
+    TraceClock,
+    /// `trace_marker`.
+    TraceMarker,
+    /// `trace_options`.
+    TraceOptions,
+    /// `trace_pipe`.
+    TracePipe,
+    /// `tracing_cpumask`.
+    TracingCpumask,
+    /// `tracing_on`.
+    TracingOn,
+    /// `uprobe_events` (global only).
+    UprobeEvents,
+}
+
+impl RootFile {
+    /// Files that exist only at the top level, not in instances (the kernel's global files).
+    pub fn is_global_only(self) -> bool {
+        matches!(
+            self,
+            RootFile::Readme
+                | RootFile::AvailableEvents
+                | RootFile::AvailableFilterFunctions
+                | RootFile::DynamicEvents
+                | RootFile::KprobeEvents
+                | RootFile::SyntheticEvents
+                | RootFile::UprobeEvents
+        )
+    }
 }
 
 impl FileKind {
@@ -46,6 +113,8 @@ impl FileKind {
                 | FileKind::EventId
                 | FileKind::HeaderPage
                 | FileKind::HeaderEvent
+                | FileKind::Root(RootFile::Readme)
+                | FileKind::Root(RootFile::AvailableTracers)
         )
     }
 }
@@ -90,14 +159,101 @@ pub const EVENTS_ROOT_FILES: &[FileSpec] = &[
     spec("header_event", 0o440, FileKind::HeaderEvent),
 ];
 
-/// Files of the tracefs root served by every source so far (the root files of issue-level
-/// features such as `trace` are added to this table when their source supports them).
-pub const ROOT_FILES: &[FileSpec] = &[];
+const fn root(name: &'static str, mode: u16, file: RootFile) -> FileSpec {
+    spec(name, mode, FileKind::Root(file))
+}
 
-/// Mode of every directory below the root.
+/// Files of the tracefs root, in `ls` order, with the modes tracefs gives them.
+pub const ROOT_FILES: &[FileSpec] = &[
+    root("README", 0o440, RootFile::Readme),
+    root("available_events", 0o440, RootFile::AvailableEvents),
+    root(
+        "available_filter_functions",
+        0o440,
+        RootFile::AvailableFilterFunctions,
+    ),
+    root("available_tracers", 0o440, RootFile::AvailableTracers),
+    root("buffer_size_kb", 0o640, RootFile::BufferSizeKb),
+    root("buffer_total_size_kb", 0o440, RootFile::BufferTotalSizeKb),
+    root("current_tracer", 0o640, RootFile::CurrentTracer),
+    root("dynamic_events", 0o640, RootFile::DynamicEvents),
+    root("error_log", 0o640, RootFile::ErrorLog),
+    root("kprobe_events", 0o640, RootFile::KprobeEvents),
+    root("set_event", 0o640, RootFile::SetEvent),
+    root("set_event_pid", 0o640, RootFile::SetEventPid),
+    root("synthetic_events", 0o640, RootFile::SyntheticEvents),
+    root("trace", 0o640, RootFile::Trace),
+    root("trace_clock", 0o640, RootFile::TraceClock),
+    root("trace_marker", 0o220, RootFile::TraceMarker),
+    root("trace_options", 0o640, RootFile::TraceOptions),
+    root("trace_pipe", 0o440, RootFile::TracePipe),
+    root("tracing_cpumask", 0o640, RootFile::TracingCpumask),
+    root("tracing_on", 0o640, RootFile::TracingOn),
+    root("uprobe_events", 0o640, RootFile::UprobeEvents),
+];
+
+/// Presence mask of [`ROOT_FILES`] in an instance (the global-only files are missing).
+pub fn instance_files_mask() -> u64 {
+    ROOT_FILES
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| !matches!(f.kind, FileKind::Root(r) if r.is_global_only()))
+        .fold(0, |mask, (slot, _)| mask | 1 << slot)
+}
+
+const fn opt(name: &'static str, row: u8) -> FileSpec {
+    spec(name, 0o640, FileKind::TraceOption(row))
+}
+
+/// Trace options (`options/<name>`), the union of what kernels offer; a catalog records which
+/// exist on its kernel and their defaults.
+pub const OPTIONS: &[FileSpec] = &[
+    opt("annotate", 0),
+    opt("bin", 1),
+    opt("blk_cgname", 2),
+    opt("blk_cgroup", 3),
+    opt("blk_classic", 4),
+    opt("block", 5),
+    opt("context-info", 6),
+    opt("copy_trace_marker", 7),
+    opt("disable_on_free", 8),
+    opt("display-graph", 9),
+    opt("event-fork", 10),
+    opt("fields", 11),
+    opt("func-no-repeats", 12),
+    opt("func_stack_trace", 13),
+    opt("function-fork", 14),
+    opt("function-trace", 15),
+    opt("hash-ptr", 16),
+    opt("hex", 17),
+    opt("irq-info", 18),
+    opt("latency-format", 19),
+    opt("markers", 20),
+    opt("overwrite", 21),
+    opt("pause-on-trace", 22),
+    opt("print-parent", 23),
+    opt("printk-msg-only", 24),
+    opt("raw", 25),
+    opt("record-cmd", 26),
+    opt("record-tgid", 27),
+    opt("stacktrace", 28),
+    opt("sym-addr", 29),
+    opt("sym-offset", 30),
+    opt("sym-userobj", 31),
+    opt("test_nop_accept", 32),
+    opt("test_nop_refuse", 33),
+    opt("trace_printk", 34),
+    opt("trace_printk_dest", 35),
+    opt("userstacktrace", 36),
+    opt("verbose", 37),
+];
+
+/// Mode of directories under `events/` (eventfs uses 0755).
 pub const DIR_MODE: u16 = 0o755;
 /// Mode of the tracefs root (tracefs defaults to 0700).
 pub const ROOT_MODE: u16 = 0o700;
+/// Mode of tracefs's other directories (`instances/`, `options/`, instance roots).
+pub const TRACEFS_DIR_MODE: u16 = 0o750;
 
 /// The kinds of directory in the tree; each has one static file table.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -111,26 +267,39 @@ pub enum DirKind {
     System,
     /// `events/<sys>/<event>/`.
     Event,
+    /// `options/` (at the root and in each instance).
+    Options,
+    /// `instances/`.
+    Instances,
+    /// `instances/<name>/`.
+    InstanceRoot,
 }
 
 impl DirKind {
     /// The static file table shared by every directory of this kind.
     pub fn files(self) -> &'static [FileSpec] {
         match self {
-            DirKind::Root => ROOT_FILES,
+            DirKind::Root | DirKind::InstanceRoot => ROOT_FILES,
             DirKind::EventsRoot => EVENTS_ROOT_FILES,
             DirKind::System => SYSTEM_FILES,
             DirKind::Event => EVENT_FILES,
+            DirKind::Options => OPTIONS,
+            DirKind::Instances => &[],
+        }
+    }
+
+    /// Permission bits of directories of this kind.
+    pub fn mode(self) -> u16 {
+        match self {
+            DirKind::Root => ROOT_MODE,
+            DirKind::EventsRoot | DirKind::System | DirKind::Event => DIR_MODE,
+            DirKind::Options | DirKind::Instances | DirKind::InstanceRoot => TRACEFS_DIR_MODE,
         }
     }
 
     /// Whether a directory of this kind with presence bitmask `mask` has the file in `slot`.
-    /// Only event and system directories vary; the others always have every row.
-    pub fn has_file(self, mask: u16, slot: usize) -> bool {
-        match self {
-            DirKind::Event | DirKind::System => slot < 16 && mask & (1 << slot) != 0,
-            DirKind::Root | DirKind::EventsRoot => slot < self.files().len(),
-        }
+    pub fn has_file(self, mask: u64, slot: usize) -> bool {
+        slot < self.files().len() && mask & (1 << slot) != 0
     }
 
     /// Finds a file row by name; returns its slot index in [`DirKind::files`].
@@ -139,10 +308,13 @@ impl DirKind {
     }
 }
 
-/// Bitmask with every row of `table` present (rows past 16 are always present, see
-/// [`DirKind::has_file`]).
-pub fn all_files(table: &[FileSpec]) -> u16 {
-    ((1u32 << table.len().min(16)) - 1) as u16
+/// Bitmask with every row of `table` present.
+pub fn all_files(table: &[FileSpec]) -> u64 {
+    if table.len() >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << table.len()) - 1
+    }
 }
 
 /// Upper bound on the number of rows in any file table; readdir cookies reserve this many slots.
@@ -165,5 +337,13 @@ mod tests {
         assert_eq!(all_files(EVENT_FILES), 0xff);
         assert_eq!(DirKind::Event.file_slot(b"format"), Some(3));
         assert_eq!(DirKind::Event.file_slot(b"nope"), None);
+        for (row, spec) in OPTIONS.iter().enumerate() {
+            assert_eq!(spec.kind, FileKind::TraceOption(row as u8), "{}", spec.name);
+        }
+        let names: Vec<&str> = ROOT_FILES.iter().map(|f| f.name).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(names, sorted, "root files are listed in ls order");
+        assert_eq!(instance_files_mask().count_ones(), 14);
     }
 }

@@ -5,7 +5,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::catalog::{valid_name, Catalog, EventEntry, SystemEntry};
-use crate::layout::{EVENT_FILES, SYSTEM_FILES};
+use crate::layout::{EVENT_FILES, OPTIONS, SYSTEM_FILES};
 
 /// Errors while reading a tracefs tree.
 #[derive(Debug, thiserror::Error)]
@@ -117,10 +117,28 @@ pub fn snapshot(tracefs: &Path, kernel_release: &str) -> Result<Catalog, Snapsho
         }
         systems.push(system);
     }
+    let mut options = Vec::new();
+    let options_dir = tracefs.join("options");
+    if let Ok((_, names)) = list(&options_dir) {
+        for name in names {
+            if OPTIONS.iter().any(|o| o.name == name) {
+                let value = read_text(&options_dir.join(&name))?;
+                options.push((name, value.trim() == "1"));
+            } else {
+                eprintln!("eventfs-snapshot: ignoring unknown trace option {name}");
+            }
+        }
+    }
+    // Root texts are optional: a tracefs mounted without them still yields the events.
+    let optional = |name: &str| read_text(&tracefs.join(name)).unwrap_or_default();
     Ok(Catalog {
         kernel_release: kernel_release.to_string(),
         header_page,
         header_event,
+        readme: optional("README"),
+        available_tracers: optional("available_tracers"),
+        trace_clock: optional("trace_clock"),
+        options,
         systems,
     })
 }

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use crate::catalog::{valid_name, CatalogProblem, RawCatalog, Span, NAME_MAX};
 use crate::error::FsError;
-use crate::layout::{all_files, DirKind, FileKind, DIR_MODE, MAX_FILES_PER_DIR, ROOT_MODE};
+use crate::layout::{all_files, DirKind, FileKind, MAX_FILES_PER_DIR};
 use crate::lookups::LookupCounts;
 
 /// A FUSE node id.
@@ -23,6 +23,8 @@ pub type DirId = u32;
 pub const ROOT_INO: Ino = 1;
 const ROOT_DIR: DirId = 0;
 const EVENTS_DIR: DirId = 1;
+const INSTANCES_DIR: DirId = 2;
+const OPTIONS_DIR: DirId = 3;
 const INDEX_BITS: u32 = 40;
 const GEN_SHIFT: u32 = 48;
 
@@ -88,7 +90,7 @@ struct DirMeta {
     kind: DirKind,
     flags: u8,
     /// Presence bitmask over the kind's file table.
-    files: u16,
+    files: u64,
     children: Option<Box<Children>>,
 }
 
@@ -192,7 +194,7 @@ pub struct NewEvent<'a> {
     /// Event id.
     pub id: u32,
     /// Presence bitmask over [`crate::layout::EVENT_FILES`].
-    pub files: u16,
+    pub files: u64,
     /// The `format` text.
     pub format: &'a str,
 }
@@ -204,6 +206,11 @@ pub struct Tree {
     lookups: LookupCounts,
     header_page: Span,
     header_event: Span,
+    readme: Span,
+    available_tracers: Span,
+    trace_clock: Span,
+    /// Default values of the trace options (bit per row of [`crate::layout::OPTIONS`]).
+    option_defaults: u64,
     config: TreeConfig,
     created: SystemTime,
 }
@@ -329,6 +336,118 @@ impl Meta {
         self.next_seq += 1;
         self.next_seq
     }
+
+    /// Creates a live directory of `kind` named `name` under `parent` and links it there.
+    /// Directories below a dynamic one, or with a run-time name, are dynamic too.
+    fn add_dir(
+        &mut self,
+        image: &[u8],
+        parent: DirId,
+        name: Text,
+        kind: DirKind,
+        files: u64,
+    ) -> DirId {
+        let seq = self.next_seq();
+        let dynamic = self.dirs[parent as usize].flags & DYNAMIC != 0 || name.0 & OWNED_BIT != 0;
+        let dir = self.alloc_dir(DirMeta {
+            name,
+            format: Text::EMPTY,
+            event_id: 0,
+            parent,
+            seq,
+            generation: 0,
+            kind,
+            flags: if dynamic { LIVE | DYNAMIC } else { LIVE },
+            files,
+            children: None,
+        });
+        self.link_child(image, parent, dir);
+        dir
+    }
+
+    /// A copy of `text` that may be freed independently (image spans are shared as they are).
+    fn clone_text(&mut self, image: &[u8], text: Text) -> Text {
+        if text.0 & OWNED_BIT == 0 {
+            return text;
+        }
+        let owned = String::from_utf8_lossy(self.text(image, text)).into_owned();
+        self.own(&owned)
+    }
+
+    /// Every `events/` directory: the global one and each instance's.
+    fn events_roots(&self) -> Vec<DirId> {
+        let mut roots = vec![EVENTS_DIR];
+        if let Some(instances) = &self.dirs[INSTANCES_DIR as usize].children {
+            for &instance in &instances.by_seq {
+                let children = self.dirs[instance as usize].children.as_deref();
+                let events = children.and_then(|c| {
+                    c.by_seq
+                        .iter()
+                        .copied()
+                        .find(|&d| self.dirs[d as usize].kind == DirKind::EventsRoot)
+                });
+                roots.extend(events);
+            }
+        }
+        roots
+    }
+
+    /// Unlinks `target` from its parent and retires it and everything below it: lookups fail
+    /// from now on and the slots are reused only under a new generation.
+    fn retire(&mut self, target: DirId) {
+        let parent = self.dirs[target as usize].parent;
+        if let Some(children) = self.dirs[parent as usize].children.as_mut() {
+            children.by_seq.retain(|&c| c != target);
+            children.by_name.retain(|&c| c != target);
+        }
+        let mut stack = vec![target];
+        while let Some(dir) = stack.pop() {
+            let d = &mut self.dirs[dir as usize];
+            if let Some(children) = d.children.take() {
+                stack.extend(children.by_seq);
+            }
+            d.flags &= !LIVE;
+            let (name, format, generation) = (d.name, d.format, d.generation);
+            d.name = Text::EMPTY;
+            d.format = Text::EMPTY;
+            d.generation = generation.wrapping_add(1);
+            self.disown(name);
+            self.disown(format);
+            let old_dir_ino = encode_ino(dir, generation, None);
+            self.overrides
+                .retain(|&ino, _| ino & !0xff != old_dir_ino & !0xff);
+            self.free_dirs.push(dir);
+        }
+    }
+
+    /// Copies the systems and events below the `events/` dir `from` into `to`.
+    fn copy_events(&mut self, image: &[u8], from: DirId, to: DirId) {
+        let children_of = |meta: &Meta, dir: DirId| {
+            meta.dirs[dir as usize]
+                .children
+                .as_ref()
+                .map(|c| c.by_seq.clone())
+                .unwrap_or_default()
+        };
+        for system in children_of(self, from) {
+            let (name, files) = (
+                self.dirs[system as usize].name,
+                self.dirs[system as usize].files,
+            );
+            let name = self.clone_text(image, name);
+            let copy = self.add_dir(image, to, name, DirKind::System, files);
+            for event in children_of(self, system) {
+                let e = &self.dirs[event as usize];
+                let (name, format, id, files) = (e.name, e.format, e.event_id, e.files);
+                let name = self.clone_text(image, name);
+                let dir = self.add_dir(image, copy, name, DirKind::Event, files);
+                let format = self.clone_text(image, format);
+                let d = &mut self.dirs[dir as usize];
+                d.format = format;
+                d.event_id = id;
+            }
+        }
+    }
 }
 
 impl Tree {
@@ -362,23 +481,32 @@ impl Tree {
             children: None,
         };
         meta.dirs.push(plain_dir(DirKind::Root, ROOT_DIR, 0));
-        let seq = meta.next_seq();
-        meta.dirs
-            .push(plain_dir(DirKind::EventsRoot, ROOT_DIR, seq));
-        meta.dirs[EVENTS_DIR as usize].name = meta.own("events");
+        meta.dirs[ROOT_DIR as usize].children = Some(Box::default());
+        for (expected, name, kind) in [
+            (EVENTS_DIR, "events", DirKind::EventsRoot),
+            (INSTANCES_DIR, "instances", DirKind::Instances),
+            (OPTIONS_DIR, "options", DirKind::Options),
+        ] {
+            let text = meta.own(name);
+            let files = if kind == DirKind::Options {
+                raw.options
+            } else {
+                all_files(kind.files())
+            };
+            let dir = meta.add_dir(&image, ROOT_DIR, text, kind, files);
+            // Fixed parts of the tree, although their names are owned strings.
+            meta.dirs[dir as usize].flags = LIVE;
+            debug_assert_eq!(dir, expected);
+        }
         meta.dirs
             .reserve(raw.systems.len() + raw.systems.iter().map(|s| s.events.len()).sum::<usize>());
-        let mut tree_children = Children::default();
-        tree_children.by_seq.push(EVENTS_DIR);
-        tree_children.by_name.push(EVENTS_DIR);
-        meta.dirs[ROOT_DIR as usize].children = Some(Box::new(tree_children));
 
         let mut systems = Vec::with_capacity(raw.systems.len());
         for raw_system in &raw.systems {
             let seq = meta.next_seq();
             let system = meta.alloc_dir(DirMeta {
                 name: Text::image(raw_system.name),
-                files: raw_system.files,
+                files: u64::from(raw_system.files),
                 ..plain_dir(DirKind::System, EVENTS_DIR, seq)
             });
             systems.push(system);
@@ -392,7 +520,7 @@ impl Tree {
                     name: Text::image(raw_event.name),
                     format: Text::image(raw_event.format),
                     event_id: raw_event.id,
-                    files: raw_event.files,
+                    files: u64::from(raw_event.files),
                     ..plain_dir(DirKind::Event, system, seq)
                 });
                 children.by_seq.push(event);
@@ -419,6 +547,10 @@ impl Tree {
             lookups: LookupCounts::default(),
             header_page: raw.header_page,
             header_event: raw.header_event,
+            readme: raw.readme,
+            available_tracers: raw.available_tracers,
+            trace_clock: raw.trace_clock,
+            option_defaults: raw.option_defaults,
             config,
             created: SystemTime::now(),
         })
@@ -469,12 +601,7 @@ impl Tree {
         let (perm, nlink, size) = match node.kind {
             NodeKind::Dir(kind) => {
                 let subdirs = d.children.as_ref().map_or(0, |c| c.by_seq.len() as u32);
-                let perm = if kind == DirKind::Root {
-                    ROOT_MODE
-                } else {
-                    DIR_MODE
-                };
-                (perm, 2 + subdirs, 0)
+                (kind.mode(), 2 + subdirs, 0)
             }
             NodeKind::File(kind) => {
                 let slot = (node.ino as u8 - 1) as usize;
@@ -522,6 +649,10 @@ impl Tree {
             FileKind::EventFormat => meta.text(&self.image, d.format),
             FileKind::EventId => decimal_line(d.event_id, buf),
             FileKind::HeaderPage => self.header_page.get(&self.image),
+            FileKind::Root(crate::layout::RootFile::Readme) => self.readme.get(&self.image),
+            FileKind::Root(crate::layout::RootFile::AvailableTracers) => {
+                self.available_tracers.get(&self.image)
+            }
             FileKind::HeaderEvent => self.header_event.get(&self.image),
             _ => &[],
         }
@@ -804,10 +935,15 @@ impl Tree {
             .is_some_and(|slot| d.kind.has_file(d.files, slot))
     }
 
-    /// Finds the event directory `system/name`.
+    /// Finds the event directory `system/name` in the global `events/`.
     pub fn find_event(&self, system: &str, name: &str) -> Option<DirId> {
+        self.find_event_in(EVENTS_DIR, system, name)
+    }
+
+    /// Finds the event directory `system/name` below the `events/` directory `events`.
+    pub fn find_event_in(&self, events: DirId, system: &str, name: &str) -> Option<DirId> {
         let meta = self.read();
-        let sys = meta.find_child(&self.image, EVENTS_DIR, system.as_bytes())?;
+        let sys = meta.find_child(&self.image, events, system.as_bytes())?;
         meta.find_child(&self.image, sys, name.as_bytes())
     }
 
@@ -829,7 +965,9 @@ impl Tree {
         (systems, events, dirs, files)
     }
 
-    /// Adds an event (and its system if needed) at run time. Fails with `Exists` if present.
+    /// Adds an event (and its system if needed) at run time, in the global `events/` and in
+    /// every instance's, as the kernel does for dynamic events. Fails with `Exists` if present.
+    /// Returns the inode of the global event directory.
     pub fn add_event(&self, event: &NewEvent<'_>) -> Result<Ino, FsError> {
         for name in [event.system, event.name] {
             if name.len() > NAME_MAX {
@@ -839,93 +977,169 @@ impl Tree {
                 return Err(FsError::Invalid(format!("invalid name {name:?}")));
             }
         }
-        if u32::from(event.files) & !u32::from(all_files(crate::layout::EVENT_FILES)) != 0 {
+        if event.files & !all_files(crate::layout::EVENT_FILES) != 0 {
             return Err(FsError::Invalid(format!("file mask {:#x}", event.files)));
         }
         let mut meta = self.write();
-        let system = match meta.find_child(&self.image, EVENTS_DIR, event.system.as_bytes()) {
-            Some(system) => system,
-            None => {
-                let seq = meta.next_seq();
-                let name = meta.own(event.system);
-                let system = meta.alloc_dir(DirMeta {
-                    name,
-                    format: Text::EMPTY,
-                    event_id: 0,
-                    parent: EVENTS_DIR,
-                    seq,
-                    generation: 0,
-                    kind: DirKind::System,
-                    flags: LIVE | DYNAMIC,
-                    files: all_files(crate::layout::SYSTEM_FILES),
-                    children: None,
-                });
-                meta.link_child(&self.image, EVENTS_DIR, system);
-                system
+        if let Some(system) = meta.find_child(&self.image, EVENTS_DIR, event.system.as_bytes()) {
+            if meta
+                .find_child(&self.image, system, event.name.as_bytes())
+                .is_some()
+            {
+                return Err(FsError::Exists);
             }
-        };
+        }
+        let mut global = None;
+        for events in meta.events_roots() {
+            let system = match meta.find_child(&self.image, events, event.system.as_bytes()) {
+                Some(system) => system,
+                None => {
+                    let name = meta.own(event.system);
+                    let files = all_files(crate::layout::SYSTEM_FILES);
+                    meta.add_dir(&self.image, events, name, DirKind::System, files)
+                }
+            };
+            let name = meta.own(event.name);
+            let dir = meta.add_dir(&self.image, system, name, DirKind::Event, event.files);
+            let format = meta.own(event.format);
+            let d = &mut meta.dirs[dir as usize];
+            d.format = format;
+            d.event_id = event.id;
+            global.get_or_insert(encode_ino(dir, d.generation, None));
+        }
+        Ok(global.expect("the global events directory always exists"))
+    }
+
+    /// Removes an event (or, with `name == None`, a whole system) at run time, globally and in
+    /// every instance. Lookups of it fail with ENOENT from now on; handles opened before get
+    /// ENODEV; its slots are reused only under a new generation, so old inode numbers never
+    /// resolve to a new node.
+    pub fn remove(&self, system: &str, name: Option<&str>) -> Result<(), FsError> {
+        let mut meta = self.write();
+        let mut found = false;
+        for events in meta.events_roots() {
+            let Some(sys) = meta.find_child(&self.image, events, system.as_bytes()) else {
+                continue;
+            };
+            let target = match name {
+                Some(name) => match meta.find_child(&self.image, sys, name.as_bytes()) {
+                    Some(event) => event,
+                    None => continue,
+                },
+                None => sys,
+            };
+            meta.retire(target);
+            found = true;
+        }
+        if found {
+            Ok(())
+        } else {
+            Err(FsError::NotFound)
+        }
+    }
+
+    /// Creates `instances/<name>` with its own copy of the events tree and of `options/`, as
+    /// `mkdir` does in tracefs. Returns the instance directory.
+    pub fn add_instance(&self, name: &str) -> Result<DirId, FsError> {
+        if name.len() > NAME_MAX {
+            return Err(FsError::NameTooLong);
+        }
+        if !valid_name(name.as_bytes()) {
+            return Err(FsError::Invalid(format!("invalid instance name {name:?}")));
+        }
+        let mut meta = self.write();
         if meta
-            .find_child(&self.image, system, event.name.as_bytes())
+            .find_child(&self.image, INSTANCES_DIR, name.as_bytes())
             .is_some()
         {
             return Err(FsError::Exists);
         }
-        let seq = meta.next_seq();
-        let name = meta.own(event.name);
-        let format = meta.own(event.format);
-        let dir = meta.alloc_dir(DirMeta {
-            name,
-            format,
-            event_id: event.id,
-            parent: system,
-            seq,
-            generation: 0,
-            kind: DirKind::Event,
-            flags: LIVE | DYNAMIC,
-            files: event.files,
-            children: None,
-        });
-        meta.link_child(&self.image, system, dir);
-        Ok(encode_ino(dir, meta.dirs[dir as usize].generation, None))
+        let text = meta.own(name);
+        let mask = crate::layout::instance_files_mask();
+        let instance = meta.add_dir(
+            &self.image,
+            INSTANCES_DIR,
+            text,
+            DirKind::InstanceRoot,
+            mask,
+        );
+        let text = meta.own("events");
+        let files = all_files(DirKind::EventsRoot.files());
+        let events = meta.add_dir(&self.image, instance, text, DirKind::EventsRoot, files);
+        let text = meta.own("options");
+        let options = meta.dirs[OPTIONS_DIR as usize].files;
+        meta.add_dir(&self.image, instance, text, DirKind::Options, options);
+        meta.copy_events(&self.image, EVENTS_DIR, events);
+        Ok(instance)
     }
 
-    /// Removes an event (or, with `name == None`, a whole system) at run time. Lookups of it fail
-    /// with ENOENT from now on; handles opened before get ENODEV; its slot is reused only under a
-    /// new generation, so old inode numbers never resolve to the new node.
-    pub fn remove(&self, system: &str, name: Option<&str>) -> Result<(), FsError> {
+    /// Removes `instances/<name>` and everything below it.
+    pub fn remove_instance(&self, name: &str) -> Result<(), FsError> {
         let mut meta = self.write();
-        let sys = meta
-            .find_child(&self.image, EVENTS_DIR, system.as_bytes())
+        let instance = meta
+            .find_child(&self.image, INSTANCES_DIR, name.as_bytes())
             .ok_or(FsError::NotFound)?;
-        let target = match name {
-            Some(name) => meta
-                .find_child(&self.image, sys, name.as_bytes())
-                .ok_or(FsError::NotFound)?,
-            None => sys,
-        };
-        let parent = meta.dirs[target as usize].parent;
-        if let Some(children) = meta.dirs[parent as usize].children.as_mut() {
-            children.by_seq.retain(|&c| c != target);
-            children.by_name.retain(|&c| c != target);
-        }
-        let mut stack = vec![target];
-        while let Some(dir) = stack.pop() {
-            let d = &mut meta.dirs[dir as usize];
-            if let Some(children) = d.children.take() {
-                stack.extend(children.by_seq);
-            }
-            d.flags &= !LIVE;
-            let (name, format, generation) = (d.name, d.format, d.generation);
-            d.name = Text::EMPTY;
-            d.format = Text::EMPTY;
-            d.generation = generation.wrapping_add(1);
-            meta.disown(name);
-            meta.disown(format);
-            let old_dir_ino = encode_ino(dir, generation, None);
-            meta.overrides
-                .retain(|&ino, _| ino & !0xff != old_dir_ino & !0xff);
-            meta.free_dirs.push(dir);
-        }
+        meta.retire(instance);
         Ok(())
+    }
+
+    /// The instance a directory belongs to: the root directory for global nodes, or the
+    /// `instances/<name>` directory.
+    pub fn instance_of(&self, dir: DirId) -> DirId {
+        let meta = self.read();
+        let mut d = dir;
+        loop {
+            let m = &meta.dirs[d as usize];
+            if matches!(m.kind, DirKind::Root | DirKind::InstanceRoot) || d == ROOT_DIR {
+                return d;
+            }
+            d = m.parent;
+        }
+    }
+
+    /// The `events/` directory of an instance directory (or of the root).
+    pub fn events_dir_of(&self, instance: DirId) -> Option<DirId> {
+        let meta = self.read();
+        let children = meta.dirs.get(instance as usize)?.children.as_ref()?;
+        children
+            .by_seq
+            .iter()
+            .copied()
+            .find(|&d| meta.dirs[d as usize].kind == DirKind::EventsRoot)
+    }
+
+    /// Live instances: (directory, name).
+    pub fn instances(&self) -> Vec<(DirId, String)> {
+        let meta = self.read();
+        let Some(children) = meta.dirs[INSTANCES_DIR as usize].children.as_ref() else {
+            return Vec::new();
+        };
+        children
+            .by_seq
+            .iter()
+            .map(|&d| {
+                let name = meta.text(&self.image, meta.dirs[d as usize].name);
+                (d, String::from_utf8_lossy(name).into_owned())
+            })
+            .collect()
+    }
+
+    /// Which trace options exist and their defaults (one bit per row of
+    /// [`crate::layout::OPTIONS`]).
+    pub fn options(&self) -> (u64, u64) {
+        (
+            self.read().dirs[OPTIONS_DIR as usize].files,
+            self.option_defaults,
+        )
+    }
+
+    /// The catalog's `trace_clock` text (the clocks, the default one in brackets).
+    pub fn trace_clock(&self) -> String {
+        String::from_utf8_lossy(self.trace_clock.get(&self.image)).into_owned()
+    }
+
+    /// Kind of a directory.
+    pub fn dir_kind(&self, dir: DirId) -> DirKind {
+        self.read().dirs[dir as usize].kind
     }
 }

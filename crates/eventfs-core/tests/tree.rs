@@ -22,6 +22,10 @@ fn small_tree() -> Tree {
         kernel_release: "test".into(),
         header_page: "page\n".into(),
         header_event: "event\n".into(),
+        readme: "readme\n".into(),
+        available_tracers: "nop\n".into(),
+        trace_clock: "[local] global\n".into(),
+        options: vec![("overwrite".into(), true)],
         systems: vec![
             SystemEntry {
                 name: "ftrace".into(),
@@ -97,7 +101,11 @@ fn shape_modes_and_kernel_file_order() {
             .map(|e| e.0)
             .collect::<Vec<_>>()
     };
-    assert_eq!(names("/"), [".", "..", "events"]);
+    let root = names("/");
+    assert_eq!(&root[..4], [".", "..", "README", "available_events"]);
+    assert_eq!(&root[root.len() - 3..], ["events", "instances", "options"]);
+    assert_eq!(names("options"), [".", "..", "overwrite"]);
+    assert_eq!(names("instances"), [".", ".."]);
     assert_eq!(
         names("events"),
         [
@@ -129,6 +137,8 @@ fn shape_modes_and_kernel_file_order() {
     );
     let perm = |p| tree.getattr(path(&tree, p).unwrap()).unwrap().perm;
     assert_eq!(perm("/"), 0o700);
+    assert_eq!(perm("instances"), 0o750);
+    assert_eq!(perm("trace_marker"), 0o220);
     assert_eq!(perm("events/sched"), 0o755);
     assert_eq!(perm("events/sched/sched_switch/enable"), 0o640);
     assert_eq!(perm("events/sched/sched_switch/format"), 0o440);

@@ -16,8 +16,8 @@ use fuse_backend_rs::api::filesystem::{
     ZeroCopyReader, ZeroCopyWriter,
 };
 
-use eventfs_core::control::{ControlFiles, MAX_CONTROL_WRITE};
-use eventfs_core::layout::DirKind;
+use eventfs_core::control::{ControlFiles, OpenFlags, MAX_CONTROL_WRITE};
+use eventfs_core::layout::{DirKind, FileKind, RootFile};
 use eventfs_core::{Attr, FsError, NodeKind, SetAttr, Tree};
 
 use crate::stats::Stats;
@@ -46,6 +46,15 @@ pub struct EventFs {
     control: Arc<dyn ControlFiles>,
     stats: Arc<Stats>,
     policy: CachePolicy,
+}
+
+/// A guest-supplied name as UTF-8, length-checked before anything else looks at it.
+fn name_str(name: &CStr) -> Result<&str, FsError> {
+    let bytes = name.to_bytes();
+    if bytes.len() > eventfs_core::catalog::NAME_MAX {
+        return Err(FsError::NameTooLong);
+    }
+    std::str::from_utf8(bytes).map_err(|_| FsError::Invalid("name is not UTF-8".into()))
 }
 
 impl EventFs {
@@ -198,6 +207,7 @@ impl FileSystem for EventFs {
     fn init(&self, capable: FsOptions) -> io::Result<FsOptions> {
         // A guest that rebooted sends INIT without DESTROY: everything it looked up is gone.
         self.tree.reset();
+        self.control.reset();
         self.stats.open_handles.store(0, Relaxed);
         self.stats.sessions.fetch_add(1, Relaxed);
         log::info!("FUSE session started (INIT); lookup state reset");
@@ -215,6 +225,7 @@ impl FileSystem for EventFs {
     fn destroy(&self) {
         // The guest stops sending FORGETs before DESTROY; drop its references ourselves.
         self.tree.reset();
+        self.control.reset();
         self.stats.open_handles.store(0, Relaxed);
         log::info!("FUSE session ended (DESTROY)");
     }
@@ -268,10 +279,15 @@ impl FileSystem for EventFs {
         let node = self.tree.node(inode).map_err(|e| self.fail(e))?;
         if valid.contains(SetattrValid::SIZE) {
             match node.kind {
-                NodeKind::File(kind) if !kind.is_immutable() => self
-                    .control
-                    .open(&self.tree, node, true)
-                    .map_err(|e| self.fail(e))?,
+                NodeKind::File(kind) if !kind.is_immutable() => {
+                    let flags = OpenFlags {
+                        write: true,
+                        truncate: true,
+                        ..OpenFlags::default()
+                    };
+                    let handle = self.control.open(&self.tree, node, flags);
+                    self.control.release(handle.map_err(|e| self.fail(e))?);
+                }
                 NodeKind::File(_) => return Err(self.fail(FsError::Os(libc::EACCES))),
                 NodeKind::Dir(_) => return Err(self.fail(FsError::Os(libc::EISDIR))),
             }
@@ -295,24 +311,29 @@ impl FileSystem for EventFs {
         let NodeKind::File(kind) = node.kind else {
             return Err(self.fail(FsError::Os(libc::EISDIR)));
         };
-        let writing = flags as i32 & libc::O_ACCMODE != libc::O_RDONLY;
-        let opts = if kind.is_immutable() {
-            if writing {
+        let flags = OpenFlags::from_bits(flags as i32);
+        let (handle, opts) = if kind.is_immutable() {
+            if flags.write {
                 return Err(self.fail(FsError::Os(libc::EACCES)));
             }
             // Content and size are fixed for the node's lifetime: let the page cache keep it.
-            OpenOptions::KEEP_CACHE
+            (0, OpenOptions::KEEP_CACHE)
         } else {
-            let truncate = flags as i32 & libc::O_TRUNC != 0;
-            self.control
-                .open(&self.tree, node, truncate)
+            let handle = self
+                .control
+                .open(&self.tree, node, flags)
                 .map_err(|e| self.fail(e))?;
             // Every read and write of a control file must reach us; size 0 would otherwise
-            // make the page cache return nothing.
-            OpenOptions::DIRECT_IO
+            // make the page cache return nothing. A stream (trace_pipe) has no offsets.
+            let opts = if kind == FileKind::Root(RootFile::TracePipe) {
+                OpenOptions::DIRECT_IO | OpenOptions::NONSEEKABLE | OpenOptions::STREAM
+            } else {
+                OpenOptions::DIRECT_IO
+            };
+            (handle, opts)
         };
         self.stats.open_handles.fetch_add(1, Relaxed);
-        Ok((None, opts, None))
+        Ok((Some(handle), opts, None))
     }
 
     fn create(
@@ -329,7 +350,7 @@ impl FileSystem for EventFs {
         &self,
         _ctx: &Context,
         inode: u64,
-        _handle: u64,
+        handle: u64,
         w: &mut dyn ZeroCopyWriter,
         size: u32,
         offset: u64,
@@ -350,9 +371,9 @@ impl FileSystem for EventFs {
         } else {
             let content = self
                 .control
-                .read(&self.tree, node)
+                .read(&self.tree, node, handle, offset, size)
                 .map_err(|e| self.fail(e.for_open_handle()))?;
-            self.copy_out(w, &content, size, offset)
+            self.copy_out(w, &content, size, 0)
         }
     }
 
@@ -360,7 +381,7 @@ impl FileSystem for EventFs {
         &self,
         _ctx: &Context,
         inode: u64,
-        _handle: u64,
+        handle: u64,
         r: &mut dyn ZeroCopyReader,
         size: u32,
         _offset: u64,
@@ -379,10 +400,13 @@ impl FileSystem for EventFs {
         }
         let mut data = vec![0u8; size as usize];
         r.read_exact(&mut data)?;
-        let written = self.control.write(&self.tree, node, &data).map_err(|e| {
-            log::debug!("write to {inode:#x} refused: {e}");
-            self.fail(e.for_open_handle())
-        })?;
+        let written = self
+            .control
+            .write(&self.tree, node, handle, &data)
+            .map_err(|e| {
+                log::debug!("write to {inode:#x} refused: {e}");
+                self.fail(e.for_open_handle())
+            })?;
         self.stats.bytes_written.fetch_add(written as u64, Relaxed);
         Ok(written)
     }
@@ -400,11 +424,14 @@ impl FileSystem for EventFs {
         _ctx: &Context,
         _inode: u64,
         _flags: u32,
-        _handle: u64,
+        handle: u64,
         _flush: bool,
         _flock_release: bool,
         _lock_owner: Option<u64>,
     ) -> io::Result<()> {
+        if handle != 0 {
+            self.control.release(handle);
+        }
         self.stats.closed();
         Ok(())
     }
@@ -494,12 +521,21 @@ impl FileSystem for EventFs {
     fn mkdir(
         &self,
         _ctx: &Context,
-        _parent: u64,
-        _name: &CStr,
+        parent: u64,
+        name: &CStr,
         _mode: u32,
         _umask: u32,
     ) -> io::Result<Entry> {
-        Err(self.fail(FsError::Os(libc::EPERM)))
+        let node = self.tree.node(parent).map_err(|e| self.fail(e))?;
+        let name = name_str(name).map_err(|e| self.fail(e))?;
+        self.control
+            .mkdir(&self.tree, node, name)
+            .map_err(|e| self.fail(e))?;
+        let attr = self
+            .tree
+            .lookup(parent, name.as_bytes())
+            .map_err(|e| self.fail(e))?;
+        Ok(self.entry(&attr))
     }
 
     fn mknod(
@@ -518,7 +554,11 @@ impl FileSystem for EventFs {
         Err(self.fail(FsError::Os(libc::EPERM)))
     }
 
-    fn rmdir(&self, _ctx: &Context, _parent: u64, _name: &CStr) -> io::Result<()> {
-        Err(self.fail(FsError::Os(libc::EPERM)))
+    fn rmdir(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<()> {
+        let node = self.tree.node(parent).map_err(|e| self.fail(e))?;
+        let name = name_str(name).map_err(|e| self.fail(e))?;
+        self.control
+            .rmdir(&self.tree, node, name)
+            .map_err(|e| self.fail(e))
     }
 }
