@@ -1138,6 +1138,28 @@ impl Tree {
         String::from_utf8_lossy(self.trace_clock.get(&self.image)).into_owned()
     }
 
+    /// Path of a node relative to the tree root (`events/sched/sched_switch/enable`), for
+    /// sources that forward to a real tracefs. Only names from the metadata appear in it.
+    pub fn path_of(&self, node: NodeRef) -> String {
+        let meta = self.read();
+        let mut parts = Vec::new();
+        if let NodeKind::File(_) = node.kind {
+            let d = &meta.dirs[node.dir as usize];
+            let slot = (node.ino as u8).wrapping_sub(1) as usize;
+            if let Some(spec) = d.kind.files().get(slot) {
+                parts.push(spec.name.to_string());
+            }
+        }
+        let mut dir = node.dir;
+        while dir != ROOT_DIR {
+            let d = &meta.dirs[dir as usize];
+            parts.push(String::from_utf8_lossy(meta.text(&self.image, d.name)).into_owned());
+            dir = d.parent;
+        }
+        parts.reverse();
+        parts.join("/")
+    }
+
     /// Kind of a directory.
     pub fn dir_kind(&self, dir: DirId) -> DirKind {
         self.read().dirs[dir as usize].kind

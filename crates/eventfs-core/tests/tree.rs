@@ -464,3 +464,48 @@ fn event_queries_for_control_code() {
     let events = tree.find(ROOT_INO, b"events").unwrap().node.dir;
     assert_eq!(tree.events_below(events).len(), 3);
 }
+
+#[test]
+fn paths_and_instances() {
+    let tree = small_tree();
+    let enable = tree
+        .node(path(&tree, "events/sched/sched_switch/enable").unwrap())
+        .unwrap();
+    assert_eq!(tree.path_of(enable), "events/sched/sched_switch/enable");
+    let instance = tree.add_instance("foo").unwrap();
+    assert_eq!(tree.add_instance("foo").unwrap_err(), FsError::Exists);
+    let inst_enable = tree
+        .node(path(&tree, "instances/foo/events/sched/sched_switch/enable").unwrap())
+        .unwrap();
+    assert_eq!(
+        tree.path_of(inst_enable),
+        "instances/foo/events/sched/sched_switch/enable"
+    );
+    assert_eq!(tree.instance_of(inst_enable.dir), instance);
+    assert_ne!(inst_enable.ino, enable.ino, "an instance has its own nodes");
+    assert_eq!(
+        tree.getattr(path(&tree, "instances/foo/trace").unwrap())
+            .unwrap()
+            .perm,
+        0o640
+    );
+    assert!(
+        path(&tree, "instances/foo/README").is_err(),
+        "global-only files are not in instances"
+    );
+    // Dynamic events appear in every instance and go away from all of them.
+    tree.add_event(&NewEvent {
+        system: "kprobes",
+        name: "p1",
+        id: 77,
+        files: 0b11111,
+        format: "name: p1\n",
+    })
+    .unwrap();
+    assert!(path(&tree, "instances/foo/events/kprobes/p1/enable").is_ok());
+    tree.remove("kprobes", Some("p1")).unwrap();
+    assert!(path(&tree, "instances/foo/events/kprobes/p1").is_err());
+    tree.remove_instance("foo").unwrap();
+    assert_eq!(tree.getattr(inst_enable.ino).unwrap_err(), FsError::Removed);
+    assert!(tree.instances().is_empty());
+}
