@@ -361,3 +361,158 @@ fn forget_frees_state_and_chmod_survives_it() {
     let mode = fs::metadata(&enable).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o600, "chmod must survive forget and re-lookup");
 }
+
+#[test]
+fn root_files_set_event_options_and_instances() {
+    let Some(m) = Mounted::new("root") else {
+        return;
+    };
+    let root = |p: &str| m.path(p);
+
+    // set_event and the enable files agree both ways; O_TRUNC clears.
+    assert_eq!(read(&root("set_event")), "");
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(root("set_event"))
+        .unwrap();
+    f.write_all(b"sched:sched_switch").unwrap();
+    drop(f);
+    assert_eq!(read(&root("events/sched/sched_switch/enable")), "1\n");
+    assert_eq!(read(&root("set_event")), "sched:sched_switch\n");
+    assert_eq!(
+        write_errno(&root("events/sched/sched_wakeup/enable"), "1"),
+        None
+    );
+    assert_eq!(
+        read(&root("set_event")),
+        "sched:sched_switch\nsched:sched_wakeup\n"
+    );
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(root("set_event"))
+        .unwrap();
+    f.write_all(b"!sched:sched_switch").unwrap();
+    drop(f);
+    assert_eq!(read(&root("events/sched/sched_switch/enable")), "0\n");
+    assert_eq!(
+        write_errno(&root("set_event"), "sched:*"),
+        None,
+        "O_TRUNC then enable the system"
+    );
+    assert_eq!(read(&root("events/sched/enable")), "1\n");
+    assert_eq!(
+        write_errno(&root("set_event"), "no_such:event"),
+        Some(libc::EINVAL)
+    );
+    assert_eq!(
+        read(&root("set_event")),
+        "",
+        "the truncating open cleared everything"
+    );
+    assert!(read(&root("available_events"))
+        .lines()
+        .any(|l| l == "sched:sched_switch"));
+
+    // Root files with values.
+    assert_eq!(read(&root("tracing_on")), "1\n");
+    assert_eq!(write_errno(&root("tracing_on"), "0"), None);
+    assert_eq!(read(&root("tracing_on")), "0\n");
+    assert_eq!(write_errno(&root("tracing_on"), "x"), Some(libc::EINVAL));
+    assert_eq!(read(&root("current_tracer")), "nop\n");
+    assert_eq!(
+        write_errno(&root("current_tracer"), "function"),
+        Some(libc::EINVAL)
+    );
+    assert!(read(&root("available_tracers")).contains("nop"));
+    assert!(read(&root("README")).starts_with("tracing mini-HOWTO"));
+    assert!(read(&root("trace_clock")).starts_with("[local]"));
+    assert_eq!(write_errno(&root("trace_clock"), "global"), None);
+    assert!(read(&root("trace_clock")).contains("[global]"));
+    assert_eq!(
+        write_errno(&root("trace_clock"), "sundial"),
+        Some(libc::EINVAL)
+    );
+    assert_eq!(write_errno(&root("buffer_size_kb"), "64"), None);
+    assert_eq!(read(&root("buffer_size_kb")), "64\n");
+    assert_eq!(
+        write_errno(&root("buffer_size_kb"), "-1"),
+        Some(libc::EINVAL)
+    );
+
+    // options/ and trace_options are two views of the same flags.
+    assert_eq!(read(&root("options/overwrite")), "1\n");
+    assert!(read(&root("trace_options"))
+        .lines()
+        .any(|l| l == "overwrite"));
+    assert_eq!(write_errno(&root("trace_options"), "nooverwrite"), None);
+    assert_eq!(read(&root("options/overwrite")), "0\n");
+    assert_eq!(write_errno(&root("options/overwrite"), "1"), None);
+    assert!(read(&root("trace_options"))
+        .lines()
+        .any(|l| l == "overwrite"));
+
+    // A filter error lands in error_log; writing clears it.
+    assert_eq!(
+        write_errno(&root("events/sched/sched_switch/filter"), "bogus == 1"),
+        Some(libc::EINVAL)
+    );
+    assert!(
+        read(&root("error_log")).contains("Field not found"),
+        "{}",
+        read(&root("error_log"))
+    );
+    assert_eq!(write_errno(&root("error_log"), ""), None);
+    assert_eq!(read(&root("error_log")), "");
+
+    // Instances: own events state; rmdir is EBUSY while a file is open.
+    fs::create_dir(root("instances/foo")).unwrap();
+    assert_eq!(
+        fs::create_dir(root("instances/foo"))
+            .unwrap_err()
+            .raw_os_error(),
+        Some(libc::EEXIST)
+    );
+    assert_eq!(
+        fs::create_dir(root("events/foo"))
+            .unwrap_err()
+            .raw_os_error(),
+        Some(libc::EPERM)
+    );
+    let inst = |p: &str| root(&format!("instances/foo/{p}"));
+    assert_eq!(
+        write_errno(&inst("events/sched/sched_waking/enable"), "1"),
+        None
+    );
+    assert_eq!(read(&inst("set_event")), "sched:sched_waking\n");
+    assert_eq!(
+        read(&root("events/sched/sched_waking/enable")),
+        "0\n",
+        "the top level has its own state"
+    );
+    assert_eq!(write_errno(&root("events/enable"), "0"), None);
+    assert_eq!(read(&inst("events/sched/sched_waking/enable")), "1\n");
+    assert!(
+        fs::metadata(inst("README")).is_err(),
+        "README is global only"
+    );
+    let open = fs::File::open(inst("tracing_on")).unwrap();
+    assert_eq!(
+        fs::remove_dir(root("instances/foo"))
+            .unwrap_err()
+            .raw_os_error(),
+        Some(libc::EBUSY)
+    );
+    drop(open);
+    // The kernel sends RELEASE asynchronously after close.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match fs::remove_dir(root("instances/foo")) {
+            Ok(()) => break,
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(e) => panic!("rmdir: {e}"),
+        }
+    }
+    assert!(fs::metadata(root("instances/foo")).is_err());
+}
