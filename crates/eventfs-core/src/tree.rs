@@ -1160,6 +1160,23 @@ impl Tree {
         parts.join("/")
     }
 
+    /// Restricts which rows of [`crate::layout::ROOT_FILES`] exist at the tree root (bit per
+    /// row; rows outside `mask` give ENOENT on lookup and are not listed). A source serving a
+    /// real tracefs instance uses it to hide files that instance does not have or that its
+    /// policy hides (the global `kprobe_events`, ...). Returns the previous mask.
+    pub fn set_root_files(&self, mask: u64) -> u64 {
+        let mut meta = self.write();
+        let root = &mut meta.dirs[ROOT_DIR as usize];
+        let old = root.files;
+        root.files = mask & all_files(DirKind::Root.files());
+        old
+    }
+
+    /// The id of an event directory.
+    pub fn event_id(&self, event: DirId) -> u32 {
+        self.read().dirs[event as usize].event_id
+    }
+
     /// Kind of a directory.
     pub fn dir_kind(&self, dir: DirId) -> DirKind {
         self.read().dirs[dir as usize].kind

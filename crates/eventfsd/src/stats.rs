@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use fuse_backend_rs::abi::fuse_abi::{InHeader, Opcode, OutHeader};
@@ -34,7 +34,12 @@ pub struct Stats {
     pub over_forgets: AtomicU64,
     /// Counters of the vhost-user transport (descriptor chains, error replies, connections).
     pub transport: Arc<TransportStats>,
+    /// Counters of the event source, as (name, value) pairs.
+    pub source: OnceLock<SourceCounters>,
 }
+
+/// A source's counters, read when the stats are written.
+pub type SourceCounters = Box<dyn Fn() -> Vec<(&'static str, u64)> + Send + Sync>;
 
 impl Default for Stats {
     fn default() -> Self {
@@ -48,6 +53,7 @@ impl Default for Stats {
             sessions: AtomicU64::new(0),
             over_forgets: AtomicU64::new(0),
             transport: Arc::default(),
+            source: OnceLock::new(),
         }
     }
 }
@@ -96,6 +102,17 @@ impl Stats {
                 by_op.push_str(&format!("\"{}\": {n}", opcode_name(op as u32)));
             }
         }
+        let source = self
+            .source
+            .get()
+            .map(|counters| {
+                counters()
+                    .iter()
+                    .map(|(name, value)| format!("\"{name}\": {value}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
         let total: u64 = self.requests.iter().map(|c| c.load(Relaxed)).sum::<u64>()
             + self.unknown_requests.load(Relaxed);
         format!(
@@ -103,7 +120,7 @@ impl Stats {
              \"errors\": {}, \"bytes_read\": {}, \"bytes_written\": {}, \"sessions\": {}, \
              \"over_forgets\": {}, \"unknown_opcodes\": {}, \"requests_by_opcode\": {{{by_op}}}, \
              \"vhost_user\": {{\"connections\": {}, \"chains\": {}, \"error_replies\": {}, \
-             \"unanswerable_chains\": {}, \"stale_completions\": {}}}}}\n",
+             \"unanswerable_chains\": {}, \"stale_completions\": {}}}, \"source\": {{{source}}}}}\n",
             tree.materialised(),
             self.open_handles.load(Relaxed),
             self.errors.load(Relaxed),

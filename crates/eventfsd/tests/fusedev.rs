@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::ffi::CString;
 use std::fs;
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirEntryExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirEntryExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use fuse_backend_rs::api::server::Server;
 
 use eventfs_core::catalog::{Catalog, EMBEDDED};
-use eventfs_core::control::CatalogControl;
+use eventfs_core::control::{CatalogControl, CatalogOptions};
 use eventfs_core::tree::NewEvent;
 use eventfs_core::{Tree, TreeConfig};
 use eventfsd::fs::{CachePolicy, EventFs};
@@ -38,9 +38,14 @@ impl Mounted {
         let dir = std::env::temp_dir().join(format!("eventfsd-test-{name}-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         let tree = Arc::new(Tree::embedded(TreeConfig::default()));
+        let control = Arc::new(CatalogControl::with_options(CatalogOptions {
+            rate: 200,
+            ..CatalogOptions::default()
+        }));
+        control.start_recording(&tree);
         let fs = EventFs::new(
             tree.clone(),
-            Arc::new(CatalogControl::new()),
+            control,
             Arc::new(Stats::default()),
             CachePolicy::default(),
         );
@@ -515,4 +520,195 @@ fn root_files_set_event_options_and_instances() {
         }
     }
     assert!(fs::metadata(root("instances/foo")).is_err());
+}
+
+/// Polls `f` until it returns true (records are produced every 100 ms).
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn trace_lines(path: &Path, event: &str) -> Vec<String> {
+    read(path)
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains(&format!(" {event}: ")))
+        .map(String::from)
+        .collect()
+}
+
+/// The value of `key=` in a rendered line.
+fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let start = line.find(&format!(" {key}="))? + key.len() + 2;
+    line[start..].split_whitespace().next()
+}
+
+#[test]
+fn trace_buffer_filters_markers_pipe_and_triggers() {
+    let Some(m) = Mounted::new("trace") else {
+        return;
+    };
+    let root = |p: &str| m.path(p);
+    let trace = root("trace");
+    assert!(read(&trace).starts_with("# tracer: nop\n#\n# entries-in-buffer/entries-written: 0/0"));
+
+    // Enabled events produce lines in ftrace's format.
+    assert_eq!(
+        write_errno(&root("events/sched/sched_switch/enable"), "1"),
+        None
+    );
+    eventually("sched_switch lines", || {
+        trace_lines(&trace, "sched_switch").len() >= 5
+    });
+    let line = &trace_lines(&trace, "sched_switch")[0];
+    assert!(
+        line.contains("] ") && line.contains("prev_comm=") && line.contains(" ==> next_comm="),
+        "{line}"
+    );
+
+    // A filter really drops records: every new line satisfies it.
+    assert_eq!(
+        write_errno(&root("events/sched/sched_switch/filter"), "prev_prio < 100"),
+        None
+    );
+    assert_eq!(write_errno(&trace, ""), None, "O_TRUNC clears the buffer");
+    assert_eq!(trace_lines(&trace, "sched_switch").len(), 0);
+    eventually("filtered lines", || {
+        trace_lines(&trace, "sched_switch").len() >= 3
+    });
+    for line in trace_lines(&trace, "sched_switch") {
+        let prio: i64 = field(&line, "prev_prio").unwrap().parse().unwrap();
+        assert!(prio < 100, "filter let through: {line}");
+    }
+
+    // trace_marker text appears as a print event.
+    assert_eq!(
+        write_errno(&root("trace_marker"), "hello from the test"),
+        None
+    );
+    assert!(read(&trace).contains("tracing_mark_write: hello from the test"));
+
+    // trace_pipe consumes: what one read returned is gone from the pipe.
+    assert_eq!(
+        write_errno(&root("events/sched/sched_switch/enable"), "0"),
+        None
+    );
+    let mut pipe = fs::File::open(root("trace_pipe")).unwrap();
+    let mut drained = Vec::new();
+    let mut nonblock = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(root("trace_pipe"))
+        .unwrap();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match nonblock.read(&mut buf) {
+            Ok(n) if n > 0 => drained.extend_from_slice(&buf[..n]),
+            Ok(_) => break,
+            Err(e) => {
+                assert_eq!(
+                    e.raw_os_error(),
+                    Some(libc::EAGAIN),
+                    "empty non-blocking pipe"
+                );
+                break;
+            }
+        }
+    }
+    assert!(String::from_utf8_lossy(&drained).contains("hello from the test"));
+    // A blocking read waits until a record arrives, and other requests keep being served.
+    let writer = {
+        let marker = root("trace_marker");
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(400));
+            assert_eq!(
+                read(&root_path(&marker, "tracing_on")),
+                "1\n",
+                "served while a reader blocks"
+            );
+            assert_eq!(write_errno(&marker, "wake up"), None);
+        })
+    };
+    let started = Instant::now();
+    let n = pipe.read(&mut buf).unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "read returned before data existed"
+    );
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("wake up"));
+    writer.join().unwrap();
+
+    // A traceoff trigger stops recording once the event fires.
+    assert_eq!(
+        write_errno(&root("events/sched/sched_wakeup/trigger"), "traceoff"),
+        None
+    );
+    assert_eq!(
+        read(&root("events/sched/sched_wakeup/enable")),
+        "0*\n",
+        "soft mode"
+    );
+    assert_eq!(
+        write_errno(&root("events/sched/sched_wakeup/enable"), "1"),
+        None
+    );
+    eventually("traceoff fired", || read(&root("tracing_on")) == "0\n");
+    let frozen = read(&trace);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        trace_lines(&trace, "sched_wakeup").len(),
+        trace_lines_in(&frozen, "sched_wakeup")
+    );
+
+    // An instance has its own buffer.
+    fs::create_dir(root("instances/buf")).unwrap();
+    assert_eq!(
+        write_errno(&root("instances/buf/trace_marker"), "only in the instance"),
+        None
+    );
+    assert!(read(&root("instances/buf/trace")).contains("only in the instance"));
+    assert!(!read(&trace).contains("only in the instance"));
+
+    // The buffer is bounded: with a tiny buffer, old records are overwritten.
+    assert_eq!(
+        write_errno(&root("instances/buf/buffer_size_kb"), "1"),
+        None
+    );
+    assert_eq!(
+        write_errno(&root("instances/buf/events/sched/sched_switch/enable"), "1"),
+        None
+    );
+    eventually("overwrites", || {
+        let text = read(&root("instances/buf/trace"));
+        let counts = text.lines().nth(2).unwrap_or("").to_string();
+        let (entries, written) = counts
+            .split(": ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|s| s.split_once('/'))
+            .map(|(a, b)| (a.parse::<u64>().unwrap(), b.parse::<u64>().unwrap()))
+            .unwrap();
+        written > entries + 10 && entries < 40
+    });
+    assert_eq!(
+        write_errno(&root("instances/buf/events/sched/sched_switch/enable"), "0"),
+        None
+    );
+    drop(pipe);
+    drop(nonblock);
+    eventually("rmdir instance", || {
+        fs::remove_dir(root("instances/buf")).is_ok()
+    });
+}
+
+fn root_path(marker: &Path, name: &str) -> PathBuf {
+    marker.parent().unwrap().join(name)
+}
+
+fn trace_lines_in(text: &str, event: &str) -> usize {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && l.contains(&format!(" {event}: ")))
+        .count()
 }

@@ -2,9 +2,10 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use super::recorder::{EventRender, Producer, RecorderStats};
 use super::root::{InstanceState, OpenHandle};
 use super::MAX_CONTROL_WRITE;
 use super::{filter, format, slice_at, trigger, ControlFiles, OpenFlags, ERROR_LOG_ENTRIES};
@@ -14,7 +15,7 @@ use crate::tree::{DirId, Ino, NodeKind, NodeRef, Tree};
 
 /// What an event's `filter` file holds.
 #[derive(Default)]
-enum FilterSlot {
+pub(super) enum FilterSlot {
     /// No filter: reads `none`.
     #[default]
     Unset,
@@ -29,8 +30,8 @@ enum FilterSlot {
 #[derive(Default)]
 pub(super) struct EventState {
     pub(super) enabled: bool,
-    filter: FilterSlot,
-    triggers: trigger::TriggerSet,
+    pub(super) filter: FilterSlot,
+    pub(super) triggers: trigger::TriggerSet,
 }
 
 impl EventState {
@@ -54,6 +55,10 @@ pub struct CatalogControl {
     /// Zero of timestamps (error log, records): the kernel counts from boot.
     pub(super) started: Instant,
     pub(super) options: CatalogOptions,
+    /// Compiled print fmts by event id.
+    pub(super) renders: Mutex<HashMap<u32, Arc<EventRender>>>,
+    pub(super) producer: Mutex<Producer>,
+    pub(super) recorder: RecorderStats,
 }
 
 /// Tunables of the catalog source.
@@ -67,6 +72,9 @@ pub struct CatalogOptions {
     pub nr_cpus: u32,
     /// Default `buffer_size_kb` of a new instance.
     pub buffer_kb: u32,
+    /// Readers that may wait in `trace_pipe` at once; more get EAGAIN. Keep it below the
+    /// transport's worker count so blocked readers never take every worker.
+    pub max_blocked_readers: usize,
 }
 
 impl Default for CatalogOptions {
@@ -76,6 +84,7 @@ impl Default for CatalogOptions {
             seed: 1,
             nr_cpus: 1,
             buffer_kb: 1408,
+            max_blocked_readers: 2,
         }
     }
 }
@@ -129,6 +138,9 @@ impl CatalogControl {
             handles: Mutex::default(),
             next_handle: AtomicU64::new(1),
             started: Instant::now(),
+            renders: Mutex::default(),
+            producer: Mutex::new(Producer::new(options.seed, options.nr_cpus)),
+            recorder: RecorderStats::default(),
             options,
         }
     }

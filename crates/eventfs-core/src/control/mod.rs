@@ -10,7 +10,9 @@ use crate::tree::{NodeRef, Tree};
 mod catalog;
 pub mod filter;
 pub mod format;
+mod recorder;
 mod root;
+pub mod trace;
 pub mod trigger;
 
 pub use catalog::{CatalogControl, CatalogOptions};

@@ -2,9 +2,12 @@
 //! instance, as tracefs has them at the top level and in each `instances/<name>/`.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use super::catalog::{lock, parse_enable, written_text, CatalogControl};
+use super::recorder::PipeReader;
+use super::trace::Ring;
 use super::{slice_at, OpenFlags};
 use crate::error::FsError;
 use crate::layout::{DirKind, FileKind, RootFile, OPTIONS};
@@ -13,7 +16,8 @@ use crate::tree::{DirId, Ino, NodeKind, NodeRef, Tree};
 /// The state tracefs keeps per instance.
 pub(crate) struct InstanceState {
     pub tracing_on: bool,
-    pub buffer_kb: u32,
+    /// The instance's trace buffer (its size is `buffer_size_kb`).
+    pub ring: Arc<Ring>,
     /// Index of the selected clock in the catalog's `trace_clock` list.
     pub clock: usize,
     /// Trace option values, one bit per row of [`OPTIONS`].
@@ -30,7 +34,7 @@ impl InstanceState {
         let nr_cpus = control.options.nr_cpus.clamp(1, 64);
         InstanceState {
             tracing_on: true,
-            buffer_kb: control.options.buffer_kb,
+            ring: Arc::new(Ring::new(nr_cpus, control.options.buffer_kb as usize)),
             clock: 0,
             options: tree.options().1,
             event_pids: BTreeSet::new(),
@@ -53,10 +57,28 @@ impl InstanceState {
     }
 }
 
-/// Per-open state of a root file.
+/// Per-open state of a control file.
 pub(crate) struct OpenHandle {
     /// The instance the file belongs to.
     pub instance: Ino,
+    pub kind: HandleKind,
+}
+
+/// What an open handle carries beyond its instance.
+pub(crate) enum HandleKind {
+    /// Nothing: the file is rendered afresh on each read.
+    Plain,
+    /// `trace`: the text as of open, so reads at growing offsets see one consistent buffer.
+    Snapshot(Arc<Vec<u8>>),
+    /// `trace_pipe`: a consuming reader.
+    Pipe(Arc<PipeReader>),
+}
+
+/// A handle's kind, cloned out of the handle table so reads do not hold its lock.
+enum HandleKindRef {
+    Plain,
+    Snapshot(Arc<Vec<u8>>),
+    Pipe(Arc<PipeReader>),
 }
 
 /// The clock names of a `trace_clock` text (`[local] global counter ...`).
@@ -121,7 +143,7 @@ impl CatalogControl {
     ) -> Result<u64, FsError> {
         if flags.truncate {
             let FileKind::Root(file) = kind else {
-                return self.register_handle(tree, node);
+                return self.register_handle(tree, node, HandleKind::Plain);
             };
             match file {
                 RootFile::SetEvent => {
@@ -133,33 +155,65 @@ impl CatalogControl {
                 }
                 RootFile::SetEventPid => self.instance(tree, node.dir, |i| i.event_pids.clear()),
                 RootFile::ErrorLog => self.instance(tree, node.dir, |i| i.error_log.clear()),
+                RootFile::Trace => self.instance(tree, node.dir, |i| i.ring.clear()),
                 _ => {}
             }
         }
-        self.register_handle(tree, node)
+        let kind = match kind {
+            FileKind::Root(RootFile::Trace) if flags.read => {
+                HandleKind::Snapshot(Arc::new(self.trace_text(tree, node.dir)))
+            }
+            FileKind::Root(RootFile::TracePipe) => HandleKind::Pipe(Arc::new(PipeReader {
+                ring: self.instance(tree, node.dir, |i| i.ring.clone()),
+                pending: Default::default(),
+                closed: AtomicBool::new(false),
+                nonblock: flags.nonblock,
+            })),
+            _ => HandleKind::Plain,
+        };
+        self.register_handle(tree, node, kind)
     }
 
-    fn register_handle(&self, tree: &Tree, node: NodeRef) -> Result<u64, FsError> {
+    fn register_handle(
+        &self,
+        tree: &Tree,
+        node: NodeRef,
+        kind: HandleKind,
+    ) -> Result<u64, FsError> {
         let instance = tree.dir_ino(tree.instance_of(node.dir));
         self.instance(tree, node.dir, |i| i.open_handles += 1);
         let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
-        lock(&self.handles).insert(handle, OpenHandle { instance });
+        lock(&self.handles).insert(handle, OpenHandle { instance, kind });
         Ok(handle)
     }
 
     pub(super) fn close_handle(&self, handle: u64) {
-        if let Some(open) = lock(&self.handles).remove(&handle) {
-            if let Some(state) = lock(&self.instances).get_mut(&open.instance) {
-                state.open_handles = state.open_handles.saturating_sub(1);
-            }
+        let Some(open) = lock(&self.handles).remove(&handle) else {
+            return;
+        };
+        if let HandleKind::Pipe(pipe) = &open.kind {
+            // A reader blocked on this handle must notice and return.
+            pipe.closed.store(true, Ordering::Relaxed);
+            pipe.ring.wake_all();
+        }
+        if let Some(state) = lock(&self.instances).get_mut(&open.instance) {
+            state.open_handles = state.open_handles.saturating_sub(1);
         }
     }
 
     pub(super) fn drop_handles(&self) {
-        lock(&self.handles).clear();
-        for state in lock(&self.instances).values_mut() {
-            state.open_handles = 0;
+        let handles: Vec<u64> = lock(&self.handles).keys().copied().collect();
+        for handle in handles {
+            self.close_handle(handle);
         }
+    }
+
+    fn handle_kind(&self, handle: u64) -> Option<HandleKindRef> {
+        lock(&self.handles).get(&handle).map(|h| match &h.kind {
+            HandleKind::Plain => HandleKindRef::Plain,
+            HandleKind::Snapshot(text) => HandleKindRef::Snapshot(text.clone()),
+            HandleKind::Pipe(pipe) => HandleKindRef::Pipe(pipe.clone()),
+        })
     }
 
     pub(super) fn read_root_file(
@@ -167,7 +221,7 @@ impl CatalogControl {
         tree: &Tree,
         node: NodeRef,
         file: RootFile,
-        _handle: u64,
+        handle: u64,
         offset: u64,
         size: u32,
     ) -> Result<Vec<u8>, FsError> {
@@ -189,15 +243,14 @@ impl CatalogControl {
                 .collect::<String>()
                 .into_bytes(),
             RootFile::BufferSizeKb => {
-                format!("{}\n", self.instance(tree, node.dir, |i| i.buffer_kb)).into_bytes()
+                let kb = self.instance(tree, node.dir, |i| i.ring.buffer_size_kb());
+                format!("{kb}\n").into_bytes()
             }
             RootFile::BufferTotalSizeKb => {
-                let kb = self.instance(tree, node.dir, |i| i.buffer_kb);
-                format!(
-                    "{}\n",
-                    u64::from(kb) * u64::from(self.options.nr_cpus.max(1))
-                )
-                .into_bytes()
+                let (kb, cpus) = self.instance(tree, node.dir, |i| {
+                    (i.ring.buffer_size_kb(), i.ring.nr_cpus())
+                });
+                format!("{}\n", kb as u64 * u64::from(cpus)).into_bytes()
             }
             RootFile::CurrentTracer => b"nop\n".to_vec(),
             RootFile::ErrorLog => self
@@ -263,7 +316,14 @@ impl CatalogControl {
             RootFile::TraceMarker => {
                 return Err(FsError::Invalid("trace_marker is write-only".into()))
             }
-            RootFile::Trace | RootFile::TracePipe => return Err(FsError::Unsupported),
+            RootFile::Trace => match self.handle_kind(handle) {
+                Some(HandleKindRef::Snapshot(text)) => return Ok(slice_at(&text, offset, size)),
+                _ => self.trace_text(tree, node.dir),
+            },
+            RootFile::TracePipe => match self.handle_kind(handle) {
+                Some(HandleKindRef::Pipe(pipe)) => return self.read_pipe(tree, &pipe, size),
+                _ => return Err(FsError::Os(libc::EBADF)),
+            },
         };
         Ok(slice_at(&content, offset, size))
     }
@@ -289,7 +349,7 @@ impl CatalogControl {
                     .ok()
                     .filter(|&kb| kb > 0 && kb <= 1 << 20)
                     .ok_or_else(|| FsError::Invalid(format!("buffer_size_kb {value:?}")))?;
-                self.instance(tree, node.dir, |i| i.buffer_kb = kb);
+                self.instance(tree, node.dir, |i| i.ring.resize(kb as usize));
             }
             RootFile::CurrentTracer => {
                 // Only the event tracer (nop) is emulated: the catalog has no functions to trace.
@@ -349,7 +409,8 @@ impl CatalogControl {
                     )));
                 }
             }
-            RootFile::TraceMarker | RootFile::TracePipe => return Err(FsError::Unsupported),
+            RootFile::TraceMarker => self.write_marker(tree, node.dir, text)?,
+            RootFile::TracePipe => return Err(FsError::Invalid("trace_pipe is read-only".into())),
             RootFile::Readme
             | RootFile::AvailableEvents
             | RootFile::AvailableTracers
@@ -425,7 +486,9 @@ impl CatalogControl {
             if instances.get(&key).is_some_and(|i| i.open_handles > 0) {
                 return Err(FsError::Busy);
             }
-            instances.remove(&key);
+            if let Some(state) = instances.remove(&key) {
+                state.ring.shutdown();
+            }
         }
         tree.remove_instance(name)?;
         self.prune(tree);

@@ -879,6 +879,11 @@ impl TriggerSet {
         &self.triggers
     }
 
+    /// The triggers, for the record producer to count down and fire them.
+    pub fn triggers_mut(&mut self) -> &mut [Trigger] {
+        &mut self.triggers
+    }
+
     /// True when no trigger is set.
     pub fn is_empty(&self) -> bool {
         self.triggers.is_empty()

@@ -1,0 +1,331 @@
+//! The catalog source's data plane: synthetic records for enabled events, filters, pid
+//! filtering and triggers applied to them, rendering for `trace` and `trace_pipe`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use super::catalog::{lock, CatalogControl, FilterSlot};
+use super::format;
+use super::trace::render::{print_fmt_text, CompiledFmt, RenderOutcome};
+use super::trace::{trace_header, FieldValue, Generator, Record, Ring};
+use super::trigger::Action;
+use crate::error::FsError;
+use crate::layout::FileKind;
+use crate::tree::{DirId, Ino, Tree};
+
+/// How often the producer runs; records of one tick share its pacing.
+const TICK: Duration = Duration::from_millis(100);
+/// How long one wait of a blocked `trace_pipe` reader lasts before it re-checks whether its
+/// handle was closed (INTERRUPT never arrives over virtio, so waits must end by themselves).
+const PIPE_WAIT: Duration = Duration::from_millis(250);
+
+/// What the renderer needs of an event, built once per event id.
+pub(crate) struct EventRender {
+    format: String,
+    compiled: CompiledFmt,
+}
+
+/// A reader of `trace_pipe`: its leftover rendered bytes and whether its handle was closed.
+pub(crate) struct PipeReader {
+    pub ring: Arc<Ring>,
+    pub pending: Mutex<Vec<u8>>,
+    pub closed: AtomicBool,
+    pub nonblock: bool,
+}
+
+/// Counters of the data plane.
+#[derive(Default)]
+pub(crate) struct RecorderStats {
+    pub records: AtomicU64,
+    pub filtered: AtomicU64,
+    pub fallbacks: AtomicU64,
+    pub blocked_readers: AtomicUsize,
+}
+
+/// Producer state kept between ticks.
+pub(crate) struct Producer {
+    pub generator: Generator,
+    /// Fractional records owed to each event (rate × elapsed does not divide evenly).
+    credit: HashMap<Ino, f64>,
+}
+
+impl Producer {
+    pub fn new(seed: u64, nr_cpus: u32) -> Self {
+        Producer {
+            generator: Generator::with_cpus(seed, nr_cpus),
+            credit: HashMap::new(),
+        }
+    }
+}
+
+/// A side effect of a trigger, applied after the events lock is released.
+enum Effect {
+    TracingOn(Ino, bool),
+    Enable(DirId, bool),
+}
+
+impl CatalogControl {
+    /// Starts the producer thread for `tree`. It stops by itself when the control state or
+    /// the tree is dropped.
+    pub fn start_recording(self: &Arc<Self>, tree: &Arc<Tree>) {
+        let control: Weak<CatalogControl> = Arc::downgrade(self);
+        let tree: Weak<Tree> = Arc::downgrade(tree);
+        std::thread::Builder::new()
+            .name("catalog-records".into())
+            .spawn(move || loop {
+                std::thread::sleep(TICK);
+                let (Some(control), Some(tree)) = (control.upgrade(), tree.upgrade()) else {
+                    return;
+                };
+                control.produce(&tree, TICK);
+            })
+            .expect("spawning the record producer");
+    }
+
+    /// Records written so far, records dropped by filters, and lines rendered in the
+    /// `field=value` fallback style.
+    pub fn data_plane_counters(&self) -> (u64, u64, u64) {
+        (
+            self.recorder.records.load(Ordering::Relaxed),
+            self.recorder.filtered.load(Ordering::Relaxed),
+            self.recorder.fallbacks.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The renderer of an event, compiled on first use.
+    fn render_info(&self, tree: &Tree, event: DirId, id: u32) -> Arc<EventRender> {
+        let mut renders = lock(&self.renders);
+        renders
+            .entry(id)
+            .or_insert_with(|| {
+                let format = tree.with_format(event, str::to_string);
+                let name = tree.dir_name(event);
+                let fields: Vec<format::Field<'_>> = format::fields(&format).collect();
+                let compiled =
+                    CompiledFmt::for_event(&name, print_fmt_text(&format).unwrap_or(""), &fields);
+                Arc::new(EventRender {
+                    format: format.clone(),
+                    compiled,
+                })
+            })
+            .clone()
+    }
+
+    /// Produces the records owed for `elapsed` time: for every enabled event (or event with
+    /// triggers) of every instance whose tracing is on.
+    pub fn produce(&self, tree: &Tree, elapsed: Duration) {
+        let mut producer = lock(&self.producer);
+        // The trace clock follows real time since start, like the kernel's local clock.
+        let now = self.started.elapsed().as_nanos() as u64;
+        producer.generator.advance_to(now);
+        let mut effects = Vec::new();
+        let mut events = lock(&self.events);
+        let keys: Vec<Ino> = events.keys().copied().collect();
+        for key in keys {
+            let Ok(node) = tree.node(key) else {
+                continue;
+            };
+            let state = events.get_mut(&key).expect("key taken from the map");
+            if !state.enabled && state.triggers.is_empty() {
+                continue;
+            }
+            let credit = producer.credit.entry(key).or_insert(0.0);
+            *credit += f64::from(self.options.rate) * elapsed.as_secs_f64();
+            let count = credit.floor() as u32;
+            *credit -= f64::from(count);
+            if count == 0 {
+                continue;
+            }
+            let id = tree.event_id(node.dir);
+            let render = self.render_info(tree, node.dir, id);
+            let fields: Vec<format::Field<'_>> = format::fields(&render.format).collect();
+            let instance_key = tree.dir_ino(tree.instance_of(node.dir));
+            let (ring, pids) = self.instance(tree, node.dir, |i| {
+                (
+                    i.ring.clone(),
+                    i.event_pids.iter().copied().collect::<Vec<_>>(),
+                )
+            });
+            for n in 0..count {
+                let mut record = producer.generator.record(id, &fields);
+                if !pids.is_empty() {
+                    force_pid(&mut record, &fields, pids[n as usize % pids.len()]);
+                }
+                let value_of = |name: &str| record.value_of(&fields, name);
+                // Triggers run whenever the event fires, also in soft mode.
+                for trigger in state.triggers.triggers_mut() {
+                    if trigger.count == 0
+                        || !trigger.filter.as_ref().is_none_or(|f| f.matches(&value_of))
+                    {
+                        continue;
+                    }
+                    if trigger.count > 0 {
+                        trigger.count -= 1;
+                    }
+                    match &trigger.action {
+                        Action::TraceOn => effects.push(Effect::TracingOn(instance_key, true)),
+                        Action::TraceOff => effects.push(Effect::TracingOn(instance_key, false)),
+                        Action::EnableEvent { system, event }
+                        | Action::DisableEvent { system, event } => {
+                            let on = matches!(trigger.action, Action::EnableEvent { .. });
+                            let events_dir = tree.events_dir_of(tree.instance_of(node.dir));
+                            if let Some(target) =
+                                events_dir.and_then(|d| tree.find_event_in(d, system, event))
+                            {
+                                effects.push(Effect::Enable(target, on));
+                            }
+                        }
+                        // Snapshots, stack traces and histograms have no buffer to act on here.
+                        _ => {}
+                    }
+                }
+                if !state.enabled {
+                    continue;
+                }
+                let passes = match &state.filter {
+                    FilterSlot::Active(filter) => filter.matches(&value_of),
+                    FilterSlot::Unset | FilterSlot::Failed(_) => true,
+                };
+                let tracing = self.instance(tree, node.dir, |i| i.tracing_on);
+                if !passes {
+                    self.recorder.filtered.fetch_add(1, Ordering::Relaxed);
+                } else if tracing {
+                    ring.push(record);
+                    self.recorder.records.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        drop(events);
+        drop(producer);
+        for effect in effects {
+            match effect {
+                Effect::TracingOn(key, on) => {
+                    if let Some(i) = lock(&self.instances).get_mut(&key) {
+                        i.tracing_on = on;
+                    }
+                }
+                Effect::Enable(target, on) => {
+                    if tree.event_has_file(target, FileKind::EventEnable) {
+                        self.update(tree, target, |s| s.enabled = on);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Renders records as `trace` lines, counting fallbacks.
+    fn render_records(&self, tree: &Tree, records: &[Arc<Record>], out: &mut String) {
+        let by_id: HashMap<u32, Arc<EventRender>> = lock(&self.renders).clone();
+        for record in records {
+            match by_id.get(&record.event_id) {
+                Some(render) => {
+                    if render.compiled.render_line(record, out) == RenderOutcome::Fallback {
+                        self.recorder.fallbacks.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                None => {
+                    // Only ids we produced reach the ring; a marker before any event was
+                    // rendered registers ftrace/print on the spot.
+                    if let Some(print) = tree.find_event("ftrace", "print") {
+                        let render = self.render_info(tree, print, record.event_id);
+                        render.compiled.render_line(record, out);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The whole `cat trace` text of an instance: header and every buffered record.
+    pub(crate) fn trace_text(&self, tree: &Tree, dir: DirId) -> Vec<u8> {
+        let ring = self.instance(tree, dir, |i| i.ring.clone());
+        let records = ring.snapshot();
+        let mut out = trace_header(records.len(), ring.written(), ring.nr_cpus(), "nop");
+        self.render_records(tree, &records, &mut out);
+        out.into_bytes()
+    }
+
+    /// A `trace_marker` write: a `print` event line in the instance's buffer.
+    pub(crate) fn write_marker(&self, tree: &Tree, dir: DirId, text: &str) -> Result<(), FsError> {
+        let print = tree
+            .find_event("ftrace", "print")
+            .ok_or_else(|| FsError::Invalid("the catalog has no ftrace/print event".into()))?;
+        let id = tree.event_id(print);
+        self.render_info(tree, print, id);
+        let (ring, on) = self.instance(tree, dir, |i| (i.ring.clone(), i.tracing_on));
+        if on {
+            let ts = {
+                let mut producer = lock(&self.producer);
+                producer
+                    .generator
+                    .advance_to(self.started.elapsed().as_nanos() as u64);
+                producer.generator.now_ns() + 1_000
+            };
+            ring.push(Record::marker(id, ts, 0, 1, "sh", 0, 0, text));
+            self.recorder.records.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Reads from `trace_pipe`: consumes records, blocks until there are some (in bounded
+    /// waits), returns at most `size` bytes and keeps the rest for the next read.
+    pub(crate) fn read_pipe(
+        &self,
+        tree: &Tree,
+        pipe: &PipeReader,
+        size: u32,
+    ) -> Result<Vec<u8>, FsError> {
+        let mut blocked = false;
+        let result = loop {
+            {
+                let mut pending = lock(&pipe.pending);
+                if pending.is_empty() {
+                    let records = pipe.ring.consume(256);
+                    if !records.is_empty() {
+                        let mut text = String::new();
+                        self.render_records(tree, &records, &mut text);
+                        pending.extend_from_slice(text.as_bytes());
+                    }
+                }
+                if !pending.is_empty() {
+                    let n = pending.len().min(size as usize);
+                    break Ok(pending.drain(..n).collect());
+                }
+            }
+            if pipe.nonblock {
+                break Err(FsError::Os(libc::EAGAIN));
+            }
+            if pipe.closed.load(Ordering::Relaxed) || pipe.ring.is_shut_down() {
+                break Ok(Vec::new());
+            }
+            if !blocked {
+                // Keep workers free for other requests: refuse to park more readers than the
+                // configured bound.
+                let waiting = self
+                    .recorder
+                    .blocked_readers
+                    .fetch_add(1, Ordering::Relaxed);
+                blocked = true;
+                if waiting >= self.options.max_blocked_readers {
+                    break Err(FsError::Os(libc::EAGAIN));
+                }
+            }
+            pipe.ring.wait_for_data(PIPE_WAIT);
+        };
+        if blocked {
+            self.recorder
+                .blocked_readers
+                .fetch_sub(1, Ordering::Relaxed);
+        }
+        result
+    }
+}
+
+/// Makes a record look like it came from `pid` (set_event_pid filtering).
+fn force_pid(record: &mut Record, fields: &[format::Field<'_>], pid: u32) {
+    record.pid = pid as i32;
+    if let Some(slot) = fields.iter().position(|f| f.name == "common_pid") {
+        record.fields[slot] = FieldValue::Int(i64::from(pid));
+    }
+}

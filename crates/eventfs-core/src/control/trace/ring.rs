@@ -1,0 +1,264 @@
+//! The per-instance trace buffer: one byte-bounded ring per simulated CPU, in the kernel's
+//! overwrite mode (a full ring drops its oldest records).
+
+use std::collections::VecDeque;
+use std::mem::size_of;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::record::Record;
+
+/// The kernel's default `buffer_size_kb` (per CPU).
+pub const DEFAULT_BUFFER_SIZE_KB: usize = 1408;
+
+/// Bytes charged for one stored record: the record itself plus the `Arc` header and the
+/// queue slot that hold it, so the bound covers everything the ring allocates per record.
+fn charge(rec: &Record) -> usize {
+    rec.heap_size() + 2 * size_of::<usize>() + size_of::<Arc<Record>>()
+}
+
+/// One CPU's ring.
+#[derive(Default)]
+struct CpuRing {
+    records: VecDeque<(Arc<Record>, usize)>,
+    bytes: usize,
+    /// Records lost to overwrite (or to a shrink) since the last clear.
+    overrun: u64,
+}
+
+impl CpuRing {
+    fn pop_oldest(&mut self) -> Option<Arc<Record>> {
+        let (rec, cost) = self.records.pop_front()?;
+        self.bytes -= cost;
+        Some(rec)
+    }
+
+    fn evict_to(&mut self, limit: usize) {
+        while self.bytes > limit {
+            if self.pop_oldest().is_none() {
+                break;
+            }
+            self.overrun += 1;
+        }
+    }
+}
+
+struct Inner {
+    cpus: Vec<CpuRing>,
+    /// Byte budget of each CPU's ring.
+    limit_per_cpu: usize,
+    /// Records too large to fit even in an empty ring.
+    dropped: u64,
+    /// Bumped by [`Ring::wake_all`] so waiting readers notice.
+    epoch: u64,
+    shut_down: bool,
+}
+
+impl Inner {
+    /// CPU whose oldest record is the oldest overall (ties go to the lower CPU, as the
+    /// kernel's merge does).
+    fn oldest_cpu(&self) -> Option<usize> {
+        self.cpus
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.records.front().map(|(r, _)| (r.ts_ns, i)))
+            .min()
+            .map(|(_, i)| i)
+    }
+
+    fn len(&self) -> usize {
+        self.cpus.iter().map(|c| c.records.len()).sum()
+    }
+}
+
+/// A thread-safe, byte-bounded trace buffer with `nr_cpus` per-CPU rings.
+///
+/// `push` never blocks on readers: when a CPU's ring is over its budget the oldest records
+/// of that CPU are dropped and counted as overruns, like the kernel's overwrite mode.
+pub struct Ring {
+    inner: Mutex<Inner>,
+    data: Condvar,
+}
+
+impl Ring {
+    /// A buffer of `nr_cpus` rings (at least one) of `buffer_size_kb` KiB each.
+    pub fn new(nr_cpus: u32, buffer_size_kb: usize) -> Self {
+        let cpus = (0..nr_cpus.max(1)).map(|_| CpuRing::default()).collect();
+        Ring {
+            inner: Mutex::new(Inner {
+                cpus,
+                limit_per_cpu: buffer_size_kb.saturating_mul(1024),
+                dropped: 0,
+                epoch: 0,
+                shut_down: false,
+            }),
+            data: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panicking writer cannot leave the rings inconsistent in a way readers care
+        // about (counters at worst), so keep serving instead of propagating the poison.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Number of simulated CPUs.
+    pub fn nr_cpus(&self) -> u32 {
+        self.lock().cpus.len() as u32
+    }
+
+    /// Per-CPU size in KiB, as `buffer_size_kb` reads.
+    pub fn buffer_size_kb(&self) -> usize {
+        self.lock().limit_per_cpu / 1024
+    }
+
+    /// Stores a record in the ring of its CPU (`cpu % nr_cpus`), dropping that ring's oldest
+    /// records as needed. A record larger than a whole ring is dropped and counted in
+    /// [`Ring::dropped`].
+    pub fn push(&self, rec: Record) {
+        let cost = charge(&rec);
+        let mut inner = self.lock();
+        let limit = inner.limit_per_cpu;
+        if cost > limit {
+            inner.dropped += 1;
+            return;
+        }
+        let n = inner.cpus.len();
+        let ring = &mut inner.cpus[rec.cpu as usize % n];
+        ring.evict_to(limit - cost);
+        ring.bytes += cost;
+        ring.records.push_back((Arc::new(rec), cost));
+        drop(inner);
+        self.data.notify_all();
+    }
+
+    /// All stored records in timestamp order, without consuming them (what `trace` reads).
+    pub fn snapshot(&self) -> Vec<Arc<Record>> {
+        let inner = self.lock();
+        let mut out: Vec<Arc<Record>> = Vec::with_capacity(inner.len());
+        for c in &inner.cpus {
+            out.extend(c.records.iter().map(|(r, _)| Arc::clone(r)));
+        }
+        drop(inner);
+        // Each CPU's ring is already in time order; a stable sort merges them with ties
+        // going to the lower CPU.
+        out.sort_by_key(|r| r.ts_ns);
+        out
+    }
+
+    /// Removes and returns up to `max` of the oldest records (what `trace_pipe` reads); each
+    /// record goes to exactly one caller.
+    pub fn consume(&self, max: usize) -> Vec<Arc<Record>> {
+        let mut inner = self.lock();
+        let mut out = Vec::with_capacity(max.min(inner.len()));
+        while out.len() < max {
+            let Some(cpu) = inner.oldest_cpu() else { break };
+            out.extend(inner.cpus[cpu].pop_oldest());
+        }
+        out
+    }
+
+    /// Drops every record and resets the counters (open of `trace` with `O_TRUNC`).
+    pub fn clear(&self) {
+        let mut inner = self.lock();
+        for c in &mut inner.cpus {
+            *c = CpuRing::default();
+        }
+        inner.dropped = 0;
+    }
+
+    /// Sets the per-CPU size; shrinking drops the oldest records, counted as overruns as the
+    /// kernel does when it removes pages.
+    pub fn resize(&self, buffer_size_kb: usize) {
+        let mut inner = self.lock();
+        let limit = buffer_size_kb.saturating_mul(1024);
+        inner.limit_per_cpu = limit;
+        for c in &mut inner.cpus {
+            c.evict_to(limit);
+        }
+    }
+
+    /// Records currently stored (the header's `entries-in-buffer`).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// True when no record is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The header's `entries-written`: stored records plus those lost to overwrite, the
+    /// kernel's `entries + overrun` (records consumed by `trace_pipe` count in neither).
+    pub fn written(&self) -> u64 {
+        let inner = self.lock();
+        inner
+            .cpus
+            .iter()
+            .map(|c| c.records.len() as u64 + c.overrun)
+            .sum()
+    }
+
+    /// Records lost to overwrite since the last clear.
+    pub fn overruns(&self) -> u64 {
+        self.lock().cpus.iter().map(|c| c.overrun).sum()
+    }
+
+    /// Records refused because they were larger than a whole ring.
+    pub fn dropped(&self) -> u64 {
+        self.lock().dropped
+    }
+
+    /// Bytes charged for the stored records (never above `nr_cpus * buffer_size_kb * 1024`).
+    pub fn bytes(&self) -> usize {
+        self.lock().cpus.iter().map(|c| c.bytes).sum()
+    }
+
+    /// Blocks until a record is stored, [`Ring::wake_all`] or [`Ring::shutdown`] is called,
+    /// or `timeout` passes. Returns true if records are available.
+    pub fn wait_for_data(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut inner = self.lock();
+        let epoch = inner.epoch;
+        loop {
+            if inner.len() > 0 {
+                return true;
+            }
+            if inner.shut_down || inner.epoch != epoch {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            inner = self
+                .data
+                .wait_timeout(inner, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Wakes every reader blocked in [`Ring::wait_for_data`] (e.g. its file was released).
+    pub fn wake_all(&self) {
+        self.lock().epoch += 1;
+        self.data.notify_all();
+    }
+
+    /// Wakes every reader and makes all later waits return at once (daemon shutdown).
+    pub fn shutdown(&self) {
+        self.lock().shut_down = true;
+        self.data.notify_all();
+    }
+
+    /// True once [`Ring::shutdown`] has been called.
+    pub fn is_shut_down(&self) -> bool {
+        self.lock().shut_down
+    }
+}
+
+impl Default for Ring {
+    fn default() -> Self {
+        Ring::new(1, DEFAULT_BUFFER_SIZE_KB)
+    }
+}
