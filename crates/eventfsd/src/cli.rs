@@ -14,9 +14,33 @@ pub enum Transport {
     Mount(PathBuf),
 }
 
+/// Where the events come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The embedded (or `--catalog`) event catalog, with emulated control semantics.
+    Catalog,
+    /// A private instance of the host's live tracefs.
+    Host(HostArgs),
+}
+
+/// Options of `--source host`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostArgs {
+    /// `--tracefs DIR`: the host tracefs (default: found in /proc/mounts, or mounted).
+    pub tracefs: Option<PathBuf>,
+    /// `--instance NAME` (default `eventfsd-<pid>`).
+    pub instance: Option<String>,
+    /// `--policy FILE`.
+    pub policy: Option<PathBuf>,
+    /// `--reclaim-stale-instances`.
+    pub reclaim_stale: bool,
+}
+
 /// Parsed options.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
+    /// Event source.
+    pub source: Source,
     /// Where to serve.
     pub transport: Transport,
     /// Catalog file; `None` means the embedded one.
@@ -33,6 +57,10 @@ pub struct Options {
     pub stats_file: Option<PathBuf>,
     /// Exit when QEMU disconnects instead of waiting for the next connection.
     pub exit_on_disconnect: bool,
+    /// Catalog source: records per second per enabled event.
+    pub rate: u32,
+    /// Catalog source: seed of the record generator.
+    pub seed: u64,
 }
 
 /// What the command line asks for.
@@ -60,11 +88,18 @@ over vhost-user virtio-fs, or on the host through /dev/fuse.
   --fd FD                  use this inherited, listening vhost-user socket
   --mount DIR              serve on the host at DIR through /dev/fuse (root)
   --catalog FILE           event catalog to serve (default: embedded snapshot)
+  --source SOURCE          catalog (default) or host: a private instance of the host tracefs
+  --tracefs DIR            host source: the host tracefs (default: from /proc/mounts, else mounted)
+  --instance NAME          host source: instance name (default eventfsd-<pid>)
+  --policy FILE            host source: TOML policy (default: all events, global files hidden)
+  --reclaim-stale-instances  host source: remove eventfsd-<pid> instances of dead daemons
   --uid N, --gid N         owner and group of every node (default 0)
   --thread-pool-size N     request worker threads (default 4)
   --log-level LEVEL        error, warn, info, debug or trace (default info)
   --stats-file PATH        keep JSON counters in PATH (rewritten every 500 ms)
   --exit-on-disconnect     exit when QEMU disconnects (default: serve the next QEMU)
+  --rate N                 synthetic records per second per enabled event (default 10)
+  --seed N                 seed of the synthetic record generator (default 1)
   --print-capabilities     print the vhost-user backend capabilities and exit
   --version, --help";
 
@@ -77,7 +112,11 @@ fn number<T: std::str::FromStr>(text: &str, flag: &str) -> Result<T, String> {
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
     let mut args = args.into_iter();
     let mut transports = Vec::new();
+    let mut source = None;
+    let mut host = HostArgs::default();
+    let mut host_only = Vec::new();
     let mut options = Options {
+        source: Source::Catalog,
         transport: Transport::Fd(-1),
         catalog: None,
         uid: 0,
@@ -86,6 +125,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         log_level: log::LevelFilter::Info,
         stats_file: None,
         exit_on_disconnect: false,
+        rate: 10,
+        seed: 1,
     };
     while let Some(arg) = args.next() {
         // QEMU passes `--flag=value` as often as `--flag value`.
@@ -123,8 +164,50 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
             }
             "--stats-file" => options.stats_file = Some(value()?.into()),
             "--exit-on-disconnect" => options.exit_on_disconnect = true,
+            "--rate" => {
+                options.rate = number(&value()?, "--rate")?;
+                if options.rate > 100_000 {
+                    return Err("--rate must be at most 100000 records/s per event".into());
+                }
+            }
+            "--seed" => options.seed = number(&value()?, "--seed")?,
+            "--source" => {
+                source = Some(match value()?.as_str() {
+                    "catalog" => false,
+                    "host" => true,
+                    other => {
+                        return Err(format!(
+                            "--source: unknown source {other:?} (catalog or host)"
+                        ))
+                    }
+                })
+            }
+            "--tracefs" => {
+                host.tracefs = Some(value()?.into());
+                host_only.push(flag.clone());
+            }
+            "--instance" => {
+                host.instance = Some(value()?);
+                host_only.push(flag.clone());
+            }
+            "--policy" => {
+                host.policy = Some(value()?.into());
+                host_only.push(flag.clone());
+            }
+            "--reclaim-stale-instances" => {
+                host.reclaim_stale = true;
+                host_only.push(flag.clone());
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
+    }
+    if source == Some(true) {
+        if options.catalog.is_some() {
+            return Err("--catalog cannot be used with --source host".into());
+        }
+        options.source = Source::Host(host);
+    } else if let Some(flag) = host_only.first() {
+        return Err(format!("{flag} needs --source host"));
     }
     match transports.len() {
         0 => Err("one of --socket-path, --fd or --mount is required".into()),
@@ -181,5 +264,29 @@ mod tests {
             .contains("needs a value"));
         assert!(parse(args("--bogus")).unwrap_err().contains("unknown"));
         assert!(parse(args("--fd 3 --thread-pool-size 0")).is_err());
+        assert!(parse(args("--fd 3 --policy p.toml"))
+            .unwrap_err()
+            .contains("needs --source host"));
+        assert!(parse(args("--fd 3 --source host --catalog x")).is_err());
+        assert!(parse(args("--fd 3 --source nope")).is_err());
+    }
+
+    #[test]
+    fn parses_host_source() {
+        let Command::Serve(o) = parse(args(
+            "--mount /m --source host --tracefs /t --instance i --policy p --reclaim-stale-instances",
+        ))
+        .unwrap() else {
+            panic!("expected serve");
+        };
+        assert_eq!(
+            o.source,
+            Source::Host(HostArgs {
+                tracefs: Some("/t".into()),
+                instance: Some("i".into()),
+                policy: Some("p".into()),
+                reclaim_stale: true,
+            })
+        );
     }
 }

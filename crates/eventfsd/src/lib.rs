@@ -9,5 +9,6 @@
 pub mod cli;
 pub mod fs;
 pub mod fusedev;
+pub mod host;
 pub mod stats;
 pub mod vhost_user;

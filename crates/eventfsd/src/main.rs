@@ -10,13 +10,14 @@ use std::time::Duration;
 use fuse_backend_rs::api::server::Server;
 
 use eventfs_core::catalog;
-use eventfs_core::control::CatalogControl;
+use eventfs_core::control::{CatalogControl, CatalogOptions, ControlFiles};
 use eventfs_core::tree::Image;
 use eventfs_core::{Tree, TreeConfig};
 
-use eventfsd::cli::{self, Command, Options, Transport};
+use eventfsd::cli::{self, Command, Options, Source, Transport};
 use eventfsd::fs::{CachePolicy, EventFs};
 use eventfsd::fusedev::FuseMount;
+use eventfsd::host::{ForwardLimits, HostOptions, HostSource};
 use eventfsd::stats::{spawn_stats_writer, write_stats_file, Stats, StatsHook};
 use eventfsd::vhost_user::{self, ServeOptions, Shutdown};
 
@@ -92,22 +93,84 @@ fn remove_socket(path: &Path) {
 
 fn serve(options: Options) -> Result<(), String> {
     let signals = block_termination_signals();
-    let tree = Arc::new(load_tree(&options)?);
-    let (systems, events, dirs, files) = tree.counts();
-    log::info!(
-        "catalog: {systems} systems, {events} events, {dirs} directories, {files} files ({})",
-        options
-            .catalog
-            .as_deref()
-            .map_or_else(|| "embedded".to_string(), |p| p.display().to_string())
-    );
+    // The host source owns a tracefs instance: it lives until the end of this function, and
+    // dropping it (also on an early error return) removes the instance.
+    let mut host: Option<HostSource> = None;
+    let mut catalog: Option<Arc<CatalogControl>> = None;
+    let (tree, control): (Arc<Tree>, Arc<dyn ControlFiles>) = match &options.source {
+        Source::Catalog => {
+            let tree = Arc::new(load_tree(&options)?);
+            let (systems, events, dirs, files) = tree.counts();
+            log::info!(
+                "catalog: {systems} systems, {events} events, {dirs} directories, {files} files ({})",
+                options
+                    .catalog
+                    .as_deref()
+                    .map_or_else(|| "embedded".to_string(), |p| p.display().to_string())
+            );
+            let control = Arc::new(CatalogControl::with_options(CatalogOptions {
+                rate: options.rate,
+                seed: options.seed,
+                // Waiting trace_pipe readers must leave a worker free for other requests.
+                max_blocked_readers: options.thread_pool_size.saturating_sub(1).max(1),
+                ..CatalogOptions::default()
+            }));
+            control.start_recording(&tree);
+            catalog = Some(control.clone());
+            (tree, control)
+        }
+        Source::Host(args) => {
+            let host_options = HostOptions {
+                tracefs: args.tracefs.clone(),
+                instance: args.instance.clone(),
+                policy: args.policy.clone(),
+                reclaim_stale: args.reclaim_stale,
+                limits: ForwardLimits {
+                    // Waiting trace_pipe readers must leave a worker free for other requests.
+                    max_blocked_readers: options.thread_pool_size.saturating_sub(1),
+                    ..ForwardLimits::default()
+                },
+                ..HostOptions::default()
+            };
+            let config = TreeConfig {
+                uid: options.uid,
+                gid: options.gid,
+            };
+            let source = HostSource::start(&host_options, config)
+                .map_err(|e| format!("host source: {e}"))?;
+            let tree = source.tree();
+            let (systems, events, dirs, files) = tree.counts();
+            log::info!(
+                "host instance {}: {systems} systems, {events} events, {dirs} directories, {files} files",
+                source
+                    .instance_dir()
+                    .map_or_else(String::new, |d| d.display().to_string())
+            );
+            let control = source.control();
+            host = Some(source);
+            (tree, control)
+        }
+    };
+    let wake_host_readers = |host: &Option<HostSource>| {
+        if let Some(h) = host {
+            h.wake_readers();
+        }
+    };
     let stats = Arc::new(Stats::default());
-    let fs = EventFs::new(
-        tree.clone(),
-        Arc::new(CatalogControl::new()),
-        stats.clone(),
-        CachePolicy::default(),
-    );
+    if let Some(control) = catalog {
+        let control = Arc::downgrade(&control);
+        let _ = stats.source.set(Box::new(move || {
+            let (records, filtered, fallbacks) = control
+                .upgrade()
+                .map_or((0, 0, 0), |c| c.data_plane_counters());
+            vec![
+                ("records", records),
+                ("records_filtered", filtered),
+                ("render_fallbacks", fallbacks),
+            ]
+        }));
+    }
+    let fs = EventFs::new(tree.clone(), control, stats.clone(), CachePolicy::default());
     if let Some(path) = &options.stats_file {
         write_stats_file(path, &stats, &tree)
             .map_err(|e| format!("stats file {}: {e}", path.display()))?;
@@ -132,6 +195,7 @@ fn serve(options: Options) -> Result<(), String> {
             loop {
                 if let Some(sig) = wait_for_signal(&signals, Duration::from_millis(200)) {
                     log::info!("signal {sig}: unmounting {}", dir.display());
+                    wake_host_readers(&host);
                     break;
                 }
                 if mount.finished() {
@@ -139,7 +203,11 @@ fn serve(options: Options) -> Result<(), String> {
                     break;
                 }
             }
+            wake_host_readers(&host);
             mount.stop();
+            if let Some(mut h) = host.take() {
+                h.shutdown();
+            }
             final_stats(&stats);
             Ok(())
         }
@@ -175,6 +243,7 @@ fn serve(options: Options) -> Result<(), String> {
             let result = loop {
                 if let Some(sig) = wait_for_signal(&signals, Duration::from_millis(200)) {
                     log::info!("signal {sig}: shutting down");
+                    wake_host_readers(&host);
                     shutdown.trigger();
                 }
                 if server.is_finished() {
@@ -185,6 +254,9 @@ fn serve(options: Options) -> Result<(), String> {
             };
             if let Some(path) = &socket_path {
                 remove_socket(path);
+            }
+            if let Some(mut h) = host.take() {
+                h.shutdown();
             }
             final_stats(&stats);
             result.map_err(|e| e.to_string())
