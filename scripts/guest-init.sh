@@ -278,6 +278,7 @@ run_demo() {
     demo_cmd "cat events/sched/sched_switch/filter"
     demo_cmd "echo 'no_such_field == 1' > events/sched/sched_switch/filter || echo \"rejected (exit status \$?)\""
     demo_cmd "cat error_log"
+    demo_cmd "echo 'prev_prio < 100' > events/sched/sched_switch/filter  # a rejected filter left the event unfiltered"
     demo_cmd "sleep 2; grep -v '^#' trace | head -n 5"
     demo_cmd "echo 'hello from the guest' > trace_marker"
     demo_cmd "grep tracing_mark_write trace"
