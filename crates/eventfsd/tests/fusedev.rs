@@ -662,6 +662,39 @@ fn trace_buffer_filters_markers_pipe_and_triggers() {
         trace_lines_in(&frozen, "sched_wakeup")
     );
 
+    // enable_event switches the named event on when the trigger's event fires.
+    assert_eq!(write_errno(&root("tracing_on"), "1"), None);
+    assert_eq!(
+        write_errno(&root("events/sched/sched_wakeup/enable"), "0"),
+        None
+    );
+    assert_eq!(
+        write_errno(&root("events/sched/sched_wakeup/trigger"), "!traceoff"),
+        None
+    );
+    let waking = root("events/sched/sched_waking/enable");
+    assert_eq!(
+        write_errno(
+            &root("events/sched/sched_switch/trigger"),
+            "enable_event:sched:sched_waking:1"
+        ),
+        None
+    );
+    assert_eq!(read(&waking), "0*\n", "a trigger target runs in soft mode");
+    assert_eq!(
+        write_errno(&root("events/sched/sched_switch/enable"), "1"),
+        None
+    );
+    eventually("enable_event fired", || read(&waking) == "1*\n");
+    assert_eq!(
+        read(&root("events/sched/sched_switch/trigger")),
+        "enable_event:sched:sched_waking:count=0\n"
+    );
+    eventually("sched_waking recorded", || {
+        trace_lines(&trace, "sched_waking").len() > 0
+    });
+    assert_eq!(write_errno(&root("events/enable"), "0"), None);
+
     // An instance has its own buffer.
     fs::create_dir(root("instances/buf")).unwrap();
     assert_eq!(
