@@ -1,0 +1,793 @@
+//! [`HostControl`]: the host source's [`ControlFiles`], forwarding control files to a real
+//! tracefs instance.
+//!
+//! Host file descriptors exist only per open guest handle, and only while it is open: a looked-up
+//! node costs nothing here. Every host path is built from [`Tree::path_of`] (names from the
+//! metadata), checked component by component, and opened with `openat2` beneath the instance
+//! (or top-level) directory without following any symlink.
+
+use std::collections::{BTreeSet, HashMap};
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use eventfs_core::control::{slice_at, ControlFiles, OpenFlags};
+use eventfs_core::layout::{FileKind, RootFile};
+use eventfs_core::tree::DirId;
+use eventfs_core::{FsError, NodeKind, NodeRef, Tree};
+
+use super::policy::Policy;
+
+/// Largest single read forwarded to the host (the guest asks for at most 1 MiB with MAX_PAGES).
+const MAX_READ: u32 = 1 << 20;
+/// How often a blocked `trace_pipe` reader re-checks whether it should give up.
+const PIPE_POLL_SLICE: Duration = Duration::from_millis(100);
+
+/// What the host has, as far as the guest's visibility is concerned.
+#[derive(Clone, Debug, Default)]
+pub struct HostView {
+    /// Every event of the host instance as (system, event), visible or not.
+    pub events: BTreeSet<(String, String)>,
+    /// Host events the guest must not see or reach (policy-hidden, or dynamic events when the
+    /// policy does not show them).
+    pub hidden: BTreeSet<(String, String)>,
+}
+
+impl HostView {
+    fn system_has_hidden(&self, system: &str) -> bool {
+        self.hidden
+            .range((system.to_string(), String::new())..)
+            .next()
+            .is_some_and(|(s, _)| s == system)
+    }
+}
+
+/// Tunables of the forwarding layer.
+#[derive(Copy, Clone, Debug)]
+pub struct ForwardLimits {
+    /// Guest `trace_pipe` reads allowed to wait at the same time; more get EAGAIN. Keep it
+    /// below the transport's worker count so waiting readers never starve other requests.
+    pub max_blocked_readers: usize,
+    /// Longest one guest `trace_pipe` read waits for data before it returns EINTR (readers
+    /// retry; a reader the guest killed thereby releases its worker).
+    pub pipe_wait: Duration,
+}
+
+impl Default for ForwardLimits {
+    fn default() -> Self {
+        ForwardLimits {
+            max_blocked_readers: 3,
+            pipe_wait: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Which directory a forwarded path is relative to.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Base {
+    Instance,
+    Top,
+}
+
+struct Handle {
+    fd: Option<OwnedFd>,
+    kind: FileKind,
+    dir: DirId,
+    path: String,
+    nonblock: bool,
+    epoch: u64,
+    closed: AtomicBool,
+    /// Content computed by eventfsd rather than read from the host (filtered
+    /// `available_events`, aggregated `enable` over visible events).
+    content: Mutex<Option<Vec<u8>>>,
+}
+
+struct RateLimiter {
+    tokens: f64,
+    last: Instant,
+    last_log: Option<Instant>,
+}
+
+/// Forwards control files of a tree built from a tracefs instance to that instance.
+pub struct HostControl {
+    instance: OwnedFd,
+    top: OwnedFd,
+    instance_path: PathBuf,
+    top_path: PathBuf,
+    policy: Arc<Policy>,
+    view: RwLock<HostView>,
+    handles: Mutex<HashMap<u64, Arc<Handle>>>,
+    next_handle: AtomicU64,
+    /// Bumped by `reset`/`shutdown`: handles and waits of an older epoch are void.
+    epoch: AtomicU64,
+    shutting_down: AtomicBool,
+    blocked_readers: AtomicUsize,
+    limits: ForwardLimits,
+    limiter: Mutex<RateLimiter>,
+    pub(crate) dynamic_names: Mutex<BTreeSet<(String, String)>>,
+}
+
+fn open_dir(path: &Path) -> io::Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: valid C string; the returned fd is owned below.
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Checks a relative path built from metadata names: plain components only.
+pub fn check_relative_path(path: &str) -> Result<(), FsError> {
+    let bad = path.is_empty()
+        || path.starts_with('/')
+        || path.split('/').any(|c| {
+            c.is_empty()
+                || c == "."
+                || c == ".."
+                || c.len() > eventfs_core::catalog::NAME_MAX
+                || c.contains('\0')
+        });
+    if bad {
+        log::warn!("refusing host path {path:?}");
+        Err(FsError::Os(libc::EINVAL))
+    } else {
+        Ok(())
+    }
+}
+
+/// `struct open_how` of linux/openat2.h (libc's is non-exhaustive).
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// Opens `path` beneath `dir` with `openat2`, refusing symlinks, `..` escapes and mount
+/// crossings. The caller has already checked `path` with [`check_relative_path`].
+fn open_beneath(dir: BorrowedFd<'_>, path: &str, flags: i32) -> Result<OwnedFd, FsError> {
+    check_relative_path(path)?;
+    let c = CString::new(path).map_err(|_| FsError::Os(libc::EINVAL))?;
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NOCTTY) as u64,
+        mode: 0,
+        resolve: libc::RESOLVE_BENEATH
+            | libc::RESOLVE_NO_SYMLINKS
+            | libc::RESOLVE_NO_MAGICLINKS
+            | libc::RESOLVE_NO_XDEV,
+    };
+    // SAFETY: valid dirfd, C string and open_how of the size passed.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    if fd < 0 {
+        return Err(last_errno());
+    }
+    // SAFETY: fd is a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+fn last_errno() -> FsError {
+    FsError::Os(
+        io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO),
+    )
+}
+
+fn read_fd(fd: &OwnedFd, size: u32, offset: Option<u64>) -> Result<Vec<u8>, FsError> {
+    let mut buf = vec![0u8; size.min(MAX_READ) as usize];
+    loop {
+        // SAFETY: buf is valid for buf.len() bytes.
+        let n = unsafe {
+            match offset {
+                Some(off) => libc::pread(
+                    fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    off as libc::off_t,
+                ),
+                None => libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()),
+            }
+        };
+        if n >= 0 {
+            buf.truncate(n as usize);
+            return Ok(buf);
+        }
+        let e = last_errno();
+        if e != FsError::Os(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}
+
+fn write_fd(fd: &OwnedFd, data: &[u8]) -> Result<usize, FsError> {
+    loop {
+        // SAFETY: data is valid for data.len() bytes.
+        let n = unsafe { libc::write(fd.as_raw_fd(), data.as_ptr().cast(), data.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = last_errno();
+        if e != FsError::Os(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}
+
+/// Parses one `set_event` token (`[!]sys:event`, `sys:*`, `*:event`, `name`) into a matcher
+/// with the kernel's rules (a bare name matches a system or an event of that name).
+fn set_event_matches(token: &str, system: &str, event: &str) -> bool {
+    let any = |p: &str| p.is_empty() || p == "*";
+    match token.split_once(':') {
+        Some((s, e)) => (any(s) || s == system) && (any(e) || e == event),
+        None => any(token) || token == system || token == event,
+    }
+}
+
+impl HostControl {
+    /// Forwards to the instance at `instance_dir`; global files go to `top_dir`.
+    pub fn new(
+        instance_dir: &Path,
+        top_dir: &Path,
+        policy: Arc<Policy>,
+        view: HostView,
+        limits: ForwardLimits,
+    ) -> io::Result<HostControl> {
+        Ok(HostControl {
+            instance: open_dir(instance_dir)?,
+            top: open_dir(top_dir)?,
+            instance_path: instance_dir.to_path_buf(),
+            top_path: top_dir.to_path_buf(),
+            limiter: Mutex::new(RateLimiter {
+                tokens: f64::from(policy.writes_per_second),
+                last: Instant::now(),
+                last_log: None,
+            }),
+            policy,
+            view: RwLock::new(view),
+            handles: Mutex::new(HashMap::new()),
+            next_handle: AtomicU64::new(1),
+            epoch: AtomicU64::new(0),
+            shutting_down: AtomicBool::new(false),
+            blocked_readers: AtomicUsize::new(0),
+            limits,
+            dynamic_names: Mutex::new(BTreeSet::new()),
+        })
+    }
+
+    /// The instance directory (for the rescan).
+    pub fn instance_path(&self) -> &Path {
+        &self.instance_path
+    }
+
+    /// The top-level tracefs directory.
+    pub fn top_path(&self) -> &Path {
+        &self.top_path
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Replaces the view of the host's events (after a rescan).
+    pub fn set_view(&self, view: HostView) {
+        *self.view.write().unwrap_or_else(|p| p.into_inner()) = view;
+    }
+
+    fn view(&self) -> std::sync::RwLockReadGuard<'_, HostView> {
+        self.view.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Host descriptors currently held for open guest handles.
+    pub fn open_host_fds(&self) -> usize {
+        self.lock_handles()
+            .values()
+            .filter(|h| h.fd.is_some())
+            .count()
+    }
+
+    /// Wakes every blocked reader and closes every handle: the daemon is exiting, so the
+    /// instance can be removed (open files keep it busy).
+    pub fn shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        self.reset();
+    }
+
+    fn lock_handles(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Handle>>> {
+        self.handles.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn handle(&self, handle: u64) -> Result<Arc<Handle>, FsError> {
+        let h = self
+            .lock_handles()
+            .get(&handle)
+            .cloned()
+            .ok_or(FsError::Os(libc::EBADF))?;
+        if h.epoch != self.epoch.load(Ordering::SeqCst) {
+            return Err(FsError::Os(libc::EBADF));
+        }
+        Ok(h)
+    }
+
+    fn base_fd(&self, base: Base) -> BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        match base {
+            Base::Instance => self.instance.as_fd(),
+            Base::Top => self.top.as_fd(),
+        }
+    }
+
+    /// Where the file of `kind` lives on the host.
+    fn base_of(kind: FileKind) -> Base {
+        match kind {
+            FileKind::Root(r) if r.is_global_only() => Base::Top,
+            _ => Base::Instance,
+        }
+    }
+
+    fn spec_writable(node: NodeRef, tree: &Tree) -> bool {
+        // The static tables carry tracefs's modes; a file without a write bit is read-only
+        // whatever the policy says.
+        let NodeKind::File(kind) = node.kind else {
+            return false;
+        };
+        let dir_kind = tree.dir_kind(node.dir);
+        dir_kind
+            .files()
+            .iter()
+            .find(|f| f.kind == kind)
+            .is_some_and(|f| f.mode & 0o222 != 0)
+    }
+
+    fn rate_limited(&self, path: &str) -> bool {
+        let rate = self.policy.writes_per_second;
+        if rate == 0 {
+            return false;
+        }
+        let mut l = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let rate = f64::from(rate);
+        l.tokens = (l.tokens + now.duration_since(l.last).as_secs_f64() * rate).min(rate);
+        l.last = now;
+        if l.tokens >= 1.0 {
+            l.tokens -= 1.0;
+            return false;
+        }
+        if l.last_log
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            l.last_log = Some(now);
+            log::warn!(
+                "policy: write to {path} refused with EAGAIN: over {} writes per second",
+                self.policy.writes_per_second
+            );
+        }
+        true
+    }
+
+    /// Policy checks on the content of a write; `Err` refuses it before the host sees it.
+    fn check_content(&self, tree: &Tree, h: &Handle, data: &[u8]) -> Result<(), FsError> {
+        let text = String::from_utf8_lossy(data);
+        match h.kind {
+            FileKind::EventFilter | FileKind::SystemFilter | FileKind::EventTrigger
+                if data.len() > self.policy.max_filter_len =>
+            {
+                log::warn!(
+                    "policy: {}-byte write to {} refused: over max_filter_len {}",
+                    data.len(),
+                    h.path,
+                    self.policy.max_filter_len
+                );
+                Err(FsError::Os(libc::EINVAL))
+            }
+            FileKind::EventTrigger => {
+                // Triggers that enable or disable another event must not reach a hidden one.
+                let view = self.view();
+                for token in text.split(|c: char| c.is_whitespace()) {
+                    let token = token.trim_start_matches('!');
+                    let mut parts = token.split(':');
+                    let cmd = parts.next().unwrap_or("");
+                    if !matches!(
+                        cmd,
+                        "enable_event" | "disable_event" | "enable_hist" | "disable_hist"
+                    ) {
+                        continue;
+                    }
+                    let (sys, ev) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                    if view.hidden.contains(&(sys.to_string(), ev.to_string())) {
+                        log::warn!(
+                            "policy: trigger on {} names hidden event {sys}:{ev}",
+                            h.path
+                        );
+                        return Err(FsError::Os(libc::EACCES));
+                    }
+                }
+                Ok(())
+            }
+            FileKind::Root(RootFile::SetEvent) => {
+                // Enabling through set_event must not reach a hidden event: check each token
+                // against every host event it would match. Disabling is harmless.
+                let view = self.view();
+                for token in text
+                    .split(|c: char| c.is_whitespace())
+                    .filter(|t| !t.is_empty())
+                {
+                    if token.starts_with('!') {
+                        continue;
+                    }
+                    if let Some((sys, ev)) = view
+                        .hidden
+                        .iter()
+                        .find(|(s, e)| set_event_matches(token, s, e))
+                    {
+                        log::warn!(
+                            "policy: set_event token {token:?} refused: it matches hidden event {sys}:{ev}"
+                        );
+                        return Err(FsError::Os(libc::EACCES));
+                    }
+                }
+                let _ = tree;
+                Ok(())
+            }
+            FileKind::Root(RootFile::BufferSizeKb) if self.policy.max_buffer_size_kb > 0 => {
+                match text.trim().parse::<u64>() {
+                    Ok(kb) if kb > self.policy.max_buffer_size_kb => {
+                        log::warn!(
+                            "policy: buffer_size_kb {kb} refused: over max_buffer_size_kb {}",
+                            self.policy.max_buffer_size_kb
+                        );
+                        Err(FsError::Os(libc::EACCES))
+                    }
+                    _ => Ok(()),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The system name of a system or event directory.
+    fn system_of(tree: &Tree, dir: DirId, kind: FileKind) -> String {
+        match kind {
+            FileKind::SystemEnable | FileKind::SystemFilter => tree.dir_name(dir),
+            _ => tree.dir_name(tree.parent_of(dir)),
+        }
+    }
+
+    /// Whether an `enable` write or read of this handle must be spread over the visible events
+    /// because a hidden event shares its scope.
+    fn enable_scope_has_hidden(&self, tree: &Tree, h: &Handle) -> bool {
+        let view = self.view();
+        match h.kind {
+            FileKind::EventsEnable => !view.hidden.is_empty(),
+            FileKind::SystemEnable => view.system_has_hidden(&Self::system_of(tree, h.dir, h.kind)),
+            _ => false,
+        }
+    }
+
+    /// Writes `data` to the `enable` of each visible event below `h.dir` (a whole system at a
+    /// time where it has no hidden events).
+    fn fan_out_enable(&self, tree: &Tree, h: &Handle, data: &[u8]) -> Result<usize, FsError> {
+        let view = self.view().clone();
+        let mut targets = BTreeSet::new();
+        for event in tree.events_below(h.dir) {
+            if !tree.event_has_file(event, FileKind::EventEnable) {
+                continue;
+            }
+            let system = tree.dir_name(tree.parent_of(event));
+            if view.system_has_hidden(&system) {
+                targets.insert(format!("events/{system}/{}/enable", tree.dir_name(event)));
+            } else {
+                targets.insert(format!("events/{system}/enable"));
+            }
+        }
+        log::debug!(
+            "{}: spreading an enable write over {} files",
+            h.path,
+            targets.len()
+        );
+        for path in targets {
+            let fd = open_beneath(self.base_fd(Base::Instance), &path, libc::O_WRONLY)?;
+            write_fd(&fd, data)?;
+        }
+        Ok(data.len())
+    }
+
+    /// The `enable` state over the visible events below `h.dir`, as tracefs words it.
+    fn aggregate_enable(&self, tree: &Tree, h: &Handle) -> Result<Vec<u8>, FsError> {
+        let (mut on, mut off) = (false, false);
+        for event in tree.events_below(h.dir) {
+            if !tree.event_has_file(event, FileKind::EventEnable) {
+                continue;
+            }
+            let path = format!(
+                "events/{}/{}/enable",
+                tree.dir_name(tree.parent_of(event)),
+                tree.dir_name(event)
+            );
+            let fd = open_beneath(self.base_fd(Base::Instance), &path, libc::O_RDONLY)?;
+            match read_fd(&fd, 8, None)?.first() {
+                Some(b'1') => on = true,
+                _ => off = true,
+            }
+            if on && off {
+                break;
+            }
+        }
+        Ok(match (on, off) {
+            (true, true) => b"X\n".to_vec(),
+            (true, false) => b"1\n".to_vec(),
+            (false, true) => b"0\n".to_vec(),
+            (false, false) => b"?\n".to_vec(),
+        })
+    }
+
+    /// The top level's `available_events`, restricted to the events the guest sees.
+    fn filtered_available_events(&self, tree: &Tree) -> Result<Vec<u8>, FsError> {
+        let fd = open_beneath(self.base_fd(Base::Top), "available_events", libc::O_RDONLY)?;
+        let mut all = Vec::new();
+        loop {
+            let chunk = read_fd(&fd, 1 << 16, None)?;
+            if chunk.is_empty() {
+                break;
+            }
+            all.extend_from_slice(&chunk);
+        }
+        let mut out = Vec::with_capacity(all.len());
+        for line in String::from_utf8_lossy(&all).lines() {
+            if let Some((sys, ev)) = line.split_once(':') {
+                if tree.find_event(sys, ev).is_some() {
+                    out.extend_from_slice(line.as_bytes());
+                    out.push(b'\n');
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn read_pipe(&self, h: &Handle, size: u32) -> Result<Vec<u8>, FsError> {
+        let fd = h.fd.as_ref().ok_or(FsError::Os(libc::EBADF))?;
+        match read_fd(fd, size, None) {
+            Err(FsError::Os(libc::EAGAIN)) => {}
+            other => return other,
+        }
+        if h.nonblock {
+            return Err(FsError::Os(libc::EAGAIN));
+        }
+        let blocked = self.blocked_readers.fetch_add(1, Ordering::SeqCst);
+        let _slot = scopeguard(|| {
+            self.blocked_readers.fetch_sub(1, Ordering::SeqCst);
+        });
+        if blocked >= self.limits.max_blocked_readers {
+            log::warn!(
+                "trace_pipe: {} readers already waiting (limit {}): EAGAIN",
+                blocked,
+                self.limits.max_blocked_readers
+            );
+            return Err(FsError::Os(libc::EAGAIN));
+        }
+        let deadline = Instant::now() + self.limits.pipe_wait;
+        loop {
+            if h.closed.load(Ordering::SeqCst)
+                || h.epoch != self.epoch.load(Ordering::SeqCst)
+                || self.shutting_down.load(Ordering::SeqCst)
+                || Instant::now() >= deadline
+            {
+                // No INTERRUPT reaches us over virtio: give the worker back. Readers retry
+                // EINTR (cat, Python, Go do), so a live reader just asks again.
+                return Err(FsError::Os(libc::EINTR));
+            }
+            let mut pfd = libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd. The result only shortens the wait: the read below
+            // decides (trace_pipe's poll may wait for buffer_percent).
+            unsafe { libc::poll(&mut pfd, 1, PIPE_POLL_SLICE.as_millis() as i32) };
+            match read_fd(fd, size, None) {
+                Err(FsError::Os(libc::EAGAIN)) => continue,
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Runs `f` when dropped.
+fn scopeguard<F: FnMut()>(f: F) -> impl Drop {
+    struct Guard<F: FnMut()>(F);
+    impl<F: FnMut()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            (self.0)();
+        }
+    }
+    Guard(f)
+}
+
+impl ControlFiles for HostControl {
+    fn open(&self, tree: &Tree, node: NodeRef, flags: OpenFlags) -> Result<u64, FsError> {
+        let NodeKind::File(kind) = node.kind else {
+            return Err(FsError::IsDir);
+        };
+        let path = tree.path_of(node);
+        check_relative_path(&path)?;
+        if flags.write && !(Self::spec_writable(node, tree) && self.policy.file_writable(&path)) {
+            log::warn!("policy: {path} is read-only for the guest (EACCES)");
+            return Err(FsError::Os(libc::EACCES));
+        }
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        let mut content = None;
+        let fd = match kind {
+            FileKind::Root(RootFile::AvailableEvents) => {
+                if flags.write {
+                    return Err(FsError::Os(libc::EACCES));
+                }
+                content = Some(self.filtered_available_events(tree)?);
+                None
+            }
+            _ => {
+                let mut oflags = match (flags.read, flags.write) {
+                    (true, true) => libc::O_RDWR,
+                    (false, true) => libc::O_WRONLY,
+                    _ => libc::O_RDONLY,
+                };
+                if flags.truncate && flags.write {
+                    // `echo > set_event` and `> trace` clear on the host exactly as natively.
+                    oflags |= libc::O_TRUNC;
+                }
+                if kind == FileKind::Root(RootFile::TracePipe) {
+                    // We wait ourselves, in bounded slices (see read_pipe).
+                    oflags |= libc::O_NONBLOCK;
+                }
+                let base = Self::base_of(kind);
+                let rel = match base {
+                    // Global files live at the top level under their own name.
+                    Base::Top => path.rsplit('/').next().unwrap_or(&path).to_string(),
+                    Base::Instance => path.clone(),
+                };
+                Some(open_beneath(self.base_fd(base), &rel, oflags)?)
+            }
+        };
+        let id = self.next_handle.fetch_add(1, Ordering::SeqCst);
+        let handle = Arc::new(Handle {
+            fd,
+            kind,
+            dir: node.dir,
+            path,
+            nonblock: flags.nonblock,
+            epoch,
+            closed: AtomicBool::new(false),
+            content: Mutex::new(content),
+        });
+        self.lock_handles().insert(id, handle);
+        Ok(id)
+    }
+
+    fn read(
+        &self,
+        tree: &Tree,
+        _node: NodeRef,
+        handle: u64,
+        offset: u64,
+        size: u32,
+    ) -> Result<Vec<u8>, FsError> {
+        let h = self.handle(handle)?;
+        if h.kind == FileKind::Root(RootFile::TracePipe) {
+            return self.read_pipe(&h, size);
+        }
+        if h.kind == FileKind::Root(RootFile::AvailableEvents)
+            || (matches!(h.kind, FileKind::SystemEnable | FileKind::EventsEnable)
+                && self.enable_scope_has_hidden(tree, &h))
+        {
+            let mut content = h.content.lock().unwrap_or_else(|p| p.into_inner());
+            // Aggregated enable state is recomputed at each read from the start, like a
+            // fresh read of the kernel file; available_events was filled at open.
+            if h.kind != FileKind::Root(RootFile::AvailableEvents)
+                && (content.is_none() || offset == 0)
+            {
+                *content = Some(self.aggregate_enable(tree, &h)?);
+            }
+            return Ok(slice_at(content.as_deref().unwrap_or(&[]), offset, size));
+        }
+        let fd = h.fd.as_ref().ok_or(FsError::Os(libc::EBADF))?;
+        match read_fd(fd, size, Some(offset)) {
+            // Stream-like files refuse pread; they have no position to honour anyway.
+            Err(FsError::Os(libc::ESPIPE)) => read_fd(fd, size, None),
+            other => other,
+        }
+    }
+
+    fn write(
+        &self,
+        tree: &Tree,
+        _node: NodeRef,
+        handle: u64,
+        data: &[u8],
+    ) -> Result<usize, FsError> {
+        let h = self.handle(handle)?;
+        if self.rate_limited(&h.path) {
+            return Err(FsError::Os(libc::EAGAIN));
+        }
+        self.check_content(tree, &h, data)?;
+        if matches!(h.kind, FileKind::SystemEnable | FileKind::EventsEnable)
+            && data.trim_ascii_start().first() == Some(&b'1')
+            && self.enable_scope_has_hidden(tree, &h)
+        {
+            return self.fan_out_enable(tree, &h, data);
+        }
+        let fd = h.fd.as_ref().ok_or(FsError::Os(libc::EBADF))?;
+        write_fd(fd, data)
+    }
+
+    fn release(&self, handle: u64) {
+        if let Some(h) = self.lock_handles().remove(&handle) {
+            h.closed.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn reset(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        let old: Vec<Arc<Handle>> = self.lock_handles().drain().map(|(_, h)| h).collect();
+        for h in old {
+            h.closed.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_event_tokens_match_like_the_kernel() {
+        assert!(set_event_matches(
+            "sched:sched_switch",
+            "sched",
+            "sched_switch"
+        ));
+        assert!(set_event_matches("sched:*", "sched", "x"));
+        assert!(set_event_matches("sched:", "sched", "x"));
+        assert!(set_event_matches("*:x", "sched", "x"));
+        assert!(set_event_matches("sched", "sched", "x"));
+        assert!(set_event_matches("x", "sched", "x"));
+        assert!(set_event_matches("*", "a", "b"));
+        assert!(!set_event_matches("irq:*", "sched", "x"));
+        assert!(!set_event_matches("sched:y", "sched", "x"));
+    }
+
+    #[test]
+    fn host_paths_are_plain_components() {
+        assert!(check_relative_path("events/sched/enable").is_ok());
+        for bad in [
+            "",
+            "/trace",
+            "events/../x",
+            "a//b",
+            "./a",
+            "a/\0b",
+            &"x".repeat(256),
+        ] {
+            assert!(check_relative_path(bad).is_err(), "{bad:?}");
+        }
+    }
+}

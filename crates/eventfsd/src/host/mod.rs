@@ -1,0 +1,326 @@
+//! The host source: a private, policy-filtered tracefs instance of the host per guest.
+//!
+//! At start-up eventfsd finds (or mounts) the host tracefs, creates `instances/<name>`,
+//! snapshots that instance's `events/` into an eventfs-core catalog image (so metadata and the
+//! immutable `format`s are served from memory, with no host fd per node), hides what the
+//! policy hides, and forwards control files to the instance ([`forward`]). A rescan thread
+//! keeps dynamic events in step ([`rescan`]). On exit the instance is removed (and a tracefs we
+//! mounted is unmounted).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventfs_core::catalog::CatalogProblem;
+use eventfs_core::control::ControlFiles;
+use eventfs_core::layout::{FileKind, RootFile, ROOT_FILES};
+use eventfs_core::snapshot::{snapshot, SnapshotError};
+use eventfs_core::tree::{Image, NewEvent};
+use eventfs_core::{Tree, TreeConfig};
+
+pub mod forward;
+pub mod instance;
+pub mod policy;
+pub mod rescan;
+
+pub use forward::{ForwardLimits, HostControl, HostView};
+pub use instance::{Instance, Tracefs};
+pub use policy::{Policy, PolicyError};
+
+/// Errors of the host source (start-up only; serving errors go to the guest as errnos).
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// `--tracefs DIR` is not a tracefs mount.
+    #[error("{0} is not a tracefs mount")]
+    NotTracefs(String),
+    /// A file system operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What we were doing.
+        what: String,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// The instance exists already; it is not ours, so it is left alone.
+    #[error(
+        "tracefs instance {0} already exists (not created by this daemon; pick another --instance)"
+    )]
+    InstanceExists(String),
+    /// `--instance` is not a plain name.
+    #[error("bad instance name {0:?}: use one path component without spaces")]
+    BadInstanceName(String),
+    /// The policy file is bad.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// Reading the instance's events failed.
+    #[error("snapshot of the host instance: {0}")]
+    Snapshot(#[from] SnapshotError),
+    /// The snapshot did not make a valid catalog (a bug).
+    #[error("catalog of the host instance: {0}")]
+    Catalog(#[from] CatalogProblem),
+}
+
+/// How to run the host source.
+#[derive(Clone, Debug)]
+pub struct HostOptions {
+    /// The host tracefs (default: found in /proc/mounts, or mounted privately).
+    pub tracefs: Option<PathBuf>,
+    /// Instance name (default `eventfsd-<pid>`).
+    pub instance: Option<String>,
+    /// Policy file (default: the default policy).
+    pub policy: Option<PathBuf>,
+    /// Remove leftover `eventfsd-<pid>` instances of dead daemons.
+    pub reclaim_stale: bool,
+    /// How often the host's events are rescanned (zero: never).
+    pub rescan_interval: Duration,
+    /// Forwarding tunables.
+    pub limits: ForwardLimits,
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        HostOptions {
+            tracefs: None,
+            instance: None,
+            policy: None,
+            reclaim_stale: false,
+            rescan_interval: Duration::from_secs(1),
+            limits: ForwardLimits::default(),
+        }
+    }
+}
+
+/// (system, event) names listed in the top level's `dynamic_events` (or the per-type files):
+/// `p:kprobes/name ...`, `e:eprobes/name ...`, `s:name ...`, ...
+pub fn dynamic_event_names(top: &Path) -> BTreeSet<(Option<String>, String)> {
+    let mut out = BTreeSet::new();
+    for file in [
+        "dynamic_events",
+        "kprobe_events",
+        "uprobe_events",
+        "synthetic_events",
+    ] {
+        let Ok(text) = std::fs::read_to_string(top.join(file)) else {
+            continue;
+        };
+        for line in text.lines() {
+            let Some(first) = line.split_whitespace().next() else {
+                continue;
+            };
+            // Synthetic events are listed bare (`name field; ...`) in synthetic_events.
+            let spec = first.split_once(':').map_or(first, |(_, s)| s);
+            match spec.split_once('/') {
+                Some((group, name)) => out.insert((Some(group.to_string()), name.to_string())),
+                None => out.insert((None, spec.to_string())),
+            };
+        }
+    }
+    out
+}
+
+/// Groups dynamic events use when none is given.
+const DEFAULT_DYNAMIC_GROUPS: &[&str] = &["kprobes", "uprobes", "synthetic", "eprobes"];
+
+fn is_dynamic(names: &BTreeSet<(Option<String>, String)>, system: &str, event: &str) -> bool {
+    names.contains(&(Some(system.to_string()), event.to_string()))
+        || (DEFAULT_DYNAMIC_GROUPS.contains(&system) && names.contains(&(None, event.to_string())))
+}
+
+/// (system, event) names.
+pub type EventNames = BTreeSet<(String, String)>;
+
+/// Builds the tree of the instance at `instance_dir` (with global files of `top_dir`) under
+/// `policy`. Returns the tree, the view of hidden events and the dynamic events found.
+pub fn build_tree(
+    instance_dir: &Path,
+    top_dir: &Path,
+    policy: &Policy,
+    config: TreeConfig,
+) -> Result<(Tree, HostView, EventNames), HostError> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let mut catalog = snapshot(instance_dir, &release)?;
+    // README is global-only; the instance has none, so take the top level's.
+    catalog.readme = std::fs::read_to_string(top_dir.join("README")).unwrap_or_default();
+    let dynamic_names = dynamic_event_names(top_dir);
+    let mut view = HostView::default();
+    let mut dynamic = Vec::new();
+    let mut dynamic_set = BTreeSet::new();
+    for system in &mut catalog.systems {
+        let name = system.name.clone();
+        system.events.retain(|event| {
+            let key = (name.clone(), event.name.clone());
+            view.events.insert(key.clone());
+            if !policy.event_visible(&name, &event.name) {
+                view.hidden.insert(key);
+                return false;
+            }
+            if is_dynamic(&dynamic_names, &name, &event.name) {
+                dynamic_set.insert(key.clone());
+                if policy.show_dynamic {
+                    // Added after the build, as a dynamic node: the guest caches it briefly.
+                    dynamic.push((key, event.id, u64::from(event.files), event.format.clone()));
+                } else {
+                    view.hidden.insert(key);
+                }
+                return false;
+            }
+            true
+        });
+    }
+    catalog.systems.retain(|s| !s.events.is_empty());
+    let image = catalog.encode();
+    let tree = Tree::from_image(Image::Owned(image.into_boxed_slice()), config)?;
+    for ((system, name), id, files, format) in &dynamic {
+        let new = NewEvent {
+            system,
+            name,
+            id: *id,
+            files: *files,
+            format,
+        };
+        if let Err(e) = tree.add_event(&new) {
+            log::warn!("cannot add dynamic event {system}/{name}: {e}");
+        }
+    }
+    tree.set_root_files(root_files_mask(instance_dir, top_dir, policy));
+    Ok((tree, view, dynamic_set))
+}
+
+/// Which root files the guest sees: those the instance has, `README` and a filtered
+/// `available_events`, and the global files the policy allows (if the host has them).
+pub fn root_files_mask(instance_dir: &Path, top_dir: &Path, policy: &Policy) -> u64 {
+    let mut mask = 0u64;
+    for (slot, spec) in ROOT_FILES.iter().enumerate() {
+        let FileKind::Root(file) = spec.kind else {
+            continue;
+        };
+        let present = match file {
+            RootFile::AvailableEvents => true,
+            RootFile::Readme => top_dir.join("README").exists(),
+            f if f.is_global_only() => {
+                policy.global_file_allowed(spec.name) && top_dir.join(spec.name).exists()
+            }
+            _ => instance_dir.join(spec.name).exists(),
+        };
+        if present {
+            mask |= 1 << slot;
+        }
+    }
+    mask
+}
+
+/// A running host source: the instance, the tree served from it, the control forwarding and the
+/// rescan thread. Dropping it (or [`HostSource::shutdown`]) removes the instance.
+pub struct HostSource {
+    tree: Arc<Tree>,
+    control: Arc<HostControl>,
+    rescanner: Option<rescan::Rescanner>,
+    instance: Option<Instance>,
+    tracefs: Option<Tracefs>,
+}
+
+impl HostSource {
+    /// Finds the tracefs, reports (and with `reclaim_stale` removes) leftover instances,
+    /// creates ours and builds the tree from it.
+    pub fn start(options: &HostOptions, config: TreeConfig) -> Result<HostSource, HostError> {
+        let policy = match &options.policy {
+            Some(path) => Policy::load(path)?,
+            None => Policy::default(),
+        };
+        let tracefs = Tracefs::find(options.tracefs.as_deref())?;
+        for stale in tracefs.stale_instances() {
+            let dir = tracefs.root.join("instances").join(&stale);
+            if options.reclaim_stale {
+                match instance::remove_instance_dir(&dir) {
+                    Ok(()) => log::warn!("reclaimed stale instance {}", dir.display()),
+                    Err(e) => log::warn!("cannot reclaim stale instance {}: {e}", dir.display()),
+                }
+            } else {
+                log::warn!(
+                    "stale instance {} (its daemon is gone); --reclaim-stale-instances removes it",
+                    dir.display()
+                );
+            }
+        }
+        let name = options
+            .instance
+            .clone()
+            .unwrap_or_else(|| format!("{}{}", instance::INSTANCE_PREFIX, std::process::id()));
+        let instance = Instance::create(&tracefs, &name)?;
+        let (tree, view, dynamic) = build_tree(&instance.dir, &tracefs.root, &policy, config)?;
+        let control = HostControl::new(
+            &instance.dir,
+            &tracefs.root,
+            Arc::new(policy),
+            view,
+            options.limits,
+        )
+        .map_err(|source| HostError::Io {
+            what: format!("open {}", instance.dir.display()),
+            source,
+        })?;
+        *control
+            .dynamic_names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = dynamic;
+        let tree = Arc::new(tree);
+        let control = Arc::new(control);
+        let rescanner = (!options.rescan_interval.is_zero()).then(|| {
+            rescan::Rescanner::start(tree.clone(), control.clone(), options.rescan_interval)
+        });
+        Ok(HostSource {
+            tree,
+            control,
+            rescanner,
+            instance: Some(instance),
+            tracefs: Some(tracefs),
+        })
+    }
+
+    /// The tree to serve.
+    pub fn tree(&self) -> Arc<Tree> {
+        self.tree.clone()
+    }
+
+    /// The control-file forwarding to hand to [`crate::fs::EventFs`].
+    pub fn control(&self) -> Arc<dyn ControlFiles> {
+        self.control.clone()
+    }
+
+    /// The forwarding layer itself (fd counts, rescans in tests).
+    pub fn host_control(&self) -> &Arc<HostControl> {
+        &self.control
+    }
+
+    /// `<tracefs>/instances/<name>`.
+    pub fn instance_dir(&self) -> Option<&Path> {
+        self.instance.as_ref().map(|i| i.dir.as_path())
+    }
+
+    /// Wakes blocked `trace_pipe` readers so the transport's workers can finish.
+    pub fn wake_readers(&self) {
+        self.control.shutdown();
+    }
+
+    /// Stops the rescan, closes every host file and removes the instance (and unmounts a
+    /// tracefs we mounted). Idempotent; also done on drop.
+    pub fn shutdown(&mut self) {
+        if let Some(mut r) = self.rescanner.take() {
+            r.stop();
+        }
+        self.control.shutdown();
+        if let Some(mut instance) = self.instance.take() {
+            let _ = instance.remove();
+        }
+        self.tracefs.take();
+    }
+}
+
+impl Drop for HostSource {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

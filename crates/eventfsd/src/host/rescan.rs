@@ -1,0 +1,243 @@
+//! Keeping the tree in step with the host: dynamic events (kprobes, uprobes, synthetic,
+//! eprobes) and module tracepoints come and go on the host; a periodic rescan diffs the host
+//! instance's `events/` against the tree and adds or removes events. Added nodes are dynamic,
+//! so the guest caches them only briefly.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use eventfs_core::catalog::valid_name;
+use eventfs_core::layout::{DirKind, EVENT_FILES};
+use eventfs_core::snapshot::parse_id;
+use eventfs_core::tree::NewEvent;
+use eventfs_core::{NodeKind, Tree, ROOT_INO};
+
+use super::forward::{HostControl, HostView};
+
+/// What one rescan changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RescanReport {
+    /// Events added to the tree.
+    pub added: Vec<(String, String)>,
+    /// Events removed from the tree.
+    pub removed: Vec<(String, String)>,
+}
+
+fn list_dirs(dir: &Path) -> io::Result<(Vec<String>, Vec<String>)> {
+    let mut dirs = Vec::new();
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if !valid_name(name.as_bytes()) {
+            continue;
+        }
+        // d_type from getdents: no stat, no symlink followed.
+        let ft = entry.file_type()?;
+        if ft.is_dir() {
+            dirs.push(name);
+        } else if ft.is_file() {
+            files.push(name);
+        }
+    }
+    Ok((dirs, files))
+}
+
+/// Every (system, event) in a tracefs `events/` directory.
+pub fn host_events(events_dir: &Path) -> io::Result<BTreeSet<(String, String)>> {
+    let mut out = BTreeSet::new();
+    let (systems, _) = list_dirs(events_dir)?;
+    for system in systems {
+        match list_dirs(&events_dir.join(&system)) {
+            Ok((events, _)) => out.extend(events.into_iter().map(|e| (system.clone(), e))),
+            // A system removed while we list it.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// Every (system, event) in the tree's `events/`.
+pub fn tree_events(tree: &Tree) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let Ok(events) = tree.find(ROOT_INO, b"events") else {
+        return out;
+    };
+    let mut systems = Vec::new();
+    let _ = tree.readdir(events.node.ino, 0, &mut |e| {
+        if !e.is_dot && e.attr.node.kind == NodeKind::Dir(DirKind::System) {
+            systems.push((
+                e.attr.node.ino,
+                String::from_utf8_lossy(e.name).into_owned(),
+            ));
+        }
+        true
+    });
+    for (ino, system) in systems {
+        let set = out.entry(system).or_default();
+        let _ = tree.readdir(ino, 0, &mut |e| {
+            if !e.is_dot && e.attr.node.kind == NodeKind::Dir(DirKind::Event) {
+                set.insert(String::from_utf8_lossy(e.name).into_owned());
+            }
+            true
+        });
+    }
+    out
+}
+
+/// Reads one host event directory into what `Tree::add_event` needs: (id, file mask, format).
+pub fn read_event(event_dir: &Path) -> io::Result<(u32, u64, String)> {
+    let (_, files) = list_dirs(event_dir)?;
+    let mask = files
+        .iter()
+        .filter_map(|f| EVENT_FILES.iter().position(|s| s.name == f))
+        .fold(0u64, |m, slot| m | 1 << slot);
+    let format = std::fs::read_to_string(event_dir.join("format"))?;
+    let id = parse_id(&format)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "format has no ID line"))?;
+    Ok((id, mask, format))
+}
+
+/// Diffs the host instance's `events/` against the tree and applies the difference; updates
+/// the control's view of hidden events.
+pub fn rescan(tree: &Tree, control: &HostControl) -> io::Result<RescanReport> {
+    let events_dir = control.instance_path().join("events");
+    let host = host_events(&events_dir)?;
+    let policy = control.policy();
+    let initial_dynamic = control
+        .dynamic_names
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let in_tree = tree_events(tree);
+    let mut report = RescanReport::default();
+    let mut hidden = BTreeSet::new();
+    let tree_has = |s: &str, e: &str| in_tree.get(s).is_some_and(|set| set.contains(e));
+    for (system, event) in &host {
+        let visible = policy.event_visible(system, event)
+            && (policy.show_dynamic
+                || (tree_has(system, event)
+                    && !initial_dynamic.contains(&(system.clone(), event.clone()))));
+        if !visible {
+            hidden.insert((system.clone(), event.clone()));
+            continue;
+        }
+        if tree_has(system, event) {
+            continue;
+        }
+        match read_event(&events_dir.join(system).join(event)) {
+            Ok((id, files, format)) => {
+                let new = NewEvent {
+                    system,
+                    name: event,
+                    id,
+                    files,
+                    format: &format,
+                };
+                match tree.add_event(&new) {
+                    Ok(_) => report.added.push((system.clone(), event.clone())),
+                    Err(e) => log::warn!("rescan: cannot add {system}/{event}: {e}"),
+                }
+            }
+            // Gone again before we read it: the next rescan settles it.
+            Err(e) => log::debug!("rescan: {system}/{event}: {e}"),
+        }
+    }
+    for (system, events) in &in_tree {
+        let mut left = events.len();
+        for event in events {
+            let key = (system.clone(), event.clone());
+            if host.contains(&key) && !hidden.contains(&key) {
+                continue;
+            }
+            if tree.remove(system, Some(event)).is_ok() {
+                report.removed.push(key);
+                left -= 1;
+            }
+        }
+        if left == 0 && !events.is_empty() {
+            let _ = tree.remove(system, None);
+        }
+    }
+    control.set_view(HostView {
+        events: host,
+        hidden,
+    });
+    Ok(report)
+}
+
+/// A thread rescanning every `interval` until stopped.
+pub struct Rescanner {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Rescanner {
+    /// Starts rescanning `tree` against `control`'s instance.
+    pub fn start(tree: Arc<Tree>, control: Arc<HostControl>, interval: Duration) -> Rescanner {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("rescan".into())
+            .spawn(move || {
+                let mut last_error = String::new();
+                while !flag.load(Ordering::SeqCst) {
+                    let mut slept = Duration::ZERO;
+                    while slept < interval && !flag.load(Ordering::SeqCst) {
+                        let step = Duration::from_millis(50).min(interval - slept);
+                        std::thread::sleep(step);
+                        slept += step;
+                    }
+                    if flag.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    match rescan(&tree, &control) {
+                        Ok(report) => {
+                            last_error.clear();
+                            for (s, e) in &report.added {
+                                log::info!("dynamic event {s}/{e} appeared on the host");
+                            }
+                            for (s, e) in &report.removed {
+                                log::info!("event {s}/{e} is gone from the host");
+                            }
+                        }
+                        Err(e) => {
+                            // Log each distinct failure once, not every second.
+                            let text = e.to_string();
+                            if text != last_error {
+                                log::warn!("rescan of the host instance failed: {text}");
+                                last_error = text;
+                            }
+                        }
+                    }
+                }
+            })
+            .expect("spawning the rescan thread");
+        Rescanner {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the thread and waits for it.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Rescanner {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,839 @@
+//! The host source through /dev/fuse: a private instance of this machine's live tracefs,
+//! mounted on the host with the same `EventFs` the guest gets.
+//!
+//! These tests only ever touch instances they create (unique names, removed by Drop guards)
+//! and check that the host's top-level tracing state is unchanged. They need root, /dev/fuse
+//! and a mounted tracefs; where one is missing each test prints why it did not run.
+
+use std::collections::BTreeSet;
+use std::ffi::CString;
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fuse_backend_rs::api::server::Server;
+
+use eventfs_core::{NodeKind, TreeConfig, ROOT_INO};
+use eventfsd::fs::{CachePolicy, EventFs};
+use eventfsd::fusedev::FuseMount;
+use eventfsd::host::{
+    build_tree, rescan::rescan, ForwardLimits, HostControl, HostOptions, HostSource, Policy,
+};
+use eventfsd::stats::Stats;
+
+const BIN: &str = env!("CARGO_BIN_EXE_eventfsd");
+
+fn tracefs_root() -> Option<PathBuf> {
+    let mounts = fs::read_to_string("/proc/mounts").ok()?;
+    mounts.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        (f.get(2) == Some(&"tracefs")).then(|| PathBuf::from(f[1]))
+    })
+}
+
+fn can_run(name: &str) -> Option<PathBuf> {
+    // SAFETY: geteuid has no preconditions.
+    if !Path::new("/dev/fuse").exists() || unsafe { libc::geteuid() } != 0 {
+        println!("SKIPPED {name}: needs root and /dev/fuse");
+        return None;
+    }
+    let root = tracefs_root();
+    if root.is_none() {
+        println!("SKIPPED {name}: no tracefs mounted");
+    }
+    root
+}
+
+/// A host source mounted through /dev/fuse; drop unmounts and removes the instance, and
+/// checks that it is gone.
+struct HostMount {
+    dir: PathBuf,
+    instance: PathBuf,
+    source: Option<HostSource>,
+    mount: Option<FuseMount>,
+}
+
+impl HostMount {
+    fn new(name: &str, policy: Option<&str>, limits: ForwardLimits) -> Option<HostMount> {
+        let tracefs = can_run(name)?;
+        let pid = std::process::id();
+        let dir = std::env::temp_dir().join(format!("eventfsd-host-{name}-{pid}"));
+        fs::create_dir_all(&dir).unwrap();
+        let policy_path = policy.map(|text| {
+            let p = std::env::temp_dir().join(format!("eventfsd-host-{name}-{pid}.toml"));
+            fs::write(&p, text).unwrap();
+            p
+        });
+        let options = HostOptions {
+            tracefs: Some(tracefs),
+            instance: Some(format!("evtest-{name}-{pid}")),
+            policy: policy_path.clone(),
+            limits,
+            ..HostOptions::default()
+        };
+        let source = HostSource::start(&options, TreeConfig::default()).expect("host source");
+        if let Some(p) = policy_path {
+            let _ = fs::remove_file(p);
+        }
+        let instance = source.instance_dir().unwrap().to_path_buf();
+        let fs = EventFs::new(
+            source.tree(),
+            source.control(),
+            Arc::new(Stats::default()),
+            CachePolicy::default(),
+        );
+        let mount = FuseMount::start(
+            Arc::new(Server::new(fs)),
+            Arc::new(Stats::default()),
+            &dir,
+            4,
+        )
+        .expect("mount");
+        Some(HostMount {
+            dir,
+            instance,
+            source: Some(source),
+            mount: Some(mount),
+        })
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+
+    fn host(&self, rel: &str) -> PathBuf {
+        self.instance.join(rel)
+    }
+}
+
+impl Drop for HostMount {
+    fn drop(&mut self) {
+        if let Some(s) = &self.source {
+            s.wake_readers();
+        }
+        if let Some(m) = self.mount.take() {
+            m.stop();
+        }
+        if let Some(mut s) = self.source.take() {
+            s.shutdown();
+        }
+        let _ = fs::remove_dir(&self.dir);
+        if !std::thread::panicking() {
+            assert!(!self.instance.exists(), "instance left behind");
+        }
+    }
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Writes `data` as `echo data > path` does; returns the errno of open or write, if any.
+fn echo(path: &Path, data: &str) -> Option<i32> {
+    let mut f = match fs::OpenOptions::new().write(true).truncate(true).open(path) {
+        Ok(f) => f,
+        Err(e) => return e.raw_os_error(),
+    };
+    f.write_all(data.as_bytes())
+        .err()
+        .and_then(|e| e.raw_os_error())
+}
+
+fn errno_of(r: std::io::Result<impl Sized>) -> Option<i32> {
+    r.err().and_then(|e| e.raw_os_error())
+}
+
+fn names(dir: &Path) -> BTreeSet<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Every path below `dir` (relative), in sorted order.
+fn walk(dir: &Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        for e in fs::read_dir(dir.join(&rel)).unwrap() {
+            let e = e.unwrap();
+            let p = rel.join(e.file_name());
+            if e.file_type().unwrap().is_dir() {
+                stack.push(p.clone());
+            }
+            out.insert(p.to_string_lossy().into_owned());
+        }
+    }
+    out
+}
+
+/// Descriptors of this process that point into `dir`.
+fn fds_into(dir: &Path) -> usize {
+    fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .count()
+}
+
+#[test]
+fn instance_is_created_served_and_removed() {
+    let Some(m) = HostMount::new("lifecycle", None, ForwardLimits::default()) else {
+        return;
+    };
+    assert!(m.instance.is_dir());
+    // The served tree is the instance's: its events/ has the same systems, events and files.
+    let served = walk(&m.path("events"));
+    let host = walk(&m.host("events"));
+    assert_eq!(served, host);
+    for ev in [
+        "sched/sched_switch",
+        "irq/irq_handler_entry",
+        "ftrace/function",
+    ] {
+        let f = format!("events/{ev}/format");
+        assert_eq!(read(&m.path(&f)), read(&m.host(&f)), "{f}");
+    }
+    // Metadata is served from memory: a full walk leaves no host fd behind (only the O_PATH
+    // descriptor of the instance directory points into it).
+    let before = fds_into(&m.instance);
+    assert_eq!(before, 1);
+    let all = walk(&m.dir);
+    assert!(all.len() > 10_000, "{}", all.len());
+    assert_eq!(fds_into(&m.instance), before);
+    assert_eq!(m.source.as_ref().unwrap().host_control().open_host_fds(), 0);
+}
+
+#[test]
+fn global_files_are_hidden_by_default() {
+    let Some(m) = HostMount::new("globals", None, ForwardLimits::default()) else {
+        return;
+    };
+    let root = names(&m.dir);
+    for hidden in [
+        "kprobe_events",
+        "dynamic_events",
+        "uprobe_events",
+        "synthetic_events",
+        "available_filter_functions",
+    ] {
+        assert!(!root.contains(hidden), "{hidden} listed");
+        assert_eq!(
+            errno_of(fs::metadata(m.path(hidden))),
+            Some(libc::ENOENT),
+            "{hidden}"
+        );
+    }
+    for shown in [
+        "trace",
+        "trace_pipe",
+        "set_event",
+        "available_events",
+        "events",
+    ] {
+        assert!(root.contains(shown), "{shown} missing");
+    }
+    let available = read(&m.path("available_events"));
+    assert!(available.lines().any(|l| l == "sched:sched_switch"));
+}
+
+#[test]
+fn global_files_can_be_allowed() {
+    let top = match tracefs_root() {
+        Some(t) if t.join("dynamic_events").exists() => t,
+        _ => {
+            println!("SKIPPED global_files_can_be_allowed: no dynamic_events");
+            return;
+        }
+    };
+    let policy = "[dynamic]\nglobal_files = [\"dynamic_events\"]\n";
+    let Some(m) = HostMount::new("allowglobal", Some(policy), ForwardLimits::default()) else {
+        return;
+    };
+    // Read only: the test never writes the host's top level.
+    assert_eq!(
+        read(&m.path("dynamic_events")),
+        read(&top.join("dynamic_events"))
+    );
+    assert_eq!(
+        errno_of(fs::metadata(m.path("kprobe_events"))),
+        Some(libc::ENOENT)
+    );
+}
+
+#[test]
+fn enable_and_filter_reach_the_instance_only() {
+    let Some(m) = HostMount::new("enable", None, ForwardLimits::default()) else {
+        return;
+    };
+    let top = tracefs_root().unwrap();
+    let top_before = read(&top.join("events/sched/sched_switch/enable"));
+    let ev = "events/sched/sched_switch";
+    assert_eq!(read(&m.path(&format!("{ev}/enable"))), "0\n");
+    assert_eq!(echo(&m.path(&format!("{ev}/enable")), "1"), None);
+    assert_eq!(read(&m.path(&format!("{ev}/enable"))), "1\n");
+    assert_eq!(read(&m.host(&format!("{ev}/enable"))), "1\n");
+    assert_eq!(read(&m.path("events/sched/enable")), "X\n");
+    // A bad value and a bad filter come back with the kernel's errno.
+    assert_eq!(
+        echo(&m.path(&format!("{ev}/enable")), "7"),
+        Some(libc::EINVAL)
+    );
+    assert_eq!(
+        echo(&m.path(&format!("{ev}/filter")), "no_such_field == 1"),
+        Some(libc::EINVAL)
+    );
+    assert!(read(&m.path("error_log")).contains("no_such_field"));
+    assert_eq!(
+        echo(&m.path(&format!("{ev}/filter")), "prev_pid == 0"),
+        None
+    );
+    assert_eq!(
+        read(&m.path(&format!("{ev}/filter"))).trim(),
+        "prev_pid == 0"
+    );
+    assert_eq!(echo(&m.path(&format!("{ev}/enable")), "0"), None);
+    assert_eq!(
+        read(&top.join("events/sched/sched_switch/enable")),
+        top_before
+    );
+}
+
+#[test]
+fn trace_marker_trace_and_truncate() {
+    let Some(m) = HostMount::new("trace", None, ForwardLimits::default()) else {
+        return;
+    };
+    let marker = format!("eventfsd-marker-{}", std::process::id());
+    assert_eq!(echo(&m.path("trace_marker"), &marker), None);
+    assert!(read(&m.path("trace")).contains(&marker));
+    assert!(read(&m.host("trace")).contains(&marker));
+    // `> trace` (open with O_TRUNC) clears the instance's buffer.
+    fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(m.path("trace"))
+        .unwrap();
+    assert!(!read(&m.path("trace")).contains(&marker));
+    assert_eq!(read(&m.path("tracing_on")), "1\n");
+    assert!(read(&m.path("current_tracer")).contains("nop"));
+    assert!(!read(&m.path("buffer_size_kb")).is_empty());
+}
+
+fn raw_read(fd: i32, buf: &mut [u8]) -> Result<usize, i32> {
+    // SAFETY: buf is valid for its length.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+fn open_raw(path: &Path, flags: i32) -> i32 {
+    let c = CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: valid C string.
+    let fd = unsafe { libc::open(c.as_ptr(), flags) };
+    assert!(
+        fd >= 0,
+        "open {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
+    fd
+}
+
+#[test]
+fn trace_pipe_blocks_without_stalling_other_requests() {
+    let limits = ForwardLimits {
+        max_blocked_readers: 1,
+        pipe_wait: Duration::from_secs(2),
+    };
+    let Some(m) = HostMount::new("pipe", None, limits) else {
+        return;
+    };
+    // O_NONBLOCK on an empty pipe: EAGAIN at once.
+    let fd = open_raw(&m.path("trace_pipe"), libc::O_RDONLY | libc::O_NONBLOCK);
+    let mut buf = [0u8; 4096];
+    assert_eq!(raw_read(fd, &mut buf), Err(libc::EAGAIN));
+    // SAFETY: closing our own fd.
+    unsafe { libc::close(fd) };
+
+    let pipe = m.path("trace_pipe");
+    let reader = std::thread::spawn(move || {
+        let fd = open_raw(&pipe, libc::O_RDONLY);
+        let mut buf = [0u8; 4096];
+        let start = Instant::now();
+        let mut got = String::new();
+        // Retry EINTR like cat does: each wait is bounded by pipe_wait.
+        while start.elapsed() < Duration::from_secs(20) {
+            match raw_read(fd, &mut buf) {
+                Ok(n) => {
+                    got.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    if got.contains("pipe-marker") {
+                        break;
+                    }
+                }
+                Err(libc::EINTR) => continue,
+                Err(e) => panic!("trace_pipe read: errno {e}"),
+            }
+        }
+        // SAFETY: closing our own fd.
+        unsafe { libc::close(fd) };
+        got
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    // While the reader waits, other requests are answered promptly...
+    let start = Instant::now();
+    for _ in 0..20 {
+        read(&m.path("events/sched/sched_switch/enable"));
+        read(&m.path("events/sched/sched_switch/format"));
+        fs::metadata(m.path("events/irq")).unwrap();
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    // ...and the host's own rule holds: one trace_pipe reader per instance (EBUSY).
+    let c = CString::new(m.path("trace_pipe").as_os_str().as_bytes()).unwrap();
+    // SAFETY: valid C string.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY) };
+    assert_eq!(fd, -1);
+    assert_eq!(
+        std::io::Error::last_os_error().raw_os_error(),
+        Some(libc::EBUSY)
+    );
+    assert_eq!(echo(&m.path("trace_marker"), "pipe-marker"), None);
+    let got = reader.join().unwrap();
+    assert!(got.contains("pipe-marker"), "{got}");
+    // trace_pipe consumed it.
+    assert!(!read(&m.path("trace")).contains("pipe-marker"));
+}
+
+#[test]
+fn blocked_readers_are_capped() {
+    // With no worker to spare (a pool of one), a read that would wait gets EAGAIN.
+    let limits = ForwardLimits {
+        max_blocked_readers: 0,
+        pipe_wait: Duration::from_secs(2),
+    };
+    let Some(m) = HostMount::new("pipecap", None, limits) else {
+        return;
+    };
+    let fd = open_raw(&m.path("trace_pipe"), libc::O_RDONLY);
+    let mut buf = [0u8; 4096];
+    let start = Instant::now();
+    assert_eq!(raw_read(fd, &mut buf), Err(libc::EAGAIN));
+    assert!(start.elapsed() < Duration::from_secs(1));
+    // Data that is already there is still returned.
+    assert_eq!(echo(&m.path("trace_marker"), "cap-marker"), None);
+    let n = raw_read(fd, &mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("cap-marker"));
+    // SAFETY: closing our own fd.
+    unsafe { libc::close(fd) };
+}
+
+const HIDING_POLICY: &str = r#"
+[events]
+hidden = ["sched/sched_wak*", "irq"]
+[files]
+read_only = ["buffer_size_kb"]
+[limits]
+max_filter_len = 64
+"#;
+
+#[test]
+fn policy_hides_events_everywhere() {
+    let Some(m) = HostMount::new("hidden", Some(HIDING_POLICY), ForwardLimits::default()) else {
+        return;
+    };
+    // Hidden: ENOENT and not listed.
+    for p in [
+        "events/sched/sched_waking",
+        "events/sched/sched_wakeup",
+        "events/irq",
+    ] {
+        assert_eq!(errno_of(fs::metadata(m.path(p))), Some(libc::ENOENT), "{p}");
+    }
+    let sched = names(&m.path("events/sched"));
+    assert!(sched.contains("sched_switch"));
+    assert!(!sched.iter().any(|n| n.starts_with("sched_wak")));
+    assert!(!names(&m.path("events")).contains("irq"));
+    let available = read(&m.path("available_events"));
+    assert!(!available.contains("sched:sched_waking"));
+    assert!(!available.contains("irq:"));
+    assert!(available.contains("sched:sched_switch"));
+    // Not reachable through set_event or triggers either.
+    for token in [
+        "sched:sched_waking",
+        "sched:*",
+        "irq",
+        "*:*",
+        "sched_waking",
+    ] {
+        assert_eq!(
+            echo(&m.path("set_event"), token),
+            Some(libc::EACCES),
+            "{token}"
+        );
+    }
+    assert_eq!(echo(&m.path("set_event"), "sched:sched_switch"), None);
+    assert!(read(&m.path("set_event")).contains("sched:sched_switch"));
+    assert_eq!(echo(&m.path("set_event"), "!sched:*"), None);
+    assert_eq!(
+        echo(
+            &m.path("events/sched/sched_switch/trigger"),
+            "enable_event:sched:sched_waking"
+        ),
+        Some(libc::EACCES)
+    );
+    // A system-wide enable reaches only the visible events.
+    assert_eq!(echo(&m.path("events/sched/enable"), "1"), None);
+    assert_eq!(read(&m.path("events/sched/enable")), "1\n");
+    assert_eq!(read(&m.host("events/sched/sched_switch/enable")), "1\n");
+    assert_eq!(read(&m.host("events/sched/sched_waking/enable")), "0\n");
+    assert_eq!(echo(&m.path("events/enable"), "0"), None);
+    assert_eq!(read(&m.host("events/sched/sched_switch/enable")), "0\n");
+    // Read-only files and limits.
+    assert_eq!(echo(&m.path("buffer_size_kb"), "4096"), Some(libc::EACCES));
+    assert!(!read(&m.path("buffer_size_kb")).is_empty());
+    let long = format!("prev_pid == {}", "1".repeat(80));
+    assert_eq!(
+        echo(&m.path("events/sched/sched_switch/filter"), &long),
+        Some(libc::EINVAL)
+    );
+}
+
+#[test]
+fn writes_per_second_are_limited() {
+    let policy = "[limits]\nwrites_per_second = 2\n";
+    let Some(m) = HostMount::new("rate", Some(policy), ForwardLimits::default()) else {
+        return;
+    };
+    let results: Vec<Option<i32>> = (0..5).map(|_| echo(&m.path("trace_marker"), "x")).collect();
+    assert!(results.contains(&Some(libc::EAGAIN)), "{results:?}");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(echo(&m.path("trace_marker"), "x"), None);
+}
+
+#[test]
+fn guest_names_are_checked_before_any_host_path() {
+    let Some(m) = HostMount::new("names", None, ForwardLimits::default()) else {
+        return;
+    };
+    let long = "x".repeat(256);
+    assert_eq!(
+        errno_of(fs::metadata(m.path(&format!("events/{long}")))),
+        Some(libc::ENAMETOOLONG)
+    );
+    for bad in [
+        "events/sched/..x",
+        "events/no_such_system",
+        "events/sched/ sched_switch",
+    ] {
+        assert_eq!(
+            errno_of(fs::metadata(m.path(bad))),
+            Some(libc::ENOENT),
+            "{bad}"
+        );
+    }
+    // No new directories (nested instances) on the host through the guest.
+    assert_eq!(
+        errno_of(fs::create_dir(m.path("instances/x"))),
+        Some(libc::EPERM)
+    );
+    // Immutable files cannot be opened for writing.
+    let r = fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(0)
+        .open(m.path("events/sched/sched_switch/format"));
+    assert!(r.is_err());
+}
+
+/// A fake tracefs instance (plain directories) for the rescan, which must not create dynamic
+/// events on the real host.
+fn fake_event(root: &Path, sys: &str, ev: &str, id: u32) {
+    let d = root.join("events").join(sys).join(ev);
+    fs::create_dir_all(&d).unwrap();
+    for f in ["enable", "filter", "trigger", "id"] {
+        fs::write(d.join(f), "").unwrap();
+    }
+    fs::write(
+        d.join("format"),
+        format!("name: {ev}\nID: {id}\nformat:\n\tfield:int x;\toffset:8;\tsize:4;\tsigned:1;\n\nprint fmt: \"x\"\n"),
+    )
+    .unwrap();
+    fs::write(root.join("events").join(sys).join("enable"), "").unwrap();
+    fs::write(root.join("events").join(sys).join("filter"), "").unwrap();
+}
+
+#[test]
+fn rescan_adds_and_removes_dynamic_events() {
+    let root = std::env::temp_dir().join(format!("eventfsd-fake-tracefs-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&root);
+    fs::create_dir_all(root.join("events")).unwrap();
+    fs::write(root.join("events/header_page"), "hp\n").unwrap();
+    fs::write(root.join("events/header_event"), "he\n").unwrap();
+    fs::write(root.join("trace"), "").unwrap();
+    fake_event(&root, "sched", "sched_switch", 1);
+    // Listed as dynamic at start-up: served as a dynamic node (short cache timeouts).
+    fake_event(&root, "kprobes", "early", 2);
+    fs::write(root.join("dynamic_events"), "p:kprobes/early do_sys_open\n").unwrap();
+    let policy = Policy::parse("[events]\nhidden = [\"kprobes/secret*\"]").unwrap();
+    let (tree, view, dynamic) = build_tree(&root, &root, &policy, TreeConfig::default()).unwrap();
+    assert!(dynamic.contains(&("kprobes".to_string(), "early".to_string())));
+    let early = tree.find_event("kprobes", "early").unwrap();
+    let early_ino = tree.dir_ino(early);
+    assert!(tree.node(early_ino).unwrap().dynamic);
+    assert!(
+        !tree
+            .node(tree.dir_ino(tree.find_event("sched", "sched_switch").unwrap()))
+            .unwrap()
+            .dynamic
+    );
+    let control = HostControl::new(
+        &root,
+        &root,
+        Arc::new(policy),
+        view,
+        ForwardLimits::default(),
+    )
+    .unwrap();
+
+    fake_event(&root, "kprobes", "myprobe", 3);
+    fake_event(&root, "kprobes", "secret_probe", 4);
+    fake_event(&root, "synthetic", "wakeup_latency", 5);
+    let report = rescan(&tree, &control).unwrap();
+    assert_eq!(report.added.len(), 2, "{report:?}");
+    let myprobe = tree.find_event("kprobes", "myprobe").expect("added");
+    let ino = tree.dir_ino(myprobe);
+    let node = tree.node(ino).unwrap();
+    assert!(node.dynamic);
+    assert_eq!(
+        node.kind,
+        NodeKind::Dir(eventfs_core::layout::DirKind::Event)
+    );
+    assert!(tree.find_event("kprobes", "secret_probe").is_none());
+    assert!(tree.find_event("synthetic", "wakeup_latency").is_some());
+    tree.with_format(myprobe, |f| assert!(f.contains("ID: 3")));
+
+    fs::remove_dir_all(root.join("events/kprobes/myprobe")).unwrap();
+    fs::remove_dir_all(root.join("events/synthetic")).unwrap();
+    let report = rescan(&tree, &control).unwrap();
+    assert_eq!(report.removed.len(), 2, "{report:?}");
+    assert!(tree.find_event("kprobes", "myprobe").is_none());
+    assert!(tree.node(ino).is_err());
+    assert!(tree.find(ROOT_INO, b"events").is_ok());
+    let events = tree.find(ROOT_INO, b"events").unwrap().node.ino;
+    assert!(
+        tree.find(events, b"synthetic").is_err(),
+        "empty system removed"
+    );
+    assert!(tree.find_event("kprobes", "early").is_some());
+    // Nothing changes on a quiet host.
+    assert_eq!(rescan(&tree, &control).unwrap(), Default::default());
+    drop(control);
+    fs::remove_dir_all(&root).unwrap();
+}
+
+fn dead_pid() -> u32 {
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "daemon did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Removes a test-created instance even if the test fails.
+struct InstanceGuard(PathBuf);
+
+impl Drop for InstanceGuard {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn daemon_removes_its_instance_on_sigterm_and_reports_stale_ones() {
+    let Some(tracefs) = can_run("daemon") else {
+        return;
+    };
+    let stale = tracefs.join(format!("instances/eventfsd-{}", dead_pid()));
+    if stale.exists() {
+        println!("SKIPPED daemon: {} exists", stale.display());
+        return;
+    }
+    fs::create_dir(&stale).unwrap();
+    let _guard = InstanceGuard(stale.clone());
+    let dir = std::env::temp_dir().join(format!("eventfsd-host-daemon-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    for (signal, reclaim) in [(libc::SIGTERM, false), (libc::SIGINT, true)] {
+        let mut args = vec!["--source", "host", "--mount", dir.to_str().unwrap()];
+        if reclaim {
+            args.push("--reclaim-stale-instances");
+        }
+        let mut child = Command::new(BIN)
+            .args(&args)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let ours = tracefs.join(format!("instances/eventfsd-{}", child.id()));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !dir.join("events/sched").exists() {
+            assert!(Instant::now() < deadline, "daemon did not start");
+            assert!(child.try_wait().unwrap().is_none(), "daemon exited early");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(ours.is_dir());
+        assert_eq!(stale.exists(), !reclaim);
+        // SAFETY: signalling the child we spawned.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        assert!(wait_exit(&mut child).success());
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert!(
+            !ours.exists(),
+            "instance left after signal {signal}:\n{err}"
+        );
+        let stale_name = stale.file_name().unwrap().to_string_lossy().into_owned();
+        if reclaim {
+            assert!(err.contains("reclaimed stale instance"), "{err}");
+        } else {
+            assert!(
+                err.contains("stale instance") && err.contains(&stale_name),
+                "{err}"
+            );
+        }
+    }
+    let _ = fs::remove_dir(&dir);
+}
+
+#[test]
+fn daemon_refuses_an_existing_instance_with_one_line() {
+    let Some(tracefs) = can_run("exists") else {
+        return;
+    };
+    let name = format!("evtest-exists-{}", std::process::id());
+    let existing = tracefs.join("instances").join(&name);
+    fs::create_dir(&existing).unwrap();
+    let _guard = InstanceGuard(existing.clone());
+    let dir = std::env::temp_dir().join(format!("eventfsd-host-exists-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "--source",
+            "host",
+            "--instance",
+            &name,
+            "--mount",
+            dir.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("already exists"), "{err}");
+    assert!(
+        existing.is_dir(),
+        "an instance we did not create was removed"
+    );
+    let bad = Command::new(BIN)
+        .args([
+            "--source",
+            "host",
+            "--tracefs",
+            "/tmp",
+            "--mount",
+            dir.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a tracefs"));
+    let _ = fs::remove_dir(&dir);
+}
+
+#[test]
+fn removed_dynamic_event_gives_enodev_through_an_open_handle() {
+    if can_run("enodev").is_none() {
+        return;
+    }
+    let pid = std::process::id();
+    let root = std::env::temp_dir().join(format!("eventfsd-fake-enodev-{pid}"));
+    let _ = fs::remove_dir_all(&root);
+    fs::create_dir_all(root.join("events")).unwrap();
+    fs::write(root.join("events/header_page"), "hp\n").unwrap();
+    fs::write(root.join("events/header_event"), "he\n").unwrap();
+    fake_event(&root, "sched", "sched_switch", 1);
+    let policy = Policy::default();
+    let (tree, view, _) = build_tree(&root, &root, &policy, TreeConfig::default()).unwrap();
+    let tree = Arc::new(tree);
+    let control = Arc::new(
+        HostControl::new(
+            &root,
+            &root,
+            Arc::new(policy),
+            view,
+            ForwardLimits::default(),
+        )
+        .unwrap(),
+    );
+    let dir = std::env::temp_dir().join(format!("eventfsd-host-enodev-{pid}"));
+    fs::create_dir_all(&dir).unwrap();
+    let fs_ = EventFs::new(
+        tree.clone(),
+        control.clone(),
+        Arc::new(Stats::default()),
+        CachePolicy::default(),
+    );
+    let mount = FuseMount::start(
+        Arc::new(Server::new(fs_)),
+        Arc::new(Stats::default()),
+        &dir,
+        2,
+    )
+    .unwrap();
+    fake_event(&root, "kprobes", "myprobe", 7);
+    fs::write(root.join("events/kprobes/myprobe/enable"), "0\n").unwrap();
+    rescan(&tree, &control).unwrap();
+    let mut f = fs::File::open(dir.join("events/kprobes/myprobe/enable")).unwrap();
+    let mut text = String::new();
+    f.read_to_string(&mut text).unwrap();
+    assert_eq!(text, "0\n");
+    fs::remove_dir_all(root.join("events/kprobes")).unwrap();
+    rescan(&tree, &control).unwrap();
+    let mut buf = [0u8; 16];
+    use std::os::unix::fs::FileExt;
+    assert_eq!(errno_of(f.read_at(&mut buf, 0)), Some(libc::ENODEV));
+    drop(f);
+    // The guest may cache the dynamic entry for up to 1 s; after that it is gone.
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(
+        errno_of(fs::metadata(dir.join("events/kprobes/myprobe"))),
+        Some(libc::ENOENT)
+    );
+    mount.stop();
+    let _ = fs::remove_dir(&dir);
+    fs::remove_dir_all(&root).unwrap();
+}
