@@ -691,7 +691,7 @@ fn trace_buffer_filters_markers_pipe_and_triggers() {
         "enable_event:sched:sched_waking:count=0\n"
     );
     eventually("sched_waking recorded", || {
-        trace_lines(&trace, "sched_waking").len() > 0
+        !trace_lines(&trace, "sched_waking").is_empty()
     });
     assert_eq!(write_errno(&root("events/enable"), "0"), None);
 
