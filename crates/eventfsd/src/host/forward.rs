@@ -220,6 +220,45 @@ fn read_fd(fd: &OwnedFd, size: u32, offset: Option<u64>) -> Result<Vec<u8>, FsEr
     }
 }
 
+/// Largest `trace` snapshot taken at open (the text of a very large buffer is cut there).
+const TRACE_SNAPSHOT_MAX: usize = 256 << 20;
+
+/// Reads a file from its current position to the end (or `cap` bytes).
+fn read_to_end(fd: &OwnedFd, cap: usize) -> Result<Vec<u8>, FsError> {
+    let mut out = Vec::new();
+    while out.len() < cap {
+        let chunk = read_fd(fd, MAX_READ.min((cap - out.len()) as u32), None)?;
+        if chunk.is_empty() {
+            break;
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// Reads up to `size` bytes at `offset`, looping over short reads. tracefs seq files return
+/// about a page per call; answering the guest page by page makes a reader of a live `trace`
+/// slower than the events its own requests cause, and it would never reach the end.
+fn read_full(fd: &OwnedFd, size: u32, offset: u64) -> Result<Vec<u8>, FsError> {
+    let want = size.min(MAX_READ) as usize;
+    let mut out = Vec::new();
+    while out.len() < want {
+        let left = (want - out.len()) as u32;
+        let chunk = match read_fd(fd, left, Some(offset + out.len() as u64)) {
+            // Stream-like files refuse pread; they have no position to honour anyway.
+            Err(FsError::Os(libc::ESPIPE)) => read_fd(fd, left, None),
+            other => other,
+        };
+        match chunk {
+            Ok(chunk) if chunk.is_empty() => break,
+            Ok(chunk) => out.extend_from_slice(&chunk),
+            Err(e) if out.is_empty() => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(out)
+}
+
 fn write_fd(fd: &OwnedFd, data: &[u8]) -> Result<usize, FsError> {
     loop {
         // SAFETY: data is valid for data.len() bytes.
@@ -668,6 +707,14 @@ impl ControlFiles for HostControl {
                 Some(open_beneath(self.base_fd(base), &rel, oflags)?)
             }
         };
+        if kind == FileKind::Root(RootFile::Trace) && flags.read {
+            // Take the whole buffer now, in one sequential pass: the guest's reads arrive one
+            // round trip at a time, and a live buffer read that slowly never reaches its end
+            // (each round trip adds records). The kernel bounds the size (buffer_size_kb).
+            if let Some(fd) = &fd {
+                content = Some(read_to_end(fd, TRACE_SNAPSHOT_MAX)?);
+            }
+        }
         let id = self.next_handle.fetch_add(1, Ordering::SeqCst);
         let handle = Arc::new(Handle {
             fd,
@@ -695,6 +742,12 @@ impl ControlFiles for HostControl {
         if h.kind == FileKind::Root(RootFile::TracePipe) {
             return self.read_pipe(&h, size);
         }
+        if h.kind == FileKind::Root(RootFile::Trace) {
+            let content = h.content.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(text) = content.as_deref() {
+                return Ok(slice_at(text, offset, size));
+            }
+        }
         if h.kind == FileKind::Root(RootFile::AvailableEvents)
             || (matches!(h.kind, FileKind::SystemEnable | FileKind::EventsEnable)
                 && self.enable_scope_has_hidden(tree, &h))
@@ -710,11 +763,7 @@ impl ControlFiles for HostControl {
             return Ok(slice_at(content.as_deref().unwrap_or(&[]), offset, size));
         }
         let fd = h.fd.as_ref().ok_or(FsError::Os(libc::EBADF))?;
-        match read_fd(fd, size, Some(offset)) {
-            // Stream-like files refuse pread; they have no position to honour anyway.
-            Err(FsError::Os(libc::ESPIPE)) => read_fd(fd, size, None),
-            other => other,
-        }
+        read_full(fd, size, offset)
     }
 
     fn write(
