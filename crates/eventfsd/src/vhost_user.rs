@@ -895,6 +895,23 @@ fn process_chain<F: FileSystem + Sync>(
         }
     };
 
+    // A request whose success reply hands the guest a reference (a lookup count) must have
+    // room for that reply: otherwise the filesystem counts a reference the guest never
+    // receives and so never forgets. Refuse it before it runs.
+    if let Some(h) = header {
+        if let Some(need) = reference_reply_len(h.opcode) {
+            if writer.available_bytes() < need {
+                warn!(
+                    "vhost-user: chain {} ({}) has {} writable bytes, its reply needs {need}",
+                    chain.head_index(),
+                    describe(Some(&h)),
+                    writer.available_bytes()
+                );
+                return error_reply(writer, h.unique, libc::EIO, stats);
+            }
+        }
+    }
+
     if header.is_some_and(|h| expects_reply(h.opcode)) {
         // Clear the reply header so that, if handle_message fails, we can tell from guest
         // memory whether it already wrote an error reply.
@@ -955,6 +972,25 @@ fn describe(h: Option<&InHeader>) -> String {
             h.opcode, h.unique, h.nodeid
         ),
         None => "no readable request header".to_string(),
+    }
+}
+
+/// Size of the success reply of requests that hand out an inode reference (LOOKUP and the
+/// creating operations). READDIRPLUS needs no check here: the server refuses a buffer smaller
+/// than the request's size before the filesystem runs, and entries that do not fit are undone.
+fn reference_reply_len(opcode: u32) -> Option<usize> {
+    use fuse_backend_rs::abi::fuse_abi::{EntryOut, OpenOut};
+    const LOOKUP: u32 = Opcode::Lookup as u32;
+    const MKNOD: u32 = Opcode::Mknod as u32;
+    const MKDIR: u32 = Opcode::Mkdir as u32;
+    const SYMLINK: u32 = Opcode::Symlink as u32;
+    const LINK: u32 = Opcode::Link as u32;
+    const CREATE: u32 = Opcode::Create as u32;
+    let entry = OUT_HEADER_LEN + std::mem::size_of::<EntryOut>();
+    match opcode {
+        LOOKUP | MKNOD | MKDIR | SYMLINK | LINK => Some(entry),
+        CREATE => Some(entry + std::mem::size_of::<OpenOut>()),
+        _ => None,
     }
 }
 

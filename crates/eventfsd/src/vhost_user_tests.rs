@@ -1151,3 +1151,7 @@ fn eventfs_session_over_vhost_user() {
     shutdown.trigger();
     server.join().unwrap().unwrap();
 }
+
+/// Hostile-guest tests with the real filesystem, reusing this fake guest.
+#[path = "vhost_user_hostile_tests.rs"]
+mod hostile;
