@@ -6,6 +6,7 @@
 
 use std::ffi::CStr;
 use std::io;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -29,6 +30,11 @@ pub struct CachePolicy {
     pub static_timeout: Duration,
     /// Entry/attr timeout of nodes that may come and go (dynamic events, host-changing parts).
     pub dynamic_timeout: Duration,
+    /// Whether directory listings can change behind the guest's back (events added or removed
+    /// by the daemon, as the host source's rescan does). When they cannot, only the guest's own
+    /// `mkdir`/`rmdir` change a listing, and the guest kernel invalidates its cached listing of
+    /// that directory itself, so every directory may be cached: see [`EventFs::opendir`].
+    pub external_dir_changes: bool,
 }
 
 impl Default for CachePolicy {
@@ -36,6 +42,17 @@ impl Default for CachePolicy {
         CachePolicy {
             static_timeout: Duration::from_secs(24 * 3600),
             dynamic_timeout: Duration::from_secs(1),
+            external_dir_changes: true,
+        }
+    }
+}
+
+impl CachePolicy {
+    /// For a tree whose listings only the guest changes (the catalog source).
+    pub fn frozen_listings() -> Self {
+        CachePolicy {
+            external_dir_changes: false,
+            ..CachePolicy::default()
         }
     }
 }
@@ -46,6 +63,9 @@ pub struct EventFs {
     control: Arc<dyn ControlFiles>,
     stats: Arc<Stats>,
     policy: CachePolicy,
+    /// This session answers OPENDIR with ENOSYS (the kernel then sends no OPENDIR/RELEASEDIR
+    /// and caches every listing): set at INIT when the policy and the kernel allow it.
+    no_opendir: AtomicBool,
 }
 
 /// A guest-supplied name as UTF-8, length-checked before anything else looks at it.
@@ -70,6 +90,7 @@ impl EventFs {
             control,
             stats,
             policy,
+            no_opendir: AtomicBool::new(false),
         }
     }
 
@@ -215,10 +236,25 @@ impl FileSystem for EventFs {
             | FsOptions::BIG_WRITES
             | FsOptions::MAX_PAGES
             | FsOptions::PARALLEL_DIROPS
+            // Always READDIRPLUS, not READDIRPLUS_AUTO: with AUTO the kernel asks for attributes
+            // only at offset 0 and continues big directories (more than one reply buffer, a page
+            // on 6.1) with plain READDIR, so each of their later entries costs a LOOKUP at the
+            // next stat. Attributes cost us nothing extra, and a counted entry about 20 bytes.
             | FsOptions::DO_READDIRPLUS
-            | FsOptions::READDIRPLUS_AUTO
             | FsOptions::ATOMIC_O_TRUNC
             | FsOptions::AUTO_INVAL_DATA;
+        // Listings that only the guest changes need no OPENDIR round trip at all: with
+        // NO_OPENDIR_SUPPORT, an ENOSYS reply to the first OPENDIR makes the kernel stop sending
+        // OPENDIR and RELEASEDIR and open every directory as FOPEN_KEEP_CACHE|FOPEN_CACHE_DIR
+        // (fs/fuse/file.c, fuse_file_open), which is what `opendir` would answer anyway.
+        let no_opendir =
+            !self.policy.external_dir_changes && capable.contains(FsOptions::ZERO_MESSAGE_OPENDIR);
+        self.no_opendir.store(no_opendir, Relaxed);
+        let want = if no_opendir {
+            want | FsOptions::ZERO_MESSAGE_OPENDIR
+        } else {
+            want
+        };
         Ok(capable & want)
     }
 
@@ -412,7 +448,10 @@ impl FileSystem for EventFs {
     }
 
     fn flush(&self, _ctx: &Context, _inode: u64, _handle: u64, _lock_owner: u64) -> io::Result<()> {
-        Ok(())
+        // Nothing is buffered (control files are direct I/O, the rest read-only), so FLUSH has
+        // nothing to do. ENOSYS makes the kernel stop sending it (fc->no_flush): one round trip
+        // less for every close(). Not counted as an error.
+        Err(io::Error::from_raw_os_error(libc::ENOSYS))
     }
 
     fn fsync(&self, _ctx: &Context, _inode: u64, _datasync: bool, _handle: u64) -> io::Result<()> {
@@ -451,13 +490,24 @@ impl FileSystem for EventFs {
         inode: u64,
         _flags: u32,
     ) -> io::Result<(Option<u64>, OpenOptions)> {
+        if self.no_opendir.load(Relaxed) {
+            // See `init`: from now on the kernel opens directories by itself.
+            return Err(io::Error::from_raw_os_error(libc::ENOSYS));
+        }
         let node = self.tree.node(inode).map_err(|e| self.fail(e))?;
         let NodeKind::Dir(kind) = node.kind else {
             return Err(self.fail(FsError::Os(libc::ENOTDIR)));
         };
-        // An event directory's files never change; let the guest cache its listing. Directories
-        // that can gain dynamic children are listed afresh.
-        let opts = if kind == DirKind::Event && !node.dynamic {
+        // When only the guest changes listings, its kernel invalidates a cached listing on its
+        // own mkdir/rmdir (fuse_dir_changed bumps the directory's i_version), so every listing
+        // may be cached; without that, a cached listing is only re-read at pos 0 after the
+        // directory's attributes time out, and an uncached readdir also invalidates atime, which
+        // costs a GETATTR at the next stat.
+        //
+        // Otherwise an event directory's files still never change; other directories can gain
+        // dynamic children and are listed afresh.
+        let opts = if !self.policy.external_dir_changes || (kind == DirKind::Event && !node.dynamic)
+        {
             OpenOptions::CACHE_DIR | OpenOptions::KEEP_CACHE
         } else {
             OpenOptions::empty()

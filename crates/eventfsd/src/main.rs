@@ -170,7 +170,13 @@ fn serve(options: Options) -> Result<(), String> {
             ]
         }));
     }
-    let fs = EventFs::new(tree.clone(), control, stats.clone(), CachePolicy::default());
+    // The catalog source's listings change only through the guest's own mkdir/rmdir; the host
+    // source's rescan adds and removes events behind the guest's back.
+    let policy = match &options.source {
+        Source::Catalog => CachePolicy::frozen_listings(),
+        _ => CachePolicy::default(),
+    };
+    let fs = EventFs::new(tree.clone(), control, stats.clone(), policy);
     if let Some(path) = &options.stats_file {
         write_stats_file(path, &stats, &tree)
             .map_err(|e| format!("stats file {}: {e}", path.display()))?;

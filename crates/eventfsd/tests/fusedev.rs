@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fuse_backend_rs::abi::fuse_abi::Opcode;
 use fuse_backend_rs::api::server::Server;
 
 use eventfs_core::catalog::{Catalog, EMBEDDED};
@@ -25,11 +26,17 @@ use eventfsd::stats::Stats;
 struct Mounted {
     dir: PathBuf,
     tree: Arc<Tree>,
+    stats: Arc<Stats>,
     mount: Option<FuseMount>,
 }
 
 impl Mounted {
+    /// The catalog source as the daemon serves it: only the guest changes listings.
     fn new(name: &str) -> Option<Mounted> {
+        Self::with_policy(name, CachePolicy::frozen_listings())
+    }
+
+    fn with_policy(name: &str, policy: CachePolicy) -> Option<Mounted> {
         // SAFETY: geteuid has no preconditions.
         if !Path::new("/dev/fuse").exists() || unsafe { libc::geteuid() } != 0 {
             println!("SKIPPED {name}: needs root and /dev/fuse");
@@ -43,22 +50,14 @@ impl Mounted {
             ..CatalogOptions::default()
         }));
         control.start_recording(&tree);
-        let fs = EventFs::new(
-            tree.clone(),
-            control,
-            Arc::new(Stats::default()),
-            CachePolicy::default(),
-        );
-        let mount = FuseMount::start(
-            Arc::new(Server::new(fs)),
-            Arc::new(Stats::default()),
-            &dir,
-            2,
-        )
-        .expect("mount");
+        let stats = Arc::new(Stats::default());
+        let fs = EventFs::new(tree.clone(), control, stats.clone(), policy);
+        let mount =
+            FuseMount::start(Arc::new(Server::new(fs)), stats.clone(), &dir, 2).expect("mount");
         Some(Mounted {
             dir,
             tree,
+            stats,
             mount: Some(mount),
         })
     }
@@ -297,9 +296,74 @@ fn control_semantics_and_errnos() {
     );
 }
 
+/// Requests of each opcode the daemon received while `f` ran.
+fn requests_during(m: &Mounted, f: impl FnOnce()) -> Vec<(Opcode, u64)> {
+    let ops = [
+        Opcode::Opendir,
+        Opcode::Releasedir,
+        Opcode::Readdir,
+        Opcode::Readdirplus,
+        Opcode::Lookup,
+        Opcode::Getattr,
+        Opcode::Flush,
+    ];
+    let before: Vec<u64> = ops.iter().map(|&op| m.stats.requests(op as u32)).collect();
+    f();
+    ops.iter()
+        .zip(before)
+        .map(|(&op, b)| (op, m.stats.requests(op as u32) - b))
+        .filter(|&(_, n)| n > 0)
+        .collect()
+}
+
+#[test]
+fn warm_walk_of_frozen_listings_stays_in_the_kernel_and_mkdir_still_shows() {
+    let Some(m) = Mounted::new("warm") else {
+        return;
+    };
+    let walk_all = || {
+        let mut count = 0;
+        walk(&m.path("events"), &mut HashSet::new(), &mut count);
+        count
+    };
+    let n = walk_all();
+    // The cold walk filled every listing through uncached readdirs, each of which invalidates
+    // the directory's atime: the next stat of each directory asks once more.
+    walk_all();
+    let mut count = 0;
+    let sent = requests_during(&m, || count = walk_all());
+    assert_eq!(count, n);
+    assert!(sent.is_empty(), "a warm walk still sent {sent:?}");
+    // Cached listings follow the guest's own mkdir/rmdir.
+    let names = || -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(m.path("instances"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    assert!(names().is_empty());
+    fs::create_dir(m.path("instances/warm")).unwrap();
+    assert_eq!(names(), ["warm"]);
+    fs::remove_dir(m.path("instances/warm")).unwrap();
+    assert!(names().is_empty());
+    // Closing a file sends no FLUSH (answered ENOSYS once).
+    read(&m.path("events/sched/sched_switch/id"));
+    let sent = requests_during(&m, || {
+        read(&m.path("events/sched/sched_switch/id"));
+        read(&m.path("events/sched/sched_switch/enable"));
+    });
+    assert!(
+        !sent.iter().any(|(op, _)| matches!(op, Opcode::Flush)),
+        "reads sent {sent:?}"
+    );
+}
+
 #[test]
 fn removed_event_gives_enodev_through_open_handles_and_enoent_on_lookup() {
-    let Some(m) = Mounted::new("remove") else {
+    // This test adds and removes events behind the kernel's back, as the host source does.
+    let Some(m) = Mounted::with_policy("remove", CachePolicy::default()) else {
         return;
     };
     m.tree
