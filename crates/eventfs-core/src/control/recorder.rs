@@ -217,9 +217,14 @@ impl CatalogControl {
 
     /// Renders records as `trace` lines, counting fallbacks.
     fn render_records(&self, tree: &Tree, records: &[Arc<Record>], out: &mut String) {
-        let by_id: HashMap<u32, Arc<EventRender>> = lock(&self.renders).clone();
+        // A local map of the renderers seen so far: one shared-lock access per distinct event,
+        // not per record.
+        let mut by_id: HashMap<u32, Option<Arc<EventRender>>> = HashMap::new();
         for record in records {
-            match by_id.get(&record.event_id) {
+            let render = by_id
+                .entry(record.event_id)
+                .or_insert_with(|| lock(&self.renders).get(&record.event_id).cloned());
+            match render {
                 Some(render) => {
                     if render.compiled.render_line(record, out) == RenderOutcome::Fallback {
                         self.recorder.fallbacks.fetch_add(1, Ordering::Relaxed);
