@@ -737,7 +737,11 @@ fn parse_hist(rest: Option<&str>, fields: &[Field<'_>]) -> Result<Trigger, Trigg
 
 fn parse_map_size(v: &str) -> Result<u8, TriggerError> {
     let size = filter::parse_u64(v).ok_or(TriggerError::Invalid("hist: bad size"))?;
-    let bits = size.max(1).next_power_of_two().trailing_zeros();
+    // Sizes above 2^63 have no power of two to round up to (found by fuzzing: it overflowed).
+    let bits = size
+        .max(1)
+        .checked_next_power_of_two()
+        .map_or(u32::MAX, u64::trailing_zeros);
     if bits < u32::from(HIST_BITS_MIN) || bits > u32::from(HIST_BITS_MAX) {
         return Err(TriggerError::Invalid("hist: size out of range"));
     }
@@ -1005,6 +1009,22 @@ mod tests {
 
     fn shown(text: &str) -> String {
         add(text).to_string()
+    }
+
+    #[test]
+    fn huge_hist_sizes_are_refused() {
+        // Found by the trigger_parser fuzzer: rounding a size above 2^63 up to a power of two
+        // overflowed (a panic with overflow checks on).
+        for size in [
+            "13106511852580896768",
+            "18446744073709551615",
+            "9223372036854775809",
+        ] {
+            let err = p(&format!("hist:keys=pid:size={size}")).unwrap_err();
+            assert_eq!(err.errno(), libc::EINVAL, "size={size}");
+        }
+        assert!(p("hist:keys=pid:size=9223372036854775808").is_err());
+        assert!(p("hist:keys=pid:size=2048").is_ok());
     }
 
     #[test]
