@@ -2,17 +2,24 @@
 # /init of the eventfsd test guest (busybox sh, runs as PID 1).
 #
 # Kernel command line (set by scripts/run-guest.sh):
-#   eventfsd.mode=test|demo|shell|native   what to do (default: shell)
+#   eventfsd.mode=test|demo|shell|native|bench|bench-native   what to do (default: shell)
 #   eventfsd.reboot=0|1      test/native: after the suite, `reboot -f` once and run the
 #                            after-reboot checks on the second boot (needs /dev/vda)
 #   eventfsd.cpsleep=SEC     how long to sit still after a CHECKPOINT marker (default 5)
 #   eventfsd.tests=a,b       only run guest tests whose name contains one of these words
 #   eventfsd.timeout=SEC     per-test timeout (default 150)
 #   eventfsd.tag=TAG         virtio-fs tag to mount (default: tracefs)
+#   eventfsd.reps=N          bench/bench-native: repetitions of each workload (default 3)
+#   eventfsd.preps=N         bench/bench-native: repetitions of the parallel run (default 2)
 #
 # test/demo/shell: mount -t virtiofs tracefs /sys/kernel/tracing (served by eventfsd).
 # native:          mount the guest kernel's own tracefs there instead, to validate the
 #                  guest tests against the real thing.
+# bench:           run the benchmark workloads of scripts/bench.sh against the virtio-fs
+#                  mount; bench-native: the same against the guest's own tracefs. Results:
+#   @@EVENTFSD BENCH info key=value ...@@
+#   @@EVENTFSD BENCH sample w=<workload> rep=<n> us=<microseconds> n=<entries>@@
+#   @@EVENTFSD BENCH-DONE@@
 #
 # Everything is reported on the serial console with markers the host greps for:
 #   @@EVENTFSD BOOT <n> mode=<mode> kernel=<release>@@
@@ -57,8 +64,17 @@ for arg in $(cat /proc/cmdline); do
         eventfsd.tag=*) TAG=${arg#*=} ;;
     esac
 done
+REPS=3
+PREPS=2
+for arg in $(cat /proc/cmdline); do
+    case "$arg" in
+        eventfsd.reps=*) REPS=${arg#*=} ;;
+        eventfsd.preps=*) PREPS=${arg#*=} ;;
+    esac
+done
 NATIVE=0
 [ "$MODE" = native ] && NATIVE=1
+[ "$MODE" = bench-native ] && NATIVE=1
 
 marker() { echo "@@EVENTFSD $*@@"; }
 log() { echo "init: $*"; }
@@ -302,6 +318,166 @@ run_demo() {
     die_off
 }
 
+# ---- bench ----------------------------------------------------------------
+# Microsecond timer without forking: "now at N nsecs" (CLOCK_MONOTONIC), the third line of
+# /proc/timer_list, read with the shell's own `read`. Fallback: busybox `adjtimex` (read-only
+# without options), which prints the time of day with microseconds (busybox `date` has no %N,
+# /proc/uptime only 10 ms steps). us_now sets NOW, us_since sets US (minus the timer's cost).
+if { read -r _l && read -r _l && read -r _a _b _ns _l; } </proc/timer_list 2>/dev/null &&
+    [ "$_a $_b" = "now at" ]; then
+    TIMER=timer_list
+    us_now() {
+        { read -r _l && read -r _l && read -r _a _b _ns _l; } </proc/timer_list
+        NOW=$((_ns / 1000))
+    }
+else
+    TIMER=adjtimex
+    us_now() { NOW=$(adjtimex | awk '/tv_sec/ { s = $2 } /tv_usec/ { u = $2 } END { printf "%d%06d\n", s, u }'); }
+fi
+us_since() { # start
+    us_now
+    US=$((NOW - $1 - ${TIMER_US:-0}))
+    [ "$US" -ge 0 ] || US=0
+}
+sample() { # workload rep us n
+    marker "BENCH sample w=$1 rep=$2 us=$3 n=$4"
+}
+bench_drop() { # forget every cached dentry and inode, then let the FORGETs drain
+    cd /
+    sync
+    echo 3 >/proc/sys/vm/drop_caches
+    sleep 1
+    cd $TRACING
+}
+bench_catlist() { # list: cat every file of the list, many per process
+    xargs cat <"$1" >/dev/null 2>&1
+}
+bench_toggles() { # enable-file: 1000 writes, alternating 1 and 0
+    _i=0
+    while [ "$_i" -lt 500 ]; do
+        echo 1 >"$1"
+        echo 0 >"$1"
+        _i=$((_i + 1))
+    done
+}
+bench_mix() { # one process of the parallel run: find + cat of every format
+    find events >/dev/null 2>&1
+    xargs cat <"$1" >/dev/null 2>&1
+}
+
+run_bench() {
+    if ! mount_tracing; then
+        marker "ERROR could not mount the tracefs at $TRACING"
+        die_off
+    fi
+    cd $TRACING || die_off
+    # timer overhead: the median of 5 empty intervals
+    TIMER_US=0
+    _o=""
+    for _i in 1 2 3 4 5; do
+        us_now
+        us_since "$NOW"
+        _o="$_o $US"
+    done
+    TIMER_US=$(echo $_o | tr ' ' '\n' | sort -n | sed -n 3p)
+    checkpoint bench-start
+    cd $TRACING || die_off
+
+    # 1. cold find, right after the mount
+    us_now
+    _t=$NOW
+    find events >/tmp/find.out 2>/tmp/find.err
+    us_since "$_t"
+    _us=$US
+    NENT=$(wc -l </tmp/find.out)
+    sample cold_find 1 "$_us" "$NENT"
+    grep '/format$' /tmp/find.out >/tmp/formats
+    grep '/id$' /tmp/find.out >/tmp/ids
+    NFMT=$(wc -l </tmp/formats)
+    NID=$(wc -l </tmp/ids)
+    # the largest system directory
+    LARGEST=""
+    LN=0
+    for _s in events/*/; do
+        _n=$(ls "$_s" | wc -l)
+        if [ "$_n" -gt "$LN" ]; then LN=$_n; LARGEST=${_s%/}; fi
+    done
+    TOGGLE=events/sched/sched_switch/enable
+    [ -e $TOGGLE ] || TOGGLE=$(grep '/enable$' /tmp/find.out | sed -n 200p)
+    marker "BENCH info entries=$NENT formats=$NFMT ids=$NID largest=$LARGEST largest_n=$LN toggle=$TOGGLE timer=$TIMER timer_us=$TIMER_US find_errors=$(wc -l </tmp/find.err) reps=$REPS kernel=$(uname -r) cpus=$(nproc)"
+
+    # 2. warm find (second and later passes)
+    for _r in $(seq 1 "$REPS"); do
+        us_now
+        _t=$NOW
+        find events >/dev/null 2>&1
+        us_since "$_t"
+        sample warm_find "$_r" "$US" "$NENT"
+    done
+    # 3. cat of every format, 4. every id
+    for _r in $(seq 1 "$REPS"); do
+        us_now
+        _t=$NOW
+        bench_catlist /tmp/formats
+        us_since "$_t"
+        sample cat_formats "$_r" "$US" "$NFMT"
+    done
+    for _r in $(seq 1 "$REPS"); do
+        us_now
+        _t=$NOW
+        bench_catlist /tmp/ids
+        us_since "$_t"
+        sample read_ids "$_r" "$US" "$NID"
+    done
+    # 5. 1000 toggles of one event's enable
+    for _r in $(seq 1 "$REPS"); do
+        us_now
+        _t=$NOW
+        bench_toggles "$TOGGLE"
+        us_since "$_t"
+        sample enable_toggle "$_r" "$US" 1000
+    done
+    # 6. listing the largest system directory (names, types and attributes)
+    for _r in $(seq 1 "$REPS"); do
+        us_now
+        _t=$NOW
+        ls -l "$LARGEST" >/dev/null 2>&1
+        us_since "$_t"
+        sample ls_largest "$_r" "$US" "$LN"
+    done
+    # 7. 4 processes at once, each a find + cat of every format
+    for _r in $(seq 1 "$PREPS"); do
+        us_now
+        _t=$NOW
+        bench_mix /tmp/formats &
+        bench_mix /tmp/formats &
+        bench_mix /tmp/formats &
+        bench_mix /tmp/formats &
+        wait
+        us_since "$_t"
+        sample parallel4 "$_r" "$US" $((4 * (NENT + NFMT)))
+    done
+    checkpoint after-find-cat
+    cd /
+    sync
+    echo 3 >/proc/sys/vm/drop_caches
+    checkpoint after-drop-caches
+    cd $TRACING || die_off
+    # 8. more cold finds, each after dropping the guest's dentry and inode caches
+    for _r in $(seq 2 "$REPS"); do
+        bench_drop
+        us_now
+        _t=$NOW
+        find events >/dev/null 2>&1
+        us_since "$_t"
+        sample cold_find "$_r" "$US" "$NENT"
+    done
+    cd /
+    [ "$NATIVE" = 1 ] || umount $TRACING 2>/dev/null
+    marker "BENCH-DONE"
+    die_off
+}
+
 # ---- main -----------------------------------------------------------------
 case "$MODE" in
     test | native)
@@ -333,6 +509,9 @@ case "$MODE" in
         ;;
     demo)
         run_demo
+        ;;
+    bench | bench-native)
+        run_bench
         ;;
     shell)
         if mount_tracing; then

@@ -2,8 +2,9 @@
 # run-guest.sh - boot the eventfsd test guest under QEMU.
 #
 # Usage: scripts/run-guest.sh [options]
-#   --mode test|demo|shell|native   guest mode (default: shell). `native` boots without the
-#                         vhost-user-fs device and mounts the guest kernel's own tracefs.
+#   --mode test|demo|shell|native|bench|bench-native   guest mode (default: shell). `native`
+#                         and `bench-native` boot without the vhost-user-fs device and mount
+#                         the guest kernel's own tracefs; bench* run scripts/bench.sh's workloads.
 #   --socket PATH         eventfsd's vhost-user socket (default: $EVENTFSD_SOCKET or
 #                         /tmp/eventfsd.sock); not used in native mode
 #   --log FILE            write the serial console to FILE (default: this terminal)
@@ -55,19 +56,21 @@ while [ $# -gt 0 ]; do
         --append) APPEND=$2; shift 2 ;;
         --smp) SMP=$2; shift 2 ;;
         --mem) MEM=$2; shift 2 ;;
-        -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
         *) echo "run-guest: unknown argument: $1" >&2; exit 2 ;;
     esac
 done
 
 case "$MODE" in
-    test | demo | shell | native) ;;
-    *) echo "run-guest: bad --mode $MODE (test|demo|shell|native)" >&2; exit 2 ;;
+    test | demo | shell | native | bench | bench-native) ;;
+    *) echo "run-guest: bad --mode $MODE (test|demo|shell|native|bench|bench-native)" >&2; exit 2 ;;
 esac
 for f in "$KERNEL" "$INITRD"; do
     [ -s "$f" ] || { echo "run-guest: $f missing; run scripts/prepare-guest.sh" >&2; exit 2; }
 done
-if [ "$MODE" != native ] && [ ! -S "$SOCK" ]; then
+VIRTIOFS=1
+case "$MODE" in native | bench-native) VIRTIOFS=0 ;; esac
+if [ "$VIRTIOFS" = 1 ] && [ ! -S "$SOCK" ]; then
     echo "run-guest: warning: no socket at $SOCK (is eventfsd running?); QEMU will fail to connect" >&2
 fi
 
@@ -105,7 +108,7 @@ CMDLINE="console=ttyS0 quiet eventfsd.mode=$MODE eventfsd.reboot=$REBOOT_ARG eve
 [ -n "$APPEND" ] && CMDLINE="$CMDLINE $APPEND"
 
 ARGS=("$QEMU" "${ACCEL[@]}" -m "$MEM" -smp "$SMP" -nodefaults -no-user-config -display none)
-if [ "$MODE" != native ]; then
+if [ "$VIRTIOFS" = 1 ]; then
     # shellcheck disable=SC2054 # commas belong to QEMU option values
     ARGS+=(-object "memory-backend-memfd,id=mem,size=$MEM,share=on" -numa node,memdev=mem
         -chardev "socket,id=vfs0,path=$SOCK"

@@ -1,0 +1,339 @@
+#!/usr/bin/env bash
+# bench.sh - eventfsd against virtiofsd and against the guest's own tracefs: speed and memory.
+#
+# One run, one machine, one guest kernel (the Debian 6.1 test guest under QEMU), the same guest
+# workloads (scripts/guest-init.sh, mode `bench`) against:
+#   eventfsd-catalog  eventfsd serving its embedded catalog (a snapshot of this machine's tracefs)
+#   eventfsd-host     eventfsd --source host (a private instance of the host tracefs)
+#   virtiofsd         virtiofsd from crates.io, --cache=never, sharing a private instance
+#                     directory of the host tracefs (instances/eventfsd-bench-<pid>)
+#   native            the guest kernel's own tracefs (no virtio-fs at all)
+# Workloads (median and spread over the repetitions): cold find over events/ (right after the
+# mount, then after drop_caches), warm find, cat of every format, reading every id, 1000
+# toggles of one event's enable, ls -l of the largest system directory, and 4 guest processes
+# each running find + cat of every format. Daemon side: RSS, PSS and open fds after start,
+# after the full find + cat and after drop_caches in the guest; host slab use (dentry,
+# tracefs_inode_cache) before, at the peak and after.
+#
+# Output: a markdown table (stdout and BENCHMARKS.md), a chart of the per-entry times
+# (docs/bench.png) and key=value lines (stdout, and bench-results.txt in --keep-logs).
+#
+# Usage: scripts/bench.sh [--reps N] [--preps N] [--only a,b] [--no-build] [--kvm]
+#                         [--keep-logs DIR] [--no-write] [--timeout SEC]
+#   --reps N         repetitions of each workload (default 3)
+#   --preps N        repetitions of the 4-process run (default 1; ~150 s each for virtiofsd)
+#   --only LIST      configurations to run: catalog,host,virtiofsd,native (default all)
+#   --no-build       use the existing target/release/eventfsd
+#   --kvm            boot the guest with KVM instead of TCG
+#   --keep-logs DIR  keep serial logs, daemon logs, stats files and the raw results in DIR
+#   --no-write       print only; do not rewrite BENCHMARKS.md and docs/bench.png
+#   --timeout SEC    per-guest QEMU timeout (default 900)
+# Environment: EVENTFSD_BIN (the eventfsd binary to measure; implies --no-build).
+# Needs root (virtiofsd, the host source, tracefs instances, /proc/PID/smaps_rollup).
+# Leaves nothing behind: daemons and QEMU are stopped by pid, the tracefs instance is removed,
+# a tracefs mounted by this script is unmounted.
+set -uo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+EVENTFSD=${EVENTFSD_BIN:-$REPO/target/release/eventfsd}
+VIRTIOFSD_ROOT=$REPO/.cache/virtiofsd
+VIRTIOFSD=$VIRTIOFSD_ROOT/bin/virtiofsd
+REPS=3
+PREPS=1
+ONLY=catalog,host,virtiofsd,native
+BUILD=1
+[ -n "${EVENTFSD_BIN:-}" ] && BUILD=0
+KVM_ARGS=()
+[ "${EVENTFSD_KVM:-0}" = 1 ] && KVM_ARGS=(--kvm)
+KEEP=""
+WRITE=1
+TIMEOUT=900
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --reps) REPS=$2; shift 2 ;;
+        --preps) PREPS=$2; shift 2 ;;
+        --only) ONLY=$2; shift 2 ;;
+        --no-build) BUILD=0; shift ;;
+        --kvm) KVM_ARGS=(--kvm); shift ;;
+        --keep-logs) KEEP=$2; shift 2 ;;
+        --no-write) WRITE=0; shift ;;
+        --timeout) TIMEOUT=$2; shift 2 ;;
+        -h | --help) sed -n '2,33p' "$0"; exit 0 ;;
+        *) echo "bench: unknown argument: $1" >&2; exit 2 ;;
+    esac
+done
+
+say() { echo "bench: $*" >&2; }
+die() { say "$*"; exit 1; }
+[ "$(id -u)" = 0 ] || die "needs root"
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/eventfsd-bench.XXXXXX")
+RESULTS=$TMP/results.txt
+: >"$RESULTS"
+DPID=""
+RUNPID=""
+INSTANCE_DIR=""
+OWN_TRACEFS=""
+T_START=$EPOCHREALTIME
+
+stop_pid() { # pid [name]: TERM, wait up to 5 s, then KILL
+    local pid=$1 i
+    [ -n "$pid" ] || return 0
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
+    kill "$pid" 2>/dev/null
+    for i in $(seq 1 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        say "${2:-pid $pid} did not stop on SIGTERM; killing it"
+        kill -9 "$pid" 2>/dev/null
+    fi
+    wait "$pid" 2>/dev/null
+    return 0
+}
+
+cleanup() {
+    local qpid=""
+    [ -s "$TMP/qemu.pid" ] && qpid=$(cat "$TMP/qemu.pid" 2>/dev/null)
+    stop_pid "$RUNPID" run-guest.sh
+    if [ -n "$qpid" ] && kill -0 "$qpid" 2>/dev/null; then kill -9 "$qpid" 2>/dev/null; fi
+    stop_pid "$DPID" daemon
+    if [ -n "$INSTANCE_DIR" ] && [ -d "$INSTANCE_DIR" ]; then
+        rmdir "$INSTANCE_DIR" 2>/dev/null || say "could not remove $INSTANCE_DIR"
+    fi
+    if [ -n "$OWN_TRACEFS" ]; then
+        umount "$OWN_TRACEFS" 2>/dev/null || umount -l "$OWN_TRACEFS" 2>/dev/null
+        rmdir "$OWN_TRACEFS" 2>/dev/null
+    fi
+    if [ -n "$KEEP" ]; then
+        mkdir -p "$KEEP" && cp -rf "$TMP"/. "$KEEP/" 2>/dev/null
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'say interrupted; exit 130' INT
+trap 'exit 143' TERM
+
+want() { case ",$ONLY," in *",$1,"*) return 0 ;; esac; return 1; }
+
+# ---- 1. prerequisites ---------------------------------------------------------------------
+need_pkgs=()
+dpkg -s qemu-system-x86 >/dev/null 2>&1 || need_pkgs+=(qemu-system-x86)
+# the chart needs matplotlib: Debian's python3-matplotlib, for /usr/bin/python3
+PY=python3
+python3 -c 'import matplotlib' 2>/dev/null || PY=/usr/bin/python3
+$PY -c 'import matplotlib' 2>/dev/null || { PY=/usr/bin/python3; need_pkgs+=(python3-matplotlib); }
+if want virtiofsd && [ ! -x "$VIRTIOFSD" ]; then
+    for p in libseccomp-dev libcap-ng-dev; do dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p"); done
+fi
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+    say "apt-get install ${need_pkgs[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y "${need_pkgs[@]}" >"$TMP/apt.log" 2>&1 ||
+        die "apt-get install ${need_pkgs[*]} failed (see $TMP/apt.log)"
+fi
+if [ "$BUILD" = 1 ]; then
+    say "cargo build --release -p eventfsd"
+    (cd "$REPO" && cargo build --release -p eventfsd >"$TMP/build.log" 2>&1) ||
+        { tail -n 20 "$TMP/build.log" >&2; die "cargo build failed"; }
+fi
+[ -x "$EVENTFSD" ] || die "$EVENTFSD missing (build it, or drop --no-build)"
+if want virtiofsd && [ ! -x "$VIRTIOFSD" ]; then
+    say "cargo install virtiofsd --root $VIRTIOFSD_ROOT (a few minutes, once)"
+    cargo install --locked virtiofsd --root "$VIRTIOFSD_ROOT" >"$TMP/virtiofsd-install.log" 2>&1 ||
+        { tail -n 20 "$TMP/virtiofsd-install.log" >&2; die "cargo install virtiofsd failed"; }
+fi
+"$REPO/scripts/prepare-guest.sh" --quiet >"$TMP/prepare.log" 2>&1 ||
+    { tail -n 20 "$TMP/prepare.log" >&2; die "scripts/prepare-guest.sh failed"; }
+
+# the host tracefs: the first one mounted, else a private mount of our own
+TRACEFS=$(awk '$3 == "tracefs" { print $2; exit }' /proc/mounts)
+if [ -z "$TRACEFS" ] && { want host || want virtiofsd; }; then
+    OWN_TRACEFS=$TMP/tracefs
+    mkdir -p "$OWN_TRACEFS"
+    if mount -t tracefs nodev "$OWN_TRACEFS" 2>/dev/null; then
+        TRACEFS=$OWN_TRACEFS
+    else
+        rmdir "$OWN_TRACEFS"
+        OWN_TRACEFS=""
+    fi
+fi
+
+res() { echo "$*" >>"$RESULTS"; }
+
+# ---- 2. host-side sampling ------------------------------------------------------------------
+pid_tree() { # pid -> the pid and all its descendants
+    local p=$1 c
+    echo "$p"
+    for c in $(pgrep -P "$p" 2>/dev/null); do pid_tree "$c"; done
+}
+mem_sample() { # config checkpoint: RSS/PSS (kB) and fds summed over the daemon's processes
+    # guest_*: the part of RSS/PSS that is mapped guest RAM (QEMU's memfd, shared with QEMU:
+    # the descriptor buffers the daemon has touched), not the daemon's own memory.
+    local cfg=$1 cp=$2 rss=0 pss=0 grss=0 gpss=0 fds=0 ticks=0 p r s g f t nodes=""
+    [ -n "$DPID" ] && kill -0 "$DPID" 2>/dev/null || return 0
+    for p in $(pid_tree "$DPID"); do
+        r=$(awk '/^Rss:/ { print $2 }' "/proc/$p/smaps_rollup" 2>/dev/null)
+        s=$(awk '/^Pss:/ { print $2 }' "/proc/$p/smaps_rollup" 2>/dev/null)
+        g=$(awk '/^[0-9a-f]+-[0-9a-f]+ / { guest = ($6 ~ /memfd:/) }
+                 guest && /^Rss:/ { r += $2 } guest && /^Pss:/ { s += $2 }
+                 END { printf "%d %d", r, s }' "/proc/$p/smaps" 2>/dev/null)
+        f=$(ls "/proc/$p/fd" 2>/dev/null | wc -l)
+        t=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }')
+        ticks=$((ticks + ${t:-0}))
+        rss=$((rss + ${r:-0}))
+        pss=$((pss + ${s:-0}))
+        grss=$((grss + ${g% *}))
+        gpss=$((gpss + ${g#* }))
+        fds=$((fds + f))
+    done
+    if [ -r "$TMP/$cfg.stats.json" ]; then
+        nodes=$(sed -n 's/.*"materialised_nodes": *\([0-9]*\).*/\1/p' "$TMP/$cfg.stats.json" | head -n1)
+        cp -f "$TMP/$cfg.stats.json" "$TMP/$cfg.stats.$cp.json" 2>/dev/null
+    fi
+    res "$cfg mem cp=$cp rss_kb=$rss pss_kb=$pss guest_rss_kb=$grss guest_pss_kb=$gpss fds=$fds cpu_ms=$((ticks * 1000 / $(getconf CLK_TCK)))${nodes:+ nodes=$nodes}"
+}
+slab_sample() { # config when
+    [ -r /proc/slabinfo ] || return 0
+    local line
+    line=$(awk '$1 == "dentry" || $1 == "tracefs_inode_cache" || $1 == "eventfs_inode" {
+            printf " %s_objs=%d %s_kb=%d", $1, $2, $1, $2 * $4 / 1024 }' /proc/slabinfo)
+    res "$1 slab when=$2$line"
+}
+
+# ---- 3. one configuration --------------------------------------------------------------------
+wait_socket() { # socket
+    local i
+    for i in $(seq 1 300); do
+        [ -S "$1" ] && return 0
+        kill -0 "$DPID" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+run_config() { # config
+    local cfg=$1 sock=$TMP/$1.sock log=$TMP/$1.serial.log dlog=$TMP/$1.daemon.log mode=bench
+    local done_lines=0 total line m t0 rc
+    say "---- $cfg"
+    slab_sample "$cfg" before
+    DPID=""
+    case "$cfg" in
+        eventfsd-catalog)
+            "$EVENTFSD" --socket-path "$sock" --stats-file "$TMP/$cfg.stats.json" --log-level warn \
+                --exit-on-disconnect >"$dlog" 2>&1 &
+            DPID=$!
+            ;;
+        eventfsd-host)
+            "$EVENTFSD" --socket-path "$sock" --stats-file "$TMP/$cfg.stats.json" --log-level warn \
+                --exit-on-disconnect --source host --tracefs "$TRACEFS" >"$dlog" 2>&1 &
+            DPID=$!
+            ;;
+        virtiofsd)
+            INSTANCE_DIR=$TRACEFS/instances/eventfsd-bench-$$
+            mkdir "$INSTANCE_DIR" || { res "$cfg unavailable reason=mkdir_${INSTANCE_DIR##*/}_failed"; INSTANCE_DIR=""; return; }
+            "$VIRTIOFSD" --socket-path "$sock" --shared-dir "$INSTANCE_DIR" --cache never \
+                --sandbox none --log-level error >"$dlog" 2>&1 &
+            DPID=$!
+            ;;
+        native) mode=bench-native ;;
+    esac
+    if [ "$mode" = bench ] && ! wait_socket "$sock"; then
+        res "$cfg unavailable reason=daemon_did_not_start:$(tail -n1 "$dlog" | tr ' =' '__' | cut -c1-120)"
+        stop_pid "$DPID"
+        DPID=""
+        return
+    fi
+    sleep 0.5
+    mem_sample "$cfg" start
+    t0=$EPOCHREALTIME
+    "$REPO/scripts/run-guest.sh" --mode "$mode" --socket "$sock" --log "$log" --pidfile "$TMP/qemu.pid" \
+        --timeout "$TIMEOUT" --no-reboot-test --smp 2 --cpsleep 4 "${KVM_ARGS[@]}" \
+        --append "eventfsd.reps=$REPS eventfsd.preps=$PREPS" >"$TMP/$cfg.run-guest.log" 2>&1 &
+    RUNPID=$!
+    : >"$log"
+    handle() {
+        case "$1" in
+            "CHECKPOINT bench-start") sleep 1.2; mem_sample "$cfg" after-mount ;;
+            "CHECKPOINT after-find-cat") sleep 1.2; mem_sample "$cfg" after-find-cat; slab_sample "$cfg" peak ;;
+            "CHECKPOINT after-drop-caches") sleep 2.5; mem_sample "$cfg" after-drop-caches ;;
+            "BENCH "*) res "$cfg ${1#BENCH }" ;;
+            "ERROR "*) say "$cfg guest: $1" ;;
+        esac
+    }
+    while :; do
+        total=$(wc -l <"$log" 2>/dev/null || echo 0)
+        if [ "$total" -gt "$done_lines" ]; then
+            while IFS= read -r line; do
+                line=${line//$'\r'/}
+                if [[ $line =~ @@EVENTFSD\ ([^@]*)@@ ]]; then
+                    m=${BASH_REMATCH[1]}
+                    case "$m" in "BENCH sample"*) ;; *) say "$cfg guest: $m" ;; esac
+                    handle "$m"
+                fi
+            done < <(sed -n "$((done_lines + 1)),${total}p" "$log")
+            done_lines=$total
+        fi
+        kill -0 "$RUNPID" 2>/dev/null || break
+        sleep 0.2
+    done
+    wait "$RUNPID"
+    rc=$?
+    RUNPID=""
+    grep -q '@@EVENTFSD BENCH-DONE@@' "$log" ||
+        res "$cfg incomplete reason=no_BENCH-DONE_(run-guest_status_$rc)"
+    res "$cfg wall seconds=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')"
+    stop_pid "$DPID" "$cfg"
+    DPID=""
+    if [ -n "$INSTANCE_DIR" ]; then
+        rmdir "$INSTANCE_DIR" 2>/dev/null || say "could not remove $INSTANCE_DIR"
+        INSTANCE_DIR=""
+    fi
+    sleep 0.5
+    slab_sample "$cfg" after
+}
+
+# ---- 4. run ------------------------------------------------------------------------------------
+res "meta date=$(date -u +%Y-%m-%dT%H:%MZ)"
+res "meta host_kernel=$(uname -r)"
+res "meta cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//; s/ /_/g')"
+res "meta cpus=$(nproc)"
+res "meta mem_gb=$(awk '/MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)"
+res "meta qemu=$(qemu-system-x86_64 --version | head -n1 | awk '{ print $4 }')"
+res "meta accel=$([ ${#KVM_ARGS[@]} -gt 0 ] && echo kvm || echo tcg)"
+res "meta eventfsd=$(cd "$REPO" && git describe --always --dirty 2>/dev/null)"
+[ -x "$VIRTIOFSD" ] && res "meta virtiofsd=$("$VIRTIOFSD" --version 2>/dev/null | awk '{ print $NF }')"
+res "meta fuse_backend_rs=$(sed -n '/^name = "fuse-backend-rs"/{n;s/version = "\(.*\)"/\1/p}' "$REPO/Cargo.lock")"
+res "meta guest_kernel=$(cat "$REPO/.cache/guest/kernel/KVER" 2>/dev/null)_($(cat "$REPO/.cache/guest/kernel/VERSION" 2>/dev/null))"
+res "meta reps=$REPS preps=$PREPS"
+res "meta load_before=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' '/')"
+res "meta tracefs=${TRACEFS:-none}"
+
+want catalog && run_config eventfsd-catalog
+if want host; then
+    if [ -z "$TRACEFS" ]; then
+        res "eventfsd-host unavailable reason=no_host_tracefs"
+    elif ! { "$EVENTFSD" --help 2>&1 || true; } | grep -- '--source' >/dev/null; then
+        res "eventfsd-host unavailable reason=eventfsd_has_no_--source"
+    else
+        run_config eventfsd-host
+    fi
+fi
+if want virtiofsd; then
+    if [ -z "$TRACEFS" ]; then
+        res "virtiofsd unavailable reason=no_host_tracefs"
+    elif [ ! -x "$VIRTIOFSD" ]; then
+        res "virtiofsd unavailable reason=not_installed"
+    else
+        run_config virtiofsd
+    fi
+fi
+want native && run_config native
+res "meta load_after=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' '/')"
+res "meta total_seconds=$(awk -v a="$T_START" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }')"
+
+# ---- 5. report ---------------------------------------------------------------------------------
+REPORT_ARGS=("$RESULTS")
+[ "$WRITE" = 1 ] && REPORT_ARGS+=(--markdown "$REPO/BENCHMARKS.md" --png "$REPO/docs/bench.png")
+"$PY" "$REPO/scripts/bench-report.py" "${REPORT_ARGS[@]}"
