@@ -448,6 +448,8 @@ const TRIGGERS: &[(u8, &str)] = &[
     (0, "snapshot if"),
     (0, "enable_event:nosys:noevent"),
     (0, "hist:keys=prev_pid:sort=nosuch"),
+    // Regression: found by this fuzzer (size rounding overflowed above 2^63).
+    (0, "hist:keys=prev_pid:size=13106511852580896768"),
 ];
 
 fn selector_seeds(list: &[(u8, &str)]) -> Vec<(String, Vec<u8>)> {
