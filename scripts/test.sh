@@ -12,6 +12,11 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Everything is also written to a log so that the last line can sum up all the suites.
+LOG=$(mktemp "${TMPDIR:-/tmp}/eventfsd-test.XXXXXX")
+trap 'rm -f "$LOG"' EXIT
+exec > >(tee -a "$LOG") 2>&1
+
 step "toolchain components"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
@@ -48,3 +53,12 @@ if [ "$FUZZ_SECONDS" != 0 ]; then
 else
     step "fuzz smoke: SKIPPED (EVENTFSD_FUZZ_SECONDS=0)"
 fi
+
+# One closing line over every suite: cargo's "test result" lines and the guest suites'
+# "N passed, M failed" lines (any failure has already stopped the script).
+sleep 0.2 # let tee write out what came before
+awk '
+    /^test result:/ { passed += $4; failed += $6 }
+    /^[0-9]+ passed, [0-9]+ failed$/ { passed += $1; failed += $3 }
+    END { printf "total: %d passed, %d failed\n", passed, failed }
+' "$LOG"
