@@ -1109,6 +1109,7 @@ pub fn serve<F>(
 where
     F: FileSystem + Send + Sync + 'static,
 {
+    let session_fs = fs.clone();
     let server = Arc::new(Server::new(fs));
     let shutdown = match opts.shutdown.clone() {
         Some(s) => s,
@@ -1136,7 +1137,11 @@ where
             info!("vhost-user: shutdown requested");
             return Ok(());
         }
-        match serve_connection(&server, &mut listener, &opts, &shutdown)? {
+        let end = serve_connection(&server, &mut listener, &opts, &shutdown)?;
+        // The guest is gone (QEMU quit, crashed or was killed): it will never FORGET what it
+        // looked up, so end its FUSE session here rather than at the next guest's INIT.
+        session_fs.destroy();
+        match end {
             ConnectionEnd::Disconnected => info!("vhost-user: frontend disconnected"),
             ConnectionEnd::Failed(e @ TransportError::GuestMemoryNotShared { .. }) => {
                 return Err(e)

@@ -833,10 +833,13 @@ fn full_session_errors_and_reconnect() {
     assert_eq!(g2.read(HELLO, HELLO, 4096), b"HELLO\n");
     assert_eq!(daemon.stats.connections.load(Ordering::SeqCst), 2);
 
+    // The first frontend's disconnect ended its FUSE session.
+    assert_eq!(daemon.fs.destroys.load(Ordering::SeqCst), 1);
+
     // DESTROY gets a header back (fuse-backend-rs itself writes none).
     let (out, _) = g2.call(Opcode::Destroy, 0, &[]);
     assert_eq!(out.error, 0);
-    assert_eq!(daemon.fs.destroys.load(Ordering::SeqCst), 1);
+    assert_eq!(daemon.fs.destroys.load(Ordering::SeqCst), 2);
 
     // Shutdown while a frontend is still connected interrupts the connection.
     daemon.stop();
@@ -1147,7 +1150,18 @@ fn eventfs_session_over_vhost_user() {
     assert!(stats.requests(Opcode::Lookup as u32) >= 6);
     assert!(stats.errors.load(Ordering::Relaxed) >= 1);
 
+    // A guest that goes away without FORGET or DESTROY (QEMU killed) leaves nothing behind.
+    lookup(&mut g, ROOT, "events");
+    assert_eq!(tree.materialised(), 1);
     drop(g);
+    let deadline = Instant::now() + WAIT;
+    while tree.materialised() != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "lookup state kept after the frontend left"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
     shutdown.trigger();
     server.join().unwrap().unwrap();
 }
