@@ -35,6 +35,8 @@
 set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$REPO/scripts/lib.sh"
 EVENTFSD=${EVENTFSD_BIN:-$REPO/target/release/eventfsd}
 VIRTIOFSD_ROOT=$REPO/.cache/virtiofsd
 VIRTIOFSD=$VIRTIOFSD_ROOT/bin/virtiofsd
@@ -77,22 +79,6 @@ INSTANCE_DIR=""
 OWN_TRACEFS=""
 T_START=$EPOCHREALTIME
 
-stop_pid() { # pid [name]: TERM, wait up to 5 s, then KILL
-    local pid=$1 i
-    [ -n "$pid" ] || return 0
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
-    kill "$pid" 2>/dev/null
-    for i in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        say "${2:-pid $pid} did not stop on SIGTERM; killing it"
-        kill -9 "$pid" 2>/dev/null
-    fi
-    wait "$pid" 2>/dev/null
-    return 0
-}
 
 cleanup() {
     local qpid=""

@@ -16,6 +16,8 @@
 set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$REPO/scripts/lib.sh"
 BUILD=1
 EVENTFSD=${EVENTFSD_BIN:-}
 [ -n "$EVENTFSD" ] && BUILD=0
@@ -40,17 +42,6 @@ LOG=$TMP/serial.log
 DLOG=$TMP/daemon.log
 DPID=""
 RUNPID=""
-stop_pid() {
-    local pid=$1
-    [ -n "$pid" ] || return 0
-    if kill -0 "$pid" 2>/dev/null; then
-        kill "$pid" 2>/dev/null
-        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$pid" 2>/dev/null
-    fi
-    wait "$pid" 2>/dev/null
-    return 0
-}
 cleanup() {
     stop_pid "$RUNPID" # run-guest.sh stops its QEMU on the way out
     stop_pid "$DPID"

@@ -20,6 +20,8 @@
 set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$REPO/scripts/lib.sh"
 CACHE=${EVENTFSD_CACHE_DIR:-$REPO/.cache/guest}
 EVENTFSD=${EVENTFSD_BIN:-$REPO/target/release/eventfsd}
 QEMU=${EVENTFSD_QEMU:-qemu-system-x86_64}
@@ -61,14 +63,6 @@ ok() { PASS=$((PASS + 1)); REPORT+=("PASS $*"); note "PASS $*"; }
 bad() { FAIL=$((FAIL + 1)); REPORT+=("FAIL $*"); note "FAIL $*"; }
 info() { REPORT+=("INFO $*"); note "INFO $*"; }
 
-stop_pid() { # pid
-    [ -n "$1" ] || return 0
-    kill -0 "$1" 2>/dev/null || return 0
-    kill "$1" 2>/dev/null
-    for _ in $(seq 1 30); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$1" 2>/dev/null
-    wait "$1" 2>/dev/null
-}
 
 cleanup() {
     stop_pid "$QPID"

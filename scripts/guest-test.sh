@@ -28,6 +28,8 @@
 set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$REPO/scripts/lib.sh"
 BUILD=1
 EVENTFSD=${EVENTFSD_BIN:-}
 [ -n "$EVENTFSD" ] && BUILD=0
@@ -64,22 +66,6 @@ DPID=""
 MPID=""
 RUNPID=""
 
-stop_pid() { # pid [name] : TERM, wait up to 5 s, then KILL
-    local pid=$1 i
-    [ -n "$pid" ] || return 0
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
-    kill "$pid" 2>/dev/null
-    for i in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        echo "guest-test: ${2:-pid $pid} did not stop on SIGTERM; killing it" >&2
-        kill -9 "$pid" 2>/dev/null
-    fi
-    wait "$pid" 2>/dev/null
-    return 0
-}
 
 cleanup() {
     local qpid=""
