@@ -9,72 +9,16 @@ use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirEntryExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fuse_backend_rs::abi::fuse_abi::Opcode;
-use fuse_backend_rs::api::server::Server;
 
 use eventfs_core::catalog::{Catalog, EMBEDDED};
-use eventfs_core::control::{CatalogControl, CatalogOptions};
 use eventfs_core::tree::NewEvent;
-use eventfs_core::{Tree, TreeConfig};
-use eventfsd::fs::{CachePolicy, EventFs};
-use eventfsd::fusedev::FuseMount;
-use eventfsd::stats::Stats;
+use eventfsd::fs::CachePolicy;
 
-struct Mounted {
-    dir: PathBuf,
-    tree: Arc<Tree>,
-    stats: Arc<Stats>,
-    mount: Option<FuseMount>,
-}
-
-impl Mounted {
-    /// The catalog source as the daemon serves it: only the guest changes listings.
-    fn new(name: &str) -> Option<Mounted> {
-        Self::with_policy(name, CachePolicy::frozen_listings())
-    }
-
-    fn with_policy(name: &str, policy: CachePolicy) -> Option<Mounted> {
-        // SAFETY: geteuid has no preconditions.
-        if !Path::new("/dev/fuse").exists() || unsafe { libc::geteuid() } != 0 {
-            println!("SKIPPED {name}: needs root and /dev/fuse");
-            return None;
-        }
-        let dir = std::env::temp_dir().join(format!("eventfsd-test-{name}-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let tree = Arc::new(Tree::embedded(TreeConfig::default()));
-        let control = Arc::new(CatalogControl::with_options(CatalogOptions {
-            rate: 200,
-            ..CatalogOptions::default()
-        }));
-        control.start_recording(&tree);
-        let stats = Arc::new(Stats::default());
-        let fs = EventFs::new(tree.clone(), control, stats.clone(), policy);
-        let mount =
-            FuseMount::start(Arc::new(Server::new(fs)), stats.clone(), &dir, 2).expect("mount");
-        Some(Mounted {
-            dir,
-            tree,
-            stats,
-            mount: Some(mount),
-        })
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.join(rel)
-    }
-}
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        if let Some(mount) = self.mount.take() {
-            mount.stop();
-        }
-        let _ = fs::remove_dir(&self.dir);
-    }
-}
+mod common;
+use common::Mounted;
 
 fn write_errno(path: &Path, data: &str) -> Option<i32> {
     let mut f = fs::OpenOptions::new()

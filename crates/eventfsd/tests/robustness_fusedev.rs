@@ -8,69 +8,18 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use fuse_backend_rs::api::server::Server;
-
-use eventfs_core::control::{CatalogControl, CatalogOptions};
 use eventfs_core::tree::NewEvent;
-use eventfs_core::{Tree, TreeConfig};
-use eventfsd::fs::{CachePolicy, EventFs};
-use eventfsd::fusedev::FuseMount;
-use eventfsd::stats::Stats;
+use eventfs_core::Tree;
+use eventfsd::fs::CachePolicy;
 
-struct Mounted {
-    dir: PathBuf,
-    tree: Arc<Tree>,
-    stats: Arc<Stats>,
-    mount: Option<FuseMount>,
-}
-
-impl Mounted {
-    fn new(name: &str) -> Option<Mounted> {
-        // SAFETY: geteuid has no preconditions.
-        if !Path::new("/dev/fuse").exists() || unsafe { libc::geteuid() } != 0 {
-            println!("SKIPPED {name}: needs root and /dev/fuse");
-            return None;
-        }
-        let dir =
-            std::env::temp_dir().join(format!("eventfsd-robust-{name}-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let tree = Arc::new(Tree::embedded(TreeConfig::default()));
-        let control = Arc::new(CatalogControl::with_options(CatalogOptions {
-            rate: 200,
-            ..CatalogOptions::default()
-        }));
-        control.start_recording(&tree);
-        let stats = Arc::new(Stats::default());
-        let fs = EventFs::new(tree.clone(), control, stats.clone(), CachePolicy::default());
-        let mount =
-            FuseMount::start(Arc::new(Server::new(fs)), stats.clone(), &dir, 4).expect("mount");
-        Some(Mounted {
-            dir,
-            tree,
-            stats,
-            mount: Some(mount),
-        })
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.join(rel)
-    }
-}
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        if let Some(mount) = self.mount.take() {
-            mount.stop();
-        }
-        let _ = fs::remove_dir(&self.dir);
-    }
-}
+mod common;
+use common::Mounted;
 
 fn seconds() -> Duration {
     let s = std::env::var("EVENTFSD_LOAD_SECONDS")
@@ -159,7 +108,7 @@ fn add_churn(tree: &Tree) {
 /// is left over.
 #[test]
 fn events_removed_while_readers_loop() {
-    let Some(m) = Mounted::new("churn") else {
+    let Some(m) = Mounted::with_policy("churn", CachePolicy::default()) else {
         return;
     };
     let baseline = m.tree.materialised();
@@ -263,7 +212,7 @@ fn events_removed_while_readers_loop() {
 /// materialised nodes back near the baseline after drop_caches.
 #[test]
 fn parallel_find_cat_echo_load() {
-    let Some(m) = Mounted::new("load") else {
+    let Some(m) = Mounted::with_policy("load", CachePolicy::default()) else {
         return;
     };
     drop_caches();

@@ -1,0 +1,73 @@
+//! The catalog source mounted on the host through /dev/fuse, shared by the integration tests.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use fuse_backend_rs::api::server::Server;
+
+use eventfs_core::control::{CatalogControl, CatalogOptions};
+use eventfs_core::{Tree, TreeConfig};
+use eventfsd::fs::{CachePolicy, EventFs};
+use eventfsd::fusedev::FuseMount;
+use eventfsd::stats::Stats;
+
+/// A mounted tree, unmounted (and its directory removed) on drop.
+pub struct Mounted {
+    /// Mount point.
+    pub dir: PathBuf,
+    /// The served tree.
+    pub tree: Arc<Tree>,
+    /// The daemon's counters.
+    pub stats: Arc<Stats>,
+    mount: Option<FuseMount>,
+}
+
+#[allow(dead_code)] // each test binary uses its own subset
+impl Mounted {
+    /// The catalog source as the daemon serves it: only the guest changes listings.
+    pub fn new(name: &str) -> Option<Mounted> {
+        Self::with_policy(name, CachePolicy::frozen_listings())
+    }
+
+    /// Mounts with a given cache policy; `None` (after saying why) without root or /dev/fuse.
+    pub fn with_policy(name: &str, policy: CachePolicy) -> Option<Mounted> {
+        // SAFETY: geteuid has no preconditions.
+        if !Path::new("/dev/fuse").exists() || unsafe { libc::geteuid() } != 0 {
+            println!("SKIPPED {name}: needs root and /dev/fuse");
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("eventfsd-test-{name}-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let tree = Arc::new(Tree::embedded(TreeConfig::default()));
+        let control = Arc::new(CatalogControl::with_options(CatalogOptions {
+            rate: 200,
+            ..CatalogOptions::default()
+        }));
+        control.start_recording(&tree);
+        let stats = Arc::new(Stats::default());
+        let fs = EventFs::new(tree.clone(), control, stats.clone(), policy);
+        let mount =
+            FuseMount::start(Arc::new(Server::new(fs)), stats.clone(), &dir, 4).expect("mount");
+        Some(Mounted {
+            dir,
+            tree,
+            stats,
+            mount: Some(mount),
+        })
+    }
+
+    /// A path below the mount point.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if let Some(mount) = self.mount.take() {
+            mount.stop();
+        }
+        let _ = fs::remove_dir(&self.dir);
+    }
+}
