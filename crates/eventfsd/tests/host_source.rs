@@ -28,25 +28,91 @@ use eventfsd::stats::Stats;
 
 const BIN: &str = env!("CARGO_BIN_EXE_eventfsd");
 
-fn tracefs_root() -> Option<PathBuf> {
-    let mounts = fs::read_to_string("/proc/mounts").ok()?;
-    mounts.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(' ').collect();
-        (f.get(2) == Some(&"tracefs")).then(|| PathBuf::from(f[1]))
-    })
+/// Kills and reaps a spawned daemon if the test fails before it stops it, so no daemon (or
+/// mount) outlives a failed test.
+struct ChildGuard(std::process::Child);
+
+impl std::ops::Deref for ChildGuard {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
 }
 
-fn can_run(name: &str) -> Option<PathBuf> {
+impl std::ops::DerefMut for ChildGuard {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// The host's tracefs for one test: a private mount of it (tracefs has one superblock, so
+/// this is the same tree as /sys/kernel/tracing), undone when the test ends. Each test mounts
+/// its own so that no test depends on a mount another test may undo, and tests pass on a
+/// machine where tracefs is not mounted at all.
+struct Tracefs {
+    path: PathBuf,
+}
+
+impl Tracefs {
+    fn get(name: &str) -> Option<Tracefs> {
+        let path =
+            std::env::temp_dir().join(format!("eventfsd-tracefs-{name}-{}", std::process::id()));
+        fs::create_dir_all(&path).ok()?;
+        let target = CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: valid NUL-terminated strings; mounting tracefs has no memory-safety impact.
+        let rc = unsafe {
+            libc::mount(
+                c"nodev".as_ptr(),
+                target.as_ptr(),
+                c"tracefs".as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        if rc != 0 {
+            println!(
+                "SKIPPED {name}: cannot mount tracefs: {}",
+                std::io::Error::last_os_error()
+            );
+            let _ = fs::remove_dir(&path);
+            return None;
+        }
+        Some(Tracefs { path })
+    }
+}
+
+impl std::ops::Deref for Tracefs {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Tracefs {
+    fn drop(&mut self) {
+        let target = CString::new(self.path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: unmounting the mount this test made.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+        let _ = fs::remove_dir(&self.path);
+    }
+}
+
+fn can_run(name: &str) -> Option<Tracefs> {
     // SAFETY: geteuid has no preconditions.
     if !Path::new("/dev/fuse").exists() || unsafe { libc::geteuid() } != 0 {
         println!("SKIPPED {name}: needs root and /dev/fuse");
         return None;
     }
-    let root = tracefs_root();
-    if root.is_none() {
-        println!("SKIPPED {name}: no tracefs mounted");
-    }
-    root
+    Tracefs::get(name)
 }
 
 /// A host source mounted through /dev/fuse; drop unmounts and removes the instance, and
@@ -56,6 +122,8 @@ struct HostMount {
     instance: PathBuf,
     source: Option<HostSource>,
     mount: Option<FuseMount>,
+    /// Declared last: dropped after the instance is gone.
+    tracefs: Tracefs,
 }
 
 impl HostMount {
@@ -70,7 +138,7 @@ impl HostMount {
             p
         });
         let options = HostOptions {
-            tracefs: Some(tracefs),
+            tracefs: Some(tracefs.to_path_buf()),
             instance: Some(format!("evtest-{name}-{pid}")),
             policy: policy_path.clone(),
             limits,
@@ -99,6 +167,7 @@ impl HostMount {
             instance,
             source: Some(source),
             mount: Some(mount),
+            tracefs,
         })
     }
 
@@ -244,7 +313,7 @@ fn global_files_are_hidden_by_default() {
 
 #[test]
 fn global_files_can_be_allowed() {
-    let top = match tracefs_root() {
+    let top = match can_run("allowglobal-top") {
         Some(t) if t.join("dynamic_events").exists() => t,
         _ => {
             println!("SKIPPED global_files_can_be_allowed: no dynamic_events");
@@ -271,7 +340,7 @@ fn enable_and_filter_reach_the_instance_only() {
     let Some(m) = HostMount::new("enable", None, ForwardLimits::default()) else {
         return;
     };
-    let top = tracefs_root().unwrap();
+    let top = &m.tracefs;
     let top_before = read(&top.join("events/sched/sched_switch/enable"));
     let ev = "events/sched/sched_switch";
     assert_eq!(read(&m.path(&format!("{ev}/enable"))), "0\n");
@@ -717,15 +786,24 @@ fn daemon_removes_its_instance_on_sigterm_and_reports_stale_ones() {
     let dir = std::env::temp_dir().join(format!("eventfsd-host-daemon-{}", std::process::id()));
     fs::create_dir_all(&dir).unwrap();
     for (signal, reclaim) in [(libc::SIGTERM, false), (libc::SIGINT, true)] {
-        let mut args = vec!["--source", "host", "--mount", dir.to_str().unwrap()];
+        let mut args = vec![
+            "--source",
+            "host",
+            "--tracefs",
+            tracefs.to_str().unwrap(),
+            "--mount",
+            dir.to_str().unwrap(),
+        ];
         if reclaim {
             args.push("--reclaim-stale-instances");
         }
-        let mut child = Command::new(BIN)
-            .args(&args)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = ChildGuard(
+            Command::new(BIN)
+                .args(&args)
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
         let ours = tracefs.join(format!("instances/eventfsd-{}", child.id()));
         let deadline = Instant::now() + Duration::from_secs(15);
         while !dir.join("events/sched").exists() {
@@ -777,6 +855,8 @@ fn daemon_refuses_an_existing_instance_with_one_line() {
         .args([
             "--source",
             "host",
+            "--tracefs",
+            tracefs.to_str().unwrap(),
             "--instance",
             &name,
             "--mount",
