@@ -15,11 +15,6 @@ use fuse_backend_rs::abi::fuse_abi::{
     OpenOut, ReadIn, WriteIn,
 };
 
-use crate::fs::{CachePolicy, EventFs};
-use crate::stats::{Stats, StatsHook};
-use eventfs_core::control::CatalogControl;
-use eventfs_core::{Tree, TreeConfig};
-
 // ------------------------------------------------------------------------------------------
 // Heap accounting: live bytes of the whole test process (other tests running in parallel add
 // noise, so comparisons use generous bounds).
@@ -64,57 +59,6 @@ fn rss() -> u64 {
     let statm = fs::read_to_string("/proc/self/statm").unwrap();
     let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
     pages * 4096
-}
-
-// ------------------------------------------------------------------------------------------
-// The daemon with the real filesystem
-
-struct EvDaemon {
-    _dir: TempDir,
-    path: PathBuf,
-    tree: Arc<Tree>,
-    stats: Arc<Stats>,
-    shutdown: Shutdown,
-    thread: Option<JoinHandle<Result<(), TransportError>>>,
-}
-
-impl EvDaemon {
-    fn start() -> EvDaemon {
-        let dir = TempDir::new_with_prefix("/tmp/vfs-hostile-test").unwrap();
-        let path = dir.as_path().join("vfs.sock");
-        let listener = listener_from_path(&path).unwrap();
-        let tree = Arc::new(Tree::embedded(TreeConfig::default()));
-        let stats = Arc::new(Stats::default());
-        let fs = Arc::new(EventFs::new(
-            tree.clone(),
-            Arc::new(CatalogControl::new()),
-            stats.clone(),
-            CachePolicy::default(),
-        ));
-        let shutdown = Shutdown::new().unwrap();
-        let opts = ServeOptions {
-            thread_pool_size: 2,
-            shutdown: Some(shutdown.clone()),
-            metrics: Some(Arc::new(StatsHook(stats.clone()))),
-            stats: stats.transport.clone(),
-            ..ServeOptions::default()
-        };
-        let thread = thread::spawn(move || serve(fs, listener, opts));
-        EvDaemon {
-            _dir: dir,
-            path,
-            tree,
-            stats,
-            shutdown,
-            thread: Some(thread),
-        }
-    }
-
-    fn stop(mut self) {
-        self.shutdown.trigger();
-        let result = self.thread.take().unwrap().join().unwrap();
-        result.expect("daemon ends cleanly");
-    }
 }
 
 // ------------------------------------------------------------------------------------------

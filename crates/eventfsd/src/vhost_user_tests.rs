@@ -1043,37 +1043,70 @@ fn listener_errors() {
     assert_eq!(listener.as_raw_fd(), fd);
 }
 
+// ------------------------------------------------------------------------------------------
+// The daemon with the real filesystem (used here and by the hostile-guest tests)
+
+use crate::fs::{CachePolicy, EventFs};
+use crate::stats::{Stats, StatsHook};
+use eventfs_core::control::CatalogControl;
+use eventfs_core::{Tree, TreeConfig};
+
+struct EvDaemon {
+    _dir: TempDir,
+    path: PathBuf,
+    tree: Arc<Tree>,
+    stats: Arc<Stats>,
+    shutdown: Shutdown,
+    thread: Option<JoinHandle<Result<(), TransportError>>>,
+}
+
+impl EvDaemon {
+    fn start() -> EvDaemon {
+        let dir = TempDir::new_with_prefix("/tmp/vfs-hostile-test").unwrap();
+        let path = dir.as_path().join("vfs.sock");
+        let listener = listener_from_path(&path).unwrap();
+        let tree = Arc::new(Tree::embedded(TreeConfig::default()));
+        let stats = Arc::new(Stats::default());
+        let fs = Arc::new(EventFs::new(
+            tree.clone(),
+            Arc::new(CatalogControl::new()),
+            stats.clone(),
+            CachePolicy::default(),
+        ));
+        let shutdown = Shutdown::new().unwrap();
+        let opts = ServeOptions {
+            thread_pool_size: 2,
+            shutdown: Some(shutdown.clone()),
+            metrics: Some(Arc::new(StatsHook(stats.clone()))),
+            stats: stats.transport.clone(),
+            ..ServeOptions::default()
+        };
+        let thread = thread::spawn(move || serve(fs, listener, opts));
+        EvDaemon {
+            _dir: dir,
+            path,
+            tree,
+            stats,
+            shutdown,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(mut self) {
+        self.shutdown.trigger();
+        let result = self.thread.take().unwrap().join().unwrap();
+        result.expect("daemon ends cleanly");
+    }
+}
+
 /// The daemon's real filesystem over the real transport: the session a guest's `mount`, `cat`
 /// and `echo` produce, plus FORGET freeing the per-node state and INIT resetting it.
 #[test]
 fn eventfs_session_over_vhost_user() {
-    use crate::fs::{CachePolicy, EventFs};
-    use crate::stats::Stats;
-    use eventfs_core::control::CatalogControl;
-    use eventfs_core::{Tree, TreeConfig};
-
     let _serial = serial();
-    let dir = TempDir::new_with_prefix("/tmp/vfs-eventfs-test").unwrap();
-    let path = dir.as_path().join("vfs.sock");
-    let listener = listener_from_path(&path).unwrap();
-    let tree = Arc::new(Tree::embedded(TreeConfig::default()));
-    let stats = Arc::new(Stats::default());
-    let fs = Arc::new(EventFs::new(
-        tree.clone(),
-        Arc::new(CatalogControl::new()),
-        stats.clone(),
-        CachePolicy::default(),
-    ));
-    let shutdown = Shutdown::new().unwrap();
-    let opts = ServeOptions {
-        thread_pool_size: 2,
-        shutdown: Some(shutdown.clone()),
-        metrics: Some(Arc::new(crate::stats::StatsHook(stats.clone()))),
-        stats: stats.transport.clone(),
-        ..ServeOptions::default()
-    };
-    let server = thread::spawn(move || serve(fs, listener, opts));
-    let mut g = Guest::connect(&path, true);
+    let daemon = EvDaemon::start();
+    let (tree, stats) = (daemon.tree.clone(), daemon.stats.clone());
+    let mut g = Guest::connect(&daemon.path, true);
     g.init();
 
     let lookup = |g: &mut Guest, parent: u64, name: &str| {
@@ -1162,8 +1195,7 @@ fn eventfs_session_over_vhost_user() {
         );
         thread::sleep(Duration::from_millis(10));
     }
-    shutdown.trigger();
-    server.join().unwrap().unwrap();
+    daemon.stop();
 }
 
 /// Hostile-guest tests with the real filesystem, reusing this fake guest.
