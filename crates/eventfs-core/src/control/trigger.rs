@@ -473,16 +473,27 @@ fn parse_simple(
         }
         r => (None, r),
     };
+    finish_trigger(action, remove, param, filter_part, fields)
+}
+
+/// The common tail of every trigger: a removal is matched by type alone (the kernel looks at
+/// neither the count nor the filter), an addition takes its `:N` count and `if` filter.
+fn finish_trigger(
+    action: Action,
+    remove: bool,
+    count: Option<&str>,
+    filter_part: Option<&str>,
+    fields: &[Field<'_>],
+) -> Result<Trigger, TriggerError> {
     let mut trigger = Trigger {
         action,
         count: -1,
         filter: None,
     };
     if remove {
-        // The kernel removes by type before looking at the count or the filter.
         return Ok(trigger);
     }
-    trigger.count = parse_count(param)?;
+    trigger.count = parse_count(count)?;
     trigger.filter = parse_if(filter_part, fields)?;
     Ok(trigger)
 }
@@ -550,17 +561,7 @@ fn parse_enable(
         "enable_hist" => Action::EnableHist { system, event },
         _ => Action::DisableHist { system, event },
     };
-    let mut trigger = Trigger {
-        action,
-        count: -1,
-        filter: None,
-    };
-    if remove {
-        return Ok(trigger);
-    }
-    trigger.count = parse_count(count)?;
-    trigger.filter = parse_if(filter_part, fields)?;
-    Ok(trigger)
+    finish_trigger(action, remove, count, filter_part, fields)
 }
 
 /// Builds hist errors with the command text the kernel logs.
