@@ -28,18 +28,9 @@ pub enum FsError {
     /// Bad value written or bad request (EINVAL), with the reason for the log.
     #[error("invalid argument: {0}")]
     Invalid(String),
-    /// Operation not permitted on this node (EPERM / EACCES as given).
-    #[error("permission denied")]
-    Permission,
     /// The resource is in use (EBUSY).
     #[error("resource busy")]
     Busy,
-    /// A guest-supplied size exceeds a limit (E2BIG / ENOSPC style, reported as ENOSPC).
-    #[error("input too large: {0}")]
-    TooLarge(String),
-    /// Not supported by this source (ENOSYS / EOPNOTSUPP).
-    #[error("operation not supported")]
-    Unsupported,
     /// Any other errno, e.g. forwarded from the host kernel.
     #[error("os error {0}")]
     Os(i32),
@@ -56,10 +47,7 @@ impl FsError {
             FsError::IsDir => libc::EISDIR,
             FsError::Exists => libc::EEXIST,
             FsError::Invalid(_) => libc::EINVAL,
-            FsError::Permission => libc::EACCES,
             FsError::Busy => libc::EBUSY,
-            FsError::TooLarge(_) => libc::ENOSPC,
-            FsError::Unsupported => libc::EOPNOTSUPP,
             FsError::Os(errno) => *errno,
         }
     }
