@@ -2,7 +2,7 @@
 //! compiled filter evaluated against a record built from those fields.
 #![no_main]
 
-use eventfs_core::control::filter::{self, Value};
+use ftrace_text::filter::{self, Value};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
             let value_of = |name: &str| -> Option<Value<'static>> {
                 let field = fields.iter().find(|f| f.name == name);
                 Some(match field {
-                    Some(f) if eventfs_core::control::format::is_string(f) => Value::Str("sh"),
+                    Some(f) if ftrace_text::format::is_string(f) => Value::Str("sh"),
                     Some(f) if f.signed => Value::Int(-(f.offset as i64)),
                     Some(f) => Value::UInt(u64::from(f.size) << 60),
                     None => Value::Int(0),

@@ -1,7 +1,7 @@
 //! The host source's TOML policy parser, then its globs matched against paths from the input.
 #![no_main]
 
-use eventfsd::host::policy::Policy;
+use eventfsd::source::host::policy::Policy;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

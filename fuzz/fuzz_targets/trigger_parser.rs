@@ -2,7 +2,7 @@
 //! parses is applied to a trigger set twice (add, then the same command again).
 #![no_main]
 
-use eventfs_core::control::trigger::{self, TriggerSet};
+use ftrace_text::trigger::{self, TriggerSet};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -13,8 +13,8 @@ use fuse_backend_rs::transport::{FuseBuf, FuseDevWriter, Reader};
 use vm_memory::ByteValued;
 
 use eventfs_core::catalog::{RawCatalog, EMBEDDED};
-use eventfs_core::control::format::{self, Field};
-use eventfs_core::control::CatalogControl;
+use ftrace_text::format::{self, Field};
+use eventfsd::source::catalog::CatalogControl;
 use eventfs_core::{Tree, TreeConfig};
 use eventfsd::fs::{CachePolicy, EventFs};
 use eventfsd::stats::{Stats, StatsHook};

@@ -5,8 +5,8 @@
 //! ([`tree`]); the files of a directory come from one static table per directory kind
 //! ([`layout`]). Per-node state exists only while a client holds a lookup reference to the node
 //! ([`lookups`]); the metadata stays. [`catalog`] defines the catalog image (one is embedded),
-//! [`snapshot`] builds one from a live tracefs, and [`control`] emulates tracefs's control files
-//! (`enable`, `filter`, `trigger`) for the catalog source.
+//! [`snapshot`] builds one from a live tracefs, and [`control`] is the seam through which an
+//! event source gives every other file its meaning.
 
 #![warn(missing_docs)]
 

@@ -1,7 +1,9 @@
 //! Command line, following QEMU's vhost-user backend program conventions
-//! (docs/interop/vhost-user.rst, "Backend program conventions").
+//! (docs/interop/vhost-user.rst, "Backend program conventions"), parsed with clap.
 
 use std::path::PathBuf;
+
+use clap::{ArgGroup, CommandFactory, FromArgMatches, Parser};
 
 /// Where the daemon serves the tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,153 +72,164 @@ pub enum Command {
     Serve(Options),
     /// `--print-capabilities`: the JSON QEMU expects.
     PrintCapabilities,
-    /// `--help`.
-    Help,
-    /// `--version`.
-    Version,
+    /// `--help` or `--version`: print this text and exit successfully.
+    Print(String),
 }
 
-/// Usage text.
-pub const USAGE: &str = "\
-usage: eventfsd (--socket-path PATH | --fd FD | --mount DIR) [options]
-       eventfsd --print-capabilities
-
-Serves a tracefs-shaped tree (the embedded kernel event catalog by default) to a QEMU guest
-over vhost-user virtio-fs, or on the host through /dev/fuse.
-
-  --socket-path PATH       listen for QEMU on this vhost-user socket
-  --fd FD                  use this inherited, listening vhost-user socket
-  --mount DIR              serve on the host at DIR through /dev/fuse (root)
-  --catalog FILE           event catalog to serve (default: embedded snapshot)
-  --source SOURCE          catalog (default) or host: a private instance of the host tracefs
-  --tracefs DIR            host source: the host tracefs (default: from /proc/mounts, else mounted)
-  --instance NAME          host source: instance name (default eventfsd-<pid>)
-  --policy FILE            host source: TOML policy (default: all events, global files hidden)
-  --reclaim-stale-instances  host source: remove eventfsd-<pid> instances of dead daemons
-  --uid N, --gid N         owner and group of every node (default 0)
-  --thread-pool-size N     request worker threads (default 4)
-  --log-level LEVEL        error, warn, info, debug or trace (default info)
-  --stats-file PATH        keep JSON counters in PATH (rewritten every 500 ms)
-  --exit-on-disconnect     exit when QEMU disconnects (default: serve the next QEMU)
-  --rate N                 synthetic records per second per enabled event (default 10)
-  --seed N                 seed of the synthetic record generator (default 1)
-  --print-capabilities     print the vhost-user backend capabilities and exit
-  --version, --help";
-
-fn number<T: std::str::FromStr>(text: &str, flag: &str) -> Result<T, String> {
-    text.parse()
-        .map_err(|_| format!("{flag}: {text:?} is not a valid number"))
+/// The command line as clap sees it; [`parse`] turns it into a [`Command`].
+#[derive(Parser, Debug)]
+#[command(
+    name = "eventfsd",
+    version,
+    about = "Serves a tracefs-shaped tree (the embedded kernel event catalog by default) to a \
+             QEMU guest over vhost-user virtio-fs, or on the host through /dev/fuse.",
+    group(ArgGroup::new("transport").args(["socket_path", "fd", "mount"]))
+)]
+struct Args {
+    /// Listen for QEMU on this vhost-user socket.
+    #[arg(long, value_name = "PATH")]
+    socket_path: Option<PathBuf>,
+    /// Use this inherited, listening vhost-user socket.
+    #[arg(long, value_name = "FD")]
+    fd: Option<i32>,
+    /// Serve on the host at DIR through /dev/fuse (root).
+    #[arg(long, value_name = "DIR")]
+    mount: Option<PathBuf>,
+    /// Event catalog to serve (default: the embedded snapshot).
+    #[arg(long, value_name = "FILE")]
+    catalog: Option<PathBuf>,
+    /// Where events come from: the catalog, or a private instance of the host tracefs.
+    #[arg(long, value_name = "SOURCE", default_value = "catalog", value_parser = ["catalog", "host"])]
+    source: String,
+    /// Host source: the host tracefs (default: from /proc/mounts, else mounted).
+    #[arg(long, value_name = "DIR")]
+    tracefs: Option<PathBuf>,
+    /// Host source: instance name (default eventfsd-<pid>).
+    #[arg(long, value_name = "NAME")]
+    instance: Option<String>,
+    /// Host source: TOML policy (default: all events, global files hidden).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Host source: remove eventfsd-<pid> instances of dead daemons.
+    #[arg(long)]
+    reclaim_stale_instances: bool,
+    /// Owner of every node.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    uid: u32,
+    /// Group of every node.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    gid: u32,
+    /// Request worker threads.
+    #[arg(long, value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    thread_pool_size: u16,
+    /// error, warn, info, debug or trace.
+    #[arg(long, value_name = "LEVEL", default_value = "info")]
+    log_level: log::LevelFilter,
+    /// Keep JSON counters in PATH (rewritten every 500 ms).
+    #[arg(long, value_name = "PATH")]
+    stats_file: Option<PathBuf>,
+    /// Exit when QEMU disconnects (default: serve the next QEMU).
+    #[arg(long)]
+    exit_on_disconnect: bool,
+    /// Catalog source: synthetic records per second per enabled event.
+    #[arg(long, value_name = "N", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(..=100_000))]
+    rate: u32,
+    /// Catalog source: seed of the synthetic record generator.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    seed: u64,
+    /// Print the vhost-user backend capabilities (JSON) and exit.
+    #[arg(long, exclusive = true)]
+    print_capabilities: bool,
 }
 
-/// Parses the arguments after the program name.
+/// The clap definition of the command line (for help and man pages).
+pub fn command() -> clap::Command {
+    Args::command()
+}
+
+/// Parses the arguments after the program name. Errors are one line, without the usage.
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
-    let mut args = args.into_iter();
-    let mut transports = Vec::new();
-    let mut source = None;
-    let mut host = HostArgs::default();
-    let mut host_only = Vec::new();
-    let mut options = Options {
-        source: Source::Catalog,
-        transport: Transport::Fd(-1),
-        catalog: None,
-        uid: 0,
-        gid: 0,
-        thread_pool_size: 4,
-        log_level: log::LevelFilter::Info,
-        stats_file: None,
-        exit_on_disconnect: false,
-        rate: 10,
-        seed: 1,
+    let argv = std::iter::once("eventfsd".to_string()).chain(args);
+    let matches = match command().try_get_matches_from(argv) {
+        Ok(m) => m,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    Ok(Command::Print(e.render().to_string()))
+                }
+                _ => Err(one_line(&e)),
+            };
+        }
     };
-    while let Some(arg) = args.next() {
-        // QEMU passes `--flag=value` as often as `--flag value`.
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (arg, None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| args.next().filter(|v| !v.starts_with("--")))
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
-        match flag.as_str() {
-            "--print-capabilities" => return Ok(Command::PrintCapabilities),
-            "-h" | "--help" => return Ok(Command::Help),
-            "-V" | "--version" => return Ok(Command::Version),
-            "--socket-path" => transports.push(Transport::SocketPath(value()?.into())),
-            "--fd" => transports.push(Transport::Fd(number(&value()?, "--fd")?)),
-            "--mount" => transports.push(Transport::Mount(value()?.into())),
-            "--catalog" => options.catalog = Some(value()?.into()),
-            "--uid" => options.uid = number(&value()?, "--uid")?,
-            "--gid" => options.gid = number(&value()?, "--gid")?,
-            "--thread-pool-size" => {
-                options.thread_pool_size = number(&value()?, "--thread-pool-size")?;
-                if !(1..=256).contains(&options.thread_pool_size) {
-                    return Err("--thread-pool-size must be between 1 and 256".into());
-                }
-            }
-            "--log-level" => {
-                let v = value()?;
-                options.log_level = v
-                    .parse()
-                    .map_err(|_| format!("--log-level: unknown level {v:?}"))?;
-            }
-            "--stats-file" => options.stats_file = Some(value()?.into()),
-            "--exit-on-disconnect" => options.exit_on_disconnect = true,
-            "--rate" => {
-                options.rate = number(&value()?, "--rate")?;
-                if options.rate > 100_000 {
-                    return Err("--rate must be at most 100000 records/s per event".into());
-                }
-            }
-            "--seed" => options.seed = number(&value()?, "--seed")?,
-            "--source" => {
-                source = Some(match value()?.as_str() {
-                    "catalog" => false,
-                    "host" => true,
-                    other => {
-                        return Err(format!(
-                            "--source: unknown source {other:?} (catalog or host)"
-                        ))
-                    }
-                })
-            }
-            "--tracefs" => {
-                host.tracefs = Some(value()?.into());
-                host_only.push(flag.clone());
-            }
-            "--instance" => {
-                host.instance = Some(value()?);
-                host_only.push(flag.clone());
-            }
-            "--policy" => {
-                host.policy = Some(value()?.into());
-                host_only.push(flag.clone());
-            }
-            "--reclaim-stale-instances" => {
-                host.reclaim_stale = true;
-                host_only.push(flag.clone());
-            }
-            other => return Err(format!("unknown argument {other:?}")),
-        }
+    let args = Args::from_arg_matches(&matches).map_err(|e| one_line(&e))?;
+    if args.print_capabilities {
+        return Ok(Command::PrintCapabilities);
     }
-    if source == Some(true) {
-        if options.catalog.is_some() {
-            return Err("--catalog cannot be used with --source host".into());
+    let host = args.source == "host";
+    let host_only = [
+        ("--tracefs", args.tracefs.is_some()),
+        ("--instance", args.instance.is_some()),
+        ("--policy", args.policy.is_some()),
+        ("--reclaim-stale-instances", args.reclaim_stale_instances),
+    ];
+    if !host {
+        if let Some((flag, _)) = host_only.iter().find(|(_, given)| *given) {
+            return Err(format!("{flag} needs --source host"));
         }
-        options.source = Source::Host(host);
-    } else if let Some(flag) = host_only.first() {
-        return Err(format!("{flag} needs --source host"));
+    } else if args.catalog.is_some() {
+        return Err("--catalog cannot be used with --source host".into());
     }
-    match transports.len() {
-        0 => Err("one of --socket-path, --fd or --mount is required".into()),
-        1 => {
-            options.transport = transports.remove(0);
-            Ok(Command::Serve(options))
+    let transport = match (args.socket_path, args.fd, args.mount) {
+        (Some(path), None, None) => Transport::SocketPath(path),
+        (None, Some(fd), None) => Transport::Fd(fd),
+        (None, None, Some(dir)) => Transport::Mount(dir),
+        (None, None, None) => {
+            return Err("one of --socket-path, --fd or --mount is required".into())
         }
-        _ => Err("--socket-path, --fd and --mount are mutually exclusive".into()),
-    }
+        _ => unreachable!("clap's transport group allows at most one"),
+    };
+    let source = if host {
+        Source::Host(HostArgs {
+            tracefs: args.tracefs,
+            instance: args.instance,
+            policy: args.policy,
+            reclaim_stale: args.reclaim_stale_instances,
+        })
+    } else {
+        Source::Catalog
+    };
+    Ok(Command::Serve(Options {
+        source,
+        transport,
+        catalog: args.catalog,
+        uid: args.uid,
+        gid: args.gid,
+        thread_pool_size: usize::from(args.thread_pool_size),
+        log_level: args.log_level,
+        stats_file: args.stats_file,
+        exit_on_disconnect: args.exit_on_disconnect,
+        rate: args.rate,
+        seed: args.seed,
+    }))
+}
+
+/// clap's message without its `error: ` prefix, usage and tips: one line for a log.
+fn one_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let message: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("tip:"))
+        .filter(|l| !l.is_empty())
+        .collect();
+    let message = message.join(" ");
+    format!(
+        "{} (see --help)",
+        message.strip_prefix("error: ").unwrap_or(&message)
+    )
 }
 
 #[cfg(test)]
@@ -225,6 +238,11 @@ mod tests {
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn definition_is_consistent() {
+        command().debug_assert();
     }
 
     #[test]
@@ -238,6 +256,8 @@ mod tests {
         assert_eq!(o.transport, Transport::SocketPath("/tmp/x.sock".into()));
         assert_eq!(o.thread_pool_size, 2);
         assert_eq!(o.log_level, log::LevelFilter::Debug);
+        assert_eq!(o.source, Source::Catalog);
+        assert_eq!((o.rate, o.seed), (10, 1));
         assert_eq!(
             parse(args("--print-capabilities")).unwrap(),
             Command::PrintCapabilities
@@ -248,27 +268,38 @@ mod tests {
             ),
             Ok(true)
         );
+        assert!(
+            matches!(parse(args("--help")), Ok(Command::Print(t)) if t.contains("--socket-path"))
+        );
+        assert!(
+            matches!(parse(args("--version")), Ok(Command::Print(t)) if t.contains("eventfsd"))
+        );
     }
 
     #[test]
-    fn rejects_bad_arguments() {
-        assert!(parse(args("")).unwrap_err().contains("required"));
-        assert!(parse(args("--fd 3 --mount /x"))
-            .unwrap_err()
-            .contains("exclusive"));
-        assert!(parse(args("--fd x"))
-            .unwrap_err()
-            .contains("not a valid number"));
-        assert!(parse(args("--socket-path"))
-            .unwrap_err()
-            .contains("needs a value"));
-        assert!(parse(args("--bogus")).unwrap_err().contains("unknown"));
-        assert!(parse(args("--fd 3 --thread-pool-size 0")).is_err());
-        assert!(parse(args("--fd 3 --policy p.toml"))
-            .unwrap_err()
-            .contains("needs --source host"));
-        assert!(parse(args("--fd 3 --source host --catalog x")).is_err());
-        assert!(parse(args("--fd 3 --source nope")).is_err());
+    fn rejects_bad_arguments_in_one_line() {
+        let cases = [
+            ("", "required"),
+            ("--fd 3 --mount /x", "cannot be used with"),
+            ("--fd x", "invalid value"),
+            ("--socket-path", "a value is required"),
+            ("--bogus", "unexpected argument"),
+            ("--fd 3 --thread-pool-size 0", "not in 1..=256"),
+            ("--fd 3 --rate 100001", "100000"),
+            ("--fd 3 --policy p.toml", "needs --source host"),
+            (
+                "--fd 3 --source host --catalog x",
+                "cannot be used with --source host",
+            ),
+            ("--fd 3 --source nope", "invalid value"),
+            ("--fd 3 --log-level loud", "invalid value"),
+            ("--print-capabilities --fd 3", "cannot be used with"),
+        ];
+        for (line, want) in cases {
+            let err = parse(args(line)).expect_err(line);
+            assert!(err.contains(want), "{line:?}: {err:?} lacks {want:?}");
+            assert!(!err.contains('\n'), "{line:?}: not one line: {err:?}");
+        }
     }
 
     #[test]

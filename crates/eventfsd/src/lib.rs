@@ -8,7 +8,7 @@
 
 pub mod cli;
 pub mod fs;
-pub mod fusedev;
-pub mod host;
+
+pub mod source;
 pub mod stats;
-pub mod vhost_user;
+pub mod transport;

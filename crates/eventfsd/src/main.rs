@@ -4,83 +4,103 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
 
 use fuse_backend_rs::api::server::Server;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
-use eventfs_core::catalog;
-use eventfs_core::control::{CatalogControl, CatalogOptions, ControlFiles};
-use eventfs_core::tree::Image;
-use eventfs_core::{Tree, TreeConfig};
-
-use eventfsd::cli::{self, Command, Options, Source, Transport};
+use eventfs_core::TreeConfig;
+use eventfsd::cli::{self, Command, Options, Transport};
 use eventfsd::fs::{CachePolicy, EventFs};
-use eventfsd::fusedev::FuseMount;
-use eventfsd::host::{ForwardLimits, HostOptions, HostSource};
+use eventfsd::source::catalog::{CatalogOptions, CatalogSource, CatalogSourceOptions};
+use eventfsd::source::host::{ForwardLimits, HostOptions, HostSource};
+use eventfsd::source::Source;
 use eventfsd::stats::{spawn_stats_writer, write_stats_file, Stats, StatsHook};
-use eventfsd::vhost_user::{self, ServeOptions, Shutdown};
+use eventfsd::transport::fusedev::FuseMount;
+use eventfsd::transport::vhost_user::{self, ServeOptions, Shutdown};
+
+/// How often the main thread checks whether the transport ended by itself.
+const POLL: Duration = Duration::from_millis(200);
 
 /// Logs to stderr as `eventfsd: LEVEL: message`, which keeps journald and test logs readable.
-struct StderrLogger;
-
-impl log::Log for StderrLogger {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::max_level()
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            let _ = writeln!(
-                std::io::stderr().lock(),
+fn init_logger(level: log::LevelFilter) {
+    env_logger::Builder::new()
+        .filter_level(level)
+        // fuse-backend-rs's trace lines transmute the guest's opcode into an enum, which is
+        // undefined for the numbers FUSE leaves unused: never let a guest reach them.
+        .filter_module("fuse_backend_rs", level.min(log::LevelFilter::Debug))
+        .target(env_logger::Target::Stderr)
+        .format(|buf, record| {
+            writeln!(
+                buf,
                 "eventfsd: {}: {}",
                 record.level().as_str().to_lowercase(),
                 record.args()
-            );
-        }
-    }
-    fn flush(&self) {}
+            )
+        })
+        .init();
 }
 
-static LOGGER: StderrLogger = StderrLogger;
-
-/// Blocks SIGINT/SIGTERM in this thread (and every thread it spawns afterwards) so that they
-/// are only ever consumed by [`wait_for_signal`].
-fn block_termination_signals() -> libc::sigset_t {
-    // SAFETY: plain libc signal-set manipulation on a local set.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
-    }
+/// SIGINT and SIGTERM, delivered as messages to the main thread.
+fn termination_signals() -> Result<Receiver<i32>, String> {
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("cannot handle signals: {e}"))?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if tx.send(signal).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    Ok(rx)
 }
 
-/// Waits up to `timeout` for SIGINT/SIGTERM; returns the signal number if one arrived.
-fn wait_for_signal(set: &libc::sigset_t, timeout: Duration) -> Option<i32> {
-    let ts = libc::timespec {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_nsec: timeout.subsec_nanos().into(),
-    };
-    // SAFETY: `set` is a valid signal set; a null siginfo pointer is allowed.
-    let sig = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) };
-    (sig > 0).then_some(sig)
-}
-
-fn load_tree(options: &Options) -> Result<Tree, String> {
+/// Starts the chosen source: the only place that knows which one runs.
+fn start_source(options: &Options) -> Result<Arc<dyn Source>, String> {
     let config = TreeConfig {
         uid: options.uid,
         gid: options.gid,
     };
-    match &options.catalog {
-        None => Ok(Tree::embedded(config)),
-        Some(path) => {
-            let bytes = catalog::load_file(path).map_err(|e| e.to_string())?;
-            Tree::from_image(Image::Owned(bytes.into()), config)
-                .map_err(|e| format!("catalog {}: {e}", path.display()))
+    // Waiting trace_pipe readers must leave a worker free for other requests.
+    let max_blocked_readers = options.thread_pool_size.saturating_sub(1);
+    let source: Arc<dyn Source> = match &options.source {
+        cli::Source::Catalog => Arc::new(CatalogSource::start(&CatalogSourceOptions {
+            catalog: options.catalog.clone(),
+            config,
+            control: CatalogOptions {
+                rate: options.rate,
+                seed: options.seed,
+                max_blocked_readers: max_blocked_readers.max(1),
+                ..CatalogOptions::default()
+            },
+        })?),
+        cli::Source::Host(args) => {
+            let host_options = HostOptions {
+                tracefs: args.tracefs.clone(),
+                instance: args.instance.clone(),
+                policy: args.policy.clone(),
+                reclaim_stale: args.reclaim_stale,
+                limits: ForwardLimits {
+                    max_blocked_readers,
+                    ..ForwardLimits::default()
+                },
+                ..HostOptions::default()
+            };
+            Arc::new(
+                HostSource::start(&host_options, config)
+                    .map_err(|e| format!("host source: {e}"))?,
+            )
         }
-    }
+    };
+    log::info!("{}", source.describe());
+    Ok(source)
 }
 
 fn remove_socket(path: &Path) {
@@ -92,91 +112,20 @@ fn remove_socket(path: &Path) {
 }
 
 fn serve(options: Options) -> Result<(), String> {
-    let signals = block_termination_signals();
-    // The host source owns a tracefs instance: it lives until the end of this function, and
-    // dropping it (also on an early error return) removes the instance.
-    let mut host: Option<HostSource> = None;
-    let mut catalog: Option<Arc<CatalogControl>> = None;
-    let (tree, control): (Arc<Tree>, Arc<dyn ControlFiles>) = match &options.source {
-        Source::Catalog => {
-            let tree = Arc::new(load_tree(&options)?);
-            let (systems, events, dirs, files) = tree.counts();
-            log::info!(
-                "catalog: {systems} systems, {events} events, {dirs} directories, {files} files ({})",
-                options
-                    .catalog
-                    .as_deref()
-                    .map_or_else(|| "embedded".to_string(), |p| p.display().to_string())
-            );
-            let control = Arc::new(CatalogControl::with_options(CatalogOptions {
-                rate: options.rate,
-                seed: options.seed,
-                // Waiting trace_pipe readers must leave a worker free for other requests.
-                max_blocked_readers: options.thread_pool_size.saturating_sub(1).max(1),
-                ..CatalogOptions::default()
-            }));
-            control.start_recording(&tree);
-            catalog = Some(control.clone());
-            (tree, control)
-        }
-        Source::Host(args) => {
-            let host_options = HostOptions {
-                tracefs: args.tracefs.clone(),
-                instance: args.instance.clone(),
-                policy: args.policy.clone(),
-                reclaim_stale: args.reclaim_stale,
-                limits: ForwardLimits {
-                    // Waiting trace_pipe readers must leave a worker free for other requests.
-                    max_blocked_readers: options.thread_pool_size.saturating_sub(1),
-                    ..ForwardLimits::default()
-                },
-                ..HostOptions::default()
-            };
-            let config = TreeConfig {
-                uid: options.uid,
-                gid: options.gid,
-            };
-            let source = HostSource::start(&host_options, config)
-                .map_err(|e| format!("host source: {e}"))?;
-            let tree = source.tree();
-            let (systems, events, dirs, files) = tree.counts();
-            log::info!(
-                "host instance {}: {systems} systems, {events} events, {dirs} directories, {files} files",
-                source
-                    .instance_dir()
-                    .map_or_else(String::new, |d| d.display().to_string())
-            );
-            let control = source.control();
-            host = Some(source);
-            (tree, control)
-        }
-    };
-    let wake_host_readers = |host: &Option<HostSource>| {
-        if let Some(h) = host {
-            h.wake_readers();
-        }
-    };
+    let signals = termination_signals()?;
+    let source = start_source(&options)?;
+    let tree = source.tree().clone();
     let stats = Arc::new(Stats::default());
-    if let Some(control) = catalog {
-        let control = Arc::downgrade(&control);
-        let _ = stats.source.set(Box::new(move || {
-            let (records, filtered, fallbacks) = control
-                .upgrade()
-                .map_or((0, 0, 0), |c| c.data_plane_counters());
-            vec![
-                ("records", records),
-                ("records_filtered", filtered),
-                ("render_fallbacks", fallbacks),
-            ]
-        }));
-    }
-    // The catalog source's listings change only through the guest's own mkdir/rmdir; the host
-    // source's rescan adds and removes events behind the guest's back.
-    let policy = match &options.source {
-        Source::Catalog => CachePolicy::frozen_listings(),
-        _ => CachePolicy::default(),
+    let weak = Arc::downgrade(&source);
+    let _ = stats.source.set(Box::new(move || {
+        weak.upgrade().map_or_else(Vec::new, |s| s.counters())
+    }));
+    let policy = if source.listings_are_frozen() {
+        CachePolicy::frozen_listings()
+    } else {
+        CachePolicy::default()
     };
-    let fs = EventFs::new(tree.clone(), control, stats.clone(), policy);
+    let fs = EventFs::new(tree.clone(), source.control(), stats.clone(), policy);
     if let Some(path) = &options.stats_file {
         write_stats_file(path, &stats, &tree)
             .map_err(|e| format!("stats file {}: {e}", path.display()))?;
@@ -187,34 +136,31 @@ fn serve(options: Options) -> Result<(), String> {
             Duration::from_millis(500),
         );
     }
-    let final_stats = |stats: &Stats| {
-        if let Some(path) = &options.stats_file {
-            let _ = write_stats_file(path, stats, &tree);
-        }
-    };
 
-    match &options.transport {
+    let result = match &options.transport {
         Transport::Mount(dir) => {
-            let server = Arc::new(Server::new(fs));
-            let mount = FuseMount::start(server, stats.clone(), dir, options.thread_pool_size)
-                .map_err(|e| e.to_string())?;
+            let mount = FuseMount::start(
+                Arc::new(Server::new(fs)),
+                stats.clone(),
+                dir,
+                options.thread_pool_size,
+            )
+            .map_err(|e| e.to_string())?;
             loop {
-                if let Some(sig) = wait_for_signal(&signals, Duration::from_millis(200)) {
-                    log::info!("signal {sig}: unmounting {}", dir.display());
-                    wake_host_readers(&host);
-                    break;
-                }
-                if mount.finished() {
-                    log::info!("{} was unmounted", dir.display());
-                    break;
+                match signals.recv_timeout(POLL) {
+                    Ok(sig) => {
+                        log::info!("signal {sig}: unmounting {}", dir.display());
+                        break;
+                    }
+                    Err(RecvTimeoutError::Timeout) if !mount.finished() => {}
+                    Err(_) => {
+                        log::info!("{} was unmounted", dir.display());
+                        break;
+                    }
                 }
             }
-            wake_host_readers(&host);
+            source.wake_readers();
             mount.stop();
-            if let Some(mut h) = host.take() {
-                h.shutdown();
-            }
-            final_stats(&stats);
             Ok(())
         }
         Transport::SocketPath(_) | Transport::Fd(_) => {
@@ -247,9 +193,9 @@ fn serve(options: Options) -> Result<(), String> {
                 .spawn(move || vhost_user::serve(fs, listener, serve_options))
                 .map_err(|e| format!("cannot start the server thread: {e}"))?;
             let result = loop {
-                if let Some(sig) = wait_for_signal(&signals, Duration::from_millis(200)) {
+                if let Ok(sig) = signals.recv_timeout(POLL) {
                     log::info!("signal {sig}: shutting down");
-                    wake_host_readers(&host);
+                    source.wake_readers();
                     shutdown.trigger();
                 }
                 if server.is_finished() {
@@ -261,40 +207,40 @@ fn serve(options: Options) -> Result<(), String> {
             if let Some(path) = &socket_path {
                 remove_socket(path);
             }
-            if let Some(mut h) = host.take() {
-                h.shutdown();
-            }
-            final_stats(&stats);
             result.map_err(|e| e.to_string())
         }
+    };
+    source.shutdown();
+    if let Some(path) = &options.stats_file {
+        let _ = write_stats_file(path, &stats, &tree);
     }
+    result
 }
 
 fn main() -> ExitCode {
     let command = match cli::parse(std::env::args().skip(1)) {
         Ok(command) => command,
         Err(e) => {
-            eprintln!("eventfsd: {e}\n{}", cli::USAGE);
+            eprintln!("eventfsd: {e}");
             return ExitCode::from(2);
         }
     };
     match command {
-        Command::Help => {
-            println!("{}", cli::USAGE);
-            ExitCode::SUCCESS
-        }
-        Command::Version => {
-            println!("eventfsd {}", env!("CARGO_PKG_VERSION"));
+        Command::Print(text) => {
+            print!("{text}");
             ExitCode::SUCCESS
         }
         Command::PrintCapabilities => {
             // vhost-user.rst: a JSON object naming the device type.
-            println!("{{\n  \"type\": \"fs\"\n}}");
+            let caps = serde_json::json!({ "type": "fs" });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&caps).unwrap_or_default()
+            );
             ExitCode::SUCCESS
         }
         Command::Serve(options) => {
-            log::set_max_level(options.log_level);
-            let _ = log::set_logger(&LOGGER);
+            init_logger(options.log_level);
             match serve(options) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -1,5 +1,6 @@
 //! Counters a user or a test can read without a debugger, exported as a JSON stats file.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -8,10 +9,24 @@ use std::time::Duration;
 
 use fuse_backend_rs::abi::fuse_abi::{InHeader, Opcode, OutHeader};
 use fuse_backend_rs::api::server::MetricsHook;
+use serde_json::json;
 
 use eventfs_core::Tree;
 
-use crate::vhost_user::TransportStats;
+/// Counters of the vhost-user transport, owned here so that every layer reports into one place.
+#[derive(Debug, Default)]
+pub struct TransportStats {
+    /// Descriptor chains handed back to the guest (all queues).
+    pub chains_processed: AtomicU64,
+    /// Chains answered with an error reply written by the transport itself (EIO).
+    pub error_replies: AtomicU64,
+    /// Chains handed back with length 0 because not even an error reply could be written.
+    pub chains_unanswerable: AtomicU64,
+    /// Completions dropped because the ring was stopped or restarted meanwhile.
+    pub stale_completions: AtomicU64,
+    /// vhost-user connections accepted.
+    pub connections: AtomicU64,
+}
 
 /// Number of FUSE opcodes we count individually (FUSE_REMOVEMAPPING is 49).
 const OPCODES: usize = 50;
@@ -60,7 +75,9 @@ impl Default for Stats {
 
 /// Name of a FUSE opcode for the stats output.
 fn opcode_name(op: u32) -> String {
-    if (op as usize) < OPCODES {
+    // `Opcode::from` transmutes, so it must only see numbers the enum defines: the gaps
+    // (0, 7 and 19) and anything past the last one are named by number.
+    if (op as usize) < OPCODES && !matches!(op, 0 | 7 | 19) {
         format!("{:?}", Opcode::from(op)).to_lowercase()
     } else {
         format!("op{op}")
@@ -91,50 +108,48 @@ impl Stats {
     }
 
     /// The stats as a JSON object.
-    pub fn to_json(&self, tree: &Tree) -> String {
-        let mut by_op = String::new();
-        for (op, counter) in self.requests.iter().enumerate() {
-            let n = counter.load(Relaxed);
-            if n > 0 {
-                if !by_op.is_empty() {
-                    by_op.push_str(", ");
-                }
-                by_op.push_str(&format!("\"{}\": {n}", opcode_name(op as u32)));
-            }
-        }
-        let source = self
+    pub fn to_json(&self, tree: &Tree) -> serde_json::Value {
+        let by_op: BTreeMap<String, u64> = self
+            .requests
+            .iter()
+            .enumerate()
+            .map(|(op, counter)| (op as u32, counter.load(Relaxed)))
+            .filter(|&(_, n)| n > 0)
+            .map(|(op, n)| (opcode_name(op), n))
+            .collect();
+        let source: serde_json::Map<String, serde_json::Value> = self
             .source
             .get()
             .map(|counters| {
                 counters()
-                    .iter()
-                    .map(|(name, value)| format!("\"{name}\": {value}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                    .into_iter()
+                    .map(|(name, value)| (name.to_string(), value.into()))
+                    .collect()
             })
             .unwrap_or_default();
         let total: u64 = self.requests.iter().map(|c| c.load(Relaxed)).sum::<u64>()
             + self.unknown_requests.load(Relaxed);
-        format!(
-            "{{\"materialised_nodes\": {}, \"open_handles\": {}, \"requests\": {total}, \
-             \"errors\": {}, \"bytes_read\": {}, \"bytes_written\": {}, \"sessions\": {}, \
-             \"over_forgets\": {}, \"unknown_opcodes\": {}, \"requests_by_opcode\": {{{by_op}}}, \
-             \"vhost_user\": {{\"connections\": {}, \"chains\": {}, \"error_replies\": {}, \
-             \"unanswerable_chains\": {}, \"stale_completions\": {}}}, \"source\": {{{source}}}}}\n",
-            tree.materialised(),
-            self.open_handles.load(Relaxed),
-            self.errors.load(Relaxed),
-            self.bytes_read.load(Relaxed),
-            self.bytes_written.load(Relaxed),
-            self.sessions.load(Relaxed),
-            self.over_forgets.load(Relaxed),
-            self.unknown_requests.load(Relaxed),
-            self.transport.connections.load(Relaxed),
-            self.transport.chains_processed.load(Relaxed),
-            self.transport.error_replies.load(Relaxed),
-            self.transport.chains_unanswerable.load(Relaxed),
-            self.transport.stale_completions.load(Relaxed),
-        )
+        let transport = &self.transport;
+        json!({
+            "materialised_nodes": tree.materialised(),
+            "open_handles": self.open_handles.load(Relaxed),
+            "requests": total,
+            "errors": self.errors.load(Relaxed),
+            "bytes_read": self.bytes_read.load(Relaxed),
+            "bytes_written": self.bytes_written.load(Relaxed),
+            "sessions": self.sessions.load(Relaxed),
+            "over_forgets": self.over_forgets.load(Relaxed),
+            "unknown_opcodes": self.unknown_requests.load(Relaxed),
+            "requests_by_opcode": by_op,
+            "vhost_user": {
+                "connections": transport.connections.load(Relaxed),
+                "chains": transport.chains_processed.load(Relaxed),
+                "error_replies": transport.error_replies.load(Relaxed),
+                "unanswerable_chains": transport.chains_unanswerable.load(Relaxed),
+                "stale_completions": transport.stale_completions.load(Relaxed),
+            },
+            "source": source,
+        })
     }
 }
 
@@ -154,7 +169,9 @@ impl MetricsHook for StatsHook {
 pub fn write_stats_file(path: &Path, stats: &Stats, tree: &Tree) -> std::io::Result<()> {
     let tmp = PathBuf::from(format!("{}.tmp", path.display()));
     let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(stats.to_json(tree).as_bytes())?;
+    let mut text = stats.to_json(tree).to_string();
+    text.push('\n');
+    file.write_all(text.as_bytes())?;
     drop(file);
     std::fs::rename(&tmp, path)
 }
@@ -170,4 +187,33 @@ pub fn spawn_stats_writer(path: PathBuf, stats: Arc<Stats>, tree: Arc<Tree>, per
             std::thread::sleep(period);
         })
         .expect("spawning the stats thread");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eventfs_core::TreeConfig;
+
+    #[test]
+    fn json_has_the_counters() {
+        let stats = Stats::default();
+        stats.count_request(Opcode::Lookup as u32);
+        stats.count_request(Opcode::Lookup as u32);
+        stats.count_request(999);
+        // A guest may send the numbers the protocol leaves unused.
+        for gap in [0, 7, 19] {
+            stats.count_request(gap);
+        }
+        let _ = stats.source.set(Box::new(|| vec![("records", 7)]));
+        let tree = Tree::embedded(TreeConfig::default());
+        let json = stats.to_json(&tree);
+        assert_eq!(json["requests"], 6);
+        assert_eq!(json["requests_by_opcode"]["op7"], 1);
+        assert_eq!(json["requests_by_opcode"]["op0"], 1);
+        assert_eq!(json["unknown_opcodes"], 1);
+        assert_eq!(json["requests_by_opcode"]["lookup"], 2);
+        assert_eq!(json["source"]["records"], 7);
+        assert_eq!(json["materialised_nodes"], 0);
+        assert_eq!(json["vhost_user"]["connections"], 0);
+    }
 }

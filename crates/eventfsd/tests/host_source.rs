@@ -20,11 +20,12 @@ use fuse_backend_rs::api::server::Server;
 
 use eventfs_core::{NodeKind, TreeConfig, ROOT_INO};
 use eventfsd::fs::{CachePolicy, EventFs};
-use eventfsd::fusedev::FuseMount;
-use eventfsd::host::{
+use eventfsd::source::host::{
     build_tree, rescan::rescan, ForwardLimits, HostControl, HostOptions, HostSource, Policy,
 };
+use eventfsd::source::Source;
 use eventfsd::stats::Stats;
+use eventfsd::transport::fusedev::FuseMount;
 
 const BIN: &str = env!("CARGO_BIN_EXE_eventfsd");
 
@@ -148,9 +149,9 @@ impl HostMount {
         if let Some(p) = policy_path {
             let _ = fs::remove_file(p);
         }
-        let instance = source.instance_dir().unwrap().to_path_buf();
+        let instance = source.instance_dir().to_path_buf();
         let fs = EventFs::new(
-            source.tree(),
+            source.tree().clone(),
             source.control(),
             Arc::new(Stats::default()),
             CachePolicy::default(),
@@ -188,7 +189,7 @@ impl Drop for HostMount {
         if let Some(m) = self.mount.take() {
             m.stop();
         }
-        if let Some(mut s) = self.source.take() {
+        if let Some(s) = self.source.take() {
             s.shutdown();
         }
         let _ = fs::remove_dir(&self.dir);

@@ -371,7 +371,7 @@ fn parallel_find_cat_echo_load() {
         "load: {} ops in {:?} by 6 threads; daemon: {}",
         ops.load(Ordering::Relaxed),
         started.elapsed(),
-        m.stats.to_json(&m.tree).trim()
+        m.stats.to_json(&m.tree)
     );
     println!(
         "load: errors {errors} (deliberate {bad}), RSS {rss_before} kB -> peak {peak_rss} kB, \

@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use fuse_backend_rs::api::server::Server;
 
-use eventfs_core::control::{CatalogControl, CatalogOptions};
-use eventfs_core::{Tree, TreeConfig};
+use eventfs_core::Tree;
 use eventfsd::fs::{CachePolicy, EventFs};
-use eventfsd::fusedev::FuseMount;
+use eventfsd::source::catalog::{CatalogOptions, CatalogSource, CatalogSourceOptions};
+use eventfsd::source::Source;
 use eventfsd::stats::Stats;
+use eventfsd::transport::fusedev::FuseMount;
 
 /// A mounted tree, unmounted (and its directory removed) on drop.
 pub struct Mounted {
@@ -21,6 +22,7 @@ pub struct Mounted {
     /// The daemon's counters.
     pub stats: Arc<Stats>,
     mount: Option<FuseMount>,
+    source: CatalogSource,
 }
 
 #[allow(dead_code)] // each test binary uses its own subset
@@ -39,14 +41,17 @@ impl Mounted {
         }
         let dir = std::env::temp_dir().join(format!("eventfsd-test-{name}-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
-        let tree = Arc::new(Tree::embedded(TreeConfig::default()));
-        let control = Arc::new(CatalogControl::with_options(CatalogOptions {
-            rate: 200,
-            ..CatalogOptions::default()
-        }));
-        control.start_recording(&tree);
+        let source = CatalogSource::start(&CatalogSourceOptions {
+            control: CatalogOptions {
+                rate: 200,
+                ..CatalogOptions::default()
+            },
+            ..CatalogSourceOptions::default()
+        })
+        .expect("the embedded catalog");
+        let tree = source.tree().clone();
         let stats = Arc::new(Stats::default());
-        let fs = EventFs::new(tree.clone(), control, stats.clone(), policy);
+        let fs = EventFs::new(tree.clone(), source.control(), stats.clone(), policy);
         let mount =
             FuseMount::start(Arc::new(Server::new(fs)), stats.clone(), &dir, 4).expect("mount");
         Some(Mounted {
@@ -54,6 +59,7 @@ impl Mounted {
             tree,
             stats,
             mount: Some(mount),
+            source,
         })
     }
 
@@ -65,9 +71,11 @@ impl Mounted {
 
 impl Drop for Mounted {
     fn drop(&mut self) {
+        self.source.wake_readers();
         if let Some(mount) = self.mount.take() {
             mount.stop();
         }
+        self.source.shutdown();
         let _ = fs::remove_dir(&self.dir);
     }
 }

@@ -7,8 +7,8 @@
 
 use std::fmt;
 
-use super::filter::{self, errno, Filter, FilterError};
-use super::format::{self, Field};
+use crate::filter::{self, errno, Filter, FilterError};
+use crate::format::{self, Field};
 
 /// What `cat trigger` shows when an event has no triggers (all trigger commands built in).
 pub const HELP_TEXT: &str = "# Available triggers:\n\
@@ -982,8 +982,8 @@ impl TriggerSet {
 
 #[cfg(test)]
 mod tests {
-    use super::super::format::{fields, testdata::*};
     use super::*;
+    use crate::format::{fields, testdata::*};
 
     fn hang() -> Vec<Field<'static>> {
         fields(SCHED_PROCESS_HANG).collect()
@@ -1022,7 +1022,7 @@ mod tests {
             "9223372036854775809",
         ] {
             let err = p(&format!("hist:keys=pid:size={size}")).unwrap_err();
-            assert_eq!(err.errno(), libc::EINVAL, "size={size}");
+            assert_eq!(err.errno(), errno::EINVAL, "size={size}");
         }
         assert!(p("hist:keys=pid:size=9223372036854775808").is_err());
         assert!(p("hist:keys=pid:size=2048").is_ok());

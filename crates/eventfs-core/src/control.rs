@@ -1,26 +1,15 @@
-//! Control-file semantics: what reads and writes of `enable`, `filter`, `trigger`, `trace`,
-//! `set_event` ... do.
+//! The seam between the tree and an event source: [`ControlFiles`].
 //!
-//! [`ControlFiles`] is the seam between the tree and an event source: the catalog source
-//! emulates tracefs in [`CatalogControl`]; the host source forwards to a real tracefs instance.
+//! The tree knows which files exist and serves the immutable ones (`format`, `id`, headers)
+//! itself; everything a read or write of any other file means (`enable`, `filter`, `trace` ...)
+//! belongs to the source behind this trait, as the kernel's eventfs leaves it to
+//! `kernel/trace/trace_events*.c`.
 
 use crate::error::FsError;
 use crate::tree::{NodeRef, Tree};
 
-mod catalog;
-pub mod filter;
-pub mod format;
-mod recorder;
-mod root;
-pub mod trace;
-pub mod trigger;
-
-pub use catalog::{CatalogControl, CatalogOptions};
-
 /// Longest write the kernel accepts into a control file (it refuses `cnt >= PAGE_SIZE`).
-pub const MAX_CONTROL_WRITE: usize = filter::MAX_FILTER_WRITE;
-/// Entries kept in an error log (the kernel keeps the last 8).
-pub const ERROR_LOG_ENTRIES: usize = 8;
+pub const MAX_CONTROL_WRITE: usize = 4095;
 
 /// How a control file is opened.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use super::format::{self, Field};
+use crate::format::{self, Field};
 
 /// errno values used by the control files (Linux numbering).
 pub mod errno {
@@ -1147,8 +1147,8 @@ fn parse_cpulist(list: &str, nr_cpus: u32) -> Option<Box<[u64]>> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::format::{fields, testdata::*};
     use super::*;
+    use crate::format::{fields, testdata::*};
     use FilterErrorKind::*;
 
     fn sw() -> Vec<Field<'static>> {

@@ -6,7 +6,7 @@ use std::mem::size_of;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::record::Record;
+use crate::record::Record;
 
 /// The kernel's default `buffer_size_kb` (per CPU).
 pub const DEFAULT_BUFFER_SIZE_KB: usize = 1408;

@@ -5,10 +5,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use fuse_backend_rs::abi::fuse_abi::InHeader;
+use fuse_backend_rs::api::filesystem::FileSystem;
 use fuse_backend_rs::api::server::Server;
 use fuse_backend_rs::transport::FuseSession;
 
-use crate::fs::EventFs;
+use super::reply;
 use crate::stats::{Stats, StatsHook};
 
 /// Errors of the /dev/fuse transport.
@@ -37,8 +39,8 @@ pub struct FuseMount {
 
 impl FuseMount {
     /// Mounts `fs` on `mountpoint` and serves it with `threads` workers.
-    pub fn start(
-        fs: Arc<Server<EventFs>>,
+    pub fn start<F: FileSystem + Send + Sync + 'static>(
+        fs: Arc<Server<F>>,
         stats: Arc<Stats>,
         mountpoint: &Path,
         threads: usize,
@@ -66,10 +68,15 @@ impl FuseMount {
                 .spawn(move || loop {
                     match channel.get_request() {
                         Ok(Some((reader, writer))) => {
-                            if let Err(e) =
-                                server.handle_message(reader, writer.into(), None, Some(&hook))
+                            let header = reader.clone().read_obj::<InHeader>().ok();
+                            // /dev/fuse keeps the reply buffer to itself, so a request that
+                            // failed without an answer can only be logged here.
+                            if let Err(e) = reply::run(&server, reader, writer.into(), Some(&hook))
                             {
-                                log::warn!("fuse request failed: {e}");
+                                log::warn!(
+                                    "fuse request failed ({}): {e}",
+                                    reply::describe(header.as_ref())
+                                );
                             }
                         }
                         // Unmounted or woken for shutdown.

@@ -3,56 +3,75 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::catalog::{lock, CatalogControl, FilterSlot};
-use super::format;
-use super::trace::render::{print_fmt_text, CompiledFmt, RenderOutcome};
-use super::trace::{trace_header, FieldValue, Generator, Record, Ring};
-use super::trigger::Action;
-use crate::error::FsError;
-use crate::layout::FileKind;
-use crate::tree::{DirId, Ino, Tree};
+use eventfs_core::layout::FileKind;
+use eventfs_core::tree::{DirId, Ino, Tree};
+use eventfs_core::FsError;
+use ftrace_text::format;
+use ftrace_text::render::{print_fmt_text, CompiledFmt, RenderOutcome};
+use ftrace_text::trigger::Action;
+use ftrace_text::{trace_header, FieldValue, Generator, Record, Ring};
+
+use super::state::{lock, FilterSlot, State};
 
 /// How often the producer runs; records of one tick share its pacing.
-const TICK: Duration = Duration::from_millis(100);
+pub const TICK: Duration = Duration::from_millis(100);
 /// How long one wait of a blocked `trace_pipe` reader lasts before it re-checks whether its
 /// handle was closed (INTERRUPT never arrives over virtio, so waits must end by themselves).
 const PIPE_WAIT: Duration = Duration::from_millis(250);
 
 /// What the renderer needs of an event, built once per event id.
-pub(crate) struct EventRender {
+struct EventRender {
     format: String,
     compiled: CompiledFmt,
 }
 
 /// A reader of `trace_pipe`: its leftover rendered bytes and whether its handle was closed.
-pub(crate) struct PipeReader {
-    pub ring: Arc<Ring>,
-    pub pending: Mutex<Vec<u8>>,
-    pub closed: AtomicBool,
-    pub nonblock: bool,
+pub struct PipeReader {
+    ring: Arc<Ring>,
+    pending: Mutex<Vec<u8>>,
+    closed: AtomicBool,
+    nonblock: bool,
+}
+
+impl PipeReader {
+    /// A reader of `ring`; `nonblock` readers get EAGAIN instead of waiting.
+    pub fn new(ring: Arc<Ring>, nonblock: bool) -> Self {
+        PipeReader {
+            ring,
+            pending: Mutex::default(),
+            closed: AtomicBool::new(false),
+            nonblock,
+        }
+    }
+
+    /// The handle was closed: a reader blocked on it must notice and return.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        self.ring.wake_all();
+    }
 }
 
 /// Counters of the data plane.
 #[derive(Default)]
-pub(crate) struct RecorderStats {
-    pub records: AtomicU64,
-    pub filtered: AtomicU64,
-    pub fallbacks: AtomicU64,
-    pub blocked_readers: AtomicUsize,
+struct RecorderStats {
+    records: AtomicU64,
+    filtered: AtomicU64,
+    fallbacks: AtomicU64,
+    blocked_readers: AtomicUsize,
 }
 
 /// Producer state kept between ticks.
-pub(crate) struct Producer {
-    pub generator: Generator,
+struct Producer {
+    generator: Generator,
     /// Fractional records owed to each event (rate × elapsed does not divide evenly).
     credit: HashMap<Ino, f64>,
 }
 
 impl Producer {
-    pub fn new(seed: u64, nr_cpus: u32) -> Self {
+    fn new(seed: u64, nr_cpus: u32) -> Self {
         Producer {
             generator: Generator::with_cpus(seed, nr_cpus),
             credit: HashMap::new(),
@@ -66,31 +85,32 @@ enum Effect {
     Enable(DirId, bool),
 }
 
-impl CatalogControl {
-    /// Starts the producer thread for `tree`. It stops by itself when the control state or
-    /// the tree is dropped.
-    pub fn start_recording(self: &Arc<Self>, tree: &Arc<Tree>) {
-        let control: Weak<CatalogControl> = Arc::downgrade(self);
-        let tree: Weak<Tree> = Arc::downgrade(tree);
-        std::thread::Builder::new()
-            .name("catalog-records".into())
-            .spawn(move || loop {
-                std::thread::sleep(TICK);
-                let (Some(control), Some(tree)) = (control.upgrade(), tree.upgrade()) else {
-                    return;
-                };
-                control.produce(&tree, TICK);
-            })
-            .expect("spawning the record producer");
+/// The data plane: makes records for enabled events, applies filters, pid filtering and
+/// triggers, and renders buffers as text.
+pub struct Recorder {
+    /// Compiled print fmts by event id.
+    renders: Mutex<HashMap<u32, Arc<EventRender>>>,
+    producer: Mutex<Producer>,
+    stats: RecorderStats,
+}
+
+impl Recorder {
+    /// A recorder whose generator starts from `seed` on `nr_cpus` CPUs.
+    pub fn new(seed: u64, nr_cpus: u32) -> Self {
+        Recorder {
+            renders: Mutex::default(),
+            producer: Mutex::new(Producer::new(seed, nr_cpus)),
+            stats: RecorderStats::default(),
+        }
     }
 
     /// Records written so far, records dropped by filters, and lines rendered in the
     /// `field=value` fallback style.
     pub fn data_plane_counters(&self) -> (u64, u64, u64) {
         (
-            self.recorder.records.load(Ordering::Relaxed),
-            self.recorder.filtered.load(Ordering::Relaxed),
-            self.recorder.fallbacks.load(Ordering::Relaxed),
+            self.stats.records.load(Ordering::Relaxed),
+            self.stats.filtered.load(Ordering::Relaxed),
+            self.stats.fallbacks.load(Ordering::Relaxed),
         )
     }
 
@@ -115,24 +135,24 @@ impl CatalogControl {
 
     /// Produces the records owed for `elapsed` time: for every enabled event (or event with
     /// triggers) of every instance whose tracing is on.
-    pub fn produce(&self, tree: &Tree, elapsed: Duration) {
+    pub fn produce(&self, state: &State, tree: &Tree, elapsed: Duration) {
         let mut producer = lock(&self.producer);
         // The trace clock follows real time since start, like the kernel's local clock.
-        let now = self.started.elapsed().as_nanos() as u64;
+        let now = state.started.elapsed().as_nanos() as u64;
         producer.generator.advance_to(now);
         let mut effects = Vec::new();
-        let mut events = lock(&self.events);
+        let mut events = state.events();
         let keys: Vec<Ino> = events.keys().copied().collect();
         for key in keys {
             let Ok(node) = tree.node(key) else {
                 continue;
             };
-            let state = events.get_mut(&key).expect("key taken from the map");
-            if !state.enabled && state.triggers.is_empty() {
+            let event = events.get_mut(&key).expect("key taken from the map");
+            if !event.enabled && event.triggers.is_empty() {
                 continue;
             }
             let credit = producer.credit.entry(key).or_insert(0.0);
-            *credit += f64::from(self.options.rate) * elapsed.as_secs_f64();
+            *credit += f64::from(state.options.rate) * elapsed.as_secs_f64();
             let count = credit.floor() as u32;
             *credit -= f64::from(count);
             if count == 0 {
@@ -142,7 +162,7 @@ impl CatalogControl {
             let render = self.render_info(tree, node.dir, id);
             let fields: Vec<format::Field<'_>> = format::fields(&render.format).collect();
             let instance_key = tree.dir_ino(tree.instance_of(node.dir));
-            let (ring, pids) = self.instance(tree, node.dir, |i| {
+            let (ring, pids) = state.instance(tree, node.dir, |i| {
                 (
                     i.ring.clone(),
                     i.event_pids.iter().copied().collect::<Vec<_>>(),
@@ -155,7 +175,7 @@ impl CatalogControl {
                 }
                 let value_of = |name: &str| record.value_of(&fields, name);
                 // Triggers run whenever the event fires, also in soft mode.
-                for trigger in state.triggers.triggers_mut() {
+                for trigger in event.triggers.triggers_mut() {
                     if trigger.count == 0
                         || !trigger.filter.as_ref().is_none_or(|f| f.matches(&value_of))
                     {
@@ -181,19 +201,19 @@ impl CatalogControl {
                         _ => {}
                     }
                 }
-                if !state.enabled {
+                if !event.enabled {
                     continue;
                 }
-                let passes = match &state.filter {
+                let passes = match &event.filter {
                     FilterSlot::Active(filter) => filter.matches(&value_of),
                     FilterSlot::Unset | FilterSlot::Failed(_) => true,
                 };
-                let tracing = self.instance(tree, node.dir, |i| i.tracing_on);
+                let tracing = state.instance(tree, node.dir, |i| i.tracing_on);
                 if !passes {
-                    self.recorder.filtered.fetch_add(1, Ordering::Relaxed);
+                    self.stats.filtered.fetch_add(1, Ordering::Relaxed);
                 } else if tracing {
                     ring.push(record);
-                    self.recorder.records.fetch_add(1, Ordering::Relaxed);
+                    self.stats.records.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
@@ -202,13 +222,11 @@ impl CatalogControl {
         for effect in effects {
             match effect {
                 Effect::TracingOn(key, on) => {
-                    if let Some(i) = lock(&self.instances).get_mut(&key) {
-                        i.tracing_on = on;
-                    }
+                    state.existing_instance(key, |i| i.tracing_on = on);
                 }
                 Effect::Enable(target, on) => {
                     if tree.event_has_file(target, FileKind::EventEnable) {
-                        self.update(tree, target, |s| s.enabled = on);
+                        state.update(tree.dir_ino(target), |s| s.enabled = on);
                     }
                 }
             }
@@ -227,7 +245,7 @@ impl CatalogControl {
             match render {
                 Some(render) => {
                     if render.compiled.render_line(record, out) == RenderOutcome::Fallback {
-                        self.recorder.fallbacks.fetch_add(1, Ordering::Relaxed);
+                        self.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
                     }
                 }
                 None => {
@@ -243,8 +261,8 @@ impl CatalogControl {
     }
 
     /// The whole `cat trace` text of an instance: header and every buffered record.
-    pub(crate) fn trace_text(&self, tree: &Tree, dir: DirId) -> Vec<u8> {
-        let ring = self.instance(tree, dir, |i| i.ring.clone());
+    pub fn trace_text(&self, state: &State, tree: &Tree, dir: DirId) -> Vec<u8> {
+        let ring = state.instance(tree, dir, |i| i.ring.clone());
         let records = ring.snapshot();
         let mut out = trace_header(records.len(), ring.written(), ring.nr_cpus(), "nop");
         self.render_records(tree, &records, &mut out);
@@ -252,31 +270,38 @@ impl CatalogControl {
     }
 
     /// A `trace_marker` write: a `print` event line in the instance's buffer.
-    pub(crate) fn write_marker(&self, tree: &Tree, dir: DirId, text: &str) -> Result<(), FsError> {
+    pub fn write_marker(
+        &self,
+        state: &State,
+        tree: &Tree,
+        dir: DirId,
+        text: &str,
+    ) -> Result<(), FsError> {
         let print = tree
             .find_event("ftrace", "print")
             .ok_or_else(|| FsError::Invalid("the catalog has no ftrace/print event".into()))?;
         let id = tree.event_id(print);
         self.render_info(tree, print, id);
-        let (ring, on) = self.instance(tree, dir, |i| (i.ring.clone(), i.tracing_on));
+        let (ring, on) = state.instance(tree, dir, |i| (i.ring.clone(), i.tracing_on));
         if on {
             let ts = {
                 let mut producer = lock(&self.producer);
                 producer
                     .generator
-                    .advance_to(self.started.elapsed().as_nanos() as u64);
+                    .advance_to(state.started.elapsed().as_nanos() as u64);
                 producer.generator.now_ns() + 1_000
             };
             ring.push(Record::marker(id, ts, 0, 1, "sh", 0, 0, text));
-            self.recorder.records.fetch_add(1, Ordering::Relaxed);
+            self.stats.records.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
 
     /// Reads from `trace_pipe`: consumes records, blocks until there are some (in bounded
     /// waits), returns at most `size` bytes and keeps the rest for the next read.
-    pub(crate) fn read_pipe(
+    pub fn read_pipe(
         &self,
+        state: &State,
         tree: &Tree,
         pipe: &PipeReader,
         size: u32,
@@ -307,21 +332,16 @@ impl CatalogControl {
             if !blocked {
                 // Keep workers free for other requests: refuse to park more readers than the
                 // configured bound.
-                let waiting = self
-                    .recorder
-                    .blocked_readers
-                    .fetch_add(1, Ordering::Relaxed);
+                let waiting = self.stats.blocked_readers.fetch_add(1, Ordering::Relaxed);
                 blocked = true;
-                if waiting >= self.options.max_blocked_readers {
+                if waiting >= state.options.max_blocked_readers {
                     break Err(FsError::Os(libc::EAGAIN));
                 }
             }
             pipe.ring.wait_for_data(PIPE_WAIT);
         };
         if blocked {
-            self.recorder
-                .blocked_readers
-                .fetch_sub(1, Ordering::Relaxed);
+            self.stats.blocked_readers.fetch_sub(1, Ordering::Relaxed);
         }
         result
     }

@@ -1,84 +1,27 @@
-//! The catalog source's root files (`set_event`, `tracing_on`, `trace`, `instances/` ...), per
-//! instance, as tracefs has them at the top level and in each `instances/<name>/`.
+//! The root files of the tree and of each instance (`set_event`, `tracing_on`, `trace`,
+//! `trace_pipe`, `trace_marker`, options ...), as tracefs has them at the top level and in each
+//! `instances/<name>/`.
 
-use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use eventfs_core::control::{slice_at, OpenFlags};
+use eventfs_core::layout::{FileKind, RootFile, OPTIONS};
+use eventfs_core::tree::{DirId, NodeRef, Tree};
+use eventfs_core::FsError;
+
+use super::handles::{HandleKind, Handles};
+use super::input::{parse_enable, written_text};
+use super::recorder::{PipeReader, Recorder};
+use super::state::State;
+
 use std::sync::Arc;
 
-use super::catalog::{lock, parse_enable, written_text, CatalogControl};
-use super::recorder::PipeReader;
-use super::trace::Ring;
-use super::{slice_at, OpenFlags};
-use crate::error::FsError;
-use crate::layout::{DirKind, FileKind, RootFile, OPTIONS};
-use crate::tree::{DirId, Ino, NodeKind, NodeRef, Tree};
-
-/// The state tracefs keeps per instance.
-pub(crate) struct InstanceState {
-    pub tracing_on: bool,
-    /// The instance's trace buffer (its size is `buffer_size_kb`).
-    pub ring: Arc<Ring>,
-    /// Index of the selected clock in the catalog's `trace_clock` list.
-    pub clock: usize,
-    /// Trace option values, one bit per row of [`OPTIONS`].
-    pub options: u64,
-    pub event_pids: BTreeSet<u32>,
-    pub cpumask: u64,
-    pub error_log: Vec<String>,
-    /// Open handles on files of this instance (rmdir is EBUSY while any is open).
-    pub open_handles: usize,
-}
-
-impl InstanceState {
-    fn new(control: &CatalogControl, tree: &Tree) -> Self {
-        let nr_cpus = control.options.nr_cpus.clamp(1, 64);
-        InstanceState {
-            tracing_on: true,
-            ring: Arc::new(Ring::new(nr_cpus, control.options.buffer_kb as usize)),
-            clock: 0,
-            options: tree.options().1,
-            event_pids: BTreeSet::new(),
-            cpumask: if nr_cpus == 64 {
-                u64::MAX
-            } else {
-                (1 << nr_cpus) - 1
-            },
-            error_log: Vec::new(),
-            open_handles: 0,
-        }
-    }
-
-    pub fn set_option(&mut self, row: u8, on: bool) {
-        if on {
-            self.options |= 1 << row;
-        } else {
-            self.options &= !(1 << row);
-        }
-    }
-}
-
-/// Per-open state of a control file.
-pub(crate) struct OpenHandle {
-    /// The instance the file belongs to.
-    pub instance: Ino,
-    pub kind: HandleKind,
-}
-
-/// What an open handle carries beyond its instance.
-pub(crate) enum HandleKind {
-    /// Nothing: the file is rendered afresh on each read.
-    Plain,
-    /// `trace`: the text as of open, so reads at growing offsets see one consistent buffer.
-    Snapshot(Arc<Vec<u8>>),
-    /// `trace_pipe`: a consuming reader.
-    Pipe(Arc<PipeReader>),
-}
-
-/// A handle's kind, cloned out of the handle table so reads do not hold its lock.
-enum HandleKindRef {
-    Plain,
-    Snapshot(Arc<Vec<u8>>),
-    Pipe(Arc<PipeReader>),
+/// The root files over the layers below them.
+pub struct RootFiles<'a> {
+    /// Shared state.
+    pub state: &'a State,
+    /// The data plane (`trace`, `trace_pipe`, `trace_marker`).
+    pub recorder: &'a Recorder,
+    /// Open handles.
+    pub handles: &'a Handles,
 }
 
 /// The clock names of a `trace_clock` text (`[local] global counter ...`).
@@ -102,22 +45,7 @@ fn matches_glob(pattern: &str, name: &str) -> bool {
     pattern == "*" || pattern == name
 }
 
-impl CatalogControl {
-    /// Runs `f` on the state of the instance `dir` belongs to, creating it on first use.
-    pub(super) fn instance<R>(
-        &self,
-        tree: &Tree,
-        dir: DirId,
-        f: impl FnOnce(&mut InstanceState) -> R,
-    ) -> R {
-        let key = tree.dir_ino(tree.instance_of(dir));
-        let mut instances = lock(&self.instances);
-        let state = instances
-            .entry(key)
-            .or_insert_with(|| InstanceState::new(self, tree));
-        f(state)
-    }
-
+impl RootFiles<'_> {
     /// Events of the instance `dir` belongs to, as (system, event, directory).
     fn instance_events(&self, tree: &Tree, dir: DirId) -> Vec<(String, String, DirId)> {
         let Some(events_dir) = tree.events_dir_of(tree.instance_of(dir)) else {
@@ -134,7 +62,7 @@ impl CatalogControl {
 
     /// Opens a control file: applies O_TRUNC effects and counts the handle against its
     /// instance (rmdir of an instance with open files is EBUSY).
-    pub(super) fn open_file(
+    pub fn open(
         &self,
         tree: &Tree,
         node: NodeRef,
@@ -143,80 +71,44 @@ impl CatalogControl {
     ) -> Result<u64, FsError> {
         if flags.truncate {
             let FileKind::Root(file) = kind else {
-                return self.register_handle(tree, node, HandleKind::Plain);
+                return Ok(self.register_handle(tree, node, HandleKind::Plain));
             };
             match file {
                 RootFile::SetEvent => {
                     if let Some(events) = tree.events_dir_of(tree.instance_of(node.dir)) {
-                        for event in tree.events_below(events) {
-                            self.update(tree, event, |s| s.enabled = false);
-                        }
+                        self.state.set_enabled_below(tree, events, false);
                     }
                 }
-                RootFile::SetEventPid => self.instance(tree, node.dir, |i| i.event_pids.clear()),
-                RootFile::ErrorLog => self.instance(tree, node.dir, |i| i.error_log.clear()),
-                RootFile::Trace => self.instance(tree, node.dir, |i| i.ring.clear()),
+                RootFile::SetEventPid => self
+                    .state
+                    .instance(tree, node.dir, |i| i.event_pids.clear()),
+                RootFile::ErrorLog => self.state.instance(tree, node.dir, |i| i.error_log.clear()),
+                RootFile::Trace => self.state.instance(tree, node.dir, |i| i.ring.clear()),
                 _ => {}
             }
         }
         let kind = match kind {
-            FileKind::Root(RootFile::Trace) if flags.read => {
-                HandleKind::Snapshot(Arc::new(self.trace_text(tree, node.dir)))
-            }
-            FileKind::Root(RootFile::TracePipe) => HandleKind::Pipe(Arc::new(PipeReader {
-                ring: self.instance(tree, node.dir, |i| i.ring.clone()),
-                pending: Default::default(),
-                closed: AtomicBool::new(false),
-                nonblock: flags.nonblock,
-            })),
+            FileKind::Root(RootFile::Trace) if flags.read => HandleKind::Snapshot(Arc::new(
+                self.recorder.trace_text(self.state, tree, node.dir),
+            )),
+            FileKind::Root(RootFile::TracePipe) => HandleKind::Pipe(Arc::new(PipeReader::new(
+                self.state.instance(tree, node.dir, |i| i.ring.clone()),
+                flags.nonblock,
+            ))),
             _ => HandleKind::Plain,
         };
-        self.register_handle(tree, node, kind)
+        Ok(self.register_handle(tree, node, kind))
     }
 
-    fn register_handle(
-        &self,
-        tree: &Tree,
-        node: NodeRef,
-        kind: HandleKind,
-    ) -> Result<u64, FsError> {
+    fn register_handle(&self, tree: &Tree, node: NodeRef, kind: HandleKind) -> u64 {
         let instance = tree.dir_ino(tree.instance_of(node.dir));
-        self.instance(tree, node.dir, |i| i.open_handles += 1);
-        let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
-        lock(&self.handles).insert(handle, OpenHandle { instance, kind });
-        Ok(handle)
+        self.handles
+            .open(self.state, instance, tree.options().1, kind)
     }
 
-    pub(super) fn close_handle(&self, handle: u64) {
-        let Some(open) = lock(&self.handles).remove(&handle) else {
-            return;
-        };
-        if let HandleKind::Pipe(pipe) = &open.kind {
-            // A reader blocked on this handle must notice and return.
-            pipe.closed.store(true, Ordering::Relaxed);
-            pipe.ring.wake_all();
-        }
-        if let Some(state) = lock(&self.instances).get_mut(&open.instance) {
-            state.open_handles = state.open_handles.saturating_sub(1);
-        }
-    }
-
-    pub(super) fn drop_handles(&self) {
-        let handles: Vec<u64> = lock(&self.handles).keys().copied().collect();
-        for handle in handles {
-            self.close_handle(handle);
-        }
-    }
-
-    fn handle_kind(&self, handle: u64) -> Option<HandleKindRef> {
-        lock(&self.handles).get(&handle).map(|h| match &h.kind {
-            HandleKind::Plain => HandleKindRef::Plain,
-            HandleKind::Snapshot(text) => HandleKindRef::Snapshot(text.clone()),
-            HandleKind::Pipe(pipe) => HandleKindRef::Pipe(pipe.clone()),
-        })
-    }
-
-    pub(super) fn read_root_file(
+    /// Reads a root file at `offset` (`trace` from the handle's snapshot, `trace_pipe`
+    /// consuming).
+    pub fn read(
         &self,
         tree: &Tree,
         node: NodeRef,
@@ -238,25 +130,29 @@ impl CatalogControl {
             RootFile::SetEvent => self
                 .instance_events(tree, node.dir)
                 .iter()
-                .filter(|(_, _, dir)| self.is_enabled(tree, *dir))
+                .filter(|(_, _, dir)| self.state.is_enabled(tree.dir_ino(*dir)))
                 .map(|(s, e, _)| format!("{s}:{e}\n"))
                 .collect::<String>()
                 .into_bytes(),
             RootFile::BufferSizeKb => {
-                let kb = self.instance(tree, node.dir, |i| i.ring.buffer_size_kb());
+                let kb = self
+                    .state
+                    .instance(tree, node.dir, |i| i.ring.buffer_size_kb());
                 format!("{kb}\n").into_bytes()
             }
             RootFile::BufferTotalSizeKb => {
-                let (kb, cpus) = self.instance(tree, node.dir, |i| {
+                let (kb, cpus) = self.state.instance(tree, node.dir, |i| {
                     (i.ring.buffer_size_kb(), i.ring.nr_cpus())
                 });
                 format!("{}\n", kb as u64 * u64::from(cpus)).into_bytes()
             }
             RootFile::CurrentTracer => b"nop\n".to_vec(),
             RootFile::ErrorLog => self
+                .state
                 .instance(tree, node.dir, |i| i.error_log.concat())
                 .into_bytes(),
             RootFile::SetEventPid => self
+                .state
                 .instance(tree, node.dir, |i| {
                     i.event_pids
                         .iter()
@@ -267,7 +163,7 @@ impl CatalogControl {
             RootFile::TraceClock => {
                 let text = tree.trace_clock();
                 let names = clock_names(&text);
-                let selected = self.instance(tree, node.dir, |i| i.clock);
+                let selected = self.state.instance(tree, node.dir, |i| i.clock);
                 let mut out = names
                     .iter()
                     .enumerate()
@@ -285,7 +181,7 @@ impl CatalogControl {
             }
             RootFile::TraceOptions => {
                 let (present, _) = tree.options();
-                let values = self.instance(tree, node.dir, |i| i.options);
+                let values = self.state.instance(tree, node.dir, |i| i.options);
                 OPTIONS
                     .iter()
                     .enumerate()
@@ -298,10 +194,10 @@ impl CatalogControl {
                     .into_bytes()
             }
             RootFile::TracingCpumask => {
-                format!("{:x}\n", self.instance(tree, node.dir, |i| i.cpumask)).into_bytes()
+                format!("{:x}\n", self.state.instance(tree, node.dir, |i| i.cpumask)).into_bytes()
             }
             RootFile::TracingOn => {
-                if self.instance(tree, node.dir, |i| i.tracing_on) {
+                if self.state.instance(tree, node.dir, |i| i.tracing_on) {
                     b"1\n".to_vec()
                 } else {
                     b"0\n".to_vec()
@@ -316,19 +212,22 @@ impl CatalogControl {
             RootFile::TraceMarker => {
                 return Err(FsError::Invalid("trace_marker is write-only".into()))
             }
-            RootFile::Trace => match self.handle_kind(handle) {
-                Some(HandleKindRef::Snapshot(text)) => return Ok(slice_at(&text, offset, size)),
-                _ => self.trace_text(tree, node.dir),
+            RootFile::Trace => match self.handles.kind(handle) {
+                Some(HandleKind::Snapshot(text)) => return Ok(slice_at(&text, offset, size)),
+                _ => self.recorder.trace_text(self.state, tree, node.dir),
             },
-            RootFile::TracePipe => match self.handle_kind(handle) {
-                Some(HandleKindRef::Pipe(pipe)) => return self.read_pipe(tree, &pipe, size),
+            RootFile::TracePipe => match self.handles.kind(handle) {
+                Some(HandleKind::Pipe(pipe)) => {
+                    return self.recorder.read_pipe(self.state, tree, &pipe, size)
+                }
                 _ => return Err(FsError::Os(libc::EBADF)),
             },
         };
         Ok(slice_at(&content, offset, size))
     }
 
-    pub(super) fn write_root_file(
+    /// Applies one write to a root file.
+    pub fn write(
         &self,
         tree: &Tree,
         node: NodeRef,
@@ -341,7 +240,7 @@ impl CatalogControl {
         match file {
             RootFile::TracingOn => {
                 let on = parse_enable(data)?;
-                self.instance(tree, node.dir, |i| i.tracing_on = on);
+                self.state.instance(tree, node.dir, |i| i.tracing_on = on);
             }
             RootFile::BufferSizeKb => {
                 let kb: u32 = value
@@ -349,7 +248,8 @@ impl CatalogControl {
                     .ok()
                     .filter(|&kb| kb > 0 && kb <= 1 << 20)
                     .ok_or_else(|| FsError::Invalid(format!("buffer_size_kb {value:?}")))?;
-                self.instance(tree, node.dir, |i| i.ring.resize(kb as usize));
+                self.state
+                    .instance(tree, node.dir, |i| i.ring.resize(kb as usize));
             }
             RootFile::CurrentTracer => {
                 // Only the event tracer (nop) is emulated: the catalog has no functions to trace.
@@ -359,7 +259,7 @@ impl CatalogControl {
                     )));
                 }
             }
-            RootFile::ErrorLog => self.instance(tree, node.dir, |i| i.error_log.clear()),
+            RootFile::ErrorLog => self.state.instance(tree, node.dir, |i| i.error_log.clear()),
             RootFile::SetEvent => self.write_set_event(tree, node.dir, text)?,
             RootFile::SetEventPid => {
                 let pids = text
@@ -369,7 +269,8 @@ impl CatalogControl {
                             .map_err(|_| FsError::Invalid(format!("pid {p:?}")))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                self.instance(tree, node.dir, |i| i.event_pids.extend(pids));
+                self.state
+                    .instance(tree, node.dir, |i| i.event_pids.extend(pids));
             }
             RootFile::TraceClock => {
                 let clocks = tree.trace_clock();
@@ -377,7 +278,7 @@ impl CatalogControl {
                     .iter()
                     .position(|c| *c == value)
                     .ok_or_else(|| FsError::Invalid(format!("unknown clock {value:?}")))?;
-                self.instance(tree, node.dir, |i| i.clock = index);
+                self.state.instance(tree, node.dir, |i| i.clock = index);
             }
             RootFile::TraceOptions => {
                 let (name, on) = match value.strip_prefix("no") {
@@ -390,12 +291,13 @@ impl CatalogControl {
                     .position(|o| o.name == name)
                     .filter(|&row| present & (1 << row) != 0)
                     .ok_or_else(|| FsError::Invalid(format!("unknown option {value:?}")))?;
-                self.instance(tree, node.dir, |i| i.set_option(row as u8, on));
+                self.state
+                    .instance(tree, node.dir, |i| i.set_option(row as u8, on));
             }
             RootFile::TracingCpumask => {
                 let mask = u64::from_str_radix(value.trim_start_matches("0x"), 16)
                     .map_err(|_| FsError::Invalid(format!("cpumask {value:?}")))?;
-                self.instance(tree, node.dir, |i| i.cpumask = mask);
+                self.state.instance(tree, node.dir, |i| i.cpumask = mask);
             }
             // Writing these clears them (`echo > trace`), which open with O_TRUNC already did.
             RootFile::Trace => {}
@@ -409,7 +311,9 @@ impl CatalogControl {
                     )));
                 }
             }
-            RootFile::TraceMarker => self.write_marker(tree, node.dir, text)?,
+            RootFile::TraceMarker => self
+                .recorder
+                .write_marker(self.state, tree, node.dir, text)?,
             RootFile::TracePipe => return Err(FsError::Invalid("trace_pipe is read-only".into())),
             RootFile::Readme
             | RootFile::AvailableEvents
@@ -437,7 +341,8 @@ impl CatalogControl {
                     && matches_glob(event, e)
                     && tree.event_has_file(*event_dir, FileKind::EventEnable)
                 {
-                    self.update(tree, *event_dir, |state| state.enabled = enable);
+                    self.state
+                        .update(tree.dir_ino(*event_dir), |state| state.enabled = enable);
                     matched = true;
                 }
             }
@@ -447,51 +352,6 @@ impl CatalogControl {
                 )));
             }
         }
-        Ok(())
-    }
-
-    /// `mkdir instances/<name>`: a new instance with its own events state and buffer.
-    pub(super) fn make_instance(
-        &self,
-        tree: &Tree,
-        parent: NodeRef,
-        name: &str,
-    ) -> Result<(), FsError> {
-        if parent.kind != NodeKind::Dir(DirKind::Instances) {
-            return Err(FsError::Os(libc::EPERM));
-        }
-        let dir = tree.add_instance(name)?;
-        self.instance(tree, dir, |_| ());
-        Ok(())
-    }
-
-    /// `rmdir instances/<name>`: EBUSY while a file of the instance is open, like tracefs.
-    pub(super) fn remove_instance(
-        &self,
-        tree: &Tree,
-        parent: NodeRef,
-        name: &str,
-    ) -> Result<(), FsError> {
-        if parent.kind != NodeKind::Dir(DirKind::Instances) {
-            return Err(FsError::Os(libc::EPERM));
-        }
-        let (dir, _) = tree
-            .instances()
-            .into_iter()
-            .find(|(_, n)| n == name)
-            .ok_or(FsError::NotFound)?;
-        let key = tree.dir_ino(dir);
-        {
-            let mut instances = lock(&self.instances);
-            if instances.get(&key).is_some_and(|i| i.open_handles > 0) {
-                return Err(FsError::Busy);
-            }
-            if let Some(state) = instances.remove(&key) {
-                state.ring.shutdown();
-            }
-        }
-        tree.remove_instance(name)?;
-        self.prune(tree);
         Ok(())
     }
 }

@@ -11,8 +11,8 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use super::format::{self, Field};
-use super::record::{self, FieldValue, Record, MARKER_SYMBOL};
+use crate::format::{self, Field};
+use crate::record::{self, FieldValue, Record, MARKER_SYMBOL};
 
 /// How a record was rendered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -2099,3 +2099,6 @@ fn const_eval(e: &Expr, fields: &[FieldInfo]) -> Option<CInt> {
     let ctx = Ctx { rec: None, fields };
     ctx.eval(e).ok()?.int().ok()
 }
+
+#[cfg(test)]
+mod tests;

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use eventfs_core::catalog::CatalogProblem;
@@ -23,6 +23,8 @@ pub mod forward;
 pub mod instance;
 pub mod policy;
 pub mod rescan;
+
+use super::Source;
 
 pub use forward::{ForwardLimits, HostControl, HostView};
 pub use instance::{Instance, Tracefs};
@@ -217,9 +219,17 @@ pub fn root_files_mask(instance_dir: &Path, top_dir: &Path, policy: &Policy) -> 
 pub struct HostSource {
     tree: Arc<Tree>,
     control: Arc<HostControl>,
+    instance_dir: PathBuf,
+    /// What [`Source::shutdown`] stops and removes, in this order.
+    running: Mutex<Option<Running>>,
+}
+
+/// The parts of a host source that shutdown takes down.
+struct Running {
     rescanner: Option<rescan::Rescanner>,
-    instance: Option<Instance>,
-    tracefs: Option<Tracefs>,
+    instance: Instance,
+    /// Kept until the instance is gone: dropping it unmounts a tracefs we mounted.
+    _tracefs: Tracefs,
 }
 
 impl HostSource {
@@ -274,20 +284,13 @@ impl HostSource {
         Ok(HostSource {
             tree,
             control,
-            rescanner,
-            instance: Some(instance),
-            tracefs: Some(tracefs),
+            instance_dir: instance.dir.clone(),
+            running: Mutex::new(Some(Running {
+                rescanner,
+                instance,
+                _tracefs: tracefs,
+            })),
         })
-    }
-
-    /// The tree to serve.
-    pub fn tree(&self) -> Arc<Tree> {
-        self.tree.clone()
-    }
-
-    /// The control-file forwarding to hand to [`crate::fs::EventFs`].
-    pub fn control(&self) -> Arc<dyn ControlFiles> {
-        self.control.clone()
     }
 
     /// The forwarding layer itself (fd counts, rescans in tests).
@@ -296,26 +299,53 @@ impl HostSource {
     }
 
     /// `<tracefs>/instances/<name>`.
-    pub fn instance_dir(&self) -> Option<&Path> {
-        self.instance.as_ref().map(|i| i.dir.as_path())
+    pub fn instance_dir(&self) -> &Path {
+        &self.instance_dir
+    }
+}
+
+impl Source for HostSource {
+    fn tree(&self) -> &Arc<Tree> {
+        &self.tree
     }
 
-    /// Wakes blocked `trace_pipe` readers so the transport's workers can finish.
-    pub fn wake_readers(&self) {
+    fn control(&self) -> Arc<dyn ControlFiles> {
+        self.control.clone()
+    }
+
+    fn listings_are_frozen(&self) -> bool {
+        // The rescan adds and removes events behind the guest's back.
+        false
+    }
+
+    fn describe(&self) -> String {
+        let (systems, events, dirs, files) = self.tree.counts();
+        format!(
+            "host instance {}: {systems} systems, {events} events, {dirs} directories, {files} files",
+            self.instance_dir.display()
+        )
+    }
+
+    fn wake_readers(&self) {
         self.control.shutdown();
     }
 
     /// Stops the rescan, closes every host file and removes the instance (and unmounts a
     /// tracefs we mounted). Idempotent; also done on drop.
-    pub fn shutdown(&mut self) {
-        if let Some(mut r) = self.rescanner.take() {
-            r.stop();
-        }
+    fn shutdown(&self) {
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         self.control.shutdown();
-        if let Some(mut instance) = self.instance.take() {
-            let _ = instance.remove();
+        if let Some(mut running) = running {
+            if let Some(mut r) = running.rescanner.take() {
+                r.stop();
+            }
+            self.control.shutdown();
+            let _ = running.instance.remove();
         }
-        self.tracefs.take();
     }
 }
 

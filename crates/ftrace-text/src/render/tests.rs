@@ -2,9 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use super::format::{self, Field};
-use super::*;
-use crate::catalog::{Catalog, EMBEDDED};
+use crate::format::{self, Field};
+use crate::record;
+use crate::*;
+use eventfs_core::catalog::{Catalog, EMBEDDED};
 
 fn catalog() -> Catalog {
     Catalog::decode(EMBEDDED).expect("embedded catalog decodes")

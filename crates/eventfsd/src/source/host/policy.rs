@@ -329,7 +329,7 @@ mod tests {
 
     #[test]
     fn the_documented_example_parses() {
-        let p = Policy::parse(include_str!("../../../../docs/policy.example.toml")).unwrap();
+        let p = Policy::parse(include_str!("../../../../../docs/policy.example.toml")).unwrap();
         assert!(p.event_visible("kvm", "kvm_exit"));
         assert!(!p.event_visible("sched", "sched_stat_runtime"));
         assert!(!p.event_visible("net", "net_dev_xmit"));

@@ -2,12 +2,31 @@
 //! socket, with memfd-backed guest memory and split virtqueues written by hand.
 
 use super::*;
+use std::fs;
+use std::io::{self};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use super::pool::lock;
+use crate::stats::TransportStats;
+use crate::transport::reply::{IN_HEADER_LEN, OUT_HEADER_LEN};
+use fuse_backend_rs::abi::fuse_abi::{InHeader, Opcode, OutHeader};
+use fuse_backend_rs::api::filesystem::FileSystem;
+use vhost::vhost_user::message::{VhostUserProtocolFeatures, VhostUserVirtioFeatures};
+use vhost::vhost_user::Listener;
+use virtio_bindings::virtio_config::VIRTIO_F_VERSION_1;
+use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
+use vm_memory::{ByteValued, Bytes, GuestMemoryMmap};
+use vmm_sys_util::eventfd::{EventFd, EFD_CLOEXEC, EFD_NONBLOCK};
 
 use std::ffi::CStr;
 use std::fs::File;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::AtomicUsize;
-use std::time::Duration;
 
 use fuse_backend_rs::abi::fuse_abi::{
     AttrOut, EntryOut, ForgetIn, GetattrIn, InitIn, InitOut, OpenIn, OpenOut, ReadIn, WriteIn,
@@ -1047,8 +1066,8 @@ fn listener_errors() {
 // The daemon with the real filesystem (used here and by the hostile-guest tests)
 
 use crate::fs::{CachePolicy, EventFs};
+use crate::source::catalog::CatalogControl;
 use crate::stats::{Stats, StatsHook};
-use eventfs_core::control::CatalogControl;
 use eventfs_core::{Tree, TreeConfig};
 
 struct EvDaemon {
@@ -1199,5 +1218,5 @@ fn eventfs_session_over_vhost_user() {
 }
 
 /// Hostile-guest tests with the real filesystem, reusing this fake guest.
-#[path = "vhost_user_hostile_tests.rs"]
+#[path = "hostile_tests.rs"]
 mod hostile;

@@ -7,8 +7,8 @@
 
 use std::mem::size_of;
 
-use super::filter::Value;
-use super::format::{self, Field};
+use crate::filter::Value;
+use crate::format::{self, Field};
 
 /// `common_flags` bit: interrupts were disabled (`d`).
 pub const FLAG_IRQS_OFF: u8 = 0x01;

@@ -1,0 +1,226 @@
+//! The files of `events/`: `enable` at event, system and top level, `filter`, `trigger`,
+//! `hist`. What `kernel/trace/trace_events.c` and `trace_events_trigger.c` do for them.
+
+use eventfs_core::layout::FileKind;
+use eventfs_core::tree::{DirId, Ino, NodeRef, Tree};
+use eventfs_core::FsError;
+use ftrace_text::{filter, format, trigger};
+
+use super::input::{parse_enable, written_text};
+use super::state::{FilterSlot, State};
+
+/// Content of a file of `events/` (event, system and top-level files).
+pub fn read(state: &State, tree: &Tree, node: NodeRef, kind: FileKind) -> Result<Vec<u8>, FsError> {
+    let key = node.dir_ino();
+    Ok(match kind {
+        FileKind::EventEnable => {
+            let on = if state.is_enabled(key) { "1" } else { "0" };
+            let soft = if soft_mode(state, tree, node.dir, key) {
+                "*"
+            } else {
+                ""
+            };
+            format!("{on}{soft}\n").into_bytes()
+        }
+        FileKind::SystemEnable | FileKind::EventsEnable => {
+            summary_below(state, tree, node.dir).to_vec()
+        }
+        FileKind::EventFilter => match state.events().get(&key).map(|s| &s.filter) {
+            Some(FilterSlot::Active(f)) => f.filter_file_text().into_bytes(),
+            Some(FilterSlot::Failed(shown)) => shown.clone().into_bytes(),
+            Some(FilterSlot::Unset) | None => b"none\n".to_vec(),
+        },
+        FileKind::SystemFilter => filter::SYSTEM_FILTER_TEXT.as_bytes().to_vec(),
+        FileKind::EventTrigger => {
+            let help = if tree.event_has_file(node.dir, FileKind::EventHist) {
+                trigger::HELP_TEXT
+            } else {
+                trigger::HELP_TEXT_NO_HIST_SNAPSHOT
+            };
+            match state.events().get(&key) {
+                Some(s) => s.triggers.render_with_help(help).into_bytes(),
+                None => help.as_bytes().to_vec(),
+            }
+        }
+        // No histogram data without recorded events: the kernel prints only its header.
+        FileKind::EventHist | FileKind::EventHistDebug => Vec::new(),
+        FileKind::EventInject => return Err(FsError::Invalid("inject is write-only".into())),
+        _ => return tree.with_static_content(node.ino, <[u8]>::to_vec),
+    })
+}
+
+/// Applies a write to a file of `events/`.
+pub fn write(
+    state: &State,
+    tree: &Tree,
+    node: NodeRef,
+    kind: FileKind,
+    data: &[u8],
+) -> Result<(), FsError> {
+    let text = written_text(data)?;
+    match kind {
+        FileKind::EventEnable => {
+            let on = parse_enable(data)?;
+            state.update(node.dir_ino(), |s| s.enabled = on);
+        }
+        FileKind::SystemEnable | FileKind::EventsEnable => {
+            state.set_enabled_below(tree, node.dir, parse_enable(data)?)
+        }
+        FileKind::EventFilter => write_event_filter(state, tree, node.dir, node.dir_ino(), text)?,
+        FileKind::SystemFilter => write_system_filter(state, tree, node.dir, text)?,
+        FileKind::EventTrigger => write_trigger(state, tree, node.dir, node.dir_ino(), text)?,
+        _ => return Err(FsError::Invalid(format!("{kind:?} is not writable"))),
+    }
+    Ok(())
+}
+
+/// The `0`/`1`/`X`/`?` summary of a system or top-level `enable`.
+fn summary_below(state: &State, tree: &Tree, dir: DirId) -> &'static [u8] {
+    let targets = tree.events_with_file(dir, FileKind::EventEnable);
+    let events = state.events();
+    let on = targets
+        .iter()
+        .filter(|(_, key)| events.get(key).is_some_and(|s| s.enabled))
+        .count();
+    match (on, targets.len() - on) {
+        (0, 0) => b"?\n",
+        (_, 0) => b"1\n",
+        (0, _) => b"0\n",
+        _ => b"X\n",
+    }
+}
+
+/// Whether `event` runs in soft mode: it has triggers, or another event's
+/// `enable_event`/`disable_event` trigger targets it (`enable` then shows `*`).
+fn soft_mode(state: &State, tree: &Tree, event: DirId, key: Ino) -> bool {
+    let events = state.events();
+    if events.is_empty() {
+        return false;
+    }
+    if events.get(&key).is_some_and(|s| !s.triggers.is_empty()) {
+        return true;
+    }
+    let (system, name) = (tree.dir_name(tree.parent_of(event)), tree.dir_name(event));
+    events
+        .values()
+        .flat_map(|s| s.triggers.triggers())
+        .any(|t| match &t.action {
+            trigger::Action::EnableEvent {
+                system: s,
+                event: e,
+            }
+            | trigger::Action::DisableEvent {
+                system: s,
+                event: e,
+            } => *s == system && *e == name,
+            _ => false,
+        })
+}
+
+fn write_event_filter(
+    state: &State,
+    tree: &Tree,
+    event: DirId,
+    key: Ino,
+    text: &str,
+) -> Result<(), FsError> {
+    let parsed = tree.with_format(event, |fmt| {
+        let fields: Vec<format::Field<'_>> = format::fields(fmt).collect();
+        filter::parse(text, &fields)
+    });
+    match parsed {
+        Ok(f) if f.is_none() => state.update(key, |s| s.filter = FilterSlot::Unset),
+        Ok(f) => state.update(key, |s| s.filter = FilterSlot::Active(f)),
+        Err(e) => {
+            state.log_error(tree, event, e.error_log_entry());
+            if let Some(shown) = e.filter_file_text() {
+                state.update(key, |s| s.filter = FilterSlot::Failed(shown));
+            }
+            return Err(filter_errno(&e));
+        }
+    }
+    Ok(())
+}
+
+/// Like the kernel: every event of the system gets the filter where it parses and the
+/// subsystem error where it does not; the write itself succeeds if the system has events.
+fn write_system_filter(
+    state: &State,
+    tree: &Tree,
+    system: DirId,
+    text: &str,
+) -> Result<(), FsError> {
+    let events = tree.events_below(system);
+    if events.is_empty() {
+        return Err(FsError::NotFound);
+    }
+    for event in events {
+        let key = tree.dir_ino(event);
+        let parsed = tree.with_format(event, |fmt| {
+            let fields: Vec<format::Field<'_>> = format::fields(fmt).collect();
+            filter::parse_for_system(text, &fields)
+        });
+        match parsed {
+            Ok(f) if f.is_none() => state.update(key, |s| s.filter = FilterSlot::Unset),
+            Ok(f) => state.update(key, |s| s.filter = FilterSlot::Active(f)),
+            Err(e) => {
+                if !e.replaces_filter() {
+                    return Err(filter_errno(&e));
+                }
+                state.log_error(tree, event, e.error_log_entry());
+                let shown = e.filter_file_text().unwrap_or_default();
+                state.update(key, |s| s.filter = FilterSlot::Failed(shown));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_trigger(
+    state: &State,
+    tree: &Tree,
+    event: DirId,
+    key: Ino,
+    text: &str,
+) -> Result<(), FsError> {
+    if text.trim().is_empty() {
+        return Ok(());
+    }
+    let events_dir = tree.events_dir_of(tree.instance_of(event));
+    let exists = |system: &str, name: &str| {
+        events_dir.is_some_and(|dir| tree.find_event_in(dir, system, name).is_some())
+    };
+    let parsed = tree.with_format(event, |fmt| {
+        let fields: Vec<format::Field<'_>> = format::fields(fmt).collect();
+        trigger::parse(text, &fields, &exists)
+    });
+    let log = |e: &trigger::TriggerError| {
+        let system = tree.dir_name(tree.parent_of(event));
+        state.log_error(
+            tree,
+            event,
+            e.error_log_entry(&system, &tree.dir_name(event)),
+        );
+        trigger_errno(e)
+    };
+    let command = parsed.map_err(|e| log(&e))?;
+    state
+        .update(key, |s| s.triggers.apply(command))
+        .map_err(|e| log(&e))
+}
+
+fn filter_errno(e: &filter::FilterError) -> FsError {
+    match e.errno() {
+        libc::EINVAL => FsError::Invalid(e.to_string()),
+        other => FsError::Os(other),
+    }
+}
+
+fn trigger_errno(e: &trigger::TriggerError) -> FsError {
+    match e.errno() {
+        libc::EINVAL => FsError::Invalid(e.to_string()),
+        libc::EEXIST => FsError::Exists,
+        libc::ENOENT => FsError::NotFound,
+        other => FsError::Os(other),
+    }
+}

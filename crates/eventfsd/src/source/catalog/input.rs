@@ -1,0 +1,47 @@
+//! How the simulated kernel reads a guest's write: the length limit, text, and `0`/`1`.
+
+use eventfs_core::control::MAX_CONTROL_WRITE;
+use eventfs_core::FsError;
+
+/// Parses an `enable`-style write: `0` or `1` with optional surrounding whitespace.
+pub fn parse_enable(data: &[u8]) -> Result<bool, FsError> {
+    match std::str::from_utf8(data).map(str::trim) {
+        Ok("0") => Ok(false),
+        Ok("1") => Ok(true),
+        _ => Err(FsError::Invalid(format!(
+            "enable accepts 0 or 1, got {:?}",
+            String::from_utf8_lossy(data)
+        ))),
+    }
+}
+
+/// A write as text; the kernel refuses a page or more.
+pub fn written_text(data: &[u8]) -> Result<&str, FsError> {
+    if data.len() > MAX_CONTROL_WRITE {
+        return Err(FsError::Invalid(format!(
+            "write of {} bytes exceeds the {MAX_CONTROL_WRITE}-byte limit",
+            data.len()
+        )));
+    }
+    std::str::from_utf8(data).map_err(|_| FsError::Invalid("not UTF-8".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enable_values() {
+        assert!(parse_enable(b"1\n").unwrap());
+        assert!(!parse_enable(b" 0 ").unwrap());
+        assert!(parse_enable(b"2").is_err());
+        assert!(parse_enable(b"").is_err());
+    }
+
+    #[test]
+    fn text_limit_is_a_page_minus_one() {
+        assert!(written_text(&[b'a'; MAX_CONTROL_WRITE]).is_ok());
+        assert!(written_text(&[b'a'; MAX_CONTROL_WRITE + 1]).is_err());
+        assert!(written_text(&[0xff]).is_err());
+    }
+}

@@ -1,0 +1,303 @@
+//! The catalog source: a simulated kernel behind a snapshot of a real kernel's event catalog.
+//!
+//! Layers, imports pointing down only:
+//! - [`state`]: per-event and per-instance state (the bottom; knows no file);
+//! - [`recorder`]: synthetic records, filters, triggers and pid filtering applied to them,
+//!   rendering of `trace`/`trace_pipe`;
+//! - [`handles`]: what each open file carries;
+//! - [`events`], [`root`], [`instances`]: what a read or write of each file does;
+//! - this module: [`CatalogControl`], which dispatches [`ControlFiles`] calls to those, and
+//!   [`CatalogSource`], the running source (tree, control, producer thread).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use eventfs_core::catalog;
+use eventfs_core::control::{slice_at, ControlFiles, OpenFlags};
+use eventfs_core::layout::FileKind;
+use eventfs_core::tree::{Image, NodeKind, NodeRef, Tree, TreeConfig};
+use eventfs_core::FsError;
+
+use super::Source;
+
+pub mod events;
+pub mod handles;
+pub mod input;
+pub mod instances;
+pub mod recorder;
+pub mod root;
+pub mod state;
+
+#[cfg(test)]
+mod tests;
+
+pub use state::CatalogOptions;
+
+use handles::Handles;
+use recorder::Recorder;
+use root::RootFiles;
+use state::State;
+
+/// The catalog source's [`ControlFiles`]: tracefs's semantics over a simulated kernel.
+pub struct CatalogControl {
+    state: State,
+    recorder: Recorder,
+    handles: Handles,
+}
+
+impl Default for CatalogControl {
+    fn default() -> Self {
+        CatalogControl::with_options(CatalogOptions::default())
+    }
+}
+
+impl CatalogControl {
+    /// Everything disabled, default tunables.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Everything disabled, with the given tunables.
+    pub fn with_options(options: CatalogOptions) -> Self {
+        CatalogControl {
+            recorder: Recorder::new(options.seed, options.nr_cpus),
+            state: State::new(options),
+            handles: Handles::default(),
+        }
+    }
+
+    fn root(&self) -> RootFiles<'_> {
+        RootFiles {
+            state: &self.state,
+            recorder: &self.recorder,
+            handles: &self.handles,
+        }
+    }
+
+    /// Whether an event is enabled.
+    pub fn is_enabled(&self, tree: &Tree, event: eventfs_core::tree::DirId) -> bool {
+        self.state.is_enabled(tree.dir_ino(event))
+    }
+
+    /// Produces the records owed for `elapsed` time.
+    pub fn produce(&self, tree: &Tree, elapsed: Duration) {
+        self.recorder.produce(&self.state, tree, elapsed);
+    }
+
+    /// Records written so far, records dropped by filters, and lines rendered in the
+    /// `field=value` fallback style.
+    pub fn data_plane_counters(&self) -> (u64, u64, u64) {
+        self.recorder.data_plane_counters()
+    }
+
+    /// Starts the producer thread for `tree`. It ends when the returned [`Producer`] is
+    /// dropped, or when the control state or the tree is.
+    #[must_use = "dropping the Producer stops the thread"]
+    pub fn start_recording(self: &Arc<Self>, tree: &Arc<Tree>) -> Producer {
+        let control: Weak<CatalogControl> = Arc::downgrade(self);
+        let tree: Weak<Tree> = Arc::downgrade(tree);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("catalog-records".into())
+            .spawn(move || loop {
+                std::thread::sleep(recorder::TICK);
+                if stop2.load(Ordering::Relaxed) {
+                    return;
+                }
+                let (Some(control), Some(tree)) = (control.upgrade(), tree.upgrade()) else {
+                    return;
+                };
+                control.produce(&tree, recorder::TICK);
+            })
+            .expect("spawning the record producer");
+        Producer {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Wakes every blocked `trace_pipe` reader and forgets every handle.
+    fn close_all(&self) {
+        self.handles.close_all(&self.state);
+    }
+}
+
+/// The running producer thread; dropping it stops the thread.
+pub struct Producer {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl ControlFiles for CatalogControl {
+    fn open(&self, tree: &Tree, node: NodeRef, flags: OpenFlags) -> Result<u64, FsError> {
+        match node.kind {
+            NodeKind::File(kind) => self.root().open(tree, node, kind, flags),
+            NodeKind::Dir(_) => Err(FsError::IsDir),
+        }
+    }
+
+    fn read(
+        &self,
+        tree: &Tree,
+        node: NodeRef,
+        handle: u64,
+        offset: u64,
+        size: u32,
+    ) -> Result<Vec<u8>, FsError> {
+        match node.kind {
+            NodeKind::File(FileKind::Root(file)) => {
+                self.root().read(tree, node, file, handle, offset, size)
+            }
+            NodeKind::File(FileKind::TraceOption(row)) => {
+                let on = self
+                    .state
+                    .instance(tree, node.dir, |i| i.options & (1 << row) != 0);
+                Ok(slice_at(if on { b"1\n" } else { b"0\n" }, offset, size))
+            }
+            NodeKind::File(kind) => Ok(slice_at(
+                &events::read(&self.state, tree, node, kind)?,
+                offset,
+                size,
+            )),
+            NodeKind::Dir(_) => Err(FsError::IsDir),
+        }
+    }
+
+    fn write(
+        &self,
+        tree: &Tree,
+        node: NodeRef,
+        handle: u64,
+        data: &[u8],
+    ) -> Result<usize, FsError> {
+        match node.kind {
+            NodeKind::File(FileKind::Root(file)) => {
+                self.root().write(tree, node, file, handle, data)?
+            }
+            NodeKind::File(FileKind::TraceOption(row)) => {
+                let on = input::parse_enable(data)?;
+                self.state
+                    .instance(tree, node.dir, |i| i.set_option(row, on));
+            }
+            NodeKind::File(kind) => events::write(&self.state, tree, node, kind, data)?,
+            NodeKind::Dir(_) => return Err(FsError::IsDir),
+        }
+        Ok(data.len())
+    }
+
+    fn release(&self, handle: u64) {
+        self.handles.close(&self.state, handle);
+    }
+
+    fn mkdir(&self, tree: &Tree, parent: NodeRef, name: &str) -> Result<(), FsError> {
+        instances::make(&self.state, tree, parent, name)
+    }
+
+    fn rmdir(&self, tree: &Tree, parent: NodeRef, name: &str) -> Result<(), FsError> {
+        instances::remove(&self.state, tree, parent, name)
+    }
+
+    fn reset(&self) {
+        self.close_all();
+    }
+}
+
+/// Where the catalog comes from and how the simulation runs.
+#[derive(Clone, Debug, Default)]
+pub struct CatalogSourceOptions {
+    /// A catalog file; `None` for the embedded one.
+    pub catalog: Option<PathBuf>,
+    /// Ownership of every node.
+    pub config: TreeConfig,
+    /// The simulation's tunables.
+    pub control: CatalogOptions,
+}
+
+/// A running catalog source.
+pub struct CatalogSource {
+    tree: Arc<Tree>,
+    control: Arc<CatalogControl>,
+    origin: String,
+    producer: std::sync::Mutex<Option<Producer>>,
+}
+
+impl CatalogSource {
+    /// Loads the catalog and starts the simulation.
+    pub fn start(options: &CatalogSourceOptions) -> Result<CatalogSource, String> {
+        let tree = match &options.catalog {
+            None => Tree::embedded(options.config),
+            Some(path) => {
+                let bytes = catalog::load_file(path).map_err(|e| e.to_string())?;
+                Tree::from_image(Image::Owned(bytes.into()), options.config)
+                    .map_err(|e| format!("catalog {}: {e}", path.display()))?
+            }
+        };
+        let tree = Arc::new(tree);
+        let control = Arc::new(CatalogControl::with_options(options.control));
+        let producer = control.start_recording(&tree);
+        let origin = options
+            .catalog
+            .as_deref()
+            .map_or_else(|| "embedded".to_string(), |p| p.display().to_string());
+        Ok(CatalogSource {
+            tree,
+            control,
+            origin,
+            producer: std::sync::Mutex::new(Some(producer)),
+        })
+    }
+}
+
+impl Source for CatalogSource {
+    fn tree(&self) -> &Arc<Tree> {
+        &self.tree
+    }
+
+    fn control(&self) -> Arc<dyn ControlFiles> {
+        self.control.clone()
+    }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        let (records, filtered, fallbacks) = self.control.data_plane_counters();
+        vec![
+            ("records", records),
+            ("records_filtered", filtered),
+            ("render_fallbacks", fallbacks),
+        ]
+    }
+
+    fn listings_are_frozen(&self) -> bool {
+        // Listings change only through the guest's own mkdir/rmdir.
+        true
+    }
+
+    fn describe(&self) -> String {
+        let (systems, events, dirs, files) = self.tree.counts();
+        format!(
+            "catalog: {systems} systems, {events} events, {dirs} directories, {files} files ({})",
+            self.origin
+        )
+    }
+
+    fn wake_readers(&self) {
+        self.control.close_all();
+    }
+
+    fn shutdown(&self) {
+        self.control.close_all();
+        state::lock(&self.producer).take();
+    }
+}

@@ -1,0 +1,315 @@
+//! The simulated kernel's state: per event (enabled, filter, triggers) and per instance
+//! (buffer, tracing_on, options ...). The bottom layer of the catalog source: the event
+//! files, the root files and the recorder change it only through these methods, and it knows
+//! no file.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use eventfs_core::layout::FileKind;
+use eventfs_core::tree::{DirId, Ino, Tree};
+use ftrace_text::{filter, trigger, Ring};
+
+/// Entries kept in an error log (the kernel keeps the last 8).
+pub const ERROR_LOG_ENTRIES: usize = 8;
+
+/// Tunables of the catalog source.
+#[derive(Copy, Clone, Debug)]
+pub struct CatalogOptions {
+    /// Records per second produced per enabled event while tracing is on.
+    pub rate: u32,
+    /// Seed of the synthetic record generator (same seed, same records).
+    pub seed: u64,
+    /// Number of simulated CPUs.
+    pub nr_cpus: u32,
+    /// Default `buffer_size_kb` of a new instance.
+    pub buffer_kb: u32,
+    /// Readers that may wait in `trace_pipe` at once; more get EAGAIN. Keep it below the
+    /// transport's worker count so blocked readers never take every worker.
+    pub max_blocked_readers: usize,
+}
+
+impl Default for CatalogOptions {
+    fn default() -> Self {
+        CatalogOptions {
+            rate: 10,
+            seed: 1,
+            nr_cpus: 1,
+            buffer_kb: 1408,
+            max_blocked_readers: 2,
+        }
+    }
+}
+
+/// What an event's `filter` file holds.
+#[derive(Default)]
+pub enum FilterSlot {
+    /// No filter: reads `none`.
+    #[default]
+    Unset,
+    /// A working filter.
+    Active(filter::Filter),
+    /// The last write failed: like the kernel, the event is unfiltered and the file shows the
+    /// error (this text).
+    Failed(String),
+}
+
+/// State of one event that differs from the default (disabled, no filter, no triggers).
+#[derive(Default)]
+pub struct EventState {
+    /// `enable` reads 1.
+    pub enabled: bool,
+    /// The `filter` file.
+    pub filter: FilterSlot,
+    /// The `trigger` file.
+    pub triggers: trigger::TriggerSet,
+}
+
+impl EventState {
+    fn is_default(&self) -> bool {
+        !self.enabled && matches!(self.filter, FilterSlot::Unset) && self.triggers.is_empty()
+    }
+}
+
+/// The state tracefs keeps per instance.
+pub struct InstanceState {
+    /// `tracing_on`.
+    pub tracing_on: bool,
+    /// The instance's trace buffer (its size is `buffer_size_kb`).
+    pub ring: Arc<Ring>,
+    /// Index of the selected clock in the catalog's `trace_clock` list.
+    pub clock: usize,
+    /// Trace option values, one bit per row of [`eventfs_core::layout::OPTIONS`].
+    pub options: u64,
+    /// `set_event_pid`.
+    pub event_pids: BTreeSet<u32>,
+    /// `tracing_cpumask`.
+    pub cpumask: u64,
+    /// `error_log`, oldest first.
+    pub error_log: Vec<String>,
+    /// Open handles on files of this instance (rmdir is EBUSY while any is open).
+    pub open_handles: usize,
+}
+
+impl InstanceState {
+    fn new(options: &CatalogOptions, default_options: u64) -> Self {
+        let nr_cpus = options.nr_cpus.clamp(1, 64);
+        InstanceState {
+            tracing_on: true,
+            ring: Arc::new(Ring::new(nr_cpus, options.buffer_kb as usize)),
+            clock: 0,
+            options: default_options,
+            event_pids: BTreeSet::new(),
+            cpumask: if nr_cpus == 64 {
+                u64::MAX
+            } else {
+                (1 << nr_cpus) - 1
+            },
+            error_log: Vec::new(),
+            open_handles: 0,
+        }
+    }
+
+    /// Sets or clears the trace option of `row`.
+    pub fn set_option(&mut self, row: u8, on: bool) {
+        if on {
+            self.options |= 1 << row;
+        } else {
+            self.options &= !(1 << row);
+        }
+    }
+}
+
+/// Locks a state mutex. State is updated by whole-value replacement, so a poisoned lock
+/// still holds a consistent value: keep serving.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The simulated kernel's state. Only events whose state differs from the default have an
+/// entry, so an idle tree costs nothing here. Lock order: `events` before `instances`.
+pub struct State {
+    /// Keyed by the event directory's inode number, which includes its generation: state of
+    /// a removed event can never leak into a new event of the same name.
+    events: Mutex<HashMap<Ino, EventState>>,
+    /// Keyed by the instance directory's inode (the root directory for the top level).
+    /// Created on first use.
+    instances: Mutex<HashMap<Ino, InstanceState>>,
+    /// Zero of timestamps (error log, records): the kernel counts from boot.
+    pub started: Instant,
+    /// Tunables.
+    pub options: CatalogOptions,
+}
+
+impl State {
+    /// Empty state: every event disabled, no instance state yet.
+    pub fn new(options: CatalogOptions) -> Self {
+        State {
+            events: Mutex::default(),
+            instances: Mutex::default(),
+            started: Instant::now(),
+            options,
+        }
+    }
+
+    /// The per-event map, for walks over every event with state (the recorder, soft mode).
+    pub fn events(&self) -> MutexGuard<'_, HashMap<Ino, EventState>> {
+        lock(&self.events)
+    }
+
+    /// Whether the event whose directory has inode `key` is enabled.
+    pub fn is_enabled(&self, key: Ino) -> bool {
+        lock(&self.events).get(&key).is_some_and(|s| s.enabled)
+    }
+
+    /// Runs `f` on the state of the event `key`, dropping the entry if it is back to default.
+    pub fn update<R>(&self, key: Ino, f: impl FnOnce(&mut EventState) -> R) -> R {
+        let mut events = lock(&self.events);
+        let state = events.entry(key).or_default();
+        let result = f(state);
+        if state.is_default() {
+            events.remove(&key);
+        }
+        result
+    }
+
+    /// Enables or disables every enable-able event below `dir` (one tree lock, one state lock).
+    pub fn set_enabled_below(&self, tree: &Tree, dir: DirId, on: bool) {
+        let targets = tree.events_with_file(dir, FileKind::EventEnable);
+        let mut events = lock(&self.events);
+        for (_, key) in targets {
+            if on {
+                events.entry(key).or_default().enabled = true;
+            } else if let Some(state) = events.get_mut(&key) {
+                state.enabled = false;
+                if state.is_default() {
+                    events.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Runs `f` on the state of the instance whose directory has inode `key`, creating it on
+    /// first use.
+    pub fn instance_by_key<R>(
+        &self,
+        key: Ino,
+        default_options: u64,
+        f: impl FnOnce(&mut InstanceState) -> R,
+    ) -> R {
+        let mut instances = lock(&self.instances);
+        let state = instances
+            .entry(key)
+            .or_insert_with(|| InstanceState::new(&self.options, default_options));
+        f(state)
+    }
+
+    /// Runs `f` on the state of the instance `dir` belongs to, creating it on first use.
+    pub fn instance<R>(
+        &self,
+        tree: &Tree,
+        dir: DirId,
+        f: impl FnOnce(&mut InstanceState) -> R,
+    ) -> R {
+        let key = tree.dir_ino(tree.instance_of(dir));
+        self.instance_by_key(key, tree.options().1, f)
+    }
+
+    /// Runs `f` on the state of instance `key` if it exists.
+    pub fn existing_instance<R>(
+        &self,
+        key: Ino,
+        f: impl FnOnce(&mut InstanceState) -> R,
+    ) -> Option<R> {
+        lock(&self.instances).get_mut(&key).map(f)
+    }
+
+    /// Drops the state of instance `key` unless a file of it is open (the caller answers
+    /// EBUSY then, as tracefs). Returns whether it was dropped.
+    pub fn remove_instance(&self, key: Ino) -> bool {
+        let mut instances = lock(&self.instances);
+        if instances.get(&key).is_some_and(|i| i.open_handles > 0) {
+            return false;
+        }
+        if let Some(state) = instances.remove(&key) {
+            state.ring.shutdown();
+        }
+        true
+    }
+
+    /// Appends a kernel-style entry to the error log of the instance `dir` belongs to (oldest
+    /// dropped past the bound).
+    pub fn log_error(&self, tree: &Tree, dir: DirId, entry: Option<String>) {
+        let Some(entry) = entry else { return };
+        let t = self.started.elapsed();
+        let entry = format!("[{:>5}.{:06}] {entry}", t.as_secs(), t.subsec_micros());
+        self.instance(tree, dir, |i| {
+            if i.error_log.len() == ERROR_LOG_ENTRIES {
+                i.error_log.remove(0);
+            }
+            i.error_log.push(entry);
+        });
+    }
+
+    /// Drops state of events that no longer exist (after the tree removed them).
+    pub fn prune(&self, tree: &Tree) {
+        lock(&self.events).retain(|&ino, _| tree.node(ino).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eventfs_core::TreeConfig;
+
+    #[test]
+    fn default_state_leaves_no_entry() {
+        let state = State::new(CatalogOptions::default());
+        state.update(42, |s| s.enabled = true);
+        assert!(state.is_enabled(42));
+        state.update(42, |s| s.enabled = false);
+        assert!(state.events().is_empty(), "a disabled event keeps no entry");
+    }
+
+    #[test]
+    fn fan_out_enables_only_enableable_events() {
+        let tree = Tree::embedded(TreeConfig::default());
+        let state = State::new(CatalogOptions::default());
+        let sched = tree.find_event("sched", "sched_switch").unwrap();
+        let system = tree.parent_of(sched);
+        state.set_enabled_below(&tree, system, true);
+        let on = state.events().len();
+        assert_eq!(
+            on,
+            tree.events_with_file(system, FileKind::EventEnable).len()
+        );
+        assert!(on > 10, "sched has many events, got {on}");
+        state.set_enabled_below(&tree, system, false);
+        assert!(state.events().is_empty());
+    }
+
+    #[test]
+    fn error_log_keeps_the_last_eight() {
+        let tree = Tree::embedded(TreeConfig::default());
+        let state = State::new(CatalogOptions::default());
+        let ev = tree.find_event("sched", "sched_switch").unwrap();
+        for n in 0..12 {
+            state.log_error(&tree, ev, Some(format!("entry {n}")));
+        }
+        let log = state.instance(&tree, ev, |i| i.error_log.clone());
+        assert_eq!(log.len(), ERROR_LOG_ENTRIES);
+        assert!(log[0].ends_with("entry 4"), "{log:?}");
+        assert!(log[7].ends_with("entry 11"), "{log:?}");
+    }
+
+    #[test]
+    fn open_instance_cannot_be_removed() {
+        let state = State::new(CatalogOptions::default());
+        state.instance_by_key(7, 0, |i| i.open_handles = 1);
+        assert!(!state.remove_instance(7));
+        state.existing_instance(7, |i| i.open_handles = 0);
+        assert!(state.remove_instance(7));
+        assert!(state.existing_instance(7, |_| ()).is_none());
+    }
+}

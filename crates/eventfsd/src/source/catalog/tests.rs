@@ -1,0 +1,315 @@
+//! The catalog source driven through [`ControlFiles`] on a real tree, without FUSE.
+
+use std::time::Duration;
+
+use eventfs_core::control::{ControlFiles, OpenFlags};
+use eventfs_core::layout::{DirKind, FileKind, RootFile};
+use eventfs_core::tree::{NodeKind, NodeRef, Tree, TreeConfig, ROOT_INO};
+use eventfs_core::FsError;
+
+use super::{CatalogControl, CatalogOptions};
+
+/// A tree, its control files and path-based helpers, as a guest's shell would use them.
+struct Sim {
+    tree: Tree,
+    control: CatalogControl,
+}
+
+const READ: OpenFlags = OpenFlags {
+    read: true,
+    write: false,
+    truncate: false,
+    nonblock: false,
+};
+const WRITE: OpenFlags = OpenFlags {
+    read: false,
+    write: true,
+    truncate: true,
+    nonblock: false,
+};
+
+impl Sim {
+    fn new() -> Sim {
+        Sim {
+            tree: Tree::embedded(TreeConfig::default()),
+            control: CatalogControl::with_options(CatalogOptions {
+                rate: 1000,
+                ..CatalogOptions::default()
+            }),
+        }
+    }
+
+    fn node(&self, path: &str) -> NodeRef {
+        self.try_node(path)
+            .unwrap_or_else(|e| panic!("{path}: {e:?}"))
+    }
+
+    fn try_node(&self, path: &str) -> Result<NodeRef, FsError> {
+        let mut ino = ROOT_INO;
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            ino = self.tree.find(ino, part.as_bytes())?.node.ino;
+        }
+        self.tree.node(ino)
+    }
+
+    fn read(&self, path: &str) -> String {
+        let node = self.node(path);
+        let handle = self.control.open(&self.tree, node, READ).unwrap();
+        let data = self.control.read(&self.tree, node, handle, 0, 1 << 20);
+        self.control.release(handle);
+        String::from_utf8(data.unwrap()).unwrap()
+    }
+
+    fn write(&self, path: &str, text: &str) -> Result<usize, FsError> {
+        let node = self.node(path);
+        let handle = self.control.open(&self.tree, node, WRITE)?;
+        let result = self
+            .control
+            .write(&self.tree, node, handle, text.as_bytes());
+        self.control.release(handle);
+        result
+    }
+
+    /// Runs the producer as if `ms` milliseconds had passed.
+    fn run_for(&self, ms: u64) {
+        self.control.produce(&self.tree, Duration::from_millis(ms));
+    }
+}
+
+#[test]
+fn enable_fans_out_and_summarises() {
+    let sim = Sim::new();
+    assert_eq!(sim.read("events/sched/enable"), "0\n");
+    sim.write("events/sched/sched_switch/enable", "1\n")
+        .unwrap();
+    assert_eq!(sim.read("events/sched/sched_switch/enable"), "1\n");
+    assert_eq!(sim.read("events/sched/enable"), "X\n");
+    assert_eq!(sim.read("events/enable"), "X\n");
+    assert_eq!(sim.read("set_event"), "sched:sched_switch\n");
+    sim.write("events/sched/enable", "1").unwrap();
+    assert_eq!(sim.read("events/sched/enable"), "1\n");
+    sim.write("events/enable", "0").unwrap();
+    assert_eq!(sim.read("events/enable"), "0\n");
+    assert_eq!(sim.read("set_event"), "");
+    assert!(matches!(
+        sim.write("events/sched/sched_switch/enable", "2"),
+        Err(FsError::Invalid(_))
+    ));
+}
+
+#[test]
+fn set_event_and_its_truncation() {
+    let sim = Sim::new();
+    sim.write("set_event", "sched:sched_switch irq:*").unwrap();
+    assert_eq!(sim.read("events/sched/sched_switch/enable"), "1\n");
+    assert_eq!(sim.read("events/irq/enable"), "1\n");
+    sim.write("set_event", "!irq:*").unwrap();
+    assert_eq!(sim.read("events/irq/enable"), "0\n");
+    assert!(sim.write("set_event", "nosuch:event").is_err());
+    // O_TRUNC with nothing written clears every event (`echo > set_event`).
+    sim.write("set_event", "").unwrap();
+    assert_eq!(sim.read("events/enable"), "0\n");
+}
+
+#[test]
+fn bad_filter_is_shown_and_logged_like_the_kernel() {
+    let sim = Sim::new();
+    let event = "events/sched/sched_switch/filter";
+    sim.write(event, "prev_pid > 10").unwrap();
+    assert_eq!(sim.read(event), "prev_pid > 10\n");
+    assert!(matches!(
+        sim.write(event, "no_such_field == 1"),
+        Err(FsError::Invalid(_))
+    ));
+    assert!(sim.read(event).contains("error"), "{}", sim.read(event));
+    assert!(sim.read("error_log").contains("no_such_field"));
+    sim.write(event, "0").unwrap();
+    assert_eq!(sim.read(event), "none\n");
+    sim.write("error_log", "").unwrap();
+    assert_eq!(sim.read("error_log"), "");
+}
+
+#[test]
+fn filtered_records_satisfy_the_filter() {
+    let sim = Sim::new();
+    sim.write("events/sched/sched_switch/filter", "prev_prio < 100")
+        .unwrap();
+    sim.write("events/sched/sched_switch/enable", "1").unwrap();
+    sim.run_for(200);
+    let trace = sim.read("trace");
+    let lines: Vec<&str> = trace.lines().filter(|l| !l.starts_with('#')).collect();
+    let (records, filtered, _) = sim.control.data_plane_counters();
+    assert!(records + filtered >= 150, "{records} + {filtered}");
+    assert_eq!(lines.len() as u64, records);
+    for line in lines {
+        let prio: i64 = line
+            .split("prev_prio=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no prev_prio in {line}"));
+        assert!(prio < 100, "{line}");
+    }
+}
+
+#[test]
+fn traceoff_trigger_stops_the_buffer() {
+    let sim = Sim::new();
+    sim.write("events/sched/sched_switch/trigger", "traceoff:1")
+        .unwrap();
+    assert!(
+        sim.read("events/sched/sched_switch/trigger")
+            .starts_with("traceoff:count=0")
+            || sim
+                .read("events/sched/sched_switch/trigger")
+                .starts_with("traceoff:count=1")
+    );
+    // A trigger alone puts the event in soft mode.
+    assert_eq!(sim.read("events/sched/sched_switch/enable"), "0*\n");
+    assert_eq!(sim.read("tracing_on"), "1\n");
+    sim.run_for(100);
+    assert_eq!(sim.read("tracing_on"), "0\n");
+    assert!(matches!(
+        sim.write("events/sched/sched_switch/trigger", "traceoff:1"),
+        Err(FsError::Exists)
+    ));
+    sim.write("events/sched/sched_switch/trigger", "!traceoff")
+        .unwrap();
+    assert_eq!(sim.read("events/sched/sched_switch/enable"), "0\n");
+}
+
+#[test]
+fn enable_event_trigger_soft_enables_its_target() {
+    let sim = Sim::new();
+    sim.write(
+        "events/sched/sched_switch/trigger",
+        "enable_event:sched:sched_wakeup",
+    )
+    .unwrap();
+    assert_eq!(sim.read("events/sched/sched_wakeup/enable"), "0*\n");
+    sim.run_for(100);
+    assert_eq!(sim.read("events/sched/sched_wakeup/enable"), "1*\n");
+}
+
+#[test]
+fn marker_pipe_and_truncation() {
+    let sim = Sim::new();
+    sim.write("trace_marker", "hello from the test").unwrap();
+    assert!(sim
+        .read("trace")
+        .contains("tracing_mark_write: hello from the test"));
+
+    let pipe = sim.node("trace_pipe");
+    let nonblock = OpenFlags {
+        nonblock: true,
+        ..READ
+    };
+    let handle = sim.control.open(&sim.tree, pipe, nonblock).unwrap();
+    let first = sim.control.read(&sim.tree, pipe, handle, 0, 4096).unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("hello from the test"));
+    // Consumed: the next non-blocking read finds nothing.
+    assert!(matches!(
+        sim.control.read(&sim.tree, pipe, handle, 0, 4096),
+        Err(FsError::Os(libc::EAGAIN))
+    ));
+    sim.control.release(handle);
+
+    sim.write("trace_marker", "second").unwrap();
+    sim.write("trace", "").unwrap();
+    assert!(!sim.read("trace").contains("second"));
+}
+
+#[test]
+fn tracing_off_records_nothing() {
+    let sim = Sim::new();
+    sim.write("tracing_on", "0").unwrap();
+    sim.write("events/irq/enable", "1").unwrap();
+    sim.run_for(300);
+    assert_eq!(sim.control.data_plane_counters().0, 0);
+    assert!(sim.read("trace").lines().all(|l| l.starts_with('#')));
+}
+
+#[test]
+fn set_event_pid_puts_the_pids_on_records() {
+    let sim = Sim::new();
+    sim.write("set_event_pid", "4242").unwrap();
+    assert_eq!(sim.read("set_event_pid"), "4242\n");
+    sim.write("events/sched/sched_wakeup/enable", "1").unwrap();
+    sim.run_for(50);
+    let trace = sim.read("trace");
+    let lines: Vec<&str> = trace.lines().filter(|l| !l.starts_with('#')).collect();
+    assert!(!lines.is_empty());
+    assert!(lines.iter().all(|l| l.contains("-4242 ")), "{trace}");
+}
+
+#[test]
+fn options_have_two_views() {
+    let sim = Sim::new();
+    let before = sim.read("options/print-parent");
+    let flipped = if before == "1\n" {
+        "noprint-parent"
+    } else {
+        "print-parent"
+    };
+    sim.write("trace_options", flipped).unwrap();
+    assert_ne!(sim.read("options/print-parent"), before);
+    assert!(sim.read("trace_options").contains(&format!("{flipped}\n")));
+    assert!(sim.write("trace_options", "nosuchoption").is_err());
+}
+
+#[test]
+fn instances_have_their_own_state_and_refuse_rmdir_while_open() {
+    let sim = Sim::new();
+    let instances = sim.node("instances");
+    assert_eq!(instances.kind, NodeKind::Dir(DirKind::Instances));
+    sim.control.mkdir(&sim.tree, instances, "one").unwrap();
+    sim.write("instances/one/events/sched/sched_switch/enable", "1")
+        .unwrap();
+    assert_eq!(sim.read("events/sched/sched_switch/enable"), "0\n");
+    assert_eq!(sim.read("instances/one/set_event"), "sched:sched_switch\n");
+
+    let trace = sim.node("instances/one/trace");
+    let handle = sim.control.open(&sim.tree, trace, READ).unwrap();
+    assert!(matches!(
+        sim.control.rmdir(&sim.tree, instances, "one"),
+        Err(FsError::Busy)
+    ));
+    sim.control.release(handle);
+    sim.control.rmdir(&sim.tree, instances, "one").unwrap();
+    assert!(sim.try_node("instances/one").is_err());
+    // Not under instances/: refused.
+    let events = sim.node("events");
+    assert!(matches!(
+        sim.control.mkdir(&sim.tree, events, "x"),
+        Err(FsError::Os(libc::EPERM))
+    ));
+}
+
+#[test]
+fn reset_wakes_and_forgets_handles() {
+    let sim = Sim::new();
+    let pipe = sim.node("trace_pipe");
+    let handle = sim.control.open(&sim.tree, pipe, READ).unwrap();
+    sim.control.reset();
+    // The handle is gone: a read through it is EBADF, not a wait.
+    assert!(matches!(
+        sim.control.read(&sim.tree, pipe, handle, 0, 10),
+        Err(FsError::Os(libc::EBADF))
+    ));
+}
+
+#[test]
+fn static_files_are_the_trees() {
+    let sim = Sim::new();
+    let node = sim.node("events/sched/sched_switch/format");
+    assert_eq!(node.kind, NodeKind::File(FileKind::EventFormat));
+    let root = sim.node("tracing_on");
+    assert_eq!(
+        root.kind,
+        NodeKind::File(FileKind::Root(RootFile::TracingOn))
+    );
+    assert!(sim.read("README").contains("tracing mini-HOWTO"));
+    assert!(sim
+        .read("events/sched/sched_switch/trigger")
+        .starts_with("# Available triggers:"));
+}

@@ -1,0 +1,255 @@
+//! The accept loop: one connection at a time, each served until it ends or shutdown.
+
+use std::io::{self};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::thread::{self};
+use std::time::Duration;
+
+use fuse_backend_rs::api::filesystem::FileSystem;
+use fuse_backend_rs::api::server::Server;
+use log::{info, warn};
+use vhost::vhost_user::{Error as VhostUserError, Listener};
+use vhost_user_backend::VhostUserDaemon;
+use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
+use vmm_sys_util::eventfd::{EventFd, EFD_CLOEXEC, EFD_NONBLOCK};
+
+use super::backend::VhostUserFsBackend;
+use super::conn_fd::{accepted_sockets, find_new_connection};
+use super::pool::lock;
+use super::{ServeOptions, Shutdown, TransportError};
+
+/// How one connection ended.
+pub(super) enum ConnectionEnd {
+    /// The frontend closed the socket (or we did, on shutdown).
+    Disconnected,
+    /// The connection failed; the error says why.
+    Failed(TransportError),
+}
+
+/// Serve QEMU connections on `listener` with the filesystem `fs` until shutdown.
+///
+/// Connections are served one at a time; after a disconnect the next one is accepted with
+/// the same filesystem (the guest's new FUSE INIT resets it), unless
+/// [`ServeOptions::exit_on_disconnect`]. Returns `Ok(())` on shutdown or, with
+/// `exit_on_disconnect`, after a clean disconnect. A connection that fails because guest
+/// memory is not shared is fatal ([`TransportError::GuestMemoryNotShared`]); other protocol
+/// failures are logged and the next connection is accepted.
+pub fn serve<F>(
+    fs: Arc<F>,
+    mut listener: Listener,
+    opts: ServeOptions,
+) -> Result<(), TransportError>
+where
+    F: FileSystem + Send + Sync + 'static,
+{
+    let session_fs = fs.clone();
+    let server = Arc::new(Server::new(fs));
+    let shutdown = match opts.shutdown.clone() {
+        Some(s) => s,
+        None => Shutdown::new().map_err(|source| TransportError::Io {
+            context: "cannot create shutdown eventfd",
+            source,
+        })?,
+    };
+    // Blocking accept: we only call it once poll() says a connection is pending.
+    listener
+        .set_nonblocking(false)
+        .map_err(|e| TransportError::Io {
+            context: "cannot configure the vhost-user socket",
+            source: io::Error::other(e.to_string()),
+        })?;
+    loop {
+        let ready =
+            poll_fds(&[listener.as_raw_fd(), shutdown.as_raw_fd()], -1).map_err(|source| {
+                TransportError::Io {
+                    context: "waiting for a vhost-user connection",
+                    source,
+                }
+            })?;
+        if ready[1] {
+            info!("vhost-user: shutdown requested");
+            return Ok(());
+        }
+        let end = serve_connection(&server, &mut listener, &opts, &shutdown)?;
+        // The guest is gone (QEMU quit, crashed or was killed): it will never FORGET what it
+        // looked up, so end its FUSE session here rather than at the next guest's INIT.
+        session_fs.destroy();
+        match end {
+            ConnectionEnd::Disconnected => info!("vhost-user: frontend disconnected"),
+            ConnectionEnd::Failed(e @ TransportError::GuestMemoryNotShared { .. }) => {
+                return Err(e)
+            }
+            ConnectionEnd::Failed(e) if opts.exit_on_disconnect => return Err(e),
+            ConnectionEnd::Failed(e) => warn!("vhost-user: {e}; waiting for the next connection"),
+        }
+        if opts.exit_on_disconnect || shutdown.is_triggered() {
+            return Ok(());
+        }
+    }
+}
+
+pub(super) fn serve_connection<F>(
+    server: &Arc<Server<Arc<F>>>,
+    listener: &mut Listener,
+    opts: &ServeOptions,
+    shutdown: &Shutdown,
+) -> Result<ConnectionEnd, TransportError>
+where
+    F: FileSystem + Send + Sync + 'static,
+{
+    let setup = |e: String| TransportError::Setup(e);
+    let backend = Arc::new(
+        VhostUserFsBackend::new(
+            server.clone(),
+            opts.thread_pool_size,
+            opts.stats.clone(),
+            opts.metrics.clone(),
+        )
+        .map_err(|e| setup(format!("cannot start request workers: {e}")))?,
+    );
+    let mem = GuestMemoryAtomic::new(GuestMemoryMmap::new());
+    let mut daemon = VhostUserDaemon::new("vfs-vhost-user".to_string(), backend.clone(), mem)
+        .map_err(|e| setup(e.to_string()))?;
+
+    let listen_fd = listener.as_raw_fd();
+    let before = accepted_sockets(listen_fd);
+    if let Err(e) = daemon.start(listener) {
+        drop(daemon);
+        backend.shutdown_workers(opts.drain_timeout);
+        return Ok(ConnectionEnd::Failed(TransportError::Connection(format!(
+            "accepting the connection: {e}"
+        ))));
+    }
+    opts.stats.connections.fetch_add(1, Ordering::Relaxed);
+    info!("vhost-user: frontend connected");
+
+    // vhost-user-backend keeps the connection socket private; find it (the one new accepted
+    // socket of our listener) so a shutdown can interrupt the blocking request loop with
+    // shutdown(2). Holding a dup keeps the socket open, so the helper drops it as soon as
+    // the request loop ends.
+    let conn: Arc<Mutex<Option<OwnedFd>>> =
+        Arc::new(Mutex::new(find_new_connection(listen_fd, &before)));
+    let conn_found = lock(&conn).is_some();
+    let done = EventFd::new(EFD_NONBLOCK | EFD_CLOEXEC).map_err(|source| TransportError::Io {
+        context: "cannot create eventfd",
+        source,
+    })?;
+    let done_fd = done.as_raw_fd();
+    let conn2 = conn.clone();
+    let waiter = thread::Builder::new()
+        .name("vfs-conn-wait".to_string())
+        .spawn(move || {
+            let result = daemon.wait();
+            lock(&conn2).take();
+            // Joins the vring worker (through the exit event) and closes the connection.
+            drop(daemon);
+            let _ = done.write(1);
+            (result, done)
+        })
+        .map_err(|source| TransportError::Io {
+            context: "cannot spawn connection thread",
+            source,
+        })?;
+
+    let mut interrupted = false;
+    loop {
+        let ready = poll_fds(&[done_fd, shutdown.as_raw_fd()], -1).map_err(|source| {
+            TransportError::Io {
+                context: "waiting for the vhost-user connection",
+                source,
+            }
+        })?;
+        if ready[0] {
+            break;
+        }
+        if ready[1] && !interrupted {
+            interrupted = true;
+            if let Some(fd) = lock(&conn).as_ref() {
+                info!("vhost-user: shutdown requested, closing the connection");
+                // SAFETY: shutdown(2) on a socket fd we own (a dup).
+                unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) };
+            } else if !conn_found {
+                // Cannot interrupt vhost-user-backend's blocking read: leave its threads to
+                // the process exit.
+                warn!("vhost-user: shutdown requested but the connection socket was not found; not waiting for it");
+                backend.shutdown_workers(opts.drain_timeout.min(Duration::from_secs(1)));
+                return Ok(ConnectionEnd::Disconnected);
+            }
+            // else: the connection already ended; `done` is about to fire.
+        }
+    }
+    let (result, _done) = waiter
+        .join()
+        .map_err(|_| setup("connection thread panicked".to_string()))?;
+    backend.shutdown_workers(opts.drain_timeout);
+
+    Ok(match result {
+        Ok(()) => ConnectionEnd::Disconnected,
+        Err(e) => classify_failure(e, &backend, interrupted),
+    })
+}
+
+pub(super) fn classify_failure<F: FileSystem + Send + Sync + 'static>(
+    e: vhost_user_backend::Error,
+    backend: &VhostUserFsBackend<F>,
+    interrupted: bool,
+) -> ConnectionEnd {
+    use vhost_user_backend::Error as DaemonError;
+    match &e {
+        DaemonError::HandleRequest(
+            VhostUserError::Disconnected
+            | VhostUserError::PartialMessage
+            | VhostUserError::SocketBroken(_),
+        ) => return ConnectionEnd::Disconnected,
+        _ if interrupted => return ConnectionEnd::Disconnected,
+        // SET_MEM_TABLE / ADD_MEM_REG: mmap of the region fd failed.
+        DaemonError::HandleRequest(VhostUserError::ReqHandlerError(io)) => {
+            if let Some(me) = io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<vm_memory::mmap::MmapRegionError>())
+            {
+                return ConnectionEnd::Failed(TransportError::GuestMemoryNotShared {
+                    detail: format!("cannot map a guest memory region: {me}"),
+                });
+            }
+        }
+        // With CONFIGURE_MEM_SLOTS, QEMU sends no ADD_MEM_REG for RAM that has no fd (no
+        // share=on memory backend); vhost-user-backend then rejects SET_VRING_ADDR with
+        // InvalidParam because no region maps the ring address. An empty SET_MEM_TABLE is
+        // InvalidMessage.
+        DaemonError::HandleRequest(
+            VhostUserError::InvalidParam | VhostUserError::InvalidMessage,
+        ) if backend.memory_regions() == 0 && backend.features_acked() => {
+            return ConnectionEnd::Failed(TransportError::GuestMemoryNotShared {
+                detail: "QEMU passed no fd-backed guest memory regions".to_string(),
+            });
+        }
+        _ => {}
+    }
+    ConnectionEnd::Failed(TransportError::Connection(e.to_string()))
+}
+
+/// poll(2) on `fds` for readability (EINTR retried); returns which ones are ready.
+pub(super) fn poll_fds(fds: &[RawFd], timeout_ms: i32) -> io::Result<Vec<bool>> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    loop {
+        // SAFETY: pfds is a valid array of pollfd of the given length.
+        let ret = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
+        if ret >= 0 {
+            return Ok(pfds.iter().map(|p| p.revents != 0).collect());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! ftrace-text: the languages of tracefs's text files, with no file system attached.
+//!
+//! - [`format`] reads an event's `format` file (fields, offsets, `print fmt`);
+//! - [`filter`] parses and evaluates the predicate language of `filter` files, with the
+//!   kernel's error texts;
+//! - [`trigger`] parses `trigger` commands (`traceon`, `enable_event`, `hist` ...);
+//! - [`record`] holds one event occurrence and generates plausible ones from a format;
+//! - [`ring`] is a byte-bounded per-CPU trace buffer of records;
+//! - [`render`] prints records as the kernel's `trace` text, interpreting each print fmt.
+//!
+//! The catalog source of eventfsd builds its simulated kernel on these; the fuzz targets
+//! exercise the parsers directly.
+
+#![warn(missing_docs)]
+
+pub mod filter;
+pub mod format;
+pub mod record;
+pub mod render;
+pub mod ring;
+pub mod trigger;
+
+pub use record::{FieldValue, Generator, Record};
+pub use render::{
+    print_fmt_text, render_context, render_line, trace_header, CompiledFmt, RenderOutcome,
+};
+pub use ring::{Ring, DEFAULT_BUFFER_SIZE_KB};
