@@ -262,3 +262,133 @@ impl Default for Ring {
         Ring::new(1, DEFAULT_BUFFER_SIZE_KB)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn marker_at(ts_ns: u64, cpu: u32, text: &str) -> Record {
+        Record::marker(5, ts_ns, cpu, 1, "init", 0, 0, text)
+    }
+
+    #[test]
+    fn ring_overwrites_oldest_within_byte_bound() {
+        let ring = Ring::new(1, 4);
+        let one = marker_at(0, 0, "0123456789").heap_size();
+        let mut pushed = 0u64;
+        for i in 0..1000 {
+            ring.push(marker_at(i, 0, "0123456789"));
+            pushed += 1;
+            assert!(ring.bytes() <= 4 * 1024);
+        }
+        let n = ring.len();
+        assert!(n > 0 && n < 1000 && n >= 4096 / (one + 64), "{n}");
+        assert_eq!(ring.written(), pushed);
+        assert_eq!(ring.overruns(), pushed - n as u64);
+        let snap = ring.snapshot();
+        // The newest records survive, in order.
+        assert_eq!(snap.last().unwrap().ts_ns, 999);
+        assert_eq!(snap.first().unwrap().ts_ns, 1000 - n as u64);
+        assert!(snap.windows(2).all(|w| w[0].ts_ns < w[1].ts_ns));
+        // Reading `trace` does not consume.
+        assert_eq!(ring.len(), n);
+        // A big string is charged for its heap bytes.
+        ring.push(marker_at(2000, 0, &"x".repeat(2000)));
+        assert!(ring.bytes() <= 4096 && ring.len() < n);
+        // Larger than a whole ring: refused.
+        ring.push(marker_at(2001, 0, &"x".repeat(5000)));
+        assert_eq!(ring.dropped(), 1);
+        ring.resize(1);
+        assert!(ring.bytes() <= 1024 && ring.buffer_size_kb() == 1);
+        assert_eq!(ring.written(), ring.len() as u64 + ring.overruns());
+        ring.clear();
+        assert_eq!((ring.len(), ring.written(), ring.bytes()), (0, 0, 0));
+    }
+
+    #[test]
+    fn ring_merges_cpus_by_time_and_bounds_each_cpu() {
+        let ring = Ring::new(2, 2);
+        for i in 0..2000u64 {
+            // CPU 1 is ten times busier; CPU 0's records must not be evicted by it.
+            let cpu = u32::from(i % 10 != 0);
+            ring.push(marker_at(i, cpu, "m"));
+        }
+        let snap = ring.snapshot();
+        assert!(snap.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns));
+        let oldest = |cpu| snap.iter().filter(|r| r.cpu == cpu).map(|r| r.ts_ns).min();
+        // Each CPU keeps its own window: the quiet CPU's records reach further back.
+        assert!(oldest(0).unwrap() < oldest(1).unwrap());
+        assert!(ring.bytes() <= 2 * 2048);
+        let all = ring.consume(usize::MAX);
+        assert_eq!(all.len(), snap.len());
+        assert!(all.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns));
+        assert!(ring.is_empty());
+        // Consumed records count in neither entries nor written, as in the kernel.
+        assert_eq!(ring.written(), ring.overruns());
+    }
+
+    #[test]
+    fn consume_gives_each_record_to_one_reader() {
+        use std::sync::Arc;
+        use std::time::Duration;
+        let ring = Arc::new(Ring::new(2, 1024));
+        let total = 4000u64;
+        let readers: Vec<_> = (0..3)
+            .map(|_| {
+                let ring = Arc::clone(&ring);
+                std::thread::spawn(move || {
+                    let mut got = Vec::new();
+                    loop {
+                        let batch = ring.consume(7);
+                        if batch.is_empty() {
+                            if ring.is_shut_down() && ring.is_empty() {
+                                return got;
+                            }
+                            ring.wait_for_data(Duration::from_millis(50));
+                            continue;
+                        }
+                        got.extend(batch.iter().map(|r| r.ts_ns));
+                    }
+                })
+            })
+            .collect();
+        for i in 0..total {
+            ring.push(marker_at(i, (i % 2) as u32, "m"));
+        }
+        ring.shutdown();
+        let mut seen: Vec<u64> = readers
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..total).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn wait_for_data_wakes() {
+        use std::sync::Arc;
+        use std::time::{Duration, Instant};
+        let ring = Arc::new(Ring::default());
+        assert!(!ring.wait_for_data(Duration::from_millis(10)));
+        let r2 = Arc::clone(&ring);
+        let t = std::thread::spawn(move || {
+            let start = Instant::now();
+            (r2.wait_for_data(Duration::from_secs(10)), start.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        ring.push(marker_at(1, 0, "x"));
+        let (got, took) = t.join().unwrap();
+        assert!(got && took < Duration::from_secs(5));
+        ring.consume(1);
+        // wake_all releases a waiter with no data.
+        let r2 = Arc::clone(&ring);
+        let t = std::thread::spawn(move || r2.wait_for_data(Duration::from_secs(10)));
+        std::thread::sleep(Duration::from_millis(50));
+        ring.wake_all();
+        assert!(!t.join().unwrap());
+        ring.shutdown();
+        let start = Instant::now();
+        assert!(!ring.wait_for_data(Duration::from_secs(10)));
+        assert!(start.elapsed() < Duration::from_secs(5));
+    }
+}
