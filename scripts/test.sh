@@ -26,6 +26,9 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "module imports (no cycle)"
+python3 scripts/import-graph.py
+
 step "cargo test"
 cargo test --workspace
 

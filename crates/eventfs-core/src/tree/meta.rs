@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::{encode_ino, DirId, Ino, EVENTS_DIR, INSTANCES_DIR};
+use super::ino::{encode_ino, DirId, Ino, EVENTS_DIR, INSTANCES_DIR};
 use crate::catalog::Span;
 use crate::layout::DirKind;
 

@@ -1,9 +1,8 @@
 //! The metadata tree: directories only, files implied by the static tables in [`crate::layout`].
 //!
-//! Node identity: every node's inode number is derived from its directory's slot index, the
-//! slot's generation and the file row, so it is unique, stable, identical in readdir and stat,
-//! and never reused for a different node while the generation has not wrapped (65536 reuses of
-//! one slot). The root is FUSE's node 1.
+//! [`meta`] keeps the per-directory records, [`ino`] turns them into stable inode numbers,
+//! this module answers lookups, attributes and listings, and [`query`] serves the sources
+//! (names, events below a directory, run-time additions and removals).
 
 use std::collections::HashMap;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -14,24 +13,14 @@ use crate::error::FsError;
 use crate::layout::{all_files, DirKind, FileKind, MAX_FILES_PER_DIR};
 use crate::lookups::LookupCounts;
 
+mod ino;
 mod meta;
 mod query;
 
+use ino::{decode_ino, encode_ino, EVENTS_DIR, INSTANCES_DIR, OPTIONS_DIR, ROOT_DIR};
+pub use ino::{DirId, Ino, ROOT_INO};
+
 use meta::{Children, DirMeta, Meta, Text, DYNAMIC, LIVE};
-
-/// A FUSE node id.
-pub type Ino = u64;
-/// Index of a directory slot in the metadata table.
-pub type DirId = u32;
-
-/// FUSE's fixed node id of the root directory.
-pub const ROOT_INO: Ino = 1;
-const ROOT_DIR: DirId = 0;
-const EVENTS_DIR: DirId = 1;
-const INSTANCES_DIR: DirId = 2;
-const OPTIONS_DIR: DirId = 3;
-const INDEX_BITS: u32 = 40;
-const GEN_SHIFT: u32 = 48;
 
 /// Readdir positions: 0 is `.`, 1 is `..`, then one position per file-table row, then one per
 /// child directory keyed by its creation sequence, so cookies survive concurrent add/remove.
@@ -171,24 +160,6 @@ pub struct Tree {
     option_defaults: u64,
     config: TreeConfig,
     created: SystemTime,
-}
-
-/// Splits an inode number into (directory index, generation, file slot + 1).
-fn decode_ino(ino: Ino) -> Option<(DirId, u16, u8)> {
-    if ino == ROOT_INO {
-        return Some((ROOT_DIR, 0, 0));
-    }
-    let index = (ino >> 8) & ((1 << INDEX_BITS) - 1);
-    let index = u32::try_from(index.checked_sub(1)?).ok()?;
-    Some((index, (ino >> GEN_SHIFT) as u16, ino as u8))
-}
-
-fn encode_ino(dir: DirId, generation: u16, file_slot: Option<usize>) -> Ino {
-    if dir == ROOT_DIR && file_slot.is_none() {
-        return ROOT_INO;
-    }
-    let slot = file_slot.map_or(0, |s| s as u64 + 1);
-    (u64::from(generation) << GEN_SHIFT) | ((u64::from(dir) + 1) << 8) | slot
 }
 
 /// Writes `n` in decimal plus a newline into `buf`, returning the used part (no allocation).

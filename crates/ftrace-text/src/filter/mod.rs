@@ -61,7 +61,6 @@ mod parse;
 pub(crate) use error::render_error_log;
 pub use error::{FilterError, FilterErrorKind};
 pub use eval::{glob_match, Filter};
-use eval::{Node, Op, Pred, Test, OPS};
 pub use parse::{applies_to, parse, parse_for_system, parse_with_nr_cpus};
 pub(crate) use parse::{is_kspace_char, parse_expression, parse_u64};
 

@@ -1,12 +1,10 @@
 //! The filter parser, in the kernel's two passes (bracket/quote scan, then predicate walk).
 
-use crate::format;
-use crate::format::Field;
+use crate::format::{self, Field};
 
-use super::{
-    errno, Filter, FilterError, FilterErrorKind, Node, Op, Pred, Test, DEFAULT_NR_CPUS,
-    MAX_FILTER_WRITE, MAX_NUMBER_OPERAND, MAX_STRING_OPERAND, OPS,
-};
+use super::error::{FilterError, FilterErrorKind};
+use super::eval::{Filter, Node, Op, Pred, Test, OPS};
+use super::{errno, DEFAULT_NR_CPUS, MAX_FILTER_WRITE, MAX_NUMBER_OPERAND, MAX_STRING_OPERAND};
 
 /// Parses a filter as written to an event's `filter` file (the raw write, trailing newline
 /// allowed). `0` alone gives [`Filter::none`].

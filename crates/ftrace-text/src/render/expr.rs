@@ -5,8 +5,8 @@ use crate::record::Record;
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+use super::base::{fake_address, FieldInfo};
 use super::value::{CInt, EvalError, Val};
-use super::{fake_address, FieldInfo};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum BinOp {

@@ -10,14 +10,16 @@
 
 use std::fmt::Write as _;
 
-use crate::format::{self, Field};
+use crate::format::Field;
 use crate::record::{self, FieldValue, Record, MARKER_SYMBOL};
 
+mod base;
 mod expr;
 mod parse;
 mod printf;
 mod value;
 
+use base::{fake_address, FieldInfo, Unsupported};
 use expr::{Ctx, Expr};
 use parse::Parser;
 use printf::{Count, Seg};
@@ -136,44 +138,6 @@ pub fn render_line(
     out: &mut String,
 ) -> RenderOutcome {
     CompiledFmt::for_event(event_name, print_fmt, fields).render_line(rec, out)
-}
-
-/// What the interpreter could not handle; kept so the daemon can log why an event falls
-/// back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Unsupported(String);
-
-fn unsupported<T>(why: impl Into<String>) -> Result<T, Unsupported> {
-    Err(Unsupported(why.into()))
-}
-
-/// An owned copy of what rendering needs from a format field.
-#[derive(Debug, Clone)]
-struct FieldInfo {
-    name: Box<str>,
-    size: u32,
-    signed: bool,
-    common: bool,
-    string: bool,
-    pointer_string: bool,
-    dynamic: bool,
-    /// Element count for `name[N]` arrays (`Some(0)` for `name[]`).
-    array_len: Option<u32>,
-}
-
-impl FieldInfo {
-    fn new(f: &Field<'_>) -> Self {
-        FieldInfo {
-            name: f.name.into(),
-            size: f.size,
-            signed: f.signed,
-            common: f.common,
-            string: format::is_string(f),
-            pointer_string: format::is_string(f) && f.ty.ends_with('*'),
-            dynamic: f.ty.contains("__data_loc") || f.ty.contains("__rel_loc"),
-            array_len: f.array_len,
-        }
-    }
 }
 
 /// An event's print fmt, parsed once and rendered many times.
@@ -435,15 +399,6 @@ fn special_body(event_name: &str, fields: &[FieldInfo]) -> Option<Body> {
         return Some(Body::Marker { buf: pos("buf")? });
     }
     None
-}
-
-/// A stable, plausible-looking address standing in for a pointer we only have contents of.
-fn fake_address(bytes: &[u8], base: u64) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    base | ((h & 0xff_ffff_ffff) << 3 & 0xfff_ffff_fff0)
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
 //! The tokenizer and parser of print-fmt expressions.
 
+use super::base::{unsupported, FieldInfo, Unsupported};
 use super::expr::{BinOp, CType, Ctx, Expr, Table, UnOp};
 use super::printf::{parse_format, Kind, Seg};
 use super::value::CInt;
-use super::{unsupported, FieldInfo, Unsupported};
 
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Tok<'s> {

@@ -1,6 +1,6 @@
 //! The format string of a print fmt: literal text and conversions, with the arguments each takes.
 
-use super::{unsupported, Unsupported};
+use super::base::{unsupported, Unsupported};
 
 /// `*` widths and precisions take an argument; the index is into the argument list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

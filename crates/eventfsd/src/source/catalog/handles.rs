@@ -87,7 +87,7 @@ impl Handles {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::catalog::CatalogOptions;
+    use crate::source::catalog::state::CatalogOptions;
 
     #[test]
     fn handles_count_against_their_instance() {

@@ -6,7 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::HostError;
+use super::error::HostError;
 
 /// `f_type` of a tracefs superblock (`TRACEFS_MAGIC` in include/uapi/linux/magic.h).
 const TRACEFS_MAGIC: i64 = 0x7472_6163;

@@ -7,18 +7,17 @@
 //! keeps dynamic events in step ([`rescan`]). On exit the instance is removed (and a tracefs we
 //! mounted is unmounted).
 
+use eventfs_core::control::ControlFiles;
+use eventfs_core::layout::{FileKind, RootFile, ROOT_FILES};
+use eventfs_core::snapshot::snapshot;
+use eventfs_core::tree::{Image, NewEvent};
+use eventfs_core::{Tree, TreeConfig};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use eventfs_core::catalog::CatalogProblem;
-use eventfs_core::control::ControlFiles;
-use eventfs_core::layout::{FileKind, RootFile, ROOT_FILES};
-use eventfs_core::snapshot::{snapshot, SnapshotError};
-use eventfs_core::tree::{Image, NewEvent};
-use eventfs_core::{Tree, TreeConfig};
-
+mod error;
 pub mod forward;
 pub mod instance;
 pub mod policy;
@@ -26,42 +25,10 @@ pub mod rescan;
 
 use super::Source;
 
+pub use error::HostError;
 pub use forward::{ForwardLimits, HostControl, HostView};
 pub use instance::{Instance, Tracefs};
 pub use policy::{Policy, PolicyError};
-
-/// Errors of the host source (start-up only; serving errors go to the guest as errnos).
-#[derive(Debug, thiserror::Error)]
-pub enum HostError {
-    /// `--tracefs DIR` is not a tracefs mount.
-    #[error("{0} is not a tracefs mount")]
-    NotTracefs(String),
-    /// A file system operation failed.
-    #[error("{what}: {source}")]
-    Io {
-        /// What we were doing.
-        what: String,
-        /// Underlying error.
-        source: std::io::Error,
-    },
-    /// The instance exists already; it is not ours, so it is left alone.
-    #[error(
-        "tracefs instance {0} already exists (not created by this daemon; pick another --instance)"
-    )]
-    InstanceExists(String),
-    /// `--instance` is not a plain name.
-    #[error("bad instance name {0:?}: use one path component without spaces")]
-    BadInstanceName(String),
-    /// The policy file is bad.
-    #[error(transparent)]
-    Policy(#[from] PolicyError),
-    /// Reading the instance's events failed.
-    #[error("snapshot of the host instance: {0}")]
-    Snapshot(#[from] SnapshotError),
-    /// The snapshot did not make a valid catalog (a bug).
-    #[error("catalog of the host instance: {0}")]
-    Catalog(#[from] CatalogProblem),
-}
 
 /// How to run the host source.
 #[derive(Clone, Debug)]

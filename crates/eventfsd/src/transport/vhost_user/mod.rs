@@ -23,18 +23,19 @@ mod conn_fd;
 mod listener;
 mod pool;
 mod serve;
+mod shutdown;
 mod vring;
 
 pub use backend::VhostUserFsBackend;
 pub use listener::{listener_from_fd, listener_from_path};
 pub use serve::serve;
+pub use shutdown::Shutdown;
 pub use vring::FsVring;
 
 pub use crate::stats::TransportStats;
-use serve::poll_fds;
 
 use std::io::{self};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,7 +43,6 @@ use std::time::Duration;
 use fuse_backend_rs::api::server::MetricsHook;
 use virtio_queue::DescriptorChain;
 use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
-use vmm_sys_util::eventfd::{EventFd, EFD_CLOEXEC, EFD_NONBLOCK};
 
 /// Index of the high-priority queue (the guest sends single FORGETs there).
 pub const HIPRIO_QUEUE: u16 = 0;
@@ -123,50 +123,6 @@ pub enum TransportError {
     },
 }
 
-/// A cloneable stop request for [`serve`], safe to trigger from any thread.
-///
-/// It is an eventfd that is written once and never read, so every poller sees it readable
-/// from then on. [`Shutdown::as_raw_fd`] exposes it for an async-signal-safe `write(2)`.
-#[derive(Clone)]
-pub struct Shutdown {
-    efd: Arc<EventFd>,
-}
-
-impl std::fmt::Debug for Shutdown {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shutdown")
-            .field("fd", &self.efd.as_raw_fd())
-            .field("triggered", &self.is_triggered())
-            .finish()
-    }
-}
-
-impl Shutdown {
-    /// Create an untriggered shutdown handle.
-    pub fn new() -> io::Result<Self> {
-        Ok(Shutdown {
-            efd: Arc::new(EventFd::new(EFD_NONBLOCK | EFD_CLOEXEC)?),
-        })
-    }
-
-    /// Ask [`serve`] to stop: it returns after closing the current connection (if any).
-    pub fn trigger(&self) {
-        // The counter only saturates after 2^64-2 writes; an EAGAIN then still leaves it readable.
-        let _ = self.efd.write(1);
-    }
-
-    /// Whether [`Shutdown::trigger`] (or a raw write to the fd) has happened.
-    pub fn is_triggered(&self) -> bool {
-        matches!(poll_fds(&[self.efd.as_raw_fd()], 0), Ok(r) if r[0])
-    }
-
-    /// The eventfd; writing an 8-byte non-zero value to it triggers the shutdown. This is
-    /// async-signal-safe, so a signal handler may do it.
-    pub fn as_raw_fd(&self) -> RawFd {
-        self.efd.as_raw_fd()
-    }
-}
-
 /// Per-request metrics callback (fuse-backend-rs's hook), shared by every worker.
 pub type Metrics = Arc<dyn MetricsHook + Send + Sync>;
 
@@ -213,6 +169,5 @@ impl Default for ServeOptions {
     }
 }
 
-#[cfg(test)]
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,7 @@
 //! The accept loop: one connection at a time, each served until it ends or shutdown.
 
 use std::io::{self};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::{self};
@@ -18,7 +18,8 @@ use vmm_sys_util::eventfd::{EventFd, EFD_CLOEXEC, EFD_NONBLOCK};
 use super::backend::VhostUserFsBackend;
 use super::conn_fd::{accepted_sockets, find_new_connection};
 use super::pool::lock;
-use super::{ServeOptions, Shutdown, TransportError};
+use super::shutdown::{poll_fds, Shutdown};
+use super::{ServeOptions, TransportError};
 
 /// How one connection ended.
 pub(super) enum ConnectionEnd {
@@ -229,27 +230,4 @@ pub(super) fn classify_failure<F: FileSystem + Send + Sync + 'static>(
         _ => {}
     }
     ConnectionEnd::Failed(TransportError::Connection(e.to_string()))
-}
-
-/// poll(2) on `fds` for readability (EINTR retried); returns which ones are ready.
-pub(super) fn poll_fds(fds: &[RawFd], timeout_ms: i32) -> io::Result<Vec<bool>> {
-    let mut pfds: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|&fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    loop {
-        // SAFETY: pfds is a valid array of pollfd of the given length.
-        let ret = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
-        if ret >= 0 {
-            return Ok(pfds.iter().map(|p| p.revents != 0).collect());
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
 }

@@ -13,6 +13,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::pool::lock;
+use super::shutdown::poll_fds;
 use crate::stats::TransportStats;
 use crate::transport::reply::{IN_HEADER_LEN, OUT_HEADER_LEN};
 use fuse_backend_rs::abi::fuse_abi::{InHeader, Opcode, OutHeader};
