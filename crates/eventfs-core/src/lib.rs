@@ -1,12 +1,8 @@
-//! eventfs-core: the metadata core of eventfsd.
-//!
-//! It knows the shape of tracefs's `events/` tree for one kernel's event catalog and nothing
-//! about FUSE or virtio. Following the kernel's eventfs, only directories have metadata
-//! ([`tree`]); the files of a directory come from one static table per directory kind
-//! ([`layout`]). Per-node state exists only while a client holds a lookup reference to the node
-//! ([`lookups`]); the metadata stays. [`catalog`] defines the catalog image (one is embedded),
-//! [`snapshot`] builds one from a live tracefs, and [`control`] is the seam through which an
-//! event source gives every other file its meaning.
+//! eventfs-core: the metadata of a tracefs `events/` tree, as the kernel's eventfs keeps it.
+//! Only directories have a record ([`tree`]); their files come from one static table per
+//! directory kind ([`layout`]); per-node state lives only while the client holds a lookup
+//! ([`lookups`]). [`catalog`] is the image it is built from ([`snapshot`] takes one from a live
+//! tracefs). What a control file does is not known here: [`control`] is the seam to a source.
 
 #![warn(missing_docs)]
 

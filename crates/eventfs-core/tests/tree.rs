@@ -463,6 +463,56 @@ fn event_queries_for_control_code() {
     assert!(!tree.event_has_file(f, FileKind::EventEnable));
     let events = tree.find(ROOT_INO, b"events").unwrap().node.dir;
     assert_eq!(tree.events_below(events).len(), 3);
+    // One lock for a fan-out: the enable-able events with their keys.
+    let with_enable = tree.events_with_file(events, FileKind::EventEnable);
+    assert_eq!(with_enable.len(), 2, "ftrace/function has no enable");
+    for (dir, key) in with_enable {
+        assert_eq!(key, tree.dir_ino(dir));
+        assert!(tree.event_has_file(dir, FileKind::EventEnable));
+    }
+}
+
+#[test]
+fn dir_keys_without_the_lock_match_the_tree() {
+    let tree = small_tree();
+    let instance = tree.add_instance("k").unwrap();
+    let mut stack = vec![ROOT_INO];
+    let mut seen = 0;
+    while let Some(dir) = stack.pop() {
+        let mut cookie = 0;
+        loop {
+            let mut batch = Vec::new();
+            tree.readdir(dir, cookie, &mut |e| {
+                batch.push((e.attr.node, e.next_offset, e.is_dot));
+                true
+            })
+            .unwrap();
+            if batch.is_empty() {
+                break;
+            }
+            for (node, next, dot) in batch {
+                cookie = next;
+                if dot {
+                    continue;
+                }
+                seen += 1;
+                assert_eq!(node.dir_ino(), tree.dir_ino(node.dir), "{node:?}");
+                let expected_instance = tree.dir_ino(tree.instance_of(node.dir));
+                assert_eq!(tree.instance_ino_of(node.dir), expected_instance);
+                if matches!(node.kind, NodeKind::Dir(_)) {
+                    stack.push(node.ino);
+                }
+            }
+        }
+    }
+    assert!(seen > 50, "walked {seen} nodes");
+    let inst_trace = tree
+        .node(path(&tree, "instances/k/trace").unwrap())
+        .unwrap();
+    assert_eq!(tree.instance_ino_of(inst_trace.dir), tree.dir_ino(instance));
+    let top_trace = tree.node(path(&tree, "trace").unwrap()).unwrap();
+    assert_eq!(tree.instance_ino_of(top_trace.dir), ROOT_INO);
+    assert_eq!(top_trace.dir_ino(), ROOT_INO);
 }
 
 #[test]

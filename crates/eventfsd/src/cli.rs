@@ -81,6 +81,8 @@ pub enum Command {
 #[command(
     name = "eventfsd",
     version,
+    override_usage = "eventfsd (--socket-path PATH | --fd FD | --mount DIR) [OPTIONS]\n       \
+                      eventfsd --print-capabilities",
     about = "Serves a tracefs-shaped tree (the embedded kernel event catalog by default) to a \
              QEMU guest over vhost-user virtio-fs, or on the host through /dev/fuse.",
     group(ArgGroup::new("transport").args(["socket_path", "fd", "mount"]))

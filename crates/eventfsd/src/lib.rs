@@ -1,8 +1,10 @@
 //! eventfsd: a vhost-user virtio-fs daemon serving a tracefs/eventfs-shaped tree.
 //!
-//! Layers, as in crosvm/virtiofsd: [`fs`] gives FUSE semantics over eventfs-core's tree (the
-//! protocol itself is fuse-backend-rs's `Server`); [`vhost_user`] and [`fusedev`] are the two
-//! transports; [`stats`] holds the counters; [`cli`] the command line.
+//! Layers, as in virtiofsd: the [`transport`]s (vhost-user for a QEMU guest, /dev/fuse for a
+//! host mount) carry FUSE requests to fuse-backend-rs's protocol server; [`fs`] gives them
+//! their file system meaning over eventfs-core's tree; a [`source`] (the simulated catalog
+//! kernel or the host's tracefs) gives control files theirs. [`stats`] owns every counter and
+//! [`cli`] the command line. See `docs/architecture.md`.
 
 #![warn(missing_docs)]
 

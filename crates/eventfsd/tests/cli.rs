@@ -157,3 +157,20 @@ fn mount_serves_and_unmounts_on_sigterm() {
     assert!(!mounts.contains(mnt.to_str().unwrap()), "still mounted");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn readme_shows_the_current_help() {
+    let out = run(&["--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    // The README shows the help without its first line (the description) and blank line.
+    let options = help.split_once("\n\n").map_or("", |(_, rest)| rest).trim();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let block = readme
+        .split_once("`eventfsd --help`:\n\n```\n")
+        .and_then(|(_, rest)| rest.split_once("\n```"))
+        .map(|(block, _)| block.trim())
+        .expect("README has an `eventfsd --help` block");
+    assert_eq!(block, options, "README's option list is out of date");
+}

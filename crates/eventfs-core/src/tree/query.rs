@@ -249,6 +249,25 @@ impl Tree {
         }
     }
 
+    /// Inode number of the instance directory `dir` belongs to (the root for the top level),
+    /// under one lock: the key sources keep per-instance state under.
+    pub fn instance_ino_of(&self, dir: DirId) -> Ino {
+        let meta = self.read();
+        let mut d = dir;
+        loop {
+            let m = &meta.dirs[d as usize];
+            if matches!(m.kind, DirKind::Root | DirKind::InstanceRoot) || d == ROOT_DIR {
+                return encode_ino(d, m.generation, None);
+            }
+            d = m.parent;
+        }
+    }
+
+    /// Default values of the trace options (bit per row of [`crate::layout::OPTIONS`]).
+    pub fn option_defaults(&self) -> u64 {
+        self.option_defaults
+    }
+
     /// The `events/` directory of an instance directory (or of the root).
     pub fn events_dir_of(&self, instance: DirId) -> Option<DirId> {
         let meta = self.read();

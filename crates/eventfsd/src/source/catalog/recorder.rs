@@ -161,7 +161,7 @@ impl Recorder {
             let id = tree.event_id(node.dir);
             let render = self.render_info(tree, node.dir, id);
             let fields: Vec<format::Field<'_>> = format::fields(&render.format).collect();
-            let instance_key = tree.dir_ino(tree.instance_of(node.dir));
+            let instance_key = tree.instance_ino_of(node.dir);
             let (ring, pids) = state.instance(tree, node.dir, |i| {
                 (
                     i.ring.clone(),

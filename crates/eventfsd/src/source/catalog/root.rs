@@ -101,9 +101,9 @@ impl RootFiles<'_> {
     }
 
     fn register_handle(&self, tree: &Tree, node: NodeRef, kind: HandleKind) -> u64 {
-        let instance = tree.dir_ino(tree.instance_of(node.dir));
+        let instance = tree.instance_ino_of(node.dir);
         self.handles
-            .open(self.state, instance, tree.options().1, kind)
+            .open(self.state, instance, tree.option_defaults(), kind)
     }
 
     /// Reads a root file at `offset` (`trace` from the handle's snapshot, `trace_pipe`

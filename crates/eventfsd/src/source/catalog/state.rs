@@ -212,8 +212,7 @@ impl State {
         dir: DirId,
         f: impl FnOnce(&mut InstanceState) -> R,
     ) -> R {
-        let key = tree.dir_ino(tree.instance_of(dir));
-        self.instance_by_key(key, tree.options().1, f)
+        self.instance_by_key(tree.instance_ino_of(dir), tree.option_defaults(), f)
     }
 
     /// Runs `f` on the state of instance `key` if it exists.
