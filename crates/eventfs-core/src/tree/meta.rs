@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use super::ino::{encode_ino, DirId, Ino, EVENTS_DIR, INSTANCES_DIR};
+use super::ino::{encode_ino, DirId, Ino, EVENTS_DIR, INSTANCES_DIR, ROOT_DIR};
 use crate::catalog::Span;
-use crate::layout::DirKind;
+use crate::layout::{DirKind, FileKind};
 
 /// A string in the metadata: a span of the catalog image, or an owned string for nodes added at
 /// run time. Packed into 8 bytes (top bit tags owned strings) to keep directories small.
@@ -66,7 +66,46 @@ pub(super) struct Meta {
     pub(super) next_seq: u32,
 }
 
+impl DirMeta {
+    /// Whether this directory has the file `file` (its kind's table row, present in the mask).
+    pub(super) fn has_file(&self, file: FileKind) -> bool {
+        self.kind
+            .files()
+            .iter()
+            .position(|f| f.kind == file)
+            .is_some_and(|slot| self.kind.has_file(self.files, slot))
+    }
+}
+
 impl Meta {
+    /// Calls `f` for every live event directory below `dir` (or `dir` itself), in listing order.
+    pub(super) fn for_each_event_below(&self, dir: DirId, mut f: impl FnMut(DirId, &DirMeta)) {
+        let mut stack = vec![dir];
+        while let Some(d) = stack.pop() {
+            let m = &self.dirs[d as usize];
+            if m.flags & LIVE == 0 {
+                continue;
+            }
+            if m.kind == DirKind::Event {
+                f(d, m);
+            } else if let Some(children) = &m.children {
+                stack.extend(children.by_seq.iter().rev());
+            }
+        }
+    }
+
+    /// The instance directory `dir` belongs to (the root directory for the top level).
+    pub(super) fn instance_of(&self, dir: DirId) -> DirId {
+        let mut d = dir;
+        loop {
+            let m = &self.dirs[d as usize];
+            if matches!(m.kind, DirKind::Root | DirKind::InstanceRoot) || d == ROOT_DIR {
+                return d;
+            }
+            d = m.parent;
+        }
+    }
+
     pub(super) fn text<'a>(&'a self, image: &'a [u8], text: Text) -> &'a [u8] {
         if text.0 & OWNED_BIT != 0 {
             self.strings[(text.0 & 0xffff_ffff) as usize]

@@ -25,18 +25,7 @@ impl Tree {
     pub fn events_below(&self, dir: DirId) -> Vec<DirId> {
         let meta = self.read();
         let mut out = Vec::new();
-        let mut stack = vec![dir];
-        while let Some(d) = stack.pop() {
-            let m = &meta.dirs[d as usize];
-            if m.flags & LIVE == 0 {
-                continue;
-            }
-            if m.kind == DirKind::Event {
-                out.push(d);
-            } else if let Some(children) = &m.children {
-                stack.extend(children.by_seq.iter().rev());
-            }
-        }
+        meta.for_each_event_below(dir, |d, _| out.push(d));
         out
     }
 
@@ -45,26 +34,11 @@ impl Tree {
     pub fn events_with_file(&self, dir: DirId, file: FileKind) -> Vec<(DirId, Ino)> {
         let meta = self.read();
         let mut out = Vec::new();
-        let mut stack = vec![dir];
-        while let Some(d) = stack.pop() {
-            let m = &meta.dirs[d as usize];
-            if m.flags & LIVE == 0 {
-                continue;
+        meta.for_each_event_below(dir, |d, m| {
+            if m.has_file(file) {
+                out.push((d, encode_ino(d, m.generation, None)));
             }
-            if m.kind == DirKind::Event {
-                let has = m
-                    .kind
-                    .files()
-                    .iter()
-                    .position(|f| f.kind == file)
-                    .is_some_and(|slot| m.kind.has_file(m.files, slot));
-                if has {
-                    out.push((d, encode_ino(d, m.generation, None)));
-                }
-            } else if let Some(children) = &m.children {
-                stack.extend(children.by_seq.iter().rev());
-            }
-        }
+        });
         out
     }
 
@@ -78,13 +52,7 @@ impl Tree {
     /// Whether an event directory has the enable file (events like `ftrace/function` cannot be
     /// enabled).
     pub fn event_has_file(&self, event: DirId, file: FileKind) -> bool {
-        let meta = self.read();
-        let d = &meta.dirs[event as usize];
-        d.kind
-            .files()
-            .iter()
-            .position(|f| f.kind == file)
-            .is_some_and(|slot| d.kind.has_file(d.files, slot))
+        self.read().dirs[event as usize].has_file(file)
     }
 
     /// Finds the event directory `system/name` in the global `events/`.
@@ -238,29 +206,15 @@ impl Tree {
     /// The instance a directory belongs to: the root directory for global nodes, or the
     /// `instances/<name>` directory.
     pub fn instance_of(&self, dir: DirId) -> DirId {
-        let meta = self.read();
-        let mut d = dir;
-        loop {
-            let m = &meta.dirs[d as usize];
-            if matches!(m.kind, DirKind::Root | DirKind::InstanceRoot) || d == ROOT_DIR {
-                return d;
-            }
-            d = m.parent;
-        }
+        self.read().instance_of(dir)
     }
 
     /// Inode number of the instance directory `dir` belongs to (the root for the top level),
     /// under one lock: the key sources keep per-instance state under.
     pub fn instance_ino_of(&self, dir: DirId) -> Ino {
         let meta = self.read();
-        let mut d = dir;
-        loop {
-            let m = &meta.dirs[d as usize];
-            if matches!(m.kind, DirKind::Root | DirKind::InstanceRoot) || d == ROOT_DIR {
-                return encode_ino(d, m.generation, None);
-            }
-            d = m.parent;
-        }
+        let instance = meta.instance_of(dir);
+        encode_ino(instance, meta.dirs[instance as usize].generation, None)
     }
 
     /// Default values of the trace options (bit per row of [`crate::layout::OPTIONS`]).

@@ -129,8 +129,7 @@ fn write_event_filter(
         filter::parse(text, &fields)
     });
     match parsed {
-        Ok(f) if f.is_none() => state.update(key, |s| s.filter = FilterSlot::Unset),
-        Ok(f) => state.update(key, |s| s.filter = FilterSlot::Active(f)),
+        Ok(f) => set_filter(state, key, f),
         Err(e) => {
             state.log_error(tree, event, e.error_log_entry());
             if let Some(shown) = e.filter_file_text() {
@@ -161,8 +160,7 @@ fn write_system_filter(
             filter::parse_for_system(text, &fields)
         });
         match parsed {
-            Ok(f) if f.is_none() => state.update(key, |s| s.filter = FilterSlot::Unset),
-            Ok(f) => state.update(key, |s| s.filter = FilterSlot::Active(f)),
+            Ok(f) => set_filter(state, key, f),
             Err(e) => {
                 if !e.replaces_filter() {
                     return Err(filter_errno(&e));
@@ -207,6 +205,16 @@ fn write_trigger(
     state
         .update(key, |s| s.triggers.apply(command))
         .map_err(|e| log(&e))
+}
+
+/// Stores a parsed filter (`0` parses to the empty filter, which clears it).
+fn set_filter(state: &State, key: Ino, filter: filter::Filter) {
+    let slot = if filter.is_none() {
+        FilterSlot::Unset
+    } else {
+        FilterSlot::Active(filter)
+    };
+    state.update(key, |s| s.filter = slot);
 }
 
 fn filter_errno(e: &filter::FilterError) -> FsError {
