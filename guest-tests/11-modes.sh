@@ -4,7 +4,8 @@
 # 640, event enable/filter/trigger 640, format/id 440, directories 755 (the real 6.1 tracefs
 # uses 750 for directories: accepted in native mode). Control files report size 0 as in tracefs;
 # eventfsd reports the real size of immutable files (format, id, header_*) so the guest can cache
-# them, and that size must equal the bytes a read returns (tracefs reports 0 for them).
+# them, and that size must equal the bytes the daemon returns to uncached reads (tracefs reports
+# 0 for them).
 . /guest-tests/_lib.sh
 desc "modes (0640/0440/0755) and sizes of tracefs files"
 
@@ -36,7 +37,7 @@ for f in events/header_page events/sched/sched_switch/format events/sched/sched_
     if is_native; then
         expect_eq "size of $f is 0" 0 "$(stat -c %s $f 2>&1)"
     else
-        expect_eq "size of immutable $f equals its content" "$(wc -c < $f | tr -d " ")" "$(stat -c %s $f 2>&1)"
+        expect_eq "size of immutable $f equals its content" "$(read_uncached $f 4096 | wc -c | tr -d " ")" "$(stat -c %s $f 2>&1)"
     fi
     if [ -f $f ]; then ok "$f is a regular file"; else fail "$f is a regular file: $(stat -c %F $f 2>&1)"; fi
 done

@@ -29,6 +29,20 @@ skip_native() {
     return 1
 }
 
+# read_uncached FILE BS: FILE's content read BS bytes at a time by the file system itself:
+# against eventfsd the guest's page cache is dropped and the reads use O_DIRECT, so every
+# chunk is a READ the daemon answers at its offset (tracefs has no page cache to bypass,
+# and refuses O_DIRECT).
+read_uncached() {
+    if is_native; then
+        dd if="$1" bs="$2" 2>/dev/null
+    else
+        sync
+        echo 3 >/proc/sys/vm/drop_caches
+        dd if="$1" bs="$2" iflag=direct 2>/dev/null
+    fi
+}
+
 # one line, printable, shortened: for showing values in messages
 show() { printf '%s' "$1" | tr '\n\t' '|>' | cut -c1-200; }
 

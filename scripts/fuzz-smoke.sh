@@ -8,8 +8,8 @@
 #   EVENTFSD_FUZZ_SECONDS   seconds per target (default 60)
 #   EVENTFSD_FUZZ_KEEP      directory to keep the grown corpora in (default: a temp dir,
 #                           removed at the end; the committed corpus is never modified)
-# Exit status: 0 all targets ran clean, 1 a target failed, 77 skipped (cargo-fuzz could not
-# be installed: this is NOT a pass).
+# Exit status: 0 all targets ran clean (each ran inputs), 1 a target failed or ran no input,
+# 77 skipped (cargo-fuzz could not be installed: this is NOT a pass).
 #
 # cargo-fuzz needs nightly-only compiler flags; the stable toolchain accepts them with
 # RUSTC_BOOTSTRAP=1. Targets run one at a time (one libFuzzer process, one core).
@@ -60,6 +60,12 @@ for t in "${TARGETS[@]}"; do
     rc=$?
     grep -E '^#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::peak_rss_mb' "$log" |
         sed "s/^/  $t: /"
+    # A target that ran no input proves nothing: that is a failure too.
+    units=$(sed -n 's/^stat::number_of_executed_units:[[:space:]]*\([0-9]*\).*/\1/p' "$log" | tail -n1)
+    if [ $rc -eq 0 ] && [ "${units:-0}" -eq 0 ]; then
+        echo "fuzz-smoke: $t ran no input (no stat::number_of_executed_units in its log)"
+        rc=1
+    fi
     if [ $rc -ne 0 ]; then
         echo "fuzz-smoke: $t FAILED (exit $rc); last lines of its log:"
         grep -vE '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)' "$log" | tail -40
@@ -73,3 +79,4 @@ if [ ${#FAILED[@]} -gt 0 ]; then
     exit 1
 fi
 echo "fuzz-smoke: ${#TARGETS[@]} targets ran ${SECS}s each without a finding"
+echo "${#TARGETS[@]} passed, 0 failed"

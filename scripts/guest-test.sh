@@ -61,9 +61,7 @@ SOCK=$TMP/eventfsd.sock
 STATS=$TMP/stats.json
 LOG=$TMP/serial.log
 DLOG=$TMP/daemon.log
-MNT=$TMP/mnt
 DPID=""
-MPID=""
 RUNPID=""
 
 
@@ -73,8 +71,10 @@ cleanup() {
     stop_pid "$RUNPID" run-guest.sh
     # run-guest.sh stops QEMU itself; this only matters if it was killed hard
     if [ -n "$qpid" ] && kill -0 "$qpid" 2>/dev/null; then kill -9 "$qpid" 2>/dev/null; fi
-    if grep -q " $MNT " /proc/mounts 2>/dev/null; then umount "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null; fi
-    stop_pid "$MPID" "eventfsd --mount"
+    if grep -q " $TMP/oracle-tracefs " /proc/mounts 2>/dev/null; then
+        rmdir "$TMP/oracle-tracefs/instances/evtest-oracle-$$" 2>/dev/null
+        umount -l "$TMP/oracle-tracefs"
+    fi
     stop_pid "$DPID" eventfsd
     if [ -n "$KEEP" ]; then
         mkdir -p "$KEEP" && cp -f "$LOG" "$DLOG" "$STATS" "$KEEP/" 2>/dev/null
@@ -108,7 +108,7 @@ summary_and_exit() {
     [ -n "${TESTS_TIME:-}" ] && echo "guest test scripts (first boot, without pauses): ${TESTS_TIME}s"
     [ -n "${TOTAL_TIME:-}" ] && echo "guest run wall time: ${TOTAL_TIME}s"
     [ -n "${NODES_INFO:-}" ] && echo "materialised_nodes: $NODES_INFO"
-    echo "$p passed, $f failed"
+    echo "$p passed, $f failed, $G_SKIP skipped"
     [ "$f" -eq 0 ]
     exit $?
 }
@@ -134,40 +134,48 @@ if [ ! -x "$EVENTFSD" ]; then
     hfail daemon-binary "$EVENTFSD not found"
     summary_and_exit
 fi
-HELP=$(timeout 10 "$EVENTFSD" --help 2>&1 || true)
 
-# ---- 2. expected find count from a host-side FUSE mount (optional) -----------------
-EXPECTED_ENV=""
-if echo "$HELP" | grep -q -- '--mount' && [ -e /dev/fuse ]; then
-    mkdir -p "$MNT"
-    "$EVENTFSD" --mount "$MNT" --log-level warn "${EXTRA_ARGS[@]}" >"$TMP/mount-daemon.log" 2>&1 &
-    MPID=$!
-    for _ in $(seq 1 100); do
-        grep -q " $MNT " /proc/mounts && break
-        kill -0 "$MPID" 2>/dev/null || break
-        sleep 0.1
+# ---- 2. expected find count, from an oracle that is not the daemon -------------------
+# Catalog source: the catalog image read by scripts/catalog-entries.py (its own parser).
+# Host source: `find events` over a fresh private instance of this machine's tracefs, in a
+# private tracefs mount (the host's top level is not touched). No oracle is a failure.
+oracle_catalog() {
+    local catalog="" prev=""
+    for a in "${EXTRA_ARGS[@]}"; do
+        [ "$prev" = --catalog ] && catalog=$a
+        case "$a" in --catalog=*) catalog=${a#--catalog=} ;; esac
+        prev=$a
     done
-    if grep -q " $MNT " /proc/mounts && [ -d "$MNT/events" ]; then
-        n=$(find "$MNT/events" 2>"$TMP/find.err" | wc -l)
-        if [ -s "$TMP/find.err" ]; then
-            echo "guest-test: host-side find printed errors: $(head -n3 "$TMP/find.err")"
-        fi
-        echo "EXPECTED_EVENTS_ENTRIES=$n" >"$TMP/expected.env"
-        EXPECTED_ENV=$TMP/expected.env
-        echo "guest-test: host-side mount: find events lists $n entries"
-        umount "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null
-    else
-        echo "guest-test: eventfsd --mount $MNT did not mount; the guest skips the entry-count check"
-        sed 's/^/  mount-daemon| /' "$TMP/mount-daemon.log" | tail -n5
+    python3 "$REPO/scripts/catalog-entries.py" ${catalog:+"$catalog"}
+}
+oracle_host() {
+    local top=$TMP/oracle-tracefs inst n=""
+    mkdir -p "$top"
+    mount -t tracefs nodev "$top" || return 1
+    inst=$top/instances/evtest-oracle-$$
+    if mkdir "$inst"; then
+        n=$(find "$inst/events" 2>/dev/null | wc -l)
+        rmdir "$inst"
     fi
-    stop_pid "$MPID" "eventfsd --mount"
-    MPID=""
+    umount "$top"
+    rmdir "$top"
+    [ -n "$n" ] && [ "$n" -gt 0 ] && echo "$n"
+}
+case " ${EXTRA_ARGS[*]} " in
+    *" --source host "* | *" --source=host "*) ORACLE=host ;;
+    *) ORACLE=catalog ;;
+esac
+EXPECTED_ENV=$TMP/expected.env
+if n=$(oracle_$ORACLE) && [ -n "$n" ]; then
+    echo "EXPECTED_EVENTS_ENTRIES=$n" >"$EXPECTED_ENV"
+    echo "guest-test: oracle ($ORACLE): find events should list $n entries"
 else
-    echo "guest-test: eventfsd has no --mount; the guest skips the entry-count check"
+    hfail expected-entries "no $ORACLE oracle for the find count"
+    summary_and_exit
 fi
 
 # ---- 3. guest image ----------------------------------------------------------------
-if ! "$REPO/scripts/prepare-guest.sh" --quiet ${EXPECTED_ENV:+--expected-env "$EXPECTED_ENV"}; then
+if ! "$REPO/scripts/prepare-guest.sh" --quiet --expected-env "$EXPECTED_ENV"; then
     hfail prepare-guest "scripts/prepare-guest.sh failed"
     summary_and_exit
 fi

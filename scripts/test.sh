@@ -1,21 +1,42 @@
 #!/usr/bin/env bash
-# Sets up and runs every test: formatting, lints, unit and /dev/fuse integration tests, then the
-# guest suite (a real QEMU guest mounting eventfsd over virtio-fs), then a short fuzz smoke.
-# Run as root on a fresh machine.
+# Sets up and runs every test: formatting, lints, the module import graph, unit and /dev/fuse
+# integration tests, the guest suite (a real QEMU guest mounting eventfsd over virtio-fs, once
+# per source), then a short fuzz smoke. Run as root on a fresh machine.
+#
+# Nothing that did not run counts as passed. Tests whose prerequisite is missing (root,
+# /dev/fuse, a mountable tracefs: crates/test-prereq) are counted as skipped, and so are
+# ignored tests, guest checks that report SKIP and a fuzz smoke that could not run. The last
+# line is "total: N passed, M failed, K skipped".
+#
+# EVENTFSD_REQUIRE_PREREQS=1 (the default when CI=true) makes every skip a failure: CI runs on
+# a machine that has everything, so whatever it must run, it runs.
 #
 # Fuzz smoke (scripts/fuzz-smoke.sh): EVENTFSD_FUZZ_SECONDS per target (default 30; 0 turns the
-# step off). It installs cargo-fuzz if needed (~1-3 min) and builds the targets (~2-4 min); with
-# 5 targets x 30 s the step costs about 5-9 minutes. If cargo-fuzz cannot be installed the step
-# is reported as SKIPPED at the end (not as passed); EVENTFSD_FUZZ_REQUIRED=1 makes that fail.
+# step off, which counts as one skip). It installs cargo-fuzz if needed (~1-3 min) and builds
+# the targets (~2-4 min); with 5 targets x 30 s the step costs about 5-9 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-# Everything is also written to a log so that the last line can sum up all the suites.
+if [ -z "${EVENTFSD_REQUIRE_PREREQS:-}" ]; then
+    EVENTFSD_REQUIRE_PREREQS=0
+    [ "${CI:-}" = true ] && EVENTFSD_REQUIRE_PREREQS=1
+fi
+export EVENTFSD_REQUIRE_PREREQS
+
+# Everything is also written to a log so that the last line can sum up all the suites; tests
+# that skip append a line to the skip log.
 LOG=$(mktemp "${TMPDIR:-/tmp}/eventfsd-test.XXXXXX")
-trap 'rm -f "$LOG"' EXIT
+EVENTFSD_SKIP_LOG=$(mktemp "${TMPDIR:-/tmp}/eventfsd-skips.XXXXXX")
+export EVENTFSD_SKIP_LOG
+trap 'rm -f "$LOG" "$EVENTFSD_SKIP_LOG"' EXIT
 exec > >(tee -a "$LOG") 2>&1
+
+skip_step() { # reason: a step that did not run
+    echo "SKIPPED-STEP $*" >>"$EVENTFSD_SKIP_LOG"
+    step "SKIPPED: $* -- not a pass"
+}
 
 step "toolchain components"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
@@ -29,7 +50,12 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "module imports (no cycle)"
 python3 scripts/import-graph.py
 
-step "cargo test"
+# The fuzz targets are a workspace of their own: compile them here so that a change that breaks
+# them fails even when the fuzz smoke is off.
+step "fuzz targets compile"
+cargo check --manifest-path fuzz/Cargo.toml --all-targets
+
+step "cargo test (prerequisites required: $EVENTFSD_REQUIRE_PREREQS)"
 cargo test --workspace
 
 step "guest tests (catalog source)"
@@ -48,20 +74,36 @@ if [ "$FUZZ_SECONDS" != 0 ]; then
     rc=0
     EVENTFSD_FUZZ_SECONDS=$FUZZ_SECONDS scripts/fuzz-smoke.sh || rc=$?
     if [ $rc = 77 ]; then
-        step "fuzz smoke: SKIPPED (cargo-fuzz unavailable) -- not a pass"
-        [ "${EVENTFSD_FUZZ_REQUIRED:-0}" = 1 ] && exit 1
+        skip_step "fuzz smoke (cargo-fuzz unavailable)"
     elif [ $rc != 0 ]; then
         exit $rc
     fi
 else
-    step "fuzz smoke: SKIPPED (EVENTFSD_FUZZ_SECONDS=0)"
+    skip_step "fuzz smoke (EVENTFSD_FUZZ_SECONDS=0)"
 fi
 
-# One closing line over every suite: cargo's "test result" lines and the guest suites'
-# "N passed, M failed" lines (any failure has already stopped the script).
+# One closing line over every suite. cargo's "test result" lines count skipping tests as
+# passed, so the skip log's entries move from passed to skipped; ignored tests and the guest
+# suites' skipped checks are skipped too, and so are checks a passing test could not make on
+# this machine (SKIPPED-CHECK: they depend on the kernel, no run requires them). Any failure has
+# already stopped the script.
 sleep 0.2 # let tee write out what came before
-awk '
-    /^test result:/ { passed += $4; failed += $6 }
-    /^[0-9]+ passed, [0-9]+ failed$/ { passed += $1; failed += $3 }
-    END { printf "total: %d passed, %d failed\n", passed, failed }
+skipped_tests=$(grep -c '^SKIPPED ' "$EVENTFSD_SKIP_LOG" || true)
+skipped_checks=$(grep -c '^SKIPPED-CHECK ' "$EVENTFSD_SKIP_LOG" || true)
+skipped_steps=$(grep -c '^SKIPPED-STEP ' "$EVENTFSD_SKIP_LOG" || true)
+if [ -s "$EVENTFSD_SKIP_LOG" ]; then
+    echo "skipped:"
+    sed 's/^/  /' "$EVENTFSD_SKIP_LOG"
+fi
+awk -v skipped_tests="$skipped_tests" -v skipped_other="$((skipped_checks + skipped_steps))" '
+    /^test result:/ { passed += $4; failed += $6; ignored += $8 }
+    /^[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$/ { passed += $1; failed += $3; other += $5 }
+    END {
+        printf "total: %d passed, %d failed, %d skipped\n",
+            passed - skipped_tests, failed, ignored + other + skipped_tests + skipped_other
+    }
 ' "$LOG"
+if [ "$EVENTFSD_REQUIRE_PREREQS" = 1 ] && [ "$((skipped_tests + skipped_steps))" -gt 0 ]; then
+    echo "test.sh: this run requires every test and step (EVENTFSD_REQUIRE_PREREQS=1), and some were skipped"
+    exit 1
+fi

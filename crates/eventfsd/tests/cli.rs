@@ -135,9 +135,7 @@ fn sigterm_and_sigint_remove_the_socket_and_a_second_daemon_is_refused() {
 
 #[test]
 fn mount_serves_and_unmounts_on_sigterm() {
-    // SAFETY: geteuid has no preconditions.
-    if !Path::new("/dev/fuse").exists() || unsafe { libc::geteuid() } != 0 {
-        println!("SKIPPED mount_serves_and_unmounts_on_sigterm: needs root and /dev/fuse");
+    if !test_prereq::root_and_fuse("mount_serves_and_unmounts_on_sigterm") {
         return;
     }
     let dir = temp_dir("mount");

@@ -226,7 +226,10 @@ fn parallel_find_cat_echo_load() {
         .collect();
     let systems = Arc::new(systems);
     let stop = Arc::new(AtomicBool::new(false));
-    let ops = Arc::new(AtomicU64::new(0));
+    // Operations done by each kind of worker: find, cat, echo.
+    let ops = Arc::new(std::array::from_fn::<AtomicU64, 3, _>(|_| {
+        AtomicU64::new(0)
+    }));
     let bad_writes = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(Mutex::new(Vec::<String>::new()));
     let root = m.dir.clone();
@@ -262,10 +265,10 @@ fn parallel_find_cat_echo_load() {
                                 for f in sub.flatten() {
                                     let _ = fs::symlink_metadata(f.path())
                                         .map_err(|_| fail(format!("stat {:?}", f.path())));
-                                    ops.fetch_add(1, Ordering::Relaxed);
+                                    ops[w % 3].fetch_add(1, Ordering::Relaxed);
                                 }
                             }
-                            ops.fetch_add(1, Ordering::Relaxed);
+                            ops[w % 3].fetch_add(1, Ordering::Relaxed);
                         }
                     }
                     1 => {
@@ -283,13 +286,13 @@ fn parallel_find_cat_echo_load() {
                             if present.iter().any(|n| n == f) && fs::read(&p).is_err() {
                                 fail(format!("cat {p:?}"));
                             }
-                            ops.fetch_add(1, Ordering::Relaxed);
+                            ops[w % 3].fetch_add(1, Ordering::Relaxed);
                         }
                         for f in ["README", "available_events", "tracing_on", "trace_clock"] {
                             if fs::read(root.join(f)).is_err() {
                                 fail(format!("cat {f}"));
                             }
-                            ops.fetch_add(1, Ordering::Relaxed);
+                            ops[w % 3].fetch_add(1, Ordering::Relaxed);
                         }
                     }
                     _ => {
@@ -336,7 +339,7 @@ fn parallel_find_cat_echo_load() {
                                 }
                                 Err(e) => fail(format!("echo {text:?} > {p:?}: {e}")),
                             }
-                            ops.fetch_add(1, Ordering::Relaxed);
+                            ops[w % 3].fetch_add(1, Ordering::Relaxed);
                         }
                     }
                 }
@@ -367,12 +370,18 @@ fn parallel_find_cat_echo_load() {
     let after = settle_after_drop_caches(&m.tree, baseline);
     let errors = m.stats.errors.load(Ordering::Relaxed);
     let bad = bad_writes.load(Ordering::Relaxed);
+    let done: Vec<u64> = ops.iter().map(|n| n.load(Ordering::Relaxed)).collect();
     println!(
-        "load: {} ops in {:?} by 6 threads; daemon: {}",
-        ops.load(Ordering::Relaxed),
+        "load: {done:?} find/cat/echo ops in {:?} by 6 threads; daemon: {}",
         started.elapsed(),
         m.stats.to_json(&m.tree)
     );
+    // Each kind of worker really worked, and the invalid writes really happened.
+    assert!(
+        done.iter().all(|&n| n > 0),
+        "a kind of worker did nothing: {done:?}"
+    );
+    assert!(bad > 0, "no deliberately invalid filter was written");
     println!(
         "load: errors {errors} (deliberate {bad}), RSS {rss_before} kB -> peak {peak_rss} kB, \
          materialised baseline {baseline} / loaded {during} / after drop_caches {after}"

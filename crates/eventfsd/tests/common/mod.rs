@@ -1,7 +1,7 @@
 //! The catalog source mounted on the host through /dev/fuse, shared by the integration tests.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use fuse_backend_rs::api::server::Server;
@@ -34,9 +34,7 @@ impl Mounted {
 
     /// Mounts with a given cache policy; `None` (after saying why) without root or /dev/fuse.
     pub fn with_policy(name: &str, policy: CachePolicy) -> Option<Mounted> {
-        // SAFETY: geteuid has no preconditions.
-        if !Path::new("/dev/fuse").exists() || unsafe { libc::geteuid() } != 0 {
-            println!("SKIPPED {name}: needs root and /dev/fuse");
+        if !test_prereq::root_and_fuse(name) {
             return None;
         }
         let dir = std::env::temp_dir().join(format!("eventfsd-test-{name}-{}", std::process::id()));

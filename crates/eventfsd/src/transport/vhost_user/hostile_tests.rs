@@ -16,8 +16,8 @@ use fuse_backend_rs::abi::fuse_abi::{
 };
 
 // ------------------------------------------------------------------------------------------
-// Heap accounting: live bytes of the whole test process (other tests running in parallel add
-// noise, so comparisons use generous bounds).
+// Heap accounting: live bytes of the whole test process. Tests that compare it run alone in a
+// child process of their own (`in_own_process`), so no other test allocates meanwhile.
 
 struct CountingAlloc;
 
@@ -52,6 +52,30 @@ static ALLOC: CountingAlloc = CountingAlloc;
 
 fn live_heap() -> i64 {
     LIVE_HEAP.load(Ordering::Relaxed)
+}
+
+/// Environment variable naming the one test a child process runs.
+const ISOLATED_ENV: &str = "EVENTFSD_ISOLATED_TEST";
+
+/// Runs the test `name` (its path below this crate) alone in a child process and checks that
+/// it ran and passed; returns true in that child, where the caller runs the test's body.
+fn in_own_process(name: &str) -> bool {
+    if std::env::var(ISOLATED_ENV).as_deref() == Ok(name) {
+        return true;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--test-threads=1"])
+        .env(ISOLATED_ENV, name)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{name} in its own process: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    false
 }
 
 /// Resident set size of the process in bytes.
@@ -424,6 +448,9 @@ fn forget_all(g: &mut Guest, d: &EvDaemon) {
 /// WRITE whose size field lies is refused, and the file keeps working.
 #[test]
 fn huge_filter_writes_are_refused() {
+    if !in_own_process("transport::vhost_user::tests::hostile::huge_filter_writes_are_refused") {
+        return;
+    }
     let _serial = serial();
     let sockets_before = socket_fds();
     let d = EvDaemon::start();
@@ -501,6 +528,11 @@ fn huge_filter_writes_are_refused() {
 /// materialised, no heap growth.
 #[test]
 fn negative_lookup_flood_keeps_memory_flat() {
+    if !in_own_process(
+        "transport::vhost_user::tests::hostile::negative_lookup_flood_keeps_memory_flat",
+    ) {
+        return;
+    }
     let _serial = serial();
     let sockets_before = socket_fds();
     let d = EvDaemon::start();
