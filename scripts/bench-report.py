@@ -1,11 +1,17 @@
 #!/usr/bin/env python3
 """Turns scripts/bench.sh's raw results into a markdown table, key=value lines and a chart.
 
-Usage: bench-report.py RESULTS [--markdown FILE] [--png FILE] [--notes FILE]
+Usage: bench-report.py RESULTS [--markdown FILE] [--png FILE] [--notes FILE] [--readme FILE]
+
+Every number a document states comes from RESULTS, one recorded run: BENCHMARKS.md whole, and
+in the README the blocks between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` markers
+(`footprint`, `summary`). A run in which any workload operation failed, or a configuration is
+missing or incomplete, writes nothing and exits 1: a run that fails fast would look fast.
 
 RESULTS lines (written by scripts/bench.sh):
   meta KEY=VALUE
-  CONFIG sample w=WORKLOAD rep=N us=MICROSECONDS n=ENTRIES
+  footprint KEY=VALUE ...
+  CONFIG sample w=WORKLOAD rep=N us=MICROSECONDS n=ENTRIES err=FAILED_OPERATIONS
   CONFIG info KEY=VALUE ...
   CONFIG mem cp=CHECKPOINT rss_kb=N pss_kb=N fds=N [nodes=N]
   CONFIG slab when=before|peak|after dentry_objs=N dentry_kb=N ...
@@ -14,6 +20,7 @@ RESULTS lines (written by scripts/bench.sh):
 """
 import argparse
 import os
+import re
 import statistics
 import sys
 
@@ -47,19 +54,24 @@ def kv(tokens):
 
 def parse(path):
     meta, samples, info, mem, slab, status, wall = {}, {}, {}, {}, {}, {}, {}
+    errors = {}
     with open(path) as f:
         for line in f:
             parts = line.split()
             if len(parts) < 2:
                 continue
-            if parts[0] == "meta":
-                meta.update(kv(parts[1:]))
+            if parts[0] in ("meta", "footprint"):
+                meta.update({f"{parts[0]}_{k}" if parts[0] == "footprint" else k: v
+                             for k, v in kv(parts[1:]).items()})
                 continue
             cfg, kind, rest = parts[0], parts[1], kv(parts[2:])
             if kind == "sample":
                 samples.setdefault(cfg, {}).setdefault(rest["w"], []).append(
                     (int(rest["us"]), int(rest["n"]))
                 )
+                # A sample without an error count comes from a guest that did not count.
+                errors.setdefault(cfg, {}).setdefault(rest["w"], 0)
+                errors[cfg][rest["w"]] += int(rest.get("err", "1"))
             elif kind == "info":
                 info.setdefault(cfg, {}).update(rest)
             elif kind == "mem":
@@ -72,7 +84,37 @@ def parse(path):
                 status[cfg] = f"{kind}: {rest.get('reason', '?').replace('_', ' ')}"
             elif kind == "wall":
                 wall[cfg] = rest.get("seconds")
-    return meta, samples, info, mem, slab, status, wall
+    return meta, samples, info, mem, slab, status, wall, errors
+
+
+def problems_of(meta, samples, status, errors, wanted):
+    """Why this run cannot be published: failed operations, missing or incomplete parts."""
+    out = []
+    for cfg in wanted:
+        if cfg in status:
+            out.append(f"{cfg}: {status[cfg]}")
+            continue
+        for w, _, _ in WORKLOADS:
+            if not samples.get(cfg, {}).get(w):
+                out.append(f"{cfg}: no {w} samples")
+            elif errors.get(cfg, {}).get(w, 0):
+                out.append(f"{cfg}: {errors[cfg][w]} failed operations in {w}")
+    if "-dirty" in meta.get("eventfsd", ""):
+        out.append(f"eventfsd {meta['eventfsd']}: uncommitted changes (the run must name a commit)")
+    return out
+
+
+def replace_block(path, name, body):
+    """Rewrites the text between <!-- bench:NAME --> and <!-- /bench:NAME --> in `path`."""
+    with open(path) as f:
+        text = f.read()
+    start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"bench-report: {path} has no {start} ... {end} block")
+    text = pattern.sub(lambda _: f"{start}\n{body.rstrip()}\n{end}", text)
+    with open(path, "w") as f:
+        f.write(text)
 
 
 def per_entry(samples, cfg, w):
@@ -106,9 +148,20 @@ def main():
     ap.add_argument("--markdown")
     ap.add_argument("--png")
     ap.add_argument("--notes", default=os.path.join(os.path.dirname(__file__), "..", "docs", "bench-notes.md"))
+    ap.add_argument("--readme", help="README whose bench blocks to rewrite")
+    ap.add_argument("--only", default=",".join(SHORT[c] for c in CONFIGS),
+                    help="the configurations this run had to measure (bench.sh's --only)")
     a = ap.parse_args()
-    meta, samples, info, mem, slab, status, wall = parse(a.results)
+    meta, samples, info, mem, slab, status, wall, errors = parse(a.results)
     present = [c for c in CONFIGS if c in samples or c in status]
+    wanted = [c for c in CONFIGS if SHORT[c] in a.only.split(",")]
+    problems = problems_of(meta, samples, status, errors, wanted)
+    if problems:
+        for p in problems:
+            print(f"bench-report: {p}", file=sys.stderr)
+        if a.markdown or a.readme or a.png:
+            print("bench-report: nothing written: this run cannot be published", file=sys.stderr)
+        return 1
 
     md = []
     md.append("# Benchmarks: eventfsd vs virtiofsd vs the guest's own tracefs\n")
@@ -142,12 +195,20 @@ def main():
     md.append("| | " + " | ".join(present) + " |")
     md.append("|---|" + "---|" * len(present))
     for key, label in [("entries", "entries under `events/`"), ("formats", "`format` files"),
-                       ("ids", "`id` files"), ("largest", "largest system dir"), ("find_errors", "find errors")]:
+                       ("ids", "`id` files"), ("largest", "largest system dir"),
+                       ("failed", "failed operations, all workloads"),
+                       ("wall", "wall time of the guest run (s)"), ("load", "load average at its start")]:
         row = []
         for c in present:
             i = info.get(c, {})
             if key == "largest":
                 row.append(f"{i.get('largest', '-').replace('events/', '')} ({i.get('largest_n', '-')})" if i else "-")
+            elif key == "failed":
+                row.append(str(sum(errors.get(c, {}).values())))
+            elif key == "wall":
+                row.append(str(wall.get(c, "-")))
+            elif key == "load":
+                row.append(meta.get(f"load_at_{c.replace('-', '_')}", "-"))
             else:
                 row.append(i.get(key, "-"))
         md.append(f"| {label} | " + " | ".join(row) + " |")
@@ -317,6 +378,13 @@ def main():
         with open(a.notes) as f:
             md.append(f.read().rstrip() + "\n")
 
+    # The README's blocks: the metadata footprint and the headline comparison.
+    if a.readme:
+        fp = {k[len("footprint_"):]: v for k, v in meta.items() if k.startswith("footprint_")}
+        if fp:
+            replace_block(a.readme, "footprint", footprint_table(fp, meta))
+        replace_block(a.readme, "summary", summary_text(meta, pe, present))
+
     text = "\n".join(md)
     try:
         print(text)
@@ -328,6 +396,51 @@ def main():
             f.write(text)
     if a.png:
         chart(a.png, samples, present)
+    return 0
+
+
+def footprint_table(fp, meta):
+    """The README's footprint table, from `cargo run --release --example footprint`."""
+    kib = lambda b: f"{int(b) / 1024:.0f} KiB"
+    rows = [
+        ("catalog", f"{fp['systems']} systems, {fp['events']} events, {fp['dirs']} directories, "
+                    f"{fp['files']} files"),
+        ("metadata heap for the whole catalog", kib(fp["metadata_heap_bytes"])),
+        ("catalog image (read-only data in the binary)", kib(fp["catalog_image_bytes"])),
+        ("heap per materialised (looked-up) node", f"{fp['bytes_per_materialised_node']} bytes"),
+        ("heap after forgetting every node", f"{fp['heap_after_forget_all_bytes']} bytes over the baseline"),
+        ("heap allocations per lookup+getattr+read of `format`/`id`", fp["allocs_per_static_read"]),
+        ("lookup", f"{fp['lookup_ns']} ns"),
+        ("readdir", f"{fp['readdir_entry_ns']} ns per entry"),
+    ]
+    out = [f"Measured by `scripts/bench.sh` on {meta.get('date', '?')} (eventfsd {meta.get('eventfsd', '?')}, "
+           "`cargo run --release -p eventfs-core --example footprint`):", "",
+           "| metric | value |", "|---|---|"]
+    out += [f"| {k} | {v} |" for k, v in rows]
+    return "\n".join(out)
+
+
+def summary_text(meta, pe, present):
+    """The README's headline comparison, every figure from this run."""
+    def cmp(w, label, a, b, better):
+        va, vb = pe(a, w), pe(b, w)
+        if va is None or vb is None:
+            return None
+        factor = vb / va if better == "faster" else va / vb
+        word = "times faster than" if better == "faster" else "times the time of"
+        return f"- {label}: {fmt_us(va)} µs per entry against {fmt_us(vb)} for {b}: {factor:.1f} {word} {b}."
+    lines = [f"From `scripts/bench.sh` on {meta.get('date', '?')} (eventfsd {meta.get('eventfsd', '?')}, "
+             f"{meta.get('accel', '?').upper()} guest, {meta.get('total_seconds', '?')} s; medians; "
+             "every figure in [BENCHMARKS.md](BENCHMARKS.md)):", ""]
+    for item in [
+        cmp("cold_find", "cold `find events`, catalog source", "eventfsd-catalog", "virtiofsd", "faster"),
+        cmp("cat_formats", "`cat` of every `format`, catalog source", "eventfsd-catalog", "virtiofsd", "faster"),
+        cmp("warm_find", "warm `find events`, catalog source", "eventfsd-catalog", "native", "slower"),
+        cmp("warm_find", "warm `find events`, host source", "eventfsd-host", "native", "slower"),
+    ]:
+        if item:
+            lines.append(item)
+    return "\n".join(lines)
 
 
 def chart(path, samples, present):
@@ -368,4 +481,4 @@ def chart(path, samples, present):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

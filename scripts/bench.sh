@@ -16,7 +16,10 @@
 # tracefs_inode_cache) before, at the peak and after.
 #
 # Output: a markdown table (stdout and BENCHMARKS.md), a chart of the per-entry times
-# (docs/bench.png) and key=value lines (stdout, and bench-results.txt in --keep-logs).
+# (docs/bench.png), the README's footprint and summary blocks, and key=value lines (stdout,
+# and bench-results.txt in --keep-logs). Every number comes from this one run (commit, machine
+# and load recorded with it); a run in which any workload operation failed, or a configuration
+# did not run, writes nothing and exits 1 (scripts/bench-report.py).
 #
 # Usage: scripts/bench.sh [--reps N] [--preps N] [--only a,b] [--no-build] [--kvm]
 #                         [--keep-logs DIR] [--no-write] [--timeout SEC]
@@ -233,6 +236,7 @@ run_config() { # config
     fi
     sleep 0.5
     mem_sample "$cfg" start
+    res "meta load_at_${cfg//-/_}=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' '/')"
     t0=$EPOCHREALTIME
     "$REPO/scripts/run-guest.sh" --mode "$mode" --socket "$sock" --log "$log" --pidfile "$TMP/qemu.pid" \
         --timeout "$TIMEOUT" --no-reboot-test --smp 2 --cpsleep 4 "${KVM_ARGS[@]}" \
@@ -296,6 +300,12 @@ res "meta reps=$REPS preps=$PREPS"
 res "meta load_before=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' '/')"
 res "meta tracefs=${TRACEFS:-none}"
 
+# The metadata core's own footprint (heap, per-node bytes, lookup cost) on this machine.
+say "footprint (cargo run --release -p eventfs-core --example footprint)"
+FOOTPRINT=$(cd "$REPO" && cargo run --release -q -p eventfs-core --example footprint 2>"$TMP/footprint.log") ||
+    { tail -n 20 "$TMP/footprint.log" >&2; die "the footprint example failed"; }
+res "footprint $(echo "$FOOTPRINT" | grep '=' | tr '\n' ' ')"
+
 want catalog && run_config eventfsd-catalog
 if want host; then
     if [ -z "$TRACEFS" ]; then
@@ -320,6 +330,6 @@ res "meta load_after=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' '/')"
 res "meta total_seconds=$(awk -v a="$T_START" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }')"
 
 # ---- 5. report ---------------------------------------------------------------------------------
-REPORT_ARGS=("$RESULTS")
-[ "$WRITE" = 1 ] && REPORT_ARGS+=(--markdown "$REPO/BENCHMARKS.md" --png "$REPO/docs/bench.png")
+REPORT_ARGS=("$RESULTS" --only "$ONLY")
+[ "$WRITE" = 1 ] && REPORT_ARGS+=(--markdown "$REPO/BENCHMARKS.md" --png "$REPO/docs/bench.png" --readme "$REPO/README.md")
 "$PY" "$REPO/scripts/bench-report.py" "${REPORT_ARGS[@]}"

@@ -18,7 +18,7 @@
 # bench:           run the benchmark workloads of scripts/bench.sh against the virtio-fs
 #                  mount; bench-native: the same against the guest's own tracefs. Results:
 #   @@EVENTFSD BENCH info key=value ...@@
-#   @@EVENTFSD BENCH sample w=<workload> rep=<n> us=<microseconds> n=<entries>@@
+#   @@EVENTFSD BENCH sample w=<workload> rep=<n> us=<microseconds> n=<entries> err=<failures>@@
 #   @@EVENTFSD BENCH-DONE@@
 #
 # Everything is reported on the serial console with markers the host greps for:
@@ -339,8 +339,14 @@ us_since() { # start
     US=$((NOW - $1 - ${TIMER_US:-0}))
     [ "$US" -ge 0 ] || US=0
 }
-sample() { # workload rep us n
-    marker "BENCH sample w=$1 rep=$2 us=$3 n=$4"
+sample() { # workload rep us n [errors]: one timed run of a workload and its failed operations
+    marker "BENCH sample w=$1 rep=$2 us=$3 n=$4 err=${5:-0}"
+}
+# Each workload leaves its failures for count_errors, called after the timed part (counting
+# forks `wc`, which would be timed too): a fast failure must not pass for speed.
+count_errors() { # ERR = stderr lines of the last workload, at least 1 if it exited non-zero
+    ERR=$(wc -l </tmp/bench.err)
+    [ "$RC" -eq 0 ] || [ "$ERR" -gt 0 ] || ERR=1
 }
 bench_drop() { # forget every cached dentry and inode, then let the FORGETs drain
     cd /
@@ -349,20 +355,30 @@ bench_drop() { # forget every cached dentry and inode, then let the FORGETs drai
     sleep 1
     cd $TRACING
 }
+bench_find() { # [out]: find events
+    find events >"${1:-/dev/null}" 2>/tmp/bench.err
+    RC=$?
+}
 bench_catlist() { # list: cat every file of the list, many per process
-    xargs cat <"$1" >/dev/null 2>&1
+    xargs cat <"$1" >/dev/null 2>/tmp/bench.err
+    RC=$?
 }
-bench_toggles() { # enable-file: 1000 writes, alternating 1 and 0
+bench_toggles() { # enable-file: 1000 writes, alternating 1 and 0; failed writes go to stderr
     _i=0
+    RC=0
     while [ "$_i" -lt 500 ]; do
-        echo 1 >"$1"
-        echo 0 >"$1"
+        echo 1 >"$1" || RC=1
+        echo 0 >"$1" || RC=1
         _i=$((_i + 1))
-    done
+    done 2>/tmp/bench.err
 }
-bench_mix() { # one process of the parallel run: find + cat of every format
-    find events >/dev/null 2>&1
-    xargs cat <"$1" >/dev/null 2>&1
+bench_ls() { # dir: ls -l
+    ls -l "$1" >/dev/null 2>/tmp/bench.err
+    RC=$?
+}
+bench_mix() { # n list: one process of the parallel run: find + cat of every format
+    find events >/dev/null 2>/tmp/bench.mix.$1.err || echo "find exit status $?" >>/tmp/bench.mix.$1.err
+    xargs cat <"$2" >/dev/null 2>>/tmp/bench.mix.$1.err || echo "xargs exit status $?" >>/tmp/bench.mix.$1.err
 }
 
 run_bench() {
@@ -386,11 +402,13 @@ run_bench() {
     # 1. cold find, right after the mount
     us_now
     _t=$NOW
-    find events >/tmp/find.out 2>/tmp/find.err
+    bench_find /tmp/find.out
     us_since "$_t"
     _us=$US
+    count_errors
+    cp /tmp/bench.err /tmp/find.err
     NENT=$(wc -l </tmp/find.out)
-    sample cold_find 1 "$_us" "$NENT"
+    sample cold_find 1 "$_us" "$NENT" "$ERR"
     grep '/format$' /tmp/find.out >/tmp/formats
     grep '/id$' /tmp/find.out >/tmp/ids
     NFMT=$(wc -l </tmp/formats)
@@ -410,9 +428,10 @@ run_bench() {
     for _r in $(seq 1 "$REPS"); do
         us_now
         _t=$NOW
-        find events >/dev/null 2>&1
+        bench_find
         us_since "$_t"
-        sample warm_find "$_r" "$US" "$NENT"
+        count_errors
+        sample warm_find "$_r" "$US" "$NENT" "$ERR"
     done
     # 3. cat of every format, 4. every id
     for _r in $(seq 1 "$REPS"); do
@@ -420,14 +439,16 @@ run_bench() {
         _t=$NOW
         bench_catlist /tmp/formats
         us_since "$_t"
-        sample cat_formats "$_r" "$US" "$NFMT"
+        count_errors
+        sample cat_formats "$_r" "$US" "$NFMT" "$ERR"
     done
     for _r in $(seq 1 "$REPS"); do
         us_now
         _t=$NOW
         bench_catlist /tmp/ids
         us_since "$_t"
-        sample read_ids "$_r" "$US" "$NID"
+        count_errors
+        sample read_ids "$_r" "$US" "$NID" "$ERR"
     done
     # 5. 1000 toggles of one event's enable
     for _r in $(seq 1 "$REPS"); do
@@ -435,27 +456,31 @@ run_bench() {
         _t=$NOW
         bench_toggles "$TOGGLE"
         us_since "$_t"
-        sample enable_toggle "$_r" "$US" 1000
+        count_errors
+        sample enable_toggle "$_r" "$US" 1000 "$ERR"
     done
     # 6. listing the largest system directory (names, types and attributes)
     for _r in $(seq 1 "$REPS"); do
         us_now
         _t=$NOW
-        ls -l "$LARGEST" >/dev/null 2>&1
+        bench_ls "$LARGEST"
         us_since "$_t"
-        sample ls_largest "$_r" "$US" "$LN"
+        count_errors
+        sample ls_largest "$_r" "$US" "$LN" "$ERR"
     done
     # 7. 4 processes at once, each a find + cat of every format
     for _r in $(seq 1 "$PREPS"); do
         us_now
         _t=$NOW
-        bench_mix /tmp/formats &
-        bench_mix /tmp/formats &
-        bench_mix /tmp/formats &
-        bench_mix /tmp/formats &
+        rm -f /tmp/bench.mix.*.err
+        bench_mix 1 /tmp/formats &
+        bench_mix 2 /tmp/formats &
+        bench_mix 3 /tmp/formats &
+        bench_mix 4 /tmp/formats &
         wait
         us_since "$_t"
-        sample parallel4 "$_r" "$US" $((4 * (NENT + NFMT)))
+        ERR=$(cat /tmp/bench.mix.*.err 2>/dev/null | wc -l)
+        sample parallel4 "$_r" "$US" $((4 * (NENT + NFMT))) "$ERR"
     done
     checkpoint after-find-cat
     cd /
@@ -468,9 +493,10 @@ run_bench() {
         bench_drop
         us_now
         _t=$NOW
-        find events >/dev/null 2>&1
+        bench_find
         us_since "$_t"
-        sample cold_find "$_r" "$US" "$NENT"
+        count_errors
+        sample cold_find "$_r" "$US" "$NENT" "$ERR"
     done
     cd /
     [ "$NATIVE" = 1 ] || umount $TRACING 2>/dev/null

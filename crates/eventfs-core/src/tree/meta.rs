@@ -24,7 +24,7 @@ impl Text {
 pub(super) const LIVE: u8 = 1;
 pub(super) const DYNAMIC: u8 = 2;
 
-/// Metadata of one directory (~48 bytes; the only per-directory memory).
+/// Metadata of one directory (48 bytes, see the test below; the only per-directory memory).
 pub(super) struct DirMeta {
     pub(super) name: Text,
     /// The event's `format` (event directories only).
@@ -303,5 +303,17 @@ impl Meta {
                 d.event_id = id;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The documented size of a directory record (README, docs/architecture.md): it is the
+    /// only memory the tree keeps per directory.
+    #[test]
+    fn a_directory_record_is_48_bytes() {
+        assert_eq!(std::mem::size_of::<DirMeta>(), 48);
     }
 }
