@@ -31,9 +31,6 @@ pub mod recorder;
 pub mod root;
 pub mod state;
 
-#[cfg(test)]
-mod tests;
-
 pub use state::CatalogOptions;
 
 use handles::Handles;
@@ -301,3 +298,6 @@ impl Source for CatalogSource {
         state::lock(&self.producer).take();
     }
 }
+
+#[cfg(test)]
+mod tests;
