@@ -2,7 +2,9 @@
 # description: format and id contents
 # Checks: sched_switch/format starts "name: sched_switch", "ID: <content of id>", "format:",
 # has the common_type field and a "print fmt: " line; id is decimal; for every sched event
-# the format's name/ID lines match the dir name and its id file; sched ids are unique.
+# the format's name/ID lines match the dir name and its id file; sched ids are unique;
+# events/header_page and header_event are whole (the page layout raw-buffer readers parse;
+# read with one large read, as tools do: the kernel answers only the read at offset 0).
 . /guest-tests/_lib.sh
 desc "format/id contents (name:, ID:, print fmt:, decimal ids)"
 
@@ -38,4 +40,13 @@ for e in events/sched/*/; do
 done
 expect_eq "name/ID lines of all $n sched formats match their dir and id file" "" "$bad"
 expect_eq "sched event ids are unique" "" "$(sort "$TMPD/ids" | uniq -d | tr '\n' ' ')"
+# The ring-buffer page layout, whole: timestamp, commit, overwrite and data fields.
+hp=$(dd if=events/header_page bs=65536 2>/dev/null)
+for f in 'field: u64 timestamp;' 'field: local_t commit;' 'field: char data;'; do
+    case "$hp" in *"$f"*) ok "header_page has '$f'" ;; *) fail "header_page has '$f': got '$(show "$hp")'" ;; esac
+done
+he=$(dd if=events/header_event bs=65536 2>/dev/null)
+for f in 'type_len' 'time_delta' 'array'; do
+    case "$he" in *"$f"*) ok "header_event has '$f'" ;; *) fail "header_event has '$f': got '$(show "$he")'" ;; esac
+done
 finish

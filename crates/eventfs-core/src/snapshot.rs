@@ -1,7 +1,7 @@
 //! Building a [`Catalog`] from a live tracefs mount.
 
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use crate::catalog::{valid_name, Catalog, EventEntry, SystemEntry};
@@ -35,8 +35,32 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SnapshotError + '_ {
     }
 }
 
+/// Size of the first read of a tracefs file: tracefs reports size 0, and some files
+/// (`header_page`, `header_event`) build their whole content on the read at offset 0 and
+/// return nothing for any later offset, so a small first read (`read_to_end` probes with 32
+/// bytes) would cut them short without an error.
+pub const FIRST_READ: usize = 1 << 16;
+
+/// The whole content of a tracefs file: one large read at offset 0, then whatever a regular
+/// file still has.
+pub fn read_whole(path: &Path) -> io::Result<Vec<u8>> {
+    let mut file = fs::File::open(path)?;
+    let mut bytes = vec![0u8; FIRST_READ];
+    let n = loop {
+        match file.read(&mut bytes) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => break other?,
+        }
+    };
+    bytes.truncate(n);
+    if n > 0 {
+        file.read_to_end(&mut bytes)?;
+    }
+    Ok(bytes)
+}
+
 fn read_text(path: &Path) -> Result<String, SnapshotError> {
-    let bytes = fs::read(path).map_err(io_err(path))?;
+    let bytes = read_whole(path).map_err(io_err(path))?;
     String::from_utf8(bytes).map_err(|_| SnapshotError::NotTracefs {
         path: path.to_path_buf(),
         reason: "content is not UTF-8".into(),
@@ -154,6 +178,17 @@ pub fn parse_id(format: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_whole_reads_past_the_first_read() {
+        let path = std::env::temp_dir().join(format!("snap-whole-{}", std::process::id()));
+        let content: Vec<u8> = (0..3 * FIRST_READ + 7).map(|i| i as u8).collect();
+        fs::write(&path, &content).unwrap();
+        assert_eq!(read_whole(&path).unwrap(), content);
+        fs::write(&path, b"").unwrap();
+        assert!(read_whole(&path).unwrap().is_empty());
+        fs::remove_file(&path).unwrap();
+    }
 
     #[test]
     fn snapshot_of_a_fake_tree() {

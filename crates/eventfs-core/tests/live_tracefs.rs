@@ -91,6 +91,25 @@ fn tree_files(tree: &Tree) -> Vec<(String, u16, Option<Vec<u8>>)> {
     out
 }
 
+/// A live tracefs file as `cat` reads it: large reads until one returns 0. (Files like
+/// `header_page` answer only the first read at offset 0; `fs::read` would probe with 32
+/// bytes and get a cut file.)
+fn read_live(path: &Path) -> Vec<u8> {
+    use std::io::Read;
+    let mut file = fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 128 << 10];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+}
+
 fn compare(tree: &Tree, live: &Path, what: &str) {
     let files = tree_files(tree);
     let mut live_count = 0;
@@ -122,7 +141,7 @@ fn compare(tree: &Tree, live: &Path, what: &str) {
         if let Some(content) = content {
             assert_eq!(
                 String::from_utf8_lossy(content),
-                String::from_utf8_lossy(&fs::read(&path).unwrap()),
+                String::from_utf8_lossy(&read_live(&path)),
                 "{what}: content of {rel}"
             );
         }
@@ -144,6 +163,21 @@ fn tree_matches_live_tracefs() {
         .trim()
         .to_string();
     let fresh = snapshot(&tracefs.path, &release).unwrap();
+    // The page layout every raw-buffer reader derives from: whole, not cut at a first read.
+    for (name, text) in [
+        ("header_page", &fresh.header_page),
+        ("header_event", &fresh.header_event),
+    ] {
+        assert_eq!(
+            text.as_bytes(),
+            read_live(&tracefs.path.join("events").join(name)),
+            "{name} of the snapshot"
+        );
+        assert!(text.len() > 64, "{name}: {text:?}");
+    }
+    assert!(fresh.header_page.contains("field: u64 timestamp;"));
+    assert!(fresh.header_page.contains("field: char data;"));
+    assert!(fresh.header_event.contains("time_delta"));
     let tree =
         Tree::from_image(Image::Owned(fresh.encode().into()), TreeConfig::default()).unwrap();
     compare(&tree, &tracefs.path, "fresh snapshot");

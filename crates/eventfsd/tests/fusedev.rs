@@ -753,3 +753,69 @@ fn trace_lines_in(text: &str, event: &str) -> usize {
         .filter(|l| !l.starts_with('#') && l.contains(&format!(" {event}: ")))
         .count()
 }
+
+/// Static files (`format`, `id`, `header_*`) read at odd offsets and sizes with O_DIRECT, so
+/// that every read is answered by the daemon (not the page cache): the bytes are the
+/// catalog's, whole (`header_page` included), and the daemon's byte counter sees each read.
+#[test]
+fn static_files_are_answered_at_every_offset() {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let Some(m) = Mounted::new("offsets") else {
+        return;
+    };
+    let catalog = eventfs_core::catalog::Catalog::decode(eventfs_core::catalog::EMBEDDED).unwrap();
+    let sched = catalog.systems.iter().find(|s| s.name == "sched").unwrap();
+    let switch = sched
+        .events
+        .iter()
+        .find(|e| e.name == "sched_switch")
+        .unwrap();
+    let files: [(&str, &[u8]); 4] = [
+        ("events/header_page", catalog.header_page.as_bytes()),
+        ("events/header_event", catalog.header_event.as_bytes()),
+        ("events/sched/sched_switch/format", switch.format.as_bytes()),
+        (
+            "events/sched/sched_switch/id",
+            format!("{}\n", switch.id).leak().as_bytes(),
+        ),
+    ];
+    assert!(
+        catalog.header_page.contains("field: char data;"),
+        "header_page is whole"
+    );
+    for (rel, expected) in files {
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(m.path(rel))
+            .unwrap();
+        for chunk in [1usize, 7, 32, 4096] {
+            let before = m
+                .stats
+                .bytes_read
+                .load(std::sync::atomic::Ordering::Relaxed);
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; chunk];
+            loop {
+                let n = file.read_at(&mut buf, got.len() as u64).unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(got, expected, "{rel} read {chunk} bytes at a time");
+            let answered = m
+                .stats
+                .bytes_read
+                .load(std::sync::atomic::Ordering::Relaxed)
+                - before;
+            assert_eq!(
+                answered,
+                expected.len() as u64,
+                "{rel}: the daemon answered every read"
+            );
+        }
+        // Past the end: nothing, not an error.
+        assert_eq!(file.read_at(&mut [0u8; 16], 1 << 20).unwrap(), 0);
+    }
+}
