@@ -203,6 +203,8 @@ build_initramfs() {
     echo "$MODULES" >"$root/lib/modules/eventfsd/ORDER"
     cat "$KDIR/KVER" >"$root/etc/eventfsd-guest-kernel"
     install -m 0755 "$REPO/scripts/guest-init.sh" "$root/init"
+    # the guest-side mount helper users install in their guests (guest/eventfsd-mount)
+    install -m 0755 "$REPO/guest/eventfsd-mount" "$root/usr/sbin/eventfsd-mount"
     local t n=0
     for t in "$REPO"/guest-tests/*.sh; do
         [ -e "$t" ] || continue
