@@ -11,7 +11,8 @@ if is_native; then
     skip_native "needs eventfsd's virtio-fs device"
     finish
 fi
-d=$TMPD/tracing
+# Outside $TMPD, which finish removes: never an rm -rf through a mount.
+d=/tmp/discovery.$$
 mkdir -p "$d"
 eventfsd-mount tracefs "$d" 2>"$TMPD/err"
 expect_eq "eventfsd-mount exits 0 without messages" "0 " "$? $(cat "$TMPD/err")"
@@ -21,13 +22,19 @@ expect_eq "mounts at $d, in order" "tracefs virtiofs " "$types"
 found=$(awk -v d="$d" '$3 == "tracefs" && $2 == d { print $2; exit }' /proc/mounts)
 expect_eq "the tracefs line libtracefs accepts names $d" "$d" "$found"
 expect_eq "$d resolves to the virtio-fs tree (FUSE statfs magic)" "65735546" "$(stat -f -c %t "$d" 2>&1)"
-expect_eq "$d serves the same events as the main mount" \
+# The guest's own tracefs (6.1) has fewer systems than the daemon's catalog: the top layer
+# answers, not the tracefs underneath.
+expect_eq "$d lists the daemon's systems" \
     "$(ls /sys/kernel/tracing/events | wc -l)" "$(ls "$d/events" | wc -l)"
-expect_eq "sched_switch/format is eventfsd's" \
-    "$(cat /sys/kernel/tracing/events/sched/sched_switch/format)" "$(cat "$d/events/sched/sched_switch/format")"
 eventfsd-mount tracefs "$d"
 expect_eq "a second call adds no mount" "tracefs virtiofs " "$(awk -v d="$d" '$2 == d { printf "%s ", $3 }' /proc/mounts)"
+# A plain virtio-fs mount (the README's first recipe) is replaced by the stacked one.
+eventfsd-mount -u "$d"
+mount -t virtiofs tracefs "$d"
+eventfsd-mount tracefs "$d"
+expect_eq "a plain virtio-fs mount becomes the stacked pair" "tracefs virtiofs " "$(awk -v d="$d" '$2 == d { printf "%s ", $3 }' /proc/mounts)"
 eventfsd-mount -u "$d"
 expect_eq "-u removes both layers" "" "$(awk -v d="$d" '$2 == d { printf "%s ", $3 }' /proc/mounts)"
-eventfsd-mount -u "$d" 2>/dev/null # nothing left mounted under $TMPD, even after a failure
+# Only an empty directory is removed: anything still mounted keeps it (and is left alone).
+rmdir "$d" 2>/dev/null
 finish

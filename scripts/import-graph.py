@@ -146,10 +146,6 @@ def crate_graph(crate_dir):
             target = resolve(p, mod, modules)
             if target is None or target == mod:
                 continue
-            # An item of an ancestor that only declares and re-exports is no dependency.
-            if target == mod[: len(target)]:
-                edges[mod].add(target)
-                continue
             edges[mod].add(target)
     return modules, edges
 

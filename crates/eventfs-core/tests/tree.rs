@@ -475,7 +475,20 @@ fn event_queries_for_control_code() {
 #[test]
 fn dir_keys_without_the_lock_match_the_tree() {
     let tree = small_tree();
+    // Removed and added again: the instance's slots are reused under a new generation.
+    let first = tree.add_instance("k").unwrap();
+    let first_ino = tree.dir_ino(first);
+    tree.remove_instance("k").unwrap();
     let instance = tree.add_instance("k").unwrap();
+    assert_ne!(
+        tree.dir_ino(instance),
+        first_ino,
+        "a new generation, a new inode"
+    );
+    assert!(
+        tree.dir_ino(instance) >> 48 > 0,
+        "the reused slot carries generation > 0"
+    );
     let mut stack = vec![ROOT_INO];
     let mut seen = 0;
     while let Some(dir) = stack.pop() {

@@ -85,7 +85,9 @@ pub enum Command {
                       eventfsd --print-capabilities",
     about = "Serves a tracefs-shaped tree (the embedded kernel event catalog by default) to a \
              QEMU guest over vhost-user virtio-fs, or on the host through /dev/fuse.",
-    group(ArgGroup::new("transport").args(["socket_path", "fd", "mount"]))
+    group(ArgGroup::new("transport").args(["socket_path", "fd", "mount"])),
+    // QEMU and management tools may repeat an option; the last one wins, as before.
+    args_override_self = true
 )]
 struct Args {
     /// Listen for QEMU on this vhost-user socket.
@@ -125,7 +127,7 @@ struct Args {
     #[arg(long, value_name = "N", default_value_t = 4,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     thread_pool_size: u16,
-    /// error, warn, info, debug or trace.
+    /// error, warn, info, debug or trace (logs as debug).
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     log_level: log::LevelFilter,
     /// Keep JSON counters in PATH (rewritten every 500 ms).
@@ -141,8 +143,8 @@ struct Args {
     /// Catalog source: seed of the synthetic record generator.
     #[arg(long, value_name = "N", default_value_t = 1)]
     seed: u64,
-    /// Print the vhost-user backend capabilities (JSON) and exit.
-    #[arg(long, exclusive = true)]
+    /// Print the vhost-user backend capabilities (JSON) and exit (other options are ignored).
+    #[arg(long)]
     print_capabilities: bool,
 }
 
@@ -153,6 +155,12 @@ pub fn command() -> clap::Command {
 
 /// Parses the arguments after the program name. Errors are one line, without the usage.
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
+    let args: Vec<String> = args.into_iter().collect();
+    // vhost-user.rst, "Backend program conventions": with --print-capabilities every other
+    // argument is ignored, so it must win before anything else is checked.
+    if args.iter().any(|a| a == "--print-capabilities") {
+        return Ok(Command::PrintCapabilities);
+    }
     let argv = std::iter::once("eventfsd".to_string()).chain(args);
     let matches = match command().try_get_matches_from(argv) {
         Ok(m) => m,
@@ -167,9 +175,6 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         }
     };
     let args = Args::from_arg_matches(&matches).map_err(|e| one_line(&e))?;
-    if args.print_capabilities {
-        return Ok(Command::PrintCapabilities);
-    }
     let host = args.source == "host";
     let host_only = [
         ("--tracefs", args.tracefs.is_some()),
@@ -224,7 +229,9 @@ fn one_line(e: &clap::Error) -> String {
     let message: Vec<&str> = text
         .lines()
         .map(str::trim)
-        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("tip:"))
+        .take_while(|l| {
+            !l.starts_with("Usage:") && !l.starts_with("tip:") && !l.starts_with("For more")
+        })
         .filter(|l| !l.is_empty())
         .collect();
     let message = message.join(" ");
@@ -270,6 +277,17 @@ mod tests {
             ),
             Ok(true)
         );
+        // Other arguments are ignored with --print-capabilities, even bad ones.
+        assert_eq!(
+            parse(args("--fd 3 --print-capabilities --bogus")).unwrap(),
+            Command::PrintCapabilities
+        );
+        // A repeated option: the last one wins.
+        let Command::Serve(o) = parse(args("--fd 3 --log-level info --log-level debug")).unwrap()
+        else {
+            panic!("expected serve");
+        };
+        assert_eq!(o.log_level, log::LevelFilter::Debug);
         assert!(
             matches!(parse(args("--help")), Ok(Command::Print(t)) if t.contains("--socket-path"))
         );
@@ -295,7 +313,6 @@ mod tests {
             ),
             ("--fd 3 --source nope", "invalid value"),
             ("--fd 3 --log-level loud", "invalid value"),
-            ("--print-capabilities --fd 3", "cannot be used with"),
         ];
         for (line, want) in cases {
             let err = parse(args(line)).expect_err(line);

@@ -29,9 +29,6 @@ const POLL: Duration = Duration::from_millis(200);
 fn init_logger(level: log::LevelFilter) {
     env_logger::Builder::new()
         .filter_level(level)
-        // fuse-backend-rs's trace lines transmute the guest's opcode into an enum, which is
-        // undefined for the numbers FUSE leaves unused: never let a guest reach them.
-        .filter_module("fuse_backend_rs", level.min(log::LevelFilter::Debug))
         .target(env_logger::Target::Stderr)
         .format(|buf, record| {
             writeln!(
@@ -42,6 +39,16 @@ fn init_logger(level: log::LevelFilter) {
             )
         })
         .init();
+    // fuse-backend-rs's trace lines transmute the guest's opcode into an enum before any
+    // filter sees them, which is undefined for the numbers FUSE leaves unused (0, 7, 19): the
+    // global level must stay below trace, so `--log-level trace` logs as debug.
+    if level > log::LevelFilter::Debug {
+        log::set_max_level(log::LevelFilter::Debug);
+        log::warn!(
+            "--log-level trace logs as debug: trace would let a guest reach undefined behaviour \
+             in fuse-backend-rs"
+        );
+    }
 }
 
 /// SIGINT and SIGTERM, delivered as messages to the main thread.

@@ -188,10 +188,11 @@ fn write_trigger(
     let exists = |system: &str, name: &str| {
         events_dir.is_some_and(|dir| tree.find_event_in(dir, system, name).is_some())
     };
-    let parsed = tree.with_format(event, |fmt| {
-        let fields: Vec<format::Field<'_>> = format::fields(fmt).collect();
-        trigger::parse(text, &fields, &exists)
-    });
+    // The parser looks other events up in the tree (`exists`): parse a copy of the format,
+    // not under the tree's lock, which a waiting writer would make a second reader wait on.
+    let format = tree.with_format(event, str::to_string);
+    let fields: Vec<format::Field<'_>> = format::fields(&format).collect();
+    let parsed = trigger::parse(text, &fields, &exists);
     let log = |e: &trigger::TriggerError| {
         let system = tree.dir_name(tree.parent_of(event));
         state.log_error(

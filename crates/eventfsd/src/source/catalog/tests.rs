@@ -60,9 +60,26 @@ impl Sim {
         String::from_utf8(data.unwrap()).unwrap()
     }
 
+    /// `echo text > path`: open with O_TRUNC, one write.
     fn write(&self, path: &str, text: &str) -> Result<usize, FsError> {
+        self.write_with(path, text, WRITE)
+    }
+
+    /// `echo text >> path`: open without O_TRUNC, one write.
+    fn append(&self, path: &str, text: &str) -> Result<usize, FsError> {
+        self.write_with(
+            path,
+            text,
+            OpenFlags {
+                truncate: false,
+                ..WRITE
+            },
+        )
+    }
+
+    fn write_with(&self, path: &str, text: &str, flags: OpenFlags) -> Result<usize, FsError> {
         let node = self.node(path);
-        let handle = self.control.open(&self.tree, node, WRITE)?;
+        let handle = self.control.open(&self.tree, node, flags)?;
         let result = self
             .control
             .write(&self.tree, node, handle, text.as_bytes());
@@ -103,9 +120,16 @@ fn set_event_and_its_truncation() {
     sim.write("set_event", "sched:sched_switch irq:*").unwrap();
     assert_eq!(sim.read("events/sched/sched_switch/enable"), "1\n");
     assert_eq!(sim.read("events/irq/enable"), "1\n");
-    sim.write("set_event", "!irq:*").unwrap();
+    // `>>` keeps what is set: `!` disables only what it names.
+    sim.append("set_event", "!irq:*").unwrap();
     assert_eq!(sim.read("events/irq/enable"), "0\n");
-    assert!(sim.write("set_event", "nosuch:event").is_err());
+    assert_eq!(sim.read("events/sched/sched_switch/enable"), "1\n");
+    sim.append("set_event", "sched:sched_wakeup").unwrap();
+    assert_eq!(
+        sim.read("set_event"),
+        "sched:sched_switch\nsched:sched_wakeup\n"
+    );
+    assert!(sim.append("set_event", "nosuch:event").is_err());
     // O_TRUNC with nothing written clears every event (`echo > set_event`).
     sim.write("set_event", "").unwrap();
     assert_eq!(sim.read("events/enable"), "0\n");
@@ -139,6 +163,11 @@ fn filtered_records_satisfy_the_filter() {
     let trace = sim.read("trace");
     let lines: Vec<&str> = trace.lines().filter(|l| !l.starts_with('#')).collect();
     let (records, filtered, _) = sim.control.data_plane_counters();
+    // Both sides of the filter happened: some records kept, some dropped.
+    assert!(
+        records > 0 && filtered > 0,
+        "{records} kept, {filtered} filtered"
+    );
     assert!(records + filtered >= 150, "{records} + {filtered}");
     assert_eq!(lines.len() as u64, records);
     for line in lines {
@@ -159,16 +188,18 @@ fn traceoff_trigger_stops_the_buffer() {
         .unwrap();
     assert!(
         sim.read("events/sched/sched_switch/trigger")
-            .starts_with("traceoff:count=0")
-            || sim
-                .read("events/sched/sched_switch/trigger")
-                .starts_with("traceoff:count=1")
+            .starts_with("traceoff:count=1"),
+        "{}",
+        sim.read("events/sched/sched_switch/trigger")
     );
     // A trigger alone puts the event in soft mode.
     assert_eq!(sim.read("events/sched/sched_switch/enable"), "0*\n");
     assert_eq!(sim.read("tracing_on"), "1\n");
     sim.run_for(100);
     assert_eq!(sim.read("tracing_on"), "0\n");
+    assert!(sim
+        .read("events/sched/sched_switch/trigger")
+        .starts_with("traceoff:count=0"));
     assert!(matches!(
         sim.write("events/sched/sched_switch/trigger", "traceoff:1"),
         Err(FsError::Exists)
@@ -286,11 +317,30 @@ fn instances_have_their_own_state_and_refuse_rmdir_while_open() {
 }
 
 #[test]
-fn reset_wakes_and_forgets_handles() {
-    let sim = Sim::new();
+fn reset_wakes_blocked_readers_and_forgets_handles() {
+    let sim = std::sync::Arc::new(Sim::new());
     let pipe = sim.node("trace_pipe");
     let handle = sim.control.open(&sim.tree, pipe, READ).unwrap();
+    // A reader blocks on the empty pipe...
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = {
+        let sim = sim.clone();
+        std::thread::spawn(move || {
+            let got = sim.control.read(&sim.tree, pipe, handle, 0, 4096);
+            let _ = tx.send(got.map(|data| data.len()));
+        })
+    };
+    assert!(
+        rx.recv_timeout(Duration::from_millis(300)).is_err(),
+        "the reader did not block on an empty pipe"
+    );
+    // ...and a new session (INIT) wakes it: it returns end-of-file, not data, not a hang.
     sim.control.reset();
+    let got = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("reset woke the blocked reader");
+    assert_eq!(got, Ok(0));
+    reader.join().unwrap();
     // The handle is gone: a read through it is EBADF, not a wait.
     assert!(matches!(
         sim.control.read(&sim.tree, pipe, handle, 0, 10),
@@ -309,6 +359,18 @@ fn static_files_are_the_trees() {
         NodeKind::File(FileKind::Root(RootFile::TracingOn))
     );
     assert!(sim.read("README").contains("tracing mini-HOWTO"));
+    // Static files come from the tree (the catalog), byte for byte.
+    let format = sim
+        .tree
+        .with_static_content(node.ino, <[u8]>::to_vec)
+        .unwrap();
+    assert_eq!(
+        sim.read("events/sched/sched_switch/format").as_bytes(),
+        format
+    );
+    assert!(sim
+        .read("events/sched/sched_switch/format")
+        .starts_with("name: sched_switch\n"));
     assert!(sim
         .read("events/sched/sched_switch/trigger")
         .starts_with("# Available triggers:"));
