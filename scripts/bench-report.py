@@ -15,6 +15,7 @@ RESULTS lines (written by scripts/bench.sh):
   CONFIG info KEY=VALUE ...
   CONFIG mem cp=CHECKPOINT rss_kb=N pss_kb=N fds=N [nodes=N]
   CONFIG slab when=before|peak|after dentry_objs=N dentry_kb=N ...
+  CONFIG skipped w=WORKLOAD reason=TEXT     (not run by design, e.g. native enable toggles)
   CONFIG unavailable|incomplete reason=TEXT
   CONFIG wall seconds=S
 """
@@ -54,7 +55,7 @@ def kv(tokens):
 
 def parse(path):
     meta, samples, info, mem, slab, status, wall = {}, {}, {}, {}, {}, {}, {}
-    errors = {}
+    errors, skipped = {}, {}
     with open(path) as f:
         for line in f:
             parts = line.split()
@@ -72,6 +73,8 @@ def parse(path):
                 # A sample without an error count comes from a guest that did not count.
                 errors.setdefault(cfg, {}).setdefault(rest["w"], 0)
                 errors[cfg][rest["w"]] += int(rest.get("err", "1"))
+            elif kind == "skipped":
+                skipped.setdefault(cfg, {})[rest.get("w", "?")] = rest.get("reason", "?").replace("_", " ")
             elif kind == "info":
                 info.setdefault(cfg, {}).update(rest)
             elif kind == "mem":
@@ -84,10 +87,10 @@ def parse(path):
                 status[cfg] = f"{kind}: {rest.get('reason', '?').replace('_', ' ')}"
             elif kind == "wall":
                 wall[cfg] = rest.get("seconds")
-    return meta, samples, info, mem, slab, status, wall, errors
+    return meta, samples, info, mem, slab, status, wall, errors, skipped
 
 
-def problems_of(meta, samples, status, errors, wanted):
+def problems_of(meta, samples, status, errors, skipped, wanted):
     """Why this run cannot be published: failed operations, missing or incomplete parts."""
     out = []
     for cfg in wanted:
@@ -95,6 +98,8 @@ def problems_of(meta, samples, status, errors, wanted):
             out.append(f"{cfg}: {status[cfg]}")
             continue
         for w, _, _ in WORKLOADS:
+            if w in skipped.get(cfg, {}):
+                continue
             if not samples.get(cfg, {}).get(w):
                 out.append(f"{cfg}: no {w} samples")
             elif errors.get(cfg, {}).get(w, 0):
@@ -152,10 +157,10 @@ def main():
     ap.add_argument("--only", default=",".join(SHORT[c] for c in CONFIGS),
                     help="the configurations this run had to measure (bench.sh's --only)")
     a = ap.parse_args()
-    meta, samples, info, mem, slab, status, wall, errors = parse(a.results)
+    meta, samples, info, mem, slab, status, wall, errors, skipped = parse(a.results)
     present = [c for c in CONFIGS if c in samples or c in status]
     wanted = [c for c in CONFIGS if SHORT[c] in a.only.split(",")]
-    problems = problems_of(meta, samples, status, errors, wanted)
+    problems = problems_of(meta, samples, status, errors, skipped, wanted)
     if problems:
         for p in problems:
             print(f"bench-report: {p}", file=sys.stderr)
@@ -222,7 +227,9 @@ def main():
         row = []
         for c in present:
             p = per_entry(samples, c, w)
-            if p is None:
+            if w in skipped.get(c, {}):
+                row.append(f"not run: {skipped[c][w]}")
+            elif p is None:
                 row.append("-")
             else:
                 med, lo, hi, n, tot = p

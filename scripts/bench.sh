@@ -248,7 +248,7 @@ run_config() { # config
             "CHECKPOINT bench-start") sleep 1.2; mem_sample "$cfg" after-mount ;;
             "CHECKPOINT after-find-cat") sleep 1.2; mem_sample "$cfg" after-find-cat; slab_sample "$cfg" peak ;;
             "CHECKPOINT after-drop-caches") sleep 2.5; mem_sample "$cfg" after-drop-caches ;;
-            "BENCH "*) res "$cfg ${1#BENCH }" ;;
+            "BENCH "*) res "$cfg ${1#BENCH }" ;; # samples, info, workloads skipped by design
             "ERROR "*) say "$cfg guest: $1" ;;
         esac
     }

@@ -450,15 +450,20 @@ run_bench() {
         count_errors
         sample read_ids "$_r" "$US" "$NID" "$ERR"
     done
-    # 5. 1000 toggles of one event's enable
-    for _r in $(seq 1 "$REPS"); do
-        us_now
-        _t=$NOW
-        bench_toggles "$TOGGLE"
-        us_since "$_t"
-        count_errors
-        sample enable_toggle "$_r" "$US" 1000 "$ERR"
-    done
+    # 5. 1000 toggles of one event's enable. Not against the guest's own tracefs: each toggle
+    # patches kernel text, and under TCG with 2 vCPUs that stalls the guest for good.
+    if [ "$NATIVE" = 1 ]; then
+        marker "BENCH skipped w=enable_toggle reason=kernel_text_patching_stalls_a_TCG_guest_with_2_vCPUs"
+    else
+        for _r in $(seq 1 "$REPS"); do
+            us_now
+            _t=$NOW
+            bench_toggles "$TOGGLE"
+            us_since "$_t"
+            count_errors
+            sample enable_toggle "$_r" "$US" 1000 "$ERR"
+        done
+    fi
     # 6. listing the largest system directory (names, types and attributes)
     for _r in $(seq 1 "$REPS"); do
         us_now
