@@ -172,3 +172,24 @@ fn readme_shows_the_current_help() {
         .expect("README has an `eventfsd --help` block");
     assert_eq!(block, options, "README's option list is out of date");
 }
+
+/// The README's benchmark blocks are written by scripts/bench.sh; committed empty, the README
+/// would promise figures it does not show.
+#[test]
+fn readme_benchmark_blocks_are_filled() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    for name in ["footprint", "summary"] {
+        let start = format!("<!-- bench:{name} -->");
+        let end = format!("<!-- /bench:{name} -->");
+        let block = readme
+            .split_once(&start)
+            .and_then(|(_, rest)| rest.split_once(&end))
+            .map(|(block, _)| block.trim())
+            .unwrap_or_else(|| panic!("README has no {start} block"));
+        assert!(
+            block.lines().count() >= 3 && block.contains("scripts/bench.sh"),
+            "README's {name} block is empty: run scripts/bench.sh"
+        );
+    }
+}
