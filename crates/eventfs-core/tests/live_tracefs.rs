@@ -1,69 +1,16 @@
 //! Compares the tree against this machine's live tracefs: every event's file list, modes,
-//! `format` and `id`, through a fresh snapshot and, when the running kernel is the one the
+//! `format` and `id`, and both headers byte for byte, through a fresh snapshot of a private
+//! tracefs mount and, when the running kernel is the one the
 //! embedded catalog was taken from, through the embedded catalog too.
 
-use std::ffi::CString;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use eventfs_core::catalog::{Catalog, EMBEDDED};
 use eventfs_core::snapshot::snapshot;
 use eventfs_core::tree::Image;
 use eventfs_core::{Ino, NodeKind, Tree, TreeConfig, ROOT_INO};
-
-/// A tracefs mount for the test's duration: the existing one, or a private mount we undo.
-struct Tracefs {
-    path: PathBuf,
-    ours: bool,
-}
-
-impl Tracefs {
-    fn get() -> Result<Tracefs, String> {
-        let existing = Path::new("/sys/kernel/tracing");
-        if existing.join("events").is_dir() {
-            return Ok(Tracefs {
-                path: existing.into(),
-                ours: false,
-            });
-        }
-        let dir = std::env::temp_dir().join(format!("eventfs-live-{}", std::process::id()));
-        fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let target = CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: valid NUL-terminated strings; mounting tracefs has no memory-safety impact.
-        let rc = unsafe {
-            libc::mount(
-                c"nodev".as_ptr(),
-                target.as_ptr(),
-                c"tracefs".as_ptr(),
-                0,
-                std::ptr::null(),
-            )
-        };
-        if rc != 0 {
-            let _ = fs::remove_dir(&dir);
-            return Err(format!(
-                "mount -t tracefs failed: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
-        Ok(Tracefs {
-            path: dir,
-            ours: true,
-        })
-    }
-}
-
-impl Drop for Tracefs {
-    fn drop(&mut self) {
-        if self.ours {
-            let target = CString::new(self.path.as_os_str().as_encoded_bytes()).unwrap();
-            // SAFETY: unmounting the mount this test created.
-            unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
-            let _ = fs::remove_dir(&self.path);
-        }
-    }
-}
 
 /// Every file below `events/` in the tree: (relative path, perm, content if immutable).
 fn tree_files(tree: &Tree) -> Vec<(String, u16, Option<Vec<u8>>)> {
@@ -151,18 +98,15 @@ fn compare(tree: &Tree, live: &Path, what: &str) {
 
 #[test]
 fn tree_matches_live_tracefs() {
-    let tracefs = match Tracefs::get() {
-        Ok(t) => t,
-        Err(e) => {
-            test_prereq::skip("tree_matches_live_tracefs", &format!("no tracefs: {e}"));
-            return;
-        }
+    // A private mount: the host's own tracing state is never touched.
+    let Some(tracefs) = test_prereq::PrivateTracefs::mount("tree_matches_live_tracefs") else {
+        return;
     };
     let release = fs::read_to_string("/proc/sys/kernel/osrelease")
         .unwrap()
         .trim()
         .to_string();
-    let fresh = snapshot(&tracefs.path, &release).unwrap();
+    let fresh = snapshot(&tracefs, &release).unwrap();
     // The page layout every raw-buffer reader derives from: whole, not cut at a first read.
     for (name, text) in [
         ("header_page", &fresh.header_page),
@@ -170,7 +114,7 @@ fn tree_matches_live_tracefs() {
     ] {
         assert_eq!(
             text.as_bytes(),
-            read_live(&tracefs.path.join("events").join(name)),
+            read_live(&tracefs.join("events").join(name)),
             "{name} of the snapshot"
         );
         assert!(text.len() > 64, "{name}: {text:?}");
@@ -180,13 +124,13 @@ fn tree_matches_live_tracefs() {
     assert!(fresh.header_event.contains("time_delta"));
     let tree =
         Tree::from_image(Image::Owned(fresh.encode().into()), TreeConfig::default()).unwrap();
-    compare(&tree, &tracefs.path, "fresh snapshot");
+    compare(&tree, &tracefs, "fresh snapshot");
 
     let embedded = Catalog::decode(EMBEDDED).unwrap();
     if embedded.kernel_release == release {
         compare(
             &Tree::embedded(TreeConfig::default()),
-            &tracefs.path,
+            &tracefs,
             "embedded catalog",
         );
     } else {

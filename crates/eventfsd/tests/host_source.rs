@@ -26,6 +26,7 @@ use eventfsd::source::host::{
 use eventfsd::source::Source;
 use eventfsd::stats::Stats;
 use eventfsd::transport::fusedev::FuseMount;
+use test_prereq::PrivateTracefs;
 
 const BIN: &str = env!("CARGO_BIN_EXE_eventfsd");
 
@@ -55,61 +56,13 @@ impl Drop for ChildGuard {
     }
 }
 
-/// The host's tracefs for one test: a private mount of it (tracefs has one superblock, so
-/// this is the same tree as /sys/kernel/tracing), undone when the test ends. Each test mounts
-/// its own so that no test depends on a mount another test may undo, and tests pass on a
-/// machine where tracefs is not mounted at all.
-struct Tracefs {
-    path: PathBuf,
-}
-
-impl Tracefs {
-    fn get(name: &str) -> Option<Tracefs> {
-        let path =
-            std::env::temp_dir().join(format!("eventfsd-tracefs-{name}-{}", std::process::id()));
-        fs::create_dir_all(&path).ok()?;
-        let target = CString::new(path.as_os_str().as_bytes()).unwrap();
-        // SAFETY: valid NUL-terminated strings; mounting tracefs has no memory-safety impact.
-        let rc = unsafe {
-            libc::mount(
-                c"nodev".as_ptr(),
-                target.as_ptr(),
-                c"tracefs".as_ptr(),
-                0,
-                std::ptr::null(),
-            )
-        };
-        if rc != 0 {
-            let error = std::io::Error::last_os_error();
-            let _ = fs::remove_dir(&path);
-            test_prereq::skip(name, &format!("cannot mount tracefs: {error}"));
-            return None;
-        }
-        Some(Tracefs { path })
-    }
-}
-
-impl std::ops::Deref for Tracefs {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for Tracefs {
-    fn drop(&mut self) {
-        let target = CString::new(self.path.as_os_str().as_bytes()).unwrap();
-        // SAFETY: unmounting the mount this test made.
-        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
-        let _ = fs::remove_dir(&self.path);
-    }
-}
-
-fn can_run(name: &str) -> Option<Tracefs> {
+/// A private tracefs for a test that also mounts the tree through /dev/fuse: each test mounts
+/// its own, so that no test depends on a mount another test may undo.
+fn can_run(name: &str) -> Option<PrivateTracefs> {
     if !test_prereq::root_and_fuse(name) {
         return None;
     }
-    Tracefs::get(name)
+    PrivateTracefs::mount(name)
 }
 
 /// A host source mounted through /dev/fuse; drop unmounts and removes the instance, and
@@ -122,7 +75,7 @@ struct HostMount {
     /// The daemon's counters (requests by opcode ...).
     stats: Arc<Stats>,
     /// Declared last: dropped after the instance is gone.
-    tracefs: Tracefs,
+    tracefs: PrivateTracefs,
 }
 
 impl HostMount {

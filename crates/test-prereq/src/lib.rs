@@ -11,9 +11,11 @@
 
 #![warn(missing_docs)]
 
-use std::fs::OpenOptions;
+use std::ffi::CString;
+use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
 /// Environment variable: `1` turns every skip into a failure.
 pub const REQUIRE_ENV: &str = "EVENTFSD_REQUIRE_PREREQS";
@@ -81,6 +83,58 @@ pub fn root_and_fuse(test: &str) -> bool {
     };
     skip(test, reason);
     false
+}
+
+/// A private tracefs mount for one test (never the host's own mount, which tests must not
+/// change): unmounted and its directory removed on drop.
+pub struct PrivateTracefs {
+    path: PathBuf,
+}
+
+impl PrivateTracefs {
+    /// Mounts tracefs in a fresh directory named after `test`; records a skip (or fails, where
+    /// the run requires it) when tracefs cannot be mounted.
+    pub fn mount(test: &str) -> Option<PrivateTracefs> {
+        let path = std::env::temp_dir().join(format!("tracefs-{test}-{}", std::process::id()));
+        if let Err(e) = fs::create_dir_all(&path) {
+            skip(test, &format!("cannot create {}: {e}", path.display()));
+            return None;
+        }
+        let target = CString::new(path.as_os_str().as_bytes()).expect("no NUL in a temp path");
+        // SAFETY: valid NUL-terminated strings; mounting tracefs has no memory-safety impact.
+        let rc = unsafe {
+            libc::mount(
+                c"nodev".as_ptr(),
+                target.as_ptr(),
+                c"tracefs".as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        if rc != 0 {
+            let error = std::io::Error::last_os_error();
+            let _ = fs::remove_dir(&path);
+            skip(test, &format!("cannot mount tracefs: {error}"));
+            return None;
+        }
+        Some(PrivateTracefs { path })
+    }
+}
+
+impl std::ops::Deref for PrivateTracefs {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for PrivateTracefs {
+    fn drop(&mut self) {
+        let target = CString::new(self.path.as_os_str().as_bytes()).expect("no NUL");
+        // SAFETY: unmounting the mount this value made.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+        let _ = fs::remove_dir(&self.path);
+    }
 }
 
 #[cfg(test)]
