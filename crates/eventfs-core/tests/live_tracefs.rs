@@ -1,7 +1,7 @@
 //! Compares the tree against this machine's live tracefs: every event's file list, modes,
 //! `format` and `id`, and both headers byte for byte, through a fresh snapshot of a private
-//! tracefs mount and, when the running kernel is the one the
-//! embedded catalog was taken from, through the embedded catalog too.
+//! tracefs mount and, when the running kernel is the one the embedded catalog was taken from,
+//! through the embedded catalog too.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
