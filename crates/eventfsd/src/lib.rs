@@ -10,7 +10,6 @@
 
 pub mod cli;
 pub mod fs;
-
 pub mod source;
 pub mod stats;
 pub mod transport;
