@@ -53,7 +53,7 @@ pub fn describe(h: Option<&InHeader>) -> String {
     }
 }
 
-/// An error reply header for request `unique`.
+/// A reply header without a body for request `unique`: an error, or success with errno 0.
 pub fn error_header(unique: u64, errno: i32) -> OutHeader {
     OutHeader {
         len: OUT_HEADER_LEN as u32,

@@ -74,11 +74,6 @@ impl CatalogControl {
         }
     }
 
-    /// Whether an event is enabled.
-    pub fn is_enabled(&self, tree: &Tree, event: eventfs_core::tree::DirId) -> bool {
-        self.state.is_enabled(tree.dir_ino(event))
-    }
-
     /// Produces the records owed for `elapsed` time.
     pub fn produce(&self, tree: &Tree, elapsed: Duration) {
         self.recorder.produce(&self.state, tree, elapsed);

@@ -409,12 +409,7 @@ pub(super) fn error_reply(
     errno: i32,
     stats: &TransportStats,
 ) -> u32 {
-    let out = OutHeader {
-        len: OUT_HEADER_LEN as u32,
-        error: -errno,
-        unique,
-    };
-    match w.write_all(out.as_slice()) {
+    match w.write_all(reply::error_header(unique, errno).as_slice()) {
         Ok(()) => {
             stats.error_replies.fetch_add(1, Ordering::Relaxed);
             OUT_HEADER_LEN as u32
@@ -427,12 +422,7 @@ pub(super) fn error_reply(
 }
 
 pub(super) fn ok_reply(mut w: VirtioFsWriter<'_, ()>, unique: u64) -> u32 {
-    let out = OutHeader {
-        len: OUT_HEADER_LEN as u32,
-        error: 0,
-        unique,
-    };
-    match w.write_all(out.as_slice()) {
+    match w.write_all(reply::error_header(unique, 0).as_slice()) {
         Ok(()) => OUT_HEADER_LEN as u32,
         Err(_) => 0,
     }

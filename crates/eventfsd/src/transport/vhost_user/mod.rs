@@ -55,9 +55,6 @@ pub const MAX_QUEUE_SIZE: usize = 1024;
 /// Default number of request worker threads.
 pub const DEFAULT_THREAD_POOL_SIZE: usize = 4;
 
-// moved: const OUT_HEADER_LEN: usize = std::mem::size_of::<OutHeader>();
-// moved: const IN_HEADER_LEN: usize = std::mem::size_of::<InHeader>();
-
 /// Guest memory as shared between vhost-user-backend and this transport.
 pub(super) type GuestMem = GuestMemoryAtomic<GuestMemoryMmap>;
 /// Chains hold an owned snapshot of guest memory so they can move to worker threads
