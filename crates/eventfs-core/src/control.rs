@@ -42,7 +42,9 @@ pub trait ControlFiles: Send + Sync {
     /// Opens a control file. Returns a handle the source may use for per-open state (a `trace`
     /// snapshot, a `trace_pipe` reader); 0 when it keeps none.
     fn open(&self, tree: &Tree, node: NodeRef, flags: OpenFlags) -> Result<u64, FsError>;
-    /// Reads up to `size` bytes at `offset`. May block for files like `trace_pipe`.
+    /// Reads up to `size` bytes at `offset`. May block for files like `trace_pipe`, unless
+    /// `nonblock`: the file's `O_NONBLOCK` as of this read (set with fcntl after open, as
+    /// trace-cmd does when it stops recording).
     fn read(
         &self,
         tree: &Tree,
@@ -50,6 +52,7 @@ pub trait ControlFiles: Send + Sync {
         handle: u64,
         offset: u64,
         size: u32,
+        nonblock: bool,
     ) -> Result<Vec<u8>, FsError>;
     /// Applies one write (one `echo`); returns the number of bytes consumed.
     fn write(&self, tree: &Tree, node: NodeRef, handle: u64, data: &[u8])

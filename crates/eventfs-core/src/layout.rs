@@ -38,6 +38,23 @@ pub enum FileKind {
     Root(RootFile),
     /// `options/<name>`: the option's row in [`OPTIONS`].
     TraceOption(u8),
+    /// A file of `per_cpu/cpuN/`; the CPU is the directory's (see `Tree::cpu_of`).
+    PerCpu(CpuFile),
+}
+
+/// The files of `per_cpu/cpuN/` (at the root and in every instance).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum CpuFile {
+    /// `buffer_size_kb`: this CPU's ring size.
+    BufferSizeKb,
+    /// `stats`: this CPU's ring counters.
+    Stats,
+    /// `trace`: this CPU's records as text, not consumed.
+    Trace,
+    /// `trace_pipe`: this CPU's records as text, consumed.
+    TracePipe,
+    /// `trace_pipe_raw`: this CPU's ring-buffer pages, consumed.
+    TracePipeRaw,
 }
 
 /// The files of the tracefs root (and, minus the global-only ones, of every instance).
@@ -63,6 +80,14 @@ pub enum RootFile {
     ErrorLog,
     /// `kprobe_events` (global only).
     KprobeEvents,
+    /// `printk_formats` (global only).
+    PrintkFormats,
+    /// `saved_cmdlines` (global only).
+    SavedCmdlines,
+    /// `saved_cmdlines_size` (global only).
+    SavedCmdlinesSize,
+    /// `saved_tgids` (global only).
+    SavedTgids,
     /// `set_event`.
     SetEvent,
     /// `set_event_pid`.
@@ -97,6 +122,10 @@ impl RootFile {
                 | RootFile::AvailableFilterFunctions
                 | RootFile::DynamicEvents
                 | RootFile::KprobeEvents
+                | RootFile::PrintkFormats
+                | RootFile::SavedCmdlines
+                | RootFile::SavedCmdlinesSize
+                | RootFile::SavedTgids
                 | RootFile::SyntheticEvents
                 | RootFile::UprobeEvents
         )
@@ -179,6 +208,10 @@ pub const ROOT_FILES: &[FileSpec] = &[
     root("dynamic_events", 0o640, RootFile::DynamicEvents),
     root("error_log", 0o640, RootFile::ErrorLog),
     root("kprobe_events", 0o640, RootFile::KprobeEvents),
+    root("printk_formats", 0o440, RootFile::PrintkFormats),
+    root("saved_cmdlines", 0o440, RootFile::SavedCmdlines),
+    root("saved_cmdlines_size", 0o640, RootFile::SavedCmdlinesSize),
+    root("saved_tgids", 0o440, RootFile::SavedTgids),
     root("set_event", 0o640, RootFile::SetEvent),
     root("set_event_pid", 0o640, RootFile::SetEventPid),
     root("synthetic_events", 0o640, RootFile::SyntheticEvents),
@@ -200,6 +233,22 @@ pub fn instance_files_mask() -> u64 {
         .filter(|(_, f)| !matches!(f.kind, FileKind::Root(r) if r.is_global_only()))
         .fold(0, |mask, (slot, _)| mask | 1 << slot)
 }
+
+const fn cpu(name: &'static str, mode: u16, file: CpuFile) -> FileSpec {
+    spec(name, mode, FileKind::PerCpu(file))
+}
+
+/// Files of `per_cpu/cpuN/`, in `ls` order, with tracefs's modes.
+pub const CPU_FILES: &[FileSpec] = &[
+    cpu("buffer_size_kb", 0o640, CpuFile::BufferSizeKb),
+    cpu("stats", 0o440, CpuFile::Stats),
+    cpu("trace", 0o640, CpuFile::Trace),
+    cpu("trace_pipe", 0o440, CpuFile::TracePipe),
+    cpu("trace_pipe_raw", 0o440, CpuFile::TracePipeRaw),
+];
+
+/// Most CPUs a tree can have `per_cpu/cpuN/` directories for (QEMU's x86 limit).
+pub const MAX_CPUS: u32 = 1024;
 
 const fn opt(name: &'static str, row: u8) -> FileSpec {
     spec(name, 0o640, FileKind::TraceOption(row))
@@ -273,6 +322,10 @@ pub enum DirKind {
     Instances,
     /// `instances/<name>/`.
     InstanceRoot,
+    /// `per_cpu/` (at the root and in each instance).
+    PerCpu,
+    /// `per_cpu/cpuN/`.
+    Cpu,
 }
 
 impl DirKind {
@@ -284,7 +337,8 @@ impl DirKind {
             DirKind::System => SYSTEM_FILES,
             DirKind::Event => EVENT_FILES,
             DirKind::Options => OPTIONS,
-            DirKind::Instances => &[],
+            DirKind::Cpu => CPU_FILES,
+            DirKind::Instances | DirKind::PerCpu => &[],
         }
     }
 
@@ -293,7 +347,11 @@ impl DirKind {
         match self {
             DirKind::Root => ROOT_MODE,
             DirKind::EventsRoot | DirKind::System | DirKind::Event => DIR_MODE,
-            DirKind::Options | DirKind::Instances | DirKind::InstanceRoot => TRACEFS_DIR_MODE,
+            DirKind::Options
+            | DirKind::Instances
+            | DirKind::InstanceRoot
+            | DirKind::PerCpu
+            | DirKind::Cpu => TRACEFS_DIR_MODE,
         }
     }
 
@@ -331,6 +389,7 @@ mod tests {
             DirKind::EventsRoot,
             DirKind::System,
             DirKind::Event,
+            DirKind::Cpu,
         ] {
             assert!(kind.files().len() <= MAX_FILES_PER_DIR);
         }
@@ -345,5 +404,9 @@ mod tests {
         sorted.sort_unstable();
         assert_eq!(names, sorted, "root files are listed in ls order");
         assert_eq!(instance_files_mask().count_ones(), 14);
+        let cpu_names: Vec<&str> = CPU_FILES.iter().map(|f| f.name).collect();
+        let mut sorted = cpu_names.clone();
+        sorted.sort_unstable();
+        assert_eq!(cpu_names, sorted, "per-CPU files are listed in ls order");
     }
 }

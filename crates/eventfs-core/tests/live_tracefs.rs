@@ -57,6 +57,61 @@ fn read_live(path: &Path) -> Vec<u8> {
     }
 }
 
+/// (name, perm) of the files of the directory `rel` in the tree.
+fn tree_dir_files(tree: &Tree, rel: &str) -> Vec<(String, u32)> {
+    let mut dir = ROOT_INO;
+    for part in rel.split('/').filter(|p| !p.is_empty()) {
+        dir = tree.find(dir, part.as_bytes()).unwrap().node.ino;
+    }
+    let mut out = Vec::new();
+    tree.readdir(dir, 2, &mut |e| {
+        if let NodeKind::File(_) = e.attr.node.kind {
+            out.push((
+                String::from_utf8_lossy(e.name).into_owned(),
+                u32::from(e.attr.perm),
+            ));
+        }
+        true
+    })
+    .unwrap();
+    out
+}
+
+/// The per-CPU directory matches the live one file for file, and every root file the tree
+/// serves that the live tracefs has carries the same mode.
+fn compare_root_and_per_cpu(tree: &Tree, live: &Path) {
+    let live_cpu0: Vec<(String, u32)> = {
+        let mut v: Vec<_> = fs::read_dir(live.join("per_cpu/cpu0"))
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let mode = e.metadata().unwrap().permissions().mode() & 0o7777;
+                (e.file_name().to_string_lossy().into_owned(), mode)
+            })
+            .filter(|(name, _)| !name.starts_with("snapshot"))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        tree_dir_files(tree, "per_cpu/cpu0"),
+        live_cpu0,
+        "per_cpu/cpu0"
+    );
+    let mut checked = 0;
+    for (name, perm) in tree_dir_files(tree, "") {
+        // The tree has files some kernels lack (kprobe_events without CONFIG_KPROBE_EVENTS).
+        if let Ok(meta) = fs::metadata(live.join(&name)) {
+            assert_eq!(perm, meta.permissions().mode() & 0o7777, "mode of {name}");
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 20,
+        "only {checked} root files found in the live tracefs"
+    );
+}
+
 fn compare(tree: &Tree, live: &Path, what: &str) {
     let files = tree_files(tree);
     let mut live_count = 0;
@@ -125,6 +180,7 @@ fn tree_matches_live_tracefs() {
     let tree =
         Tree::from_image(Image::Owned(fresh.encode().into()), TreeConfig::default()).unwrap();
     compare(&tree, &tracefs, "fresh snapshot");
+    compare_root_and_per_cpu(&tree, &tracefs);
 
     let embedded = Catalog::decode(EMBEDDED).unwrap();
     if embedded.kernel_release == release {

@@ -103,7 +103,23 @@ fn shape_modes_and_kernel_file_order() {
     };
     let root = names("/");
     assert_eq!(&root[..4], [".", "..", "README", "available_events"]);
-    assert_eq!(&root[root.len() - 3..], ["events", "instances", "options"]);
+    assert_eq!(
+        &root[root.len() - 4..],
+        ["events", "instances", "options", "per_cpu"]
+    );
+    assert_eq!(names("per_cpu"), [".", "..", "cpu0"]);
+    assert_eq!(
+        names("per_cpu/cpu0"),
+        [
+            ".",
+            "..",
+            "buffer_size_kb",
+            "stats",
+            "trace",
+            "trace_pipe",
+            "trace_pipe_raw"
+        ]
+    );
     assert_eq!(names("options"), [".", "..", "overwrite"]);
     assert_eq!(names("instances"), [".", ".."]);
     assert_eq!(

@@ -63,6 +63,19 @@ pub struct Options {
     pub rate: u32,
     /// Catalog source: seed of the record generator.
     pub seed: u64,
+    /// Number of `per_cpu/cpuN/` directories (the guest's vCPU count, or more).
+    pub cpus: u32,
+}
+
+/// Most CPUs `--cpus` accepts: `tracing_cpumask` is kept in one 64-bit word.
+pub const MAX_CPUS: u32 = 64;
+
+/// The default of `--cpus`: this host's configured CPUs (QEMU guests rarely have more vCPUs
+/// than their host has CPUs), at most [`MAX_CPUS`].
+pub fn default_cpus() -> u32 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) };
+    u32::try_from(n).unwrap_or(1).clamp(1, MAX_CPUS)
 }
 
 /// What the command line asks for.
@@ -143,6 +156,11 @@ struct Args {
     /// Catalog source: seed of the synthetic record generator.
     #[arg(long, value_name = "N", default_value_t = 1)]
     seed: u64,
+    /// per_cpu/cpuN directories: at least the guest's vCPUs; with --source host exactly
+    /// them, so that every host CPU's records reach a guest CPU [default: host CPUs]
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CPUS)))]
+    cpus: Option<u32>,
     /// Print the vhost-user backend capabilities (JSON) and exit (other options are ignored).
     #[arg(long)]
     print_capabilities: bool,
@@ -220,6 +238,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         exit_on_disconnect: args.exit_on_disconnect,
         rate: args.rate,
         seed: args.seed,
+        cpus: args.cpus.unwrap_or_else(default_cpus),
     }))
 }
 

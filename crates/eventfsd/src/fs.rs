@@ -391,7 +391,7 @@ impl FileSystem for EventFs {
         size: u32,
         offset: u64,
         _lock_owner: Option<u64>,
-        _flags: u32,
+        flags: u32,
     ) -> io::Result<usize> {
         let node = self
             .tree
@@ -407,7 +407,14 @@ impl FileSystem for EventFs {
         } else {
             let content = self
                 .control
-                .read(&self.tree, node, handle, offset, size)
+                .read(
+                    &self.tree,
+                    node,
+                    handle,
+                    offset,
+                    size,
+                    OpenFlags::from_bits(flags as i32).nonblock,
+                )
                 .map_err(|e| self.fail(e.for_open_handle()))?;
             self.copy_out(w, &content, size, 0)
         }

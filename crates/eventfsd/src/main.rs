@@ -74,6 +74,7 @@ fn start_source(options: &Options) -> Result<Arc<dyn Source>, String> {
     let config = TreeConfig {
         uid: options.uid,
         gid: options.gid,
+        cpus: options.cpus,
     };
     // Waiting trace_pipe readers must leave a worker free for other requests.
     let max_blocked_readers = options.thread_pool_size.saturating_sub(1);
@@ -84,6 +85,7 @@ fn start_source(options: &Options) -> Result<Arc<dyn Source>, String> {
             control: CatalogOptions {
                 rate: options.rate,
                 seed: options.seed,
+                nr_cpus: options.cpus,
                 max_blocked_readers: max_blocked_readers.max(1),
                 ..CatalogOptions::default()
             },

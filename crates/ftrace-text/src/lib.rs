@@ -5,6 +5,7 @@
 //!   kernel's error texts;
 //! - [`trigger`] parses `trigger` commands (`traceon`, `enable_event`, `hist` ...);
 //! - [`record`] holds one event occurrence and generates plausible ones from a format;
+//! - [`page`] lays records out in the kernel's binary ring-buffer pages (`trace_pipe_raw`);
 //! - [`ring`] is a byte-bounded per-CPU trace buffer of records;
 //! - [`render`] prints records as the kernel's `trace` text, interpreting each print fmt.
 //!
@@ -15,6 +16,7 @@
 
 pub mod filter;
 pub mod format;
+pub mod page;
 pub mod record;
 pub mod render;
 pub mod ring;
@@ -24,4 +26,4 @@ pub use record::{FieldValue, Generator, Record};
 pub use render::{
     print_fmt_text, render_context, render_line, trace_header, CompiledFmt, RenderOutcome,
 };
-pub use ring::{Ring, DEFAULT_BUFFER_SIZE_KB};
+pub use ring::{CpuStats, Ring, DEFAULT_BUFFER_SIZE_KB};

@@ -22,11 +22,26 @@ fn charge(rec: &Record) -> usize {
 struct CpuRing {
     records: VecDeque<(Arc<Record>, usize)>,
     bytes: usize,
+    /// Byte budget of this ring (`per_cpu/cpuN/buffer_size_kb`).
+    limit: usize,
     /// Records lost to overwrite (or to a shrink) since the last clear.
     overrun: u64,
+    /// Records lost since a consuming reader last took records (the page's missed count).
+    lost_unread: u64,
+    /// Records consumed by readers since the last clear.
+    read: u64,
+    /// Records refused because they were larger than the whole ring.
+    dropped: u64,
 }
 
 impl CpuRing {
+    fn with_limit(limit: usize) -> CpuRing {
+        CpuRing {
+            limit,
+            ..CpuRing::default()
+        }
+    }
+
     fn pop_oldest(&mut self) -> Option<Arc<Record>> {
         let (rec, cost) = self.records.pop_front()?;
         self.bytes -= cost;
@@ -39,16 +54,36 @@ impl CpuRing {
                 break;
             }
             self.overrun += 1;
+            self.lost_unread += 1;
         }
     }
+
+    fn consume_oldest(&mut self) -> Option<Arc<Record>> {
+        let rec = self.pop_oldest()?;
+        self.read += 1;
+        Some(rec)
+    }
+}
+
+/// Counters of one CPU's ring, as `per_cpu/cpuN/stats` reports them.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct CpuStats {
+    /// Records stored.
+    pub entries: u64,
+    /// Records lost to overwrite.
+    pub overrun: u64,
+    /// Bytes the stored records occupy.
+    pub bytes: u64,
+    /// Time stamp of the oldest stored record (0 when empty).
+    pub oldest_ts: u64,
+    /// Records refused (larger than the whole ring).
+    pub dropped: u64,
+    /// Records consumed by `trace_pipe` and `trace_pipe_raw` readers.
+    pub read: u64,
 }
 
 struct Inner {
     cpus: Vec<CpuRing>,
-    /// Byte budget of each CPU's ring.
-    limit_per_cpu: usize,
-    /// Records too large to fit even in an empty ring.
-    dropped: u64,
     /// Bumped by [`Ring::wake_all`] so waiting readers notice.
     epoch: u64,
     shut_down: bool,
@@ -56,11 +91,12 @@ struct Inner {
 
 impl Inner {
     /// CPU whose oldest record is the oldest overall (ties go to the lower CPU, as the
-    /// kernel's merge does).
-    fn oldest_cpu(&self) -> Option<usize> {
+    /// kernel's merge does); only `cpu` when given.
+    fn oldest_cpu(&self, cpu: Option<usize>) -> Option<usize> {
         self.cpus
             .iter()
             .enumerate()
+            .filter(|(i, _)| cpu.is_none_or(|c| c == *i))
             .filter_map(|(i, c)| c.records.front().map(|(r, _)| (r.ts_ns, i)))
             .min()
             .map(|(_, i)| i)
@@ -68,6 +104,13 @@ impl Inner {
 
     fn len(&self) -> usize {
         self.cpus.iter().map(|c| c.records.len()).sum()
+    }
+
+    fn len_of(&self, cpu: Option<usize>) -> usize {
+        match cpu {
+            Some(c) => self.cpus.get(c).map_or(0, |r| r.records.len()),
+            None => self.len(),
+        }
     }
 }
 
@@ -83,12 +126,13 @@ pub struct Ring {
 impl Ring {
     /// A buffer of `nr_cpus` rings (at least one) of `buffer_size_kb` KiB each.
     pub fn new(nr_cpus: u32, buffer_size_kb: usize) -> Self {
-        let cpus = (0..nr_cpus.max(1)).map(|_| CpuRing::default()).collect();
+        let limit = buffer_size_kb.saturating_mul(1024);
+        let cpus = (0..nr_cpus.max(1))
+            .map(|_| CpuRing::with_limit(limit))
+            .collect();
         Ring {
             inner: Mutex::new(Inner {
                 cpus,
-                limit_per_cpu: buffer_size_kb.saturating_mul(1024),
-                dropped: 0,
                 epoch: 0,
                 shut_down: false,
             }),
@@ -107,9 +151,27 @@ impl Ring {
         self.lock().cpus.len() as u32
     }
 
-    /// Per-CPU size in KiB, as `buffer_size_kb` reads.
-    pub fn buffer_size_kb(&self) -> usize {
-        self.lock().limit_per_cpu / 1024
+    /// Per-CPU size in KiB, as the top-level `buffer_size_kb` reads: `None` when the CPUs'
+    /// sizes differ (the kernel prints `X`).
+    pub fn buffer_size_kb(&self) -> Option<usize> {
+        let inner = self.lock();
+        let first = inner.cpus[0].limit;
+        inner
+            .cpus
+            .iter()
+            .all(|c| c.limit == first)
+            .then_some(first / 1024)
+    }
+
+    /// Size in KiB of one CPU's ring (`per_cpu/cpuN/buffer_size_kb`).
+    pub fn cpu_buffer_size_kb(&self, cpu: u32) -> usize {
+        let inner = self.lock();
+        inner.cpus.get(cpu as usize).map_or(0, |c| c.limit / 1024)
+    }
+
+    /// Sum of every CPU's size in KiB (`buffer_total_size_kb`).
+    pub fn total_size_kb(&self) -> usize {
+        self.lock().cpus.iter().map(|c| c.limit / 1024).sum()
     }
 
     /// Stores a record in the ring of its CPU (`cpu % nr_cpus`), dropping that ring's oldest
@@ -118,26 +180,28 @@ impl Ring {
     pub fn push(&self, rec: Record) {
         let cost = charge(&rec);
         let mut inner = self.lock();
-        let limit = inner.limit_per_cpu;
-        if cost > limit {
-            inner.dropped += 1;
-            return;
-        }
         let n = inner.cpus.len();
         let ring = &mut inner.cpus[rec.cpu as usize % n];
-        ring.evict_to(limit - cost);
+        if cost > ring.limit {
+            ring.dropped += 1;
+            return;
+        }
+        ring.evict_to(ring.limit - cost);
         ring.bytes += cost;
         ring.records.push_back((Arc::new(rec), cost));
         drop(inner);
         self.data.notify_all();
     }
 
-    /// All stored records in timestamp order, without consuming them (what `trace` reads).
-    pub fn snapshot(&self) -> Vec<Arc<Record>> {
+    /// Stored records in timestamp order, without consuming them (what `trace` reads): all
+    /// CPUs', or one CPU's.
+    pub fn snapshot_of(&self, cpu: Option<u32>) -> Vec<Arc<Record>> {
         let inner = self.lock();
         let mut out: Vec<Arc<Record>> = Vec::with_capacity(inner.len());
-        for c in &inner.cpus {
-            out.extend(c.records.iter().map(|(r, _)| Arc::clone(r)));
+        for (i, c) in inner.cpus.iter().enumerate() {
+            if cpu.is_none_or(|cpu| cpu as usize == i) {
+                out.extend(c.records.iter().map(|(r, _)| Arc::clone(r)));
+            }
         }
         drop(inner);
         // Each CPU's ring is already in time order; a stable sort merges them with ties
@@ -146,36 +210,80 @@ impl Ring {
         out
     }
 
-    /// Removes and returns up to `max` of the oldest records (what `trace_pipe` reads); each
-    /// record goes to exactly one caller.
-    pub fn consume(&self, max: usize) -> Vec<Arc<Record>> {
+    /// All stored records in timestamp order, without consuming them.
+    pub fn snapshot(&self) -> Vec<Arc<Record>> {
+        self.snapshot_of(None)
+    }
+
+    /// Removes and returns up to `max` of the oldest records of every CPU, or of `cpu`
+    /// (what `trace_pipe` reads); each record goes to exactly one caller.
+    pub fn consume_from(&self, cpu: Option<u32>, max: usize) -> Vec<Arc<Record>> {
+        let cpu = cpu.map(|c| c as usize);
         let mut inner = self.lock();
-        let mut out = Vec::with_capacity(max.min(inner.len()));
+        let mut out = Vec::with_capacity(max.min(inner.len_of(cpu)));
         while out.len() < max {
-            let Some(cpu) = inner.oldest_cpu() else { break };
-            out.extend(inner.cpus[cpu].pop_oldest());
+            let Some(c) = inner.oldest_cpu(cpu) else {
+                break;
+            };
+            out.extend(inner.cpus[c].consume_oldest());
         }
         out
     }
 
-    /// Drops every record and resets the counters (open of `trace` with `O_TRUNC`).
-    pub fn clear(&self) {
-        let mut inner = self.lock();
-        for c in &mut inner.cpus {
-            *c = CpuRing::default();
-        }
-        inner.dropped = 0;
+    /// Removes and returns up to `max` of the oldest records of every CPU.
+    pub fn consume(&self, max: usize) -> Vec<Arc<Record>> {
+        self.consume_from(None, max)
     }
 
-    /// Sets the per-CPU size; shrinking drops the oldest records, counted as overruns as the
-    /// kernel does when it removes pages.
-    pub fn resize(&self, buffer_size_kb: usize) {
+    /// Consumes `cpu`'s oldest records while `take` accepts them (a page fills up); the
+    /// first refused record stays. Returns the records lost to overwrite since the previous
+    /// consuming read of this CPU, which the caller reports once (the page's missed count).
+    pub fn consume_cpu_while(&self, cpu: u32, mut take: impl FnMut(&Record) -> bool) -> u64 {
+        let mut inner = self.lock();
+        let Some(ring) = inner.cpus.get_mut(cpu as usize) else {
+            return 0;
+        };
+        while let Some((rec, _)) = ring.records.front() {
+            if !take(rec) {
+                break;
+            }
+            ring.consume_oldest();
+        }
+        std::mem::take(&mut ring.lost_unread)
+    }
+
+    /// Drops every record of every CPU, or of `cpu`, and resets its counters (open of
+    /// `trace` or `per_cpu/cpuN/trace` with `O_TRUNC`).
+    pub fn clear_cpus(&self, cpu: Option<u32>) {
+        let mut inner = self.lock();
+        for (i, c) in inner.cpus.iter_mut().enumerate() {
+            if cpu.is_none_or(|cpu| cpu as usize == i) {
+                *c = CpuRing::with_limit(c.limit);
+            }
+        }
+    }
+
+    /// Drops every record and resets the counters.
+    pub fn clear(&self) {
+        self.clear_cpus(None);
+    }
+
+    /// Sets the size of every CPU's ring, or of `cpu`'s; shrinking drops the oldest records,
+    /// counted as overruns as the kernel does when it removes pages.
+    pub fn resize_cpus(&self, cpu: Option<u32>, buffer_size_kb: usize) {
         let mut inner = self.lock();
         let limit = buffer_size_kb.saturating_mul(1024);
-        inner.limit_per_cpu = limit;
-        for c in &mut inner.cpus {
-            c.evict_to(limit);
+        for (i, c) in inner.cpus.iter_mut().enumerate() {
+            if cpu.is_none_or(|cpu| cpu as usize == i) {
+                c.limit = limit;
+                c.evict_to(limit);
+            }
         }
+    }
+
+    /// Sets every CPU's size.
+    pub fn resize(&self, buffer_size_kb: usize) {
+        self.resize_cpus(None, buffer_size_kb);
     }
 
     /// Records currently stored (the header's `entries-in-buffer`).
@@ -206,22 +314,40 @@ impl Ring {
 
     /// Records refused because they were larger than a whole ring.
     pub fn dropped(&self) -> u64 {
-        self.lock().dropped
+        self.lock().cpus.iter().map(|c| c.dropped).sum()
     }
 
-    /// Bytes charged for the stored records (never above `nr_cpus * buffer_size_kb * 1024`).
+    /// Bytes charged for the stored records (never above the sum of the CPUs' sizes).
     pub fn bytes(&self) -> usize {
         self.lock().cpus.iter().map(|c| c.bytes).sum()
     }
 
-    /// Blocks until a record is stored, [`Ring::wake_all`] or [`Ring::shutdown`] is called,
-    /// or `timeout` passes. Returns true if records are available.
-    pub fn wait_for_data(&self, timeout: Duration) -> bool {
+    /// The counters of one CPU's ring.
+    pub fn cpu_stats(&self, cpu: u32) -> CpuStats {
+        let inner = self.lock();
+        let Some(c) = inner.cpus.get(cpu as usize) else {
+            return CpuStats::default();
+        };
+        CpuStats {
+            entries: c.records.len() as u64,
+            overrun: c.overrun,
+            bytes: c.bytes as u64,
+            oldest_ts: c.records.front().map_or(0, |(r, _)| r.ts_ns),
+            dropped: c.dropped,
+            read: c.read,
+        }
+    }
+
+    /// Blocks until a record is stored (on `cpu`, when given), [`Ring::wake_all`] or
+    /// [`Ring::shutdown`] is called, or `timeout` passes. Returns true if records are
+    /// available.
+    pub fn wait_for_data_on(&self, cpu: Option<u32>, timeout: Duration) -> bool {
+        let cpu = cpu.map(|c| c as usize);
         let deadline = Instant::now() + timeout;
         let mut inner = self.lock();
         let epoch = inner.epoch;
         loop {
-            if inner.len() > 0 {
+            if inner.len_of(cpu) > 0 {
                 return true;
             }
             if inner.shut_down || inner.epoch != epoch {
@@ -237,6 +363,11 @@ impl Ring {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+    }
+
+    /// Blocks until any CPU has a record (see [`Ring::wait_for_data_on`]).
+    pub fn wait_for_data(&self, timeout: Duration) -> bool {
+        self.wait_for_data_on(None, timeout)
     }
 
     /// Wakes every reader blocked in [`Ring::wait_for_data`] (e.g. its file was released).
@@ -299,7 +430,7 @@ mod tests {
         ring.push(marker_at(2001, 0, &"x".repeat(5000)));
         assert_eq!(ring.dropped(), 1);
         ring.resize(1);
-        assert!(ring.bytes() <= 1024 && ring.buffer_size_kb() == 1);
+        assert!(ring.bytes() <= 1024 && ring.buffer_size_kb() == Some(1));
         assert_eq!(ring.written(), ring.len() as u64 + ring.overruns());
         ring.clear();
         assert_eq!((ring.len(), ring.written(), ring.bytes()), (0, 0, 0));

@@ -2,10 +2,11 @@
 //! The only memory the tree keeps per directory.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use super::ino::{encode_ino, DirId, Ino, EVENTS_DIR, INSTANCES_DIR, ROOT_DIR};
 use crate::catalog::Span;
-use crate::layout::{DirKind, FileKind};
+use crate::layout::{all_files, DirKind, FileKind, MAX_CPUS};
 
 /// A string in the metadata: a span of the catalog image, or an owned string for nodes added at
 /// run time. Packed into 8 bytes (top bit tags owned strings) to keep directories small.
@@ -13,12 +14,35 @@ use crate::layout::{DirKind, FileKind};
 pub(super) struct Text(u64);
 
 pub(super) const OWNED_BIT: u64 = 1 << 63;
+/// Tags the name `cpuN` of a `per_cpu/` directory: N is in the low bits, the bytes come
+/// from [`cpu_names`], so a CPU directory owns no string.
+const CPU_NAME_BIT: u64 = 1 << 62;
 
 impl Text {
     pub(super) fn image(span: Span) -> Text {
         Text(u64::from(span.off) | (u64::from(span.len) << 32))
     }
+    pub(super) fn cpu(cpu: u32) -> Text {
+        debug_assert!(cpu < MAX_CPUS);
+        Text(CPU_NAME_BIT | u64::from(cpu))
+    }
     pub(super) const EMPTY: Text = Text(0);
+}
+
+/// `cpu0cpu1...` for every possible CPU, and where each name starts: built once per process,
+/// shared by every tree and instance.
+fn cpu_names() -> &'static (String, Vec<u32>) {
+    static NAMES: OnceLock<(String, Vec<u32>)> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        let mut names = String::new();
+        let mut starts = Vec::with_capacity(MAX_CPUS as usize + 1);
+        for cpu in 0..MAX_CPUS {
+            starts.push(names.len() as u32);
+            names.push_str(&format!("cpu{cpu}"));
+        }
+        starts.push(names.len() as u32);
+        (names, starts)
+    })
 }
 
 pub(super) const LIVE: u8 = 1;
@@ -107,6 +131,11 @@ impl Meta {
     }
 
     pub(super) fn text<'a>(&'a self, image: &'a [u8], text: Text) -> &'a [u8] {
+        if text.0 & CPU_NAME_BIT != 0 && text.0 & OWNED_BIT == 0 {
+            let (names, starts) = cpu_names();
+            let cpu = (text.0 & 0xffff_ffff) as usize;
+            return &names.as_bytes()[starts[cpu] as usize..starts[cpu + 1] as usize];
+        }
         if text.0 & OWNED_BIT != 0 {
             self.strings[(text.0 & 0xffff_ffff) as usize]
                 .as_deref()
@@ -219,6 +248,23 @@ impl Meta {
         });
         self.link_child(image, parent, dir);
         dir
+    }
+
+    /// Creates `per_cpu/` under an instance (or the root) with `cpu0 .. cpu(cpus-1)` in it;
+    /// each CPU directory keeps its number in `event_id`.
+    pub(super) fn add_per_cpu(&mut self, image: &[u8], instance: DirId, cpus: u32) -> DirId {
+        let name = self.own("per_cpu");
+        let per_cpu = self.add_dir(image, instance, name, DirKind::PerCpu, 0);
+        if self.dirs[instance as usize].flags & DYNAMIC == 0 {
+            // A fixed part of the tree, although its name is an owned string.
+            self.dirs[per_cpu as usize].flags = LIVE;
+        }
+        for cpu in 0..cpus.min(MAX_CPUS) {
+            let files = all_files(DirKind::Cpu.files());
+            let dir = self.add_dir(image, per_cpu, Text::cpu(cpu), DirKind::Cpu, files);
+            self.dirs[dir as usize].event_id = cpu;
+        }
+        per_cpu
     }
 
     /// A copy of `text` that may be freed independently (image spans are shared as they are).

@@ -45,13 +45,26 @@ impl std::ops::Deref for Image {
     }
 }
 
-/// Ownership settings applied to every node.
-#[derive(Copy, Clone, Debug, Default)]
+/// Settings applied to every node.
+#[derive(Copy, Clone, Debug)]
 pub struct TreeConfig {
     /// Owner of every node unless chown'ed.
     pub uid: u32,
     /// Group of every node unless chown'ed.
     pub gid: u32,
+    /// Number of `per_cpu/cpuN/` directories (at least 1, at most
+    /// [`crate::layout::MAX_CPUS`]).
+    pub cpus: u32,
+}
+
+impl Default for TreeConfig {
+    fn default() -> Self {
+        TreeConfig {
+            uid: 0,
+            gid: 0,
+            cpus: 1,
+        }
+    }
 }
 
 /// What a node is.
@@ -226,6 +239,7 @@ impl Tree {
             meta.dirs[dir as usize].flags = LIVE;
             debug_assert_eq!(dir, expected);
         }
+        meta.add_per_cpu(&image, ROOT_DIR, config.cpus.max(1));
         meta.dirs
             .reserve(raw.systems.len() + raw.systems.iter().map(|s| s.events.len()).sum::<usize>());
 

@@ -189,6 +189,7 @@ impl Tree {
         let text = meta.own("options");
         let options = meta.dirs[OPTIONS_DIR as usize].files;
         meta.add_dir(&self.image, instance, text, DirKind::Options, options);
+        meta.add_per_cpu(&self.image, instance, self.config.cpus.max(1));
         meta.copy_events(&self.image, EVENTS_DIR, events);
         Ok(instance)
     }
@@ -300,6 +301,22 @@ impl Tree {
     /// The id of an event directory.
     pub fn event_id(&self, event: DirId) -> u32 {
         self.read().dirs[event as usize].event_id
+    }
+
+    /// The CPU of a `per_cpu/cpuN/` directory (0 for any other directory).
+    pub fn cpu_of(&self, dir: DirId) -> u32 {
+        let meta = self.read();
+        let d = &meta.dirs[dir as usize];
+        if d.kind == DirKind::Cpu {
+            d.event_id
+        } else {
+            0
+        }
+    }
+
+    /// Number of `per_cpu/cpuN/` directories in the root and in every instance.
+    pub fn cpus(&self) -> u32 {
+        self.config.cpus.clamp(1, crate::layout::MAX_CPUS)
     }
 
     /// Kind of a directory.

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use eventfs_core::tree::Ino;
 
+use super::raw::RawReader;
 use super::recorder::PipeReader;
 use super::state::{lock, State};
 
@@ -19,6 +20,8 @@ pub enum HandleKind {
     Snapshot(Arc<Vec<u8>>),
     /// `trace_pipe`: a consuming reader.
     Pipe(Arc<PipeReader>),
+    /// `trace_pipe_raw`: a consuming reader of pages.
+    Raw(Arc<RawReader>),
 }
 
 struct OpenHandle {
@@ -67,8 +70,10 @@ impl Handles {
         let Some(open) = lock(&self.open).remove(&handle) else {
             return;
         };
-        if let HandleKind::Pipe(pipe) = &open.kind {
-            pipe.close();
+        match &open.kind {
+            HandleKind::Pipe(pipe) => pipe.close(),
+            HandleKind::Raw(raw) => raw.close(),
+            HandleKind::Plain | HandleKind::Snapshot(_) => {}
         }
         state.existing_instance(open.instance, |i| {
             i.open_handles = i.open_handles.saturating_sub(1)

@@ -26,6 +26,17 @@ pub fn written_text(data: &[u8]) -> Result<&str, FsError> {
     std::str::from_utf8(data).map_err(|_| FsError::Invalid("not UTF-8".into()))
 }
 
+/// Parses a `buffer_size_kb` write: a size in KiB, 1 ..= 1 GiB (a simulated buffer must not
+/// be able to claim the host's memory).
+pub fn parse_kb(text: &str) -> Result<usize, FsError> {
+    let value = text.trim();
+    value
+        .parse::<usize>()
+        .ok()
+        .filter(|&kb| kb > 0 && kb <= 1 << 20)
+        .ok_or_else(|| FsError::Invalid(format!("buffer_size_kb {value:?}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

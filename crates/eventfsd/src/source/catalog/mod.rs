@@ -4,8 +4,10 @@
 //! - [`state`]: per-event and per-instance state (the bottom; knows no file);
 //! - [`recorder`]: synthetic records, filters, triggers and pid filtering applied to them,
 //!   rendering of `trace`/`trace_pipe`;
+//! - [`cmdlines`]: the comms of recorded tasks (`saved_cmdlines`);
+//! - [`raw`]: `trace_pipe_raw`'s binary pages, over the recorder;
 //! - [`handles`]: what each open file carries;
-//! - [`events`], [`root`], [`instances`]: what a read or write of each file does;
+//! - [`events`], [`root`], [`per_cpu`], [`instances`]: what a read or write of each file does;
 //! - this module: [`CatalogControl`], which dispatches [`ControlFiles`] calls to those, and
 //!   [`CatalogSource`], the running source (tree, control, producer thread).
 
@@ -23,10 +25,13 @@ use eventfs_core::FsError;
 
 use super::Source;
 
+pub mod cmdlines;
 pub mod events;
 pub mod handles;
 pub mod input;
 pub mod instances;
+pub mod per_cpu;
+pub mod raw;
 pub mod recorder;
 pub mod root;
 pub mod state;
@@ -34,6 +39,7 @@ pub mod state;
 pub use state::CatalogOptions;
 
 use handles::Handles;
+use per_cpu::PerCpuFiles;
 use recorder::Recorder;
 use root::RootFiles;
 use state::State;
@@ -68,6 +74,14 @@ impl CatalogControl {
 
     fn root(&self) -> RootFiles<'_> {
         RootFiles {
+            state: &self.state,
+            recorder: &self.recorder,
+            handles: &self.handles,
+        }
+    }
+
+    fn per_cpu(&self) -> PerCpuFiles<'_> {
+        PerCpuFiles {
             state: &self.state,
             recorder: &self.recorder,
             handles: &self.handles,
@@ -136,6 +150,7 @@ impl Drop for Producer {
 impl ControlFiles for CatalogControl {
     fn open(&self, tree: &Tree, node: NodeRef, flags: OpenFlags) -> Result<u64, FsError> {
         match node.kind {
+            NodeKind::File(FileKind::PerCpu(file)) => self.per_cpu().open(tree, node, file, flags),
             NodeKind::File(kind) => self.root().open(tree, node, kind, flags),
             NodeKind::Dir(_) => Err(FsError::IsDir),
         }
@@ -148,11 +163,15 @@ impl ControlFiles for CatalogControl {
         handle: u64,
         offset: u64,
         size: u32,
+        nonblock: bool,
     ) -> Result<Vec<u8>, FsError> {
         match node.kind {
-            NodeKind::File(FileKind::Root(file)) => {
-                self.root().read(tree, node, file, handle, offset, size)
-            }
+            NodeKind::File(FileKind::Root(file)) => self
+                .root()
+                .read(tree, node, file, handle, offset, size, nonblock),
+            NodeKind::File(FileKind::PerCpu(file)) => self
+                .per_cpu()
+                .read(tree, node, file, handle, offset, size, nonblock),
             NodeKind::File(FileKind::TraceOption(row)) => {
                 let on = self
                     .state
@@ -178,6 +197,9 @@ impl ControlFiles for CatalogControl {
         match node.kind {
             NodeKind::File(FileKind::Root(file)) => {
                 self.root().write(tree, node, file, handle, data)?
+            }
+            NodeKind::File(FileKind::PerCpu(file)) => {
+                self.per_cpu().write(tree, node, file, data)?
             }
             NodeKind::File(FileKind::TraceOption(row)) => {
                 let on = input::parse_enable(data)?;

@@ -10,40 +10,45 @@ use eventfs_core::layout::FileKind;
 use eventfs_core::tree::{DirId, Ino, Tree};
 use eventfs_core::FsError;
 use ftrace_text::format;
+use ftrace_text::page::PayloadLayout;
 use ftrace_text::render::{print_fmt_text, CompiledFmt, RenderOutcome};
 use ftrace_text::trigger::Action;
 use ftrace_text::{trace_header, FieldValue, Generator, Record, Ring};
 
+use super::cmdlines::Cmdlines;
 use super::state::{lock, FilterSlot, State};
 
 /// How often the producer runs; records of one tick share its pacing.
 pub const TICK: Duration = Duration::from_millis(100);
 /// How long one wait of a blocked `trace_pipe` reader lasts before it re-checks whether its
 /// handle was closed (INTERRUPT never arrives over virtio, so waits must end by themselves).
-const PIPE_WAIT: Duration = Duration::from_millis(250);
+pub(super) const PIPE_WAIT: Duration = Duration::from_millis(250);
 
-/// What the renderer needs of an event, built once per event id.
-struct EventRender {
+/// What the renderer and the page writer need of an event, built once per event id.
+pub(super) struct EventRender {
     format: String,
     compiled: CompiledFmt,
+    /// Where its fields go in a binary record.
+    pub(super) layout: PayloadLayout,
 }
 
-/// A reader of `trace_pipe`: its leftover rendered bytes and whether its handle was closed.
+/// A reader of `trace_pipe` (of every CPU, or of `per_cpu/cpuN/trace_pipe`): its leftover
+/// rendered bytes and whether its handle was closed.
 pub struct PipeReader {
     ring: Arc<Ring>,
+    cpu: Option<u32>,
     pending: Mutex<Vec<u8>>,
     closed: AtomicBool,
-    nonblock: bool,
 }
 
 impl PipeReader {
-    /// A reader of `ring`; `nonblock` readers get EAGAIN instead of waiting.
-    pub fn new(ring: Arc<Ring>, nonblock: bool) -> Self {
+    /// A reader of `ring`, of one CPU's records when `cpu` is given.
+    pub fn new(ring: Arc<Ring>, cpu: Option<u32>) -> Self {
         PipeReader {
             ring,
+            cpu,
             pending: Mutex::default(),
             closed: AtomicBool::new(false),
-            nonblock,
         }
     }
 
@@ -56,11 +61,11 @@ impl PipeReader {
 
 /// Counters of the data plane.
 #[derive(Default)]
-struct RecorderStats {
+pub(super) struct RecorderStats {
     records: AtomicU64,
     filtered: AtomicU64,
     fallbacks: AtomicU64,
-    blocked_readers: AtomicUsize,
+    pub(super) blocked_readers: AtomicUsize,
 }
 
 /// Producer state kept between ticks.
@@ -91,7 +96,9 @@ pub struct Recorder {
     /// Compiled print fmts by event id.
     renders: Mutex<HashMap<u32, Arc<EventRender>>>,
     producer: Mutex<Producer>,
-    stats: RecorderStats,
+    pub(super) stats: RecorderStats,
+    /// `saved_cmdlines`: the comms of the tasks recorded.
+    cmdlines: Mutex<Cmdlines>,
 }
 
 impl Recorder {
@@ -101,6 +108,7 @@ impl Recorder {
             renders: Mutex::default(),
             producer: Mutex::new(Producer::new(seed, nr_cpus)),
             stats: RecorderStats::default(),
+            cmdlines: Mutex::default(),
         }
     }
 
@@ -125,9 +133,11 @@ impl Recorder {
                 let fields: Vec<format::Field<'_>> = format::fields(&format).collect();
                 let compiled =
                     CompiledFmt::for_event(&name, print_fmt_text(&format).unwrap_or(""), &fields);
+                let layout = PayloadLayout::new(&fields);
                 Arc::new(EventRender {
                     format: format.clone(),
                     compiled,
+                    layout,
                 })
             })
             .clone()
@@ -212,6 +222,7 @@ impl Recorder {
                 if !passes {
                     self.stats.filtered.fetch_add(1, Ordering::Relaxed);
                 } else if tracing {
+                    self.note_task(&record);
                     ring.push(record);
                     self.stats.records.fetch_add(1, Ordering::Relaxed);
                 }
@@ -260,13 +271,37 @@ impl Recorder {
         }
     }
 
-    /// The whole `cat trace` text of an instance: header and every buffered record.
-    pub fn trace_text(&self, state: &State, tree: &Tree, dir: DirId) -> Vec<u8> {
+    /// The whole `cat trace` text of an instance (or of one CPU's `per_cpu/cpuN/trace`):
+    /// header and every buffered record.
+    pub fn trace_text(&self, state: &State, tree: &Tree, dir: DirId, cpu: Option<u32>) -> Vec<u8> {
         let ring = state.instance(tree, dir, |i| i.ring.clone());
-        let records = ring.snapshot();
-        let mut out = trace_header(records.len(), ring.written(), ring.nr_cpus(), "nop");
+        let records = ring.snapshot_of(cpu);
+        let written = match cpu {
+            Some(cpu) => {
+                let stats = ring.cpu_stats(cpu);
+                stats.entries + stats.overrun
+            }
+            None => ring.written(),
+        };
+        let mut out = trace_header(records.len(), written, ring.nr_cpus(), "nop");
         self.render_records(tree, &records, &mut out);
         out.into_bytes()
+    }
+
+    /// The renderers of every event recorded so far, for writing pages without taking the
+    /// renderers' lock under the ring's.
+    pub(super) fn renders(&self) -> HashMap<u32, Arc<EventRender>> {
+        lock(&self.renders).clone()
+    }
+
+    /// Remembers the comm of a recorded task (`saved_cmdlines`).
+    fn note_task(&self, record: &Record) {
+        lock(&self.cmdlines).note(record.pid, &record.comm);
+    }
+
+    /// The saved task names.
+    pub fn cmdlines(&self) -> std::sync::MutexGuard<'_, Cmdlines> {
+        lock(&self.cmdlines)
     }
 
     /// A `trace_marker` write: a `print` event line in the instance's buffer.
@@ -291,7 +326,9 @@ impl Recorder {
                     .advance_to(state.started.elapsed().as_nanos() as u64);
                 producer.generator.now_ns() + 1_000
             };
-            ring.push(Record::marker(id, ts, 0, 1, "sh", 0, 0, text));
+            let record = Record::marker(id, ts, 0, 1, "sh", 0, 0, text);
+            self.note_task(&record);
+            ring.push(record);
             self.stats.records.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
@@ -305,13 +342,14 @@ impl Recorder {
         tree: &Tree,
         pipe: &PipeReader,
         size: u32,
+        nonblock: bool,
     ) -> Result<Vec<u8>, FsError> {
         let mut blocked = false;
         let result = loop {
             {
                 let mut pending = lock(&pipe.pending);
                 if pending.is_empty() {
-                    let records = pipe.ring.consume(256);
+                    let records = pipe.ring.consume_from(pipe.cpu, 256);
                     if !records.is_empty() {
                         let mut text = String::new();
                         self.render_records(tree, &records, &mut text);
@@ -323,7 +361,7 @@ impl Recorder {
                     break Ok(pending.drain(..n).collect());
                 }
             }
-            if pipe.nonblock {
+            if nonblock {
                 break Err(FsError::Os(libc::EAGAIN));
             }
             if pipe.closed.load(Ordering::Relaxed) || pipe.ring.is_shut_down() {
@@ -338,7 +376,7 @@ impl Recorder {
                     break Err(FsError::Os(libc::EAGAIN));
                 }
             }
-            pipe.ring.wait_for_data(PIPE_WAIT);
+            pipe.ring.wait_for_data_on(pipe.cpu, PIPE_WAIT);
         };
         if blocked {
             self.stats.blocked_readers.fetch_sub(1, Ordering::Relaxed);

@@ -8,7 +8,7 @@ use eventfs_core::tree::{DirId, NodeRef, Tree};
 use eventfs_core::FsError;
 
 use super::handles::{HandleKind, Handles};
-use super::input::{parse_enable, written_text};
+use super::input::{parse_enable, parse_kb, written_text};
 use super::recorder::{PipeReader, Recorder};
 use super::state::State;
 
@@ -89,12 +89,20 @@ impl RootFiles<'_> {
         }
         let kind = match kind {
             FileKind::Root(RootFile::Trace) if flags.read => HandleKind::Snapshot(Arc::new(
-                self.recorder.trace_text(self.state, tree, node.dir),
+                self.recorder.trace_text(self.state, tree, node.dir, None),
             )),
             FileKind::Root(RootFile::TracePipe) => HandleKind::Pipe(Arc::new(PipeReader::new(
                 self.state.instance(tree, node.dir, |i| i.ring.clone()),
-                flags.nonblock,
+                None,
             ))),
+            // trace-cmd reads these twice (a size pass, then a copy): the content must not
+            // change between the two, so it is fixed at open.
+            FileKind::Root(RootFile::SavedCmdlines) if flags.read => {
+                HandleKind::Snapshot(Arc::new(self.recorder.cmdlines().text().into_bytes()))
+            }
+            FileKind::Root(RootFile::SavedTgids) if flags.read => {
+                HandleKind::Snapshot(Arc::new(self.recorder.cmdlines().tgids_text().into_bytes()))
+            }
             _ => HandleKind::Plain,
         };
         Ok(self.register_handle(tree, node, kind))
@@ -108,6 +116,7 @@ impl RootFiles<'_> {
 
     /// Reads a root file at `offset` (`trace` from the handle's snapshot, `trace_pipe`
     /// consuming).
+    #[allow(clippy::too_many_arguments)]
     pub fn read(
         &self,
         tree: &Tree,
@@ -116,6 +125,7 @@ impl RootFiles<'_> {
         handle: u64,
         offset: u64,
         size: u32,
+        nonblock: bool,
     ) -> Result<Vec<u8>, FsError> {
         let content: Vec<u8> = match file {
             RootFile::Readme | RootFile::AvailableTracers => {
@@ -135,17 +145,30 @@ impl RootFiles<'_> {
                 .collect::<String>()
                 .into_bytes(),
             RootFile::BufferSizeKb => {
-                let kb = self
+                // `X` when the CPUs' sizes differ, as the kernel prints it.
+                match self
                     .state
-                    .instance(tree, node.dir, |i| i.ring.buffer_size_kb());
-                format!("{kb}\n").into_bytes()
+                    .instance(tree, node.dir, |i| i.ring.buffer_size_kb())
+                {
+                    Some(kb) => format!("{kb}\n").into_bytes(),
+                    None => b"X\n".to_vec(),
+                }
             }
             RootFile::BufferTotalSizeKb => {
-                let (kb, cpus) = self.state.instance(tree, node.dir, |i| {
-                    (i.ring.buffer_size_kb(), i.ring.nr_cpus())
-                });
-                format!("{}\n", kb as u64 * u64::from(cpus)).into_bytes()
+                let kb = self
+                    .state
+                    .instance(tree, node.dir, |i| i.ring.total_size_kb());
+                format!("{kb}\n").into_bytes()
             }
+            RootFile::SavedCmdlines | RootFile::SavedTgids => match self.handles.kind(handle) {
+                Some(HandleKind::Snapshot(text)) => return Ok(slice_at(&text, offset, size)),
+                _ => return Err(FsError::Os(libc::EBADF)),
+            },
+            RootFile::SavedCmdlinesSize => {
+                format!("{}\n", self.recorder.cmdlines().size()).into_bytes()
+            }
+            // The simulated kernel has no trace_printk() call sites.
+            RootFile::PrintkFormats => Vec::new(),
             RootFile::CurrentTracer => b"nop\n".to_vec(),
             RootFile::ErrorLog => self
                 .state
@@ -214,11 +237,13 @@ impl RootFiles<'_> {
             }
             RootFile::Trace => match self.handles.kind(handle) {
                 Some(HandleKind::Snapshot(text)) => return Ok(slice_at(&text, offset, size)),
-                _ => self.recorder.trace_text(self.state, tree, node.dir),
+                _ => self.recorder.trace_text(self.state, tree, node.dir, None),
             },
             RootFile::TracePipe => match self.handles.kind(handle) {
                 Some(HandleKind::Pipe(pipe)) => {
-                    return self.recorder.read_pipe(self.state, tree, &pipe, size)
+                    return self
+                        .recorder
+                        .read_pipe(self.state, tree, &pipe, size, nonblock)
                 }
                 _ => return Err(FsError::Os(libc::EBADF)),
             },
@@ -243,13 +268,19 @@ impl RootFiles<'_> {
                 self.state.instance(tree, node.dir, |i| i.tracing_on = on);
             }
             RootFile::BufferSizeKb => {
-                let kb: u32 = value
+                let kb = parse_kb(value)?;
+                self.state.instance(tree, node.dir, |i| i.ring.resize(kb));
+            }
+            RootFile::SavedCmdlinesSize => {
+                let size: usize = value
                     .parse()
-                    .ok()
-                    .filter(|&kb| kb > 0 && kb <= 1 << 20)
-                    .ok_or_else(|| FsError::Invalid(format!("buffer_size_kb {value:?}")))?;
-                self.state
-                    .instance(tree, node.dir, |i| i.ring.resize(kb as usize));
+                    .map_err(|_| FsError::Invalid(format!("saved_cmdlines_size {value:?}")))?;
+                if !self.recorder.cmdlines().resize(size) {
+                    return Err(FsError::Invalid(format!(
+                        "saved_cmdlines_size {size} is not in 1..={}",
+                        super::cmdlines::MAX_SIZE
+                    )));
+                }
             }
             RootFile::CurrentTracer => {
                 // Only the event tracer (nop) is emulated: the catalog has no functions to trace.
@@ -319,7 +350,10 @@ impl RootFiles<'_> {
             | RootFile::AvailableEvents
             | RootFile::AvailableTracers
             | RootFile::AvailableFilterFunctions
-            | RootFile::BufferTotalSizeKb => {
+            | RootFile::BufferTotalSizeKb
+            | RootFile::PrintkFormats
+            | RootFile::SavedCmdlines
+            | RootFile::SavedTgids => {
                 return Err(FsError::Invalid(format!("{file:?} is read-only")))
             }
         }

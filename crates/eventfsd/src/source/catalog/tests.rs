@@ -30,13 +30,50 @@ const WRITE: OpenFlags = OpenFlags {
 
 impl Sim {
     fn new() -> Sim {
+        Sim::with_cpus(1)
+    }
+
+    fn with_cpus(cpus: u32) -> Sim {
         Sim {
-            tree: Tree::embedded(TreeConfig::default()),
+            tree: Tree::embedded(TreeConfig {
+                cpus,
+                ..TreeConfig::default()
+            }),
             control: CatalogControl::with_options(CatalogOptions {
                 rate: 1000,
+                nr_cpus: cpus,
                 ..CatalogOptions::default()
             }),
         }
+    }
+
+    /// Every page a non-blocking reader of `per_cpu/cpuN/trace_pipe_raw` gets until EAGAIN.
+    fn drain_raw(&self, cpu: u32) -> Vec<Vec<u8>> {
+        let node = self.node(&format!("per_cpu/cpu{cpu}/trace_pipe_raw"));
+        let handle = self.control.open(&self.tree, node, READ).unwrap();
+        let mut pages = Vec::new();
+        loop {
+            match self.control.read(&self.tree, node, handle, 0, 4096, true) {
+                Ok(page) => {
+                    assert_eq!(page.len(), 4096, "whole pages only");
+                    pages.push(page);
+                }
+                Err(FsError::Os(libc::EAGAIN)) => break,
+                Err(e) => panic!("cpu{cpu}: {e:?}"),
+            }
+        }
+        self.control.release(handle);
+        pages
+    }
+
+    /// A counter of `per_cpu/cpuN/stats`.
+    fn stat(&self, cpu: u32, key: &str) -> u64 {
+        let text = self.read(&format!("per_cpu/cpu{cpu}/stats"));
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(": "))
+            .unwrap_or_else(|| panic!("{key} in {text}"))
+            .parse()
+            .unwrap()
     }
 
     fn node(&self, path: &str) -> NodeRef {
@@ -55,7 +92,9 @@ impl Sim {
     fn read(&self, path: &str) -> String {
         let node = self.node(path);
         let handle = self.control.open(&self.tree, node, READ).unwrap();
-        let data = self.control.read(&self.tree, node, handle, 0, 1 << 20);
+        let data = self
+            .control
+            .read(&self.tree, node, handle, 0, 1 << 20, false);
         self.control.release(handle);
         String::from_utf8(data.unwrap()).unwrap()
     }
@@ -236,11 +275,14 @@ fn marker_pipe_and_truncation() {
         ..READ
     };
     let handle = sim.control.open(&sim.tree, pipe, nonblock).unwrap();
-    let first = sim.control.read(&sim.tree, pipe, handle, 0, 4096).unwrap();
+    let first = sim
+        .control
+        .read(&sim.tree, pipe, handle, 0, 4096, true)
+        .unwrap();
     assert!(String::from_utf8_lossy(&first).contains("hello from the test"));
     // Consumed: the next non-blocking read finds nothing.
     assert!(matches!(
-        sim.control.read(&sim.tree, pipe, handle, 0, 4096),
+        sim.control.read(&sim.tree, pipe, handle, 0, 4096, true),
         Err(FsError::Os(libc::EAGAIN))
     ));
     sim.control.release(handle);
@@ -326,7 +368,7 @@ fn reset_wakes_blocked_readers_and_forgets_handles() {
     let reader = {
         let sim = sim.clone();
         std::thread::spawn(move || {
-            let got = sim.control.read(&sim.tree, pipe, handle, 0, 4096);
+            let got = sim.control.read(&sim.tree, pipe, handle, 0, 4096, false);
             let _ = tx.send(got.map(|data| data.len()));
         })
     };
@@ -343,7 +385,7 @@ fn reset_wakes_blocked_readers_and_forgets_handles() {
     reader.join().unwrap();
     // The handle is gone: a read through it is EBADF, not a wait.
     assert!(matches!(
-        sim.control.read(&sim.tree, pipe, handle, 0, 10),
+        sim.control.read(&sim.tree, pipe, handle, 0, 10, false),
         Err(FsError::Os(libc::EBADF))
     ));
 }
@@ -374,4 +416,159 @@ fn static_files_are_the_trees() {
     assert!(sim
         .read("events/sched/sched_switch/trigger")
         .starts_with("# Available triggers:"));
+}
+
+#[test]
+fn per_cpu_raw_pages_carry_the_records_trace_shows() {
+    use std::collections::HashMap;
+    use tracefs_raw::{decode_page, EventFormat, PageLayout, Value};
+
+    let sim = Sim::with_cpus(2);
+    for event in ["sched_switch", "sched_wakeup"] {
+        sim.write(&format!("events/sched/{event}/enable"), "1")
+            .unwrap();
+    }
+    sim.run_for(300);
+    sim.write("tracing_on", "0").unwrap();
+    let trace = sim.read("trace");
+    let cpu_traces: Vec<String> = (0..2)
+        .map(|c| sim.read(&format!("per_cpu/cpu{c}/trace")))
+        .collect();
+    let layout = PageLayout::parse(&sim.read("events/header_page")).unwrap();
+    let formats: HashMap<u16, EventFormat> = ["sched_switch", "sched_wakeup"]
+        .iter()
+        .map(|e| {
+            let f = EventFormat::parse(&sim.read(&format!("events/sched/{e}/format"))).unwrap();
+            (f.id, f)
+        })
+        .collect();
+    let entries: Vec<u64> = (0..2).map(|c| sim.stat(c, "entries")).collect();
+    assert!(
+        entries.iter().all(|&n| n > 50),
+        "records on every CPU: {entries:?}"
+    );
+    let saved = sim.read("saved_cmdlines");
+
+    let mut decoded = 0u64;
+    for cpu in 0..2u32 {
+        let pages = sim.drain_raw(cpu);
+        let mut last_ts = 0;
+        for page in &pages {
+            let page = decode_page(page, &layout).unwrap();
+            assert_eq!(page.missed, None);
+            for event in &page.events {
+                assert!(event.ts >= last_ts, "per-CPU pages are in time order");
+                last_ts = event.ts;
+                let format = &formats[&event.id().unwrap()];
+                let values: HashMap<String, Value> = tracefs_raw::fields(&event.payload, format)
+                    .unwrap()
+                    .into_iter()
+                    .collect();
+                let us = (event.ts + 500) / 1000; // the kernel's ns2usecs rounds
+                let ts = format!("{}.{:06}", us / 1_000_000, us % 1_000_000);
+                let pid = values["common_pid"].to_string();
+                // The same record, with the same values, in the text `trace` rendered.
+                let want: Vec<String> = match format.name.as_str() {
+                    "sched_switch" => vec![
+                        format!("-{pid} "),
+                        format!(
+                            " {ts}: sched_switch: prev_comm={} prev_pid={} ",
+                            values["prev_comm"], values["prev_pid"]
+                        ),
+                        format!(
+                            " next_comm={} next_pid={} ",
+                            values["next_comm"], values["next_pid"]
+                        ),
+                    ],
+                    _ => vec![
+                        format!("-{pid} "),
+                        format!(
+                            " {ts}: sched_wakeup: comm={} pid={} prio={} ",
+                            values["comm"], values["pid"], values["prio"]
+                        ),
+                    ],
+                };
+                let cpu_col = format!("[{cpu:03}]");
+                let line = trace
+                    .lines()
+                    .find(|l| want.iter().all(|w| l.contains(w.as_str())) && l.contains(&cpu_col))
+                    .unwrap_or_else(|| {
+                        let near: Vec<&str> = trace.lines().filter(|l| l.contains(&ts)).collect();
+                        panic!("cpu{cpu}: no trace line has {want:?}; lines at {ts}: {near:#?}")
+                    });
+                assert!(
+                    cpu_traces[cpu as usize].contains(line),
+                    "per_cpu/cpu{cpu}/trace"
+                );
+                if pid != "0" {
+                    assert!(
+                        saved.lines().any(|l| l.starts_with(&format!("{pid} "))),
+                        "saved_cmdlines lacks {pid}"
+                    );
+                }
+                decoded += 1;
+            }
+        }
+        assert_eq!(sim.stat(cpu, "entries"), 0, "trace_pipe_raw consumes");
+        assert_eq!(sim.stat(cpu, "read events"), entries[cpu as usize]);
+    }
+    assert_eq!(decoded, entries.iter().sum::<u64>());
+    assert_eq!(
+        trace.lines().filter(|l| !l.starts_with('#')).count() as u64,
+        decoded
+    );
+}
+
+#[test]
+fn raw_reads_report_lost_events_and_wait_bounded() {
+    use tracefs_raw::{decode_page, PageLayout};
+    let sim = Sim::with_cpus(1);
+    sim.write("per_cpu/cpu0/buffer_size_kb", "4").unwrap();
+    assert_eq!(sim.read("per_cpu/cpu0/buffer_size_kb"), "4\n");
+    assert_eq!(sim.read("buffer_size_kb"), "4\n");
+    sim.write("events/sched/sched_switch/enable", "1").unwrap();
+    sim.run_for(1000);
+    let overrun = sim.stat(0, "overrun");
+    assert!(overrun > 0, "a 4 KiB ring overflows");
+    let layout = PageLayout::parse(&sim.read("events/header_page")).unwrap();
+    let pages = sim.drain_raw(0);
+    let first = decode_page(&pages[0], &layout).unwrap();
+    assert_eq!(
+        first.missed,
+        Some(Some(overrun)),
+        "the first page reports the lost records"
+    );
+    assert!(pages[1..]
+        .iter()
+        .all(|p| decode_page(p, &layout).unwrap().missed.is_none()));
+
+    // Blocking on an empty CPU: returns 0 after a bounded wait, never EAGAIN.
+    sim.write("tracing_on", "0").unwrap();
+    let node = sim.node("per_cpu/cpu0/trace_pipe_raw");
+    let handle = sim.control.open(&sim.tree, node, READ).unwrap();
+    let started = std::time::Instant::now();
+    let got = sim
+        .control
+        .read(&sim.tree, node, handle, 0, 65536, false)
+        .unwrap();
+    assert!(got.is_empty());
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // A read smaller than a page gets the page in parts.
+    sim.write("tracing_on", "1").unwrap();
+    sim.run_for(50);
+    let mut page = Vec::new();
+    while page.len() < 4096 {
+        let part = sim
+            .control
+            .read(&sim.tree, node, handle, 0, 1000, true)
+            .unwrap();
+        assert!(!part.is_empty() && part.len() <= 1000);
+        page.extend_from_slice(&part);
+    }
+    assert_eq!(page.len(), 4096);
+    assert!(!decode_page(&page, &layout).unwrap().events.is_empty());
+    sim.control.release(handle);
+    sim.write("saved_cmdlines_size", "0").unwrap_err();
+    sim.write("saved_cmdlines_size", "7").unwrap();
+    assert_eq!(sim.read("saved_cmdlines_size"), "7\n");
 }

@@ -16,11 +16,30 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use eventfs_core::control::{slice_at, ControlFiles, OpenFlags};
-use eventfs_core::layout::{FileKind, RootFile};
+use eventfs_core::layout::{CpuFile, FileKind, RootFile};
 use eventfs_core::tree::DirId;
 use eventfs_core::{FsError, NodeKind, NodeRef, Tree};
 
+use super::per_cpu::{self, RawState};
 use super::policy::Policy;
+
+/// Longest a blocking guest read of `trace_pipe_raw` waits before returning 0 (virtio-fs never
+/// delivers INTERRUPT; trace-cmd retries after its sleep).
+const RAW_WAIT: Duration = Duration::from_secs(1);
+
+/// Number of `per_cpu/cpuN` directories of a tracefs instance.
+fn count_cpus(instance_dir: &Path) -> u32 {
+    std::fs::read_dir(instance_dir.join("per_cpu")).map_or(0, |dir| {
+        dir.filter_map(Result::ok)
+            .filter(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                name.strip_prefix("cpu")
+                    .is_some_and(|n| n.parse::<u32>().is_ok())
+            })
+            .count() as u32
+    })
+}
 
 /// Largest single read forwarded to the host (the guest asks for at most 1 MiB with MAX_PAGES).
 const MAX_READ: u32 = 1 << 20;
@@ -75,6 +94,10 @@ enum Base {
 
 struct Handle {
     fd: Option<OwnedFd>,
+    /// A `per_cpu/cpuN/` file: the host CPUs' files it stands for (see [`per_cpu`]).
+    cpu_fds: Vec<OwnedFd>,
+    /// A `trace_pipe_raw`'s state between reads.
+    raw: Mutex<RawState>,
     kind: FileKind,
     dir: DirId,
     path: String,
@@ -108,6 +131,8 @@ pub struct HostControl {
     blocked_readers: AtomicUsize,
     limits: ForwardLimits,
     limiter: Mutex<RateLimiter>,
+    /// CPUs of the host instance (`per_cpu/cpuN` directories).
+    host_cpus: u32,
     pub(crate) dynamic_names: Mutex<BTreeSet<(String, String)>>,
 }
 
@@ -310,6 +335,7 @@ impl HostControl {
             shutting_down: AtomicBool::new(false),
             blocked_readers: AtomicUsize::new(0),
             limits,
+            host_cpus: count_cpus(instance_dir),
             dynamic_names: Mutex::new(BTreeSet::new()),
         })
     }
@@ -489,7 +515,9 @@ impl HostControl {
                 let _ = tree;
                 Ok(())
             }
-            FileKind::Root(RootFile::BufferSizeKb) if self.policy.max_buffer_size_kb > 0 => {
+            FileKind::Root(RootFile::BufferSizeKb) | FileKind::PerCpu(CpuFile::BufferSizeKb)
+                if self.policy.max_buffer_size_kb > 0 =>
+            {
                 match text.trim().parse::<u64>() {
                     Ok(kb) if kb > self.policy.max_buffer_size_kb => {
                         log::warn!(
@@ -604,13 +632,13 @@ impl HostControl {
         Ok(out)
     }
 
-    fn read_pipe(&self, h: &Handle, size: u32) -> Result<Vec<u8>, FsError> {
+    fn read_pipe(&self, h: &Handle, size: u32, nonblock: bool) -> Result<Vec<u8>, FsError> {
         let fd = h.fd.as_ref().ok_or(FsError::Os(libc::EBADF))?;
         match read_fd(fd, size, None) {
             Err(FsError::Os(libc::EAGAIN)) => {}
             other => return other,
         }
-        if h.nonblock {
+        if h.nonblock || nonblock {
             return Err(FsError::Os(libc::EAGAIN));
         }
         let blocked = self.blocked_readers.fetch_add(1, Ordering::SeqCst);
@@ -652,6 +680,123 @@ impl HostControl {
     }
 }
 
+impl HostControl {
+    /// Opens the host files a guest `per_cpu/cpuN/<file>` stands for.
+    fn open_host_cpus(
+        &self,
+        tree: &Tree,
+        node: NodeRef,
+        file: CpuFile,
+        flags: OpenFlags,
+    ) -> Result<Vec<OwnedFd>, FsError> {
+        let name = tree.path_of(node);
+        let name = name.rsplit('/').next().unwrap_or_default().to_string();
+        let mut oflags = match (flags.read, flags.write) {
+            (true, true) => libc::O_RDWR,
+            (false, true) => libc::O_WRONLY,
+            _ => libc::O_RDONLY,
+        };
+        if flags.truncate && flags.write {
+            oflags |= libc::O_TRUNC;
+        }
+        if matches!(file, CpuFile::TracePipe | CpuFile::TracePipeRaw) {
+            // We wait ourselves, in bounded slices.
+            oflags |= libc::O_NONBLOCK;
+        }
+        per_cpu::host_cpus_of(tree.cpu_of(node.dir), tree.cpus(), self.host_cpus)
+            .into_iter()
+            .map(|cpu| {
+                let rel = format!("per_cpu/cpu{cpu}/{name}");
+                check_relative_path(&rel)?;
+                open_beneath(self.base_fd(Base::Instance), &rel, oflags)
+            })
+            .collect()
+    }
+
+    /// True when a blocked read on `h` must give its worker back.
+    fn read_must_end(&self, h: &Handle, deadline: Instant) -> bool {
+        h.closed.load(Ordering::SeqCst)
+            || h.epoch != self.epoch.load(Ordering::SeqCst)
+            || self.shutting_down.load(Ordering::SeqCst)
+            || Instant::now() >= deadline
+    }
+
+    /// Reads a `per_cpu/cpuN/` file over the host CPUs it stands for.
+    fn read_per_cpu(
+        &self,
+        h: &Handle,
+        file: CpuFile,
+        offset: u64,
+        size: u32,
+        nonblock: bool,
+    ) -> Result<Vec<u8>, FsError> {
+        match file {
+            CpuFile::Trace => {
+                let content = h.content.lock().unwrap_or_else(|p| p.into_inner());
+                Ok(slice_at(content.as_deref().unwrap_or(&[]), offset, size))
+            }
+            CpuFile::Stats => {
+                let texts = h
+                    .cpu_fds
+                    .iter()
+                    .map(|fd| {
+                        read_full(fd, MAX_READ, 0).map(|b| String::from_utf8_lossy(&b).into_owned())
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(slice_at(
+                    per_cpu::merge_stats(&texts).as_bytes(),
+                    offset,
+                    size,
+                ))
+            }
+            CpuFile::BufferSizeKb => match h.cpu_fds.first() {
+                Some(fd) => read_full(fd, size, offset),
+                None => Ok(Vec::new()),
+            },
+            CpuFile::TracePipe | CpuFile::TracePipeRaw => {
+                let read_now = || -> Result<Vec<u8>, FsError> {
+                    if file == CpuFile::TracePipeRaw {
+                        return per_cpu::read_raw_pages(&h.cpu_fds, &h.raw, size);
+                    }
+                    for fd in &h.cpu_fds {
+                        match read_fd(fd, size, None) {
+                            Ok(text) if !text.is_empty() => return Ok(text),
+                            Ok(_) | Err(FsError::Os(libc::EAGAIN)) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    Ok(Vec::new())
+                };
+                let data = read_now()?;
+                if !data.is_empty() {
+                    return Ok(data);
+                }
+                if nonblock || h.nonblock {
+                    return Err(FsError::Os(libc::EAGAIN));
+                }
+                let blocked = self.blocked_readers.fetch_add(1, Ordering::SeqCst);
+                let _slot = scopeguard(|| {
+                    self.blocked_readers.fetch_sub(1, Ordering::SeqCst);
+                });
+                if blocked >= self.limits.max_blocked_readers {
+                    // Past the bound a blocking read returns 0 at once: a retry for
+                    // trace-cmd, where EAGAIN would end its recording.
+                    return Ok(Vec::new());
+                }
+                let deadline = Instant::now() + RAW_WAIT;
+                while !self.read_must_end(h, deadline) {
+                    per_cpu::poll_any(&h.cpu_fds, PIPE_POLL_SLICE.as_millis() as i32);
+                    let data = read_now()?;
+                    if !data.is_empty() {
+                        return Ok(data);
+                    }
+                }
+                Ok(Vec::new())
+            }
+        }
+    }
+}
+
 /// Runs `f` when dropped.
 fn scopeguard<F: FnMut()>(f: F) -> impl Drop {
     struct Guard<F: FnMut()>(F);
@@ -676,7 +821,19 @@ impl ControlFiles for HostControl {
         }
         let epoch = self.epoch.load(Ordering::SeqCst);
         let mut content = None;
+        let mut cpu_fds = Vec::new();
         let fd = match kind {
+            FileKind::PerCpu(file) => {
+                cpu_fds = self.open_host_cpus(tree, node, file, flags)?;
+                if file == CpuFile::Trace && flags.read {
+                    let texts = cpu_fds
+                        .iter()
+                        .map(|fd| read_to_end(fd, TRACE_SNAPSHOT_MAX))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    content = Some(per_cpu::merge_trace(&texts));
+                }
+                None
+            }
             FileKind::Root(RootFile::AvailableEvents) => {
                 if flags.write {
                     return Err(FsError::Os(libc::EACCES));
@@ -718,6 +875,8 @@ impl ControlFiles for HostControl {
         let id = self.next_handle.fetch_add(1, Ordering::SeqCst);
         let handle = Arc::new(Handle {
             fd,
+            cpu_fds,
+            raw: Mutex::default(),
             kind,
             dir: node.dir,
             path,
@@ -737,10 +896,14 @@ impl ControlFiles for HostControl {
         handle: u64,
         offset: u64,
         size: u32,
+        nonblock: bool,
     ) -> Result<Vec<u8>, FsError> {
         let h = self.handle(handle)?;
         if h.kind == FileKind::Root(RootFile::TracePipe) {
-            return self.read_pipe(&h, size);
+            return self.read_pipe(&h, size, nonblock);
+        }
+        if let FileKind::PerCpu(file) = h.kind {
+            return self.read_per_cpu(&h, file, offset, size, nonblock);
         }
         if h.kind == FileKind::Root(RootFile::Trace) {
             let content = h.content.lock().unwrap_or_else(|p| p.into_inner());
@@ -783,6 +946,13 @@ impl ControlFiles for HostControl {
             && self.enable_scope_has_hidden(tree, &h)
         {
             return self.fan_out_enable(tree, &h, data);
+        }
+        if let FileKind::PerCpu(_) = h.kind {
+            // A guest CPU's buffer size is that of each host CPU it stands for.
+            for fd in &h.cpu_fds {
+                write_fd(fd, data)?;
+            }
+            return Ok(data.len());
         }
         let fd = h.fd.as_ref().ok_or(FsError::Os(libc::EBADF))?;
         write_fd(fd, data)

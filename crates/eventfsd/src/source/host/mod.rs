@@ -20,6 +20,7 @@ use std::time::Duration;
 mod error;
 pub mod forward;
 pub mod instance;
+pub mod per_cpu;
 pub mod policy;
 pub mod rescan;
 

@@ -38,6 +38,11 @@ pub const GLOBAL_FILES: &[&str] = &[
     "synthetic_events",
     "uprobe_events",
     "available_filter_functions",
+    // Host-wide: other processes' comms and pids, kernel addresses.
+    "printk_formats",
+    "saved_cmdlines",
+    "saved_cmdlines_size",
+    "saved_tgids",
 ];
 
 #[derive(Deserialize, Default)]

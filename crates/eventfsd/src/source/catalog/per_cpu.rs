@@ -1,0 +1,157 @@
+//! The files of `per_cpu/cpuN/` (at the top level and in each instance): one CPU's view of
+//! the instance's buffer, as `kernel/trace/trace.c` serves them.
+
+use std::sync::Arc;
+
+use eventfs_core::control::{slice_at, OpenFlags};
+use eventfs_core::layout::CpuFile;
+use eventfs_core::tree::{NodeRef, Tree};
+use eventfs_core::FsError;
+use ftrace_text::Ring;
+
+use super::handles::{HandleKind, Handles};
+use super::input::{parse_kb, written_text};
+use super::raw::RawReader;
+use super::recorder::{PipeReader, Recorder};
+use super::state::State;
+
+/// The per-CPU files over the layers below them.
+pub struct PerCpuFiles<'a> {
+    /// Shared state.
+    pub state: &'a State,
+    /// The data plane.
+    pub recorder: &'a Recorder,
+    /// Open handles.
+    pub handles: &'a Handles,
+}
+
+/// `SECONDS.MICROS` as the kernel prints trace-clock times in `stats` (`%5llu.%06lu`).
+fn seconds(ns: u64) -> String {
+    let us = (ns + 500) / 1000; // ns2usecs rounds
+    format!("{:5}.{:06}", us / 1_000_000, us % 1_000_000)
+}
+
+impl PerCpuFiles<'_> {
+    fn ring(&self, tree: &Tree, node: NodeRef) -> Arc<Ring> {
+        self.state.instance(tree, node.dir, |i| i.ring.clone())
+    }
+
+    /// Opens a per-CPU file: `O_TRUNC` on `trace` clears this CPU's records only.
+    pub fn open(
+        &self,
+        tree: &Tree,
+        node: NodeRef,
+        file: CpuFile,
+        flags: OpenFlags,
+    ) -> Result<u64, FsError> {
+        let cpu = tree.cpu_of(node.dir);
+        let ring = self.ring(tree, node);
+        if flags.truncate && file == CpuFile::Trace {
+            ring.clear_cpus(Some(cpu));
+        }
+        let kind = match file {
+            CpuFile::Trace if flags.read => HandleKind::Snapshot(Arc::new(
+                self.recorder
+                    .trace_text(self.state, tree, node.dir, Some(cpu)),
+            )),
+            CpuFile::TracePipe => HandleKind::Pipe(Arc::new(PipeReader::new(ring, Some(cpu)))),
+            CpuFile::TracePipeRaw => HandleKind::Raw(Arc::new(RawReader::new(ring, cpu))),
+            _ => HandleKind::Plain,
+        };
+        let instance = tree.instance_ino_of(node.dir);
+        Ok(self
+            .handles
+            .open(self.state, instance, tree.option_defaults(), kind))
+    }
+
+    /// Reads a per-CPU file.
+    #[allow(clippy::too_many_arguments)]
+    pub fn read(
+        &self,
+        tree: &Tree,
+        node: NodeRef,
+        file: CpuFile,
+        handle: u64,
+        offset: u64,
+        size: u32,
+        nonblock: bool,
+    ) -> Result<Vec<u8>, FsError> {
+        let cpu = tree.cpu_of(node.dir);
+        let content = match (file, self.handles.kind(handle)) {
+            (CpuFile::TracePipeRaw, Some(HandleKind::Raw(reader))) => {
+                return self.recorder.read_raw(self.state, &reader, size, nonblock)
+            }
+            (CpuFile::TracePipe, Some(HandleKind::Pipe(pipe))) => {
+                return self
+                    .recorder
+                    .read_pipe(self.state, tree, &pipe, size, nonblock)
+            }
+            (CpuFile::TracePipe | CpuFile::TracePipeRaw, _) => {
+                return Err(FsError::Os(libc::EBADF))
+            }
+            (CpuFile::Trace, Some(HandleKind::Snapshot(text))) => {
+                return Ok(slice_at(&text, offset, size))
+            }
+            (CpuFile::Trace, _) => self
+                .recorder
+                .trace_text(self.state, tree, node.dir, Some(cpu)),
+            (CpuFile::BufferSizeKb, _) => {
+                format!("{}\n", self.ring(tree, node).cpu_buffer_size_kb(cpu)).into_bytes()
+            }
+            (CpuFile::Stats, _) => self.stats_text(tree, node, cpu).into_bytes(),
+        };
+        Ok(slice_at(&content, offset, size))
+    }
+
+    /// `stats`, in the kernel's order and format (`tracing_stats_read`).
+    fn stats_text(&self, tree: &Tree, node: NodeRef, cpu: u32) -> String {
+        let s = self.ring(tree, node).cpu_stats(cpu);
+        let now = self.state.started.elapsed().as_nanos() as u64;
+        format!(
+            "entries: {}\noverrun: {}\ncommit overrun: 0\nbytes: {}\noldest event ts: {}\n\
+             now ts: {}\ndropped events: {}\nread events: {}\n",
+            s.entries,
+            s.overrun,
+            s.bytes,
+            seconds(s.oldest_ts),
+            seconds(now),
+            s.dropped,
+            s.read
+        )
+    }
+
+    /// Applies one write to a per-CPU file.
+    pub fn write(
+        &self,
+        tree: &Tree,
+        node: NodeRef,
+        file: CpuFile,
+        data: &[u8],
+    ) -> Result<(), FsError> {
+        let text = written_text(data)?;
+        match file {
+            CpuFile::BufferSizeKb => {
+                let kb = parse_kb(text)?;
+                self.ring(tree, node)
+                    .resize_cpus(Some(tree.cpu_of(node.dir)), kb);
+                Ok(())
+            }
+            // `echo > trace`: the open with O_TRUNC already cleared this CPU.
+            CpuFile::Trace => Ok(()),
+            CpuFile::Stats | CpuFile::TracePipe | CpuFile::TracePipeRaw => {
+                Err(FsError::Invalid(format!("{file:?} is read-only")))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seconds;
+
+    #[test]
+    fn stats_times_as_the_kernel_prints_them() {
+        assert_eq!(seconds(0), "    0.000000");
+        assert_eq!(seconds(10_377_842_966_123), "10377.842966");
+    }
+}
