@@ -156,8 +156,7 @@ struct Args {
     /// Catalog source: seed of the synthetic record generator.
     #[arg(long, value_name = "N", default_value_t = 1)]
     seed: u64,
-    /// per_cpu/cpuN directories: at least the guest's vCPUs; with --source host exactly
-    /// them, so that every host CPU's records reach a guest CPU [default: host CPUs]
+    /// per_cpu/cpuN directories: the guest's vCPU count (see README) [default: host CPUs]
     #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CPUS)))]
     cpus: Option<u32>,

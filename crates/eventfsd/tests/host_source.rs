@@ -27,6 +27,7 @@ use eventfsd::source::Source;
 use eventfsd::stats::Stats;
 use eventfsd::transport::fusedev::FuseMount;
 use test_prereq::PrivateTracefs;
+use tracefs_raw::{decode_page, EventFormat, PageLayout};
 
 const BIN: &str = env!("CARGO_BIN_EXE_eventfsd");
 
@@ -920,4 +921,88 @@ fn removed_dynamic_event_gives_enodev_through_an_open_handle() {
     mount.stop();
     let _ = fs::remove_dir(&dir);
     fs::remove_dir_all(&root).unwrap();
+}
+
+/// `entries:` of a `stats` text.
+fn stats_entries(path: &Path) -> u64 {
+    read(path)
+        .lines()
+        .find_map(|l| l.strip_prefix("entries: "))
+        .unwrap_or_else(|| panic!("{}: no entries line", path.display()))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn every_host_cpu_reaches_a_guest_with_fewer_cpus() {
+    let Some(m) = HostMount::new("raw_fold", None, ForwardLimits::default()) else {
+        return;
+    };
+    let host_cpus = names(&m.host("per_cpu")).len();
+    // The mount serves one guest CPU (TreeConfig's default): it stands for every host CPU.
+    assert_eq!(
+        names(&m.path("per_cpu")),
+        BTreeSet::from(["cpu0".to_string()])
+    );
+    assert!(host_cpus >= 1);
+    assert_eq!(echo(&m.path("events/sched/sched_switch/enable"), "1"), None);
+    // Context switches on every host CPU: short sleeps in several threads.
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(|| {
+                for _ in 0..50 {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    assert_eq!(echo(&m.path("tracing_on"), "0"), None);
+    let per_host: Vec<u64> = (0..host_cpus)
+        .map(|c| stats_entries(&m.host(&format!("per_cpu/cpu{c}/stats"))))
+        .collect();
+    let total: u64 = per_host.iter().sum();
+    assert!(total > 0, "{per_host:?}");
+    assert_eq!(
+        stats_entries(&m.path("per_cpu/cpu0/stats")),
+        total,
+        "stats are the sum"
+    );
+
+    let layout = PageLayout::parse(&read(&m.path("events/header_page"))).unwrap();
+    let switch = EventFormat::parse(&read(&m.path("events/sched/sched_switch/format"))).unwrap();
+    let fd = open_raw(
+        &m.path("per_cpu/cpu0/trace_pipe_raw"),
+        libc::O_RDONLY | libc::O_NONBLOCK,
+    );
+    let mut page = vec![0u8; 4096];
+    let mut records = 0u64;
+    loop {
+        match raw_read(fd, &mut page) {
+            Ok(n) => {
+                assert_eq!(n, 4096, "whole pages, as the host gives them");
+                let decoded = decode_page(&page, &layout).unwrap();
+                for e in &decoded.events {
+                    assert_eq!(e.id(), Some(switch.id));
+                    tracefs_raw::fields(&e.payload, &switch).unwrap();
+                }
+                records += decoded.events.len() as u64;
+            }
+            Err(errno) => {
+                assert_eq!(errno, libc::EAGAIN);
+                break;
+            }
+        }
+    }
+    // SAFETY: closing the fd open_raw returned.
+    unsafe { libc::close(fd) };
+    assert_eq!(
+        records, total,
+        "every host CPU's records, through the one guest CPU"
+    );
+    for c in 0..host_cpus {
+        assert_eq!(stats_entries(&m.host(&format!("per_cpu/cpu{c}/stats"))), 0);
+    }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use fuse_backend_rs::api::server::Server;
 
-use eventfs_core::Tree;
+use eventfs_core::{Tree, TreeConfig};
 use eventfsd::fs::{CachePolicy, EventFs};
 use eventfsd::source::catalog::{CatalogOptions, CatalogSource, CatalogSourceOptions};
 use eventfsd::source::Source;
@@ -14,6 +14,7 @@ use eventfsd::stats::Stats;
 use eventfsd::transport::fusedev::FuseMount;
 
 /// A mounted tree, unmounted (and its directory removed) on drop.
+#[allow(dead_code)] // each test binary uses its own subset
 pub struct Mounted {
     /// Mount point.
     pub dir: PathBuf,
@@ -34,6 +35,15 @@ impl Mounted {
 
     /// Mounts with a given cache policy; `None` (after saying why) without root or /dev/fuse.
     pub fn with_policy(name: &str, policy: CachePolicy) -> Option<Mounted> {
+        Self::with_policy_and_cpus(name, policy, 1)
+    }
+
+    /// Mounts a tree with `cpus` per-CPU directories and simulated CPUs.
+    pub fn with_cpus(name: &str, cpus: u32) -> Option<Mounted> {
+        Self::with_policy_and_cpus(name, CachePolicy::frozen_listings(), cpus)
+    }
+
+    fn with_policy_and_cpus(name: &str, policy: CachePolicy, cpus: u32) -> Option<Mounted> {
         if !test_prereq::root_and_fuse(name) {
             return None;
         }
@@ -42,7 +52,12 @@ impl Mounted {
         let source = CatalogSource::start(&CatalogSourceOptions {
             control: CatalogOptions {
                 rate: 200,
+                nr_cpus: cpus,
                 ..CatalogOptions::default()
+            },
+            config: TreeConfig {
+                cpus,
+                ..TreeConfig::default()
             },
             ..CatalogSourceOptions::default()
         })
