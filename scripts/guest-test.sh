@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # guest-test.sh - end-to-end test: eventfsd serving a QEMU guest over vhost-user virtio-fs.
 #
-# Builds eventfsd (cargo build --release -p eventfsd), prepares the guest
+# Builds eventfsd and the raw reader (cargo build --release -p eventfsd -p tracefs-raw),
+# prepares the guest
 # (scripts/prepare-guest.sh), starts
 #   eventfsd --socket-path $TMP/eventfsd.sock --stats-file $TMP/stats.json --log-level info
 # boots the guest in test mode (scripts/run-guest.sh) and follows its serial log:
@@ -42,6 +43,13 @@ KEEP=""
 QUIET=0
 SLACK=${EVENTFSD_NODES_SLACK:-64}
 read -r -a EXTRA_ARGS <<<"${EVENTFSD_ARGS:-}"
+# The guest's vCPUs; the daemon serves exactly as many per_cpu/cpuN directories (the host
+# source folds the host's CPUs onto them) unless EVENTFSD_ARGS says otherwise.
+GUEST_CPUS=1
+case " ${EXTRA_ARGS[*]} " in
+    *" --cpus"*) ;;
+    *) EXTRA_ARGS+=(--cpus "$GUEST_CPUS") ;;
+esac
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -122,11 +130,11 @@ read_nodes() { # prints materialised_nodes from the stats file, or nothing
 
 # ---- 1. build -----------------------------------------------------------------
 if [ "$BUILD" = 1 ]; then
-    echo "guest-test: cargo build --release -p eventfsd"
-    if (cd "$REPO" && cargo build --release -p eventfsd); then
+    echo "guest-test: cargo build --release -p eventfsd -p tracefs-raw"
+    if (cd "$REPO" && cargo build --release -p eventfsd -p tracefs-raw); then
         hpass build
     else
-        hfail build "cargo build --release -p eventfsd failed"
+        hfail build "cargo build --release -p eventfsd -p tracefs-raw failed"
         summary_and_exit
     fi
 fi
@@ -201,7 +209,7 @@ else
 fi
 
 # ---- 5. guest --------------------------------------------------------------------------
-RUN_ARGS=(--mode test --socket "$SOCK" --log "$LOG" --pidfile "$TMP/qemu.pid" --timeout "$TIMEOUT" "${KVM_ARGS[@]}")
+RUN_ARGS=(--mode test --socket "$SOCK" --log "$LOG" --pidfile "$TMP/qemu.pid" --timeout "$TIMEOUT" --smp "$GUEST_CPUS" "${KVM_ARGS[@]}")
 [ -n "$TESTS" ] && RUN_ARGS+=(--tests "$TESTS")
 T_QEMU=$(now)
 : >"$LOG"

@@ -5,8 +5,12 @@
 # * fetches a Debian 6.1 guest kernel (apt-get download linux-image-6.1.0-<N>-amd64),
 #   unpacks it with dpkg -x and keeps only vmlinuz and the few modules the guest
 #   needs (cached in .cache/guest/kernel/, fetched once);
+# * fetches Debian's trace-cmd with its libraries and libtraceevent's plugins (apt-get
+#   download; cached in .cache/guest/trace-cmd/, fetched once) for the real-client tests;
 # * always rebuilds .cache/guest/initramfs.cpio.gz from busybox-static, those modules,
-#   scripts/guest-init.sh (as /init) and guest-tests/*.sh (as /guest-tests/).
+#   scripts/guest-init.sh (as /init), guest-tests/*.sh (as /guest-tests/), trace-cmd and
+#   target/release/tracefs-rawread (the perfetto-style raw reader; built by guest-test.sh),
+#   each with the shared libraries it loads.
 #
 # Usage: scripts/prepare-guest.sh [--expected-env FILE] [--refresh-kernel] [--quiet]
 #   --expected-env FILE  copy FILE into the initramfs as /guest-tests/expected.env
@@ -161,6 +165,53 @@ fetch_kernel() {
     mv "$new" "$KDIR"
 }
 
+# Debian's trace-cmd and what it loads, unpacked once into $TCDIR/root.
+TCDIR=$CACHE/trace-cmd
+TRACE_CMD_PKGS="trace-cmd libtracefs1 libtraceevent1 libtraceevent1-plugin libzstd1"
+
+fetch_trace_cmd() {
+    [ -x "$TCDIR/root/usr/bin/trace-cmd" ] && return 0
+    local new=$TCDIR.new
+    rm -rf "$new"
+    mkdir -p "$new/dl" "$new/root"
+    say "downloading $TRACE_CMD_PKGS"
+    if ! (cd "$new/dl" && apt-get download $TRACE_CMD_PKGS >/dev/null 2>&1); then
+        apt-get update >/dev/null
+        (cd "$new/dl" && apt-get download $TRACE_CMD_PKGS >/dev/null 2>&1) ||
+            die "apt-get download $TRACE_CMD_PKGS failed"
+    fi
+    local deb
+    for deb in "$new"/dl/*.deb; do dpkg-deb -x "$deb" "$new/root"; done
+    rm -rf "$new/dl" "$TCDIR"
+    mv "$new" "$TCDIR"
+}
+
+# install_with_libs FILE DEST ROOT: FILE at ROOT/DEST plus every shared library it loads, at
+# the path the loader finds it (libraries unpacked under $TCDIR/root go to their Debian path).
+install_with_libs() {
+    local file=$1 dest=$2 root=$3 lib rel
+    install -D -m 0755 "$file" "$root/$dest"
+    for lib in $(LD_LIBRARY_PATH=$TCDIR/root/usr/lib/x86_64-linux-gnu ldd "$file" |
+        awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
+        rel=${lib#"$TCDIR/root"}
+        [ -e "$root$rel" ] || install -D -m 0755 "$(readlink -f "$lib")" "$root$rel"
+    done
+}
+
+install_guest_tools() {
+    local root=$1 plugin
+    install_with_libs "$TCDIR/root/usr/bin/trace-cmd" usr/bin/trace-cmd "$root"
+    for plugin in "$TCDIR"/root/usr/lib/x86_64-linux-gnu/traceevent/plugins/*.so; do
+        install_with_libs "$plugin" "${plugin#"$TCDIR/root/"}" "$root"
+    done
+    local rawread=$REPO/target/release/tracefs-rawread
+    if [ -x "$rawread" ]; then
+        install_with_libs "$rawread" usr/bin/tracefs-rawread "$root"
+    else
+        say "warning: $rawread not built (cargo build --release -p tracefs-raw); the raw-reader test will fail"
+    fi
+}
+
 build_initramfs() {
     local busybox
     busybox=$(command -v busybox || true)
@@ -205,6 +256,7 @@ build_initramfs() {
     install -m 0755 "$REPO/scripts/guest-init.sh" "$root/init"
     # the guest-side mount helper users install in their guests (guest/eventfsd-mount)
     install -m 0755 "$REPO/guest/eventfsd-mount" "$root/usr/sbin/eventfsd-mount"
+    install_guest_tools "$root"
     local t n=0
     for t in "$REPO"/guest-tests/*.sh; do
         [ -e "$t" ] || continue
@@ -235,6 +287,7 @@ if kernel_cached; then
 else
     fetch_kernel
 fi
+fetch_trace_cmd
 build_initramfs
 
 echo "kernel:    $KDIR/vmlinuz ($(cat "$KDIR/PACKAGE") $(cat "$KDIR/VERSION" 2>/dev/null), $(cat "$KDIR/KVER"))"

@@ -83,7 +83,10 @@ fn nonblocking_page_reads_and_large_reads_carry_every_record() {
     let mut cpu1 = fs::File::open(m.path("per_cpu/cpu1/trace_pipe_raw")).unwrap();
     let mut big = vec![0u8; 65536];
     let n = cpu1.read(&mut big).unwrap();
-    assert!(n > 0 && n.is_multiple_of(4096), "a 64 KiB read gave {n} bytes");
+    assert!(
+        n > 0 && n.is_multiple_of(4096),
+        "a 64 KiB read gave {n} bytes"
+    );
     let first_records: u64 = big[..n]
         .chunks(4096)
         .map(|p| decode_page(p, &layout).unwrap().events.len() as u64)

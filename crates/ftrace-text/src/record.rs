@@ -405,6 +405,10 @@ impl Generator {
         if n.contains("len") || n.contains("size") || n.contains("bytes") || n.contains("count") {
             return 1 << r.below(16);
         }
+        if n == "prev_state" {
+            // One task state at a time (R, S, D, T, I), as `__trace_sched_switch_state` reports.
+            return r.pick(&[0u64, 1, 1, 1, 2, 4, 0x80]);
+        }
         if n.contains("flags") || n.contains("state") || n.contains("mask") {
             return if r.one_in(3) { 0 } else { r.next() & 0x1ff };
         }

@@ -5,8 +5,9 @@
 //! `cpu=N ts=SECONDS.MICROS event=NAME common_pid=PID field=value ...`
 //!
 //! Usage: `tracefs-rawread [--cpus N] [--interval-ms MS] [--idle-rounds K] [--max-ms MS]
-//! [--event SYSTEM/EVENT]... TRACING_DIR`. It stops after K rounds in a row without data (once
-//! it has seen a record, or at once if it never does within MAX-MS) or after MAX-MS. A short
+//! [--expect-idle] [--event SYSTEM/EVENT]... TRACING_DIR`. It stops after K rounds in a row
+//! without data once it has seen a record (or from the start with `--expect-idle`), or after
+//! MAX-MS. The last line (stderr) counts pages, records, EAGAIN and 0-byte reads. A short
 //! read, a page that does not decode, or a record whose fields lie outside its payload is an
 //! error (exit status 2).
 
@@ -26,6 +27,8 @@ struct Args {
     idle_rounds: u32,
     max: Duration,
     events: Vec<String>,
+    /// `--idle-rounds` ends the run even before any record arrived.
+    idle_stops: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -38,6 +41,7 @@ fn parse_args() -> Result<Args, String> {
         idle_rounds: 5,
         max: Duration::from_secs(30),
         events: Vec::new(),
+        idle_stops: false,
     };
     let mut it = std::env::args().skip(1);
     let mut dir = None;
@@ -50,6 +54,7 @@ fn parse_args() -> Result<Args, String> {
             "--idle-rounds" => args.idle_rounds = number(value(&arg)?)? as u32,
             "--max-ms" => args.max = Duration::from_millis(number(value(&arg)?)?),
             "--event" => args.events.push(value(&arg)?),
+            "--expect-idle" => args.idle_stops = true,
             _ if arg.starts_with('-') => return Err(format!("unknown option {arg}")),
             _ => dir = Some(PathBuf::from(arg)),
         }
@@ -73,7 +78,15 @@ fn read_text(path: &Path) -> Result<String, String> {
     String::from_utf8(out).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn run() -> Result<(u64, u64), String> {
+/// What a run read: pages, records, reads that gave EAGAIN and reads that gave 0.
+struct Totals {
+    pages: u64,
+    records: u64,
+    eagain: u64,
+    eof: u64,
+}
+
+fn run() -> Result<Totals, String> {
     let args = parse_args()?;
     let layout = PageLayout::parse(&read_text(&args.dir.join("events/header_page"))?)
         .ok_or("events/header_page does not describe a page")?;
@@ -96,7 +109,7 @@ fn run() -> Result<(u64, u64), String> {
     }
     let page_size = layout.page_size();
     let mut page = vec![0u8; page_size];
-    let (mut records, mut pages) = (0u64, 0u64);
+    let (mut records, mut pages, mut eagain, mut eof) = (0u64, 0u64, 0u64, 0u64);
     let started = Instant::now();
     let mut idle = 0;
     while started.elapsed() < args.max {
@@ -104,10 +117,14 @@ fn run() -> Result<(u64, u64), String> {
         for (cpu, file) in files.iter_mut().enumerate() {
             let n = match file.read(&mut page) {
                 Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    eagain += 1;
+                    continue;
+                }
                 Err(e) => return Err(format!("cpu{cpu}: read: {e}")),
             };
             if n == 0 {
+                eof += 1;
                 continue;
             }
             if n != page_size {
@@ -147,18 +164,26 @@ fn run() -> Result<(u64, u64), String> {
             idle = 0;
         } else {
             idle += 1;
-            if idle >= args.idle_rounds && records > 0 {
+            if idle >= args.idle_rounds && (records > 0 || args.idle_stops) {
                 break;
             }
         }
         std::thread::sleep(args.interval);
     }
-    Ok((pages, records))
+    Ok(Totals {
+        pages,
+        records,
+        eagain,
+        eof,
+    })
 }
 
 fn main() {
     match run() {
-        Ok((pages, records)) => eprintln!("tracefs-rawread: {pages} pages, {records} records"),
+        Ok(t) => eprintln!(
+            "tracefs-rawread: {} pages, {} records, {} EAGAIN, {} EOF",
+            t.pages, t.records, t.eagain, t.eof
+        ),
         Err(e) => {
             eprintln!("tracefs-rawread: {e}");
             std::process::exit(2);
