@@ -83,6 +83,34 @@ expect_write_ok() { # value file
     fi
 }
 
+# stack_for_libtracefs: libtracefs (trace-cmd) accepts only a tracefs line in /proc/mounts, so
+# against eventfsd stack the tree over the guest's own tracefs at $T with eventfsd-mount (the
+# test runs inside the plain mount, which is replaced lazily), then work in a scratch dir.
+stack_for_libtracefs() {
+    cd /
+    if ! is_native; then
+        eventfsd-mount tracefs $T 2>"$TMPD/mount.err"
+        expect_eq "eventfsd-mount over the busy plain mount exits 0" "0 " "$? $(cat "$TMPD/mount.err")"
+        expect_eq "tracefs then virtiofs at $T" "tracefs virtiofs " \
+            "$(awk -v d=$T '$2 == d { printf "%s ", $3 }' /proc/mounts)"
+    fi
+    W=/tmp/$T_NAME.work.$$
+    mkdir -p "$W"
+    cd "$W" || exit 1
+}
+
+# unstack_for_libtracefs: back to the plain virtio-fs mount the other tests expect.
+unstack_for_libtracefs() {
+    cd /
+    rm -rf "$W"
+    if ! is_native; then
+        eventfsd-mount -u $T
+        mount -t virtiofs tracefs $T
+        expect_eq "plain virtio-fs mount at $T again" "virtiofs " \
+            "$(awk -v d=$T '$2 == d { printf "%s ", $3 }' /proc/mounts)"
+    fi
+}
+
 finish() {
     rm -rf "$TMPD"
     echo "# $T_NAME: $T_OK ok, $T_FAIL failed, $T_SKIP skipped"

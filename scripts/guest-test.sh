@@ -43,9 +43,14 @@ KEEP=""
 QUIET=0
 SLACK=${EVENTFSD_NODES_SLACK:-64}
 read -r -a EXTRA_ARGS <<<"${EVENTFSD_ARGS:-}"
-# The guest's vCPUs; the daemon serves exactly as many per_cpu/cpuN directories (the host
-# source folds the host's CPUs onto them) unless EVENTFSD_ARGS says otherwise.
+# The guest's vCPUs; the daemon serves exactly as many per_cpu/cpuN directories unless
+# EVENTFSD_ARGS says otherwise. The host source gets one vCPU per host CPU, so that each guest
+# CPU is one host CPU and per-CPU time order holds (folding several host CPUs onto one guest
+# CPU is tested by crates/eventfsd/tests/host_source.rs); the catalog source one vCPU.
 GUEST_CPUS=1
+case " ${EXTRA_ARGS[*]} " in
+    *" --source host "* | *" --source=host "*) GUEST_CPUS=$(nproc) ;;
+esac
 case " ${EXTRA_ARGS[*]} " in
     *" --cpus"*) ;;
     *) EXTRA_ARGS+=(--cpus "$GUEST_CPUS") ;;
