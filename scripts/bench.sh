@@ -10,8 +10,11 @@
 #   native            the guest kernel's own tracefs (no virtio-fs at all)
 # Workloads (median and spread over the repetitions): cold find over events/ (right after the
 # mount, then after drop_caches), warm find, cat of every format, reading every id, 1000
-# toggles of one event's enable, ls -l of the largest system directory, and 4 guest processes
-# each running find + cat of every format. Daemon side: RSS, PSS and open fds after start,
+# toggles of one event's enable, ls -l of the largest system directory, 4 guest processes
+# each running find + cat of every format, and records per second from enabling sched_switch and
+# sched_wakeup to parsed records, through trace_pipe_raw (decoded pages) and text trace_pipe
+# (the guest has 2 vCPUs; the daemons serve --cpus 2; the catalog offers --rate 20000).
+# Daemon side: RSS, PSS and open fds after start,
 # after the full find + cat and after drop_caches in the guest; host slab use (dentry,
 # tracefs_inode_cache) before, at the peak and after.
 #
@@ -211,12 +214,12 @@ run_config() { # config
     case "$cfg" in
         eventfsd-catalog)
             "$EVENTFSD" --socket-path "$sock" --stats-file "$TMP/$cfg.stats.json" --log-level warn \
-                --exit-on-disconnect >"$dlog" 2>&1 &
+                --exit-on-disconnect --cpus 2 --rate 20000 >"$dlog" 2>&1 &
             DPID=$!
             ;;
         eventfsd-host)
             "$EVENTFSD" --socket-path "$sock" --stats-file "$TMP/$cfg.stats.json" --log-level warn \
-                --exit-on-disconnect --source host --tracefs "$TRACEFS" >"$dlog" 2>&1 &
+                --exit-on-disconnect --cpus 2 --source host --tracefs "$TRACEFS" >"$dlog" 2>&1 &
             DPID=$!
             ;;
         virtiofsd)

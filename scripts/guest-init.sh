@@ -381,6 +381,43 @@ bench_mix() { # n list: one process of the parallel run: find + cat of every for
     xargs cat <"$2" >/dev/null 2>>/tmp/bench.mix.$1.err || echo "xargs exit status $?" >>/tmp/bench.mix.$1.err
 }
 
+# records: how many records a reader gets and parses per second, from the enable on: both
+# sched events on, then WINDOW_MS of reading, then off, while `yes | head` ping-pongs through a
+# pipe (context switches and wakeups for the kernels that record real ones). `raw` is the
+# tracefs-rawread reader (every CPU's trace_pipe_raw, O_NONBLOCK, drained every 10 ms, every
+# page decoded); `text` is trace_pipe read with cat and its lines parsed with awk.
+RECORDS_WINDOW_MS=3000
+bench_records() { # raw|text
+    echo 0 >events/enable
+    echo >trace
+    rm -f /tmp/records.out
+    yes | head -c 2000000000 >/dev/null &
+    _load=$!
+    us_now
+    _t0=$NOW
+    { echo 1 >events/sched/sched_switch/enable && echo 1 >events/sched/sched_wakeup/enable; } 2>/tmp/bench.err
+    RC=$?
+    if [ "$1" = raw ]; then
+        tracefs-rawread --drain --interval-ms 10 --idle-rounds 1000000 --max-ms $RECORDS_WINDOW_MS \
+            --event sched/sched_switch --event sched/sched_wakeup . >/tmp/records.out 2>>/tmp/bench.err
+        _rc=$?
+        grep -v '^tracefs-rawread: ' /tmp/bench.err >/tmp/bench.err.2
+        mv /tmp/bench.err.2 /tmp/bench.err
+    else
+        timeout -s INT $((RECORDS_WINDOW_MS / 1000)) cat trace_pipe >/tmp/records.txt 2>>/tmp/bench.err
+        _rc=$?
+        # 124/130: the window ended as planned
+        [ "$_rc" = 124 ] || [ "$_rc" = 130 ] || [ "$_rc" = 143 ] && _rc=0
+        awk '/ sched_(switch|wakeup): / { print "event=" $5 }' /tmp/records.txt >/tmp/records.out
+    fi
+    us_since "$_t0"
+    kill $_load 2>/dev/null
+    wait $_load 2>/dev/null
+    { echo 0 >events/sched/sched_switch/enable && echo 0 >events/sched/sched_wakeup/enable; } 2>>/tmp/bench.err
+    [ "$_rc" = 0 ] || RC=1
+    NREC=$(grep -c 'event=' /tmp/records.out)
+}
+
 run_bench() {
     if ! mount_tracing; then
         marker "ERROR could not mount the tracefs at $TRACING"
@@ -487,13 +524,23 @@ run_bench() {
         ERR=$(cat /tmp/bench.mix.*.err 2>/dev/null | wc -l)
         sample parallel4 "$_r" "$US" $((4 * (NENT + NFMT))) "$ERR"
     done
+    # 8. records per second through trace_pipe_raw (decoded pages) and trace_pipe (text)
+    for _w in raw text; do
+        for _r in $(seq 1 "$REPS"); do
+            bench_records $_w
+            _us=$US
+            count_errors
+            [ "$NREC" -gt 0 ] || ERR=$((ERR + 1))
+            sample ${_w}_records "$_r" "$_us" "$NREC" "$ERR"
+        done
+    done
     checkpoint after-find-cat
     cd /
     sync
     echo 3 >/proc/sys/vm/drop_caches
     checkpoint after-drop-caches
     cd $TRACING || die_off
-    # 8. more cold finds, each after dropping the guest's dentry and inode caches
+    # 9. more cold finds, each after dropping the guest's dentry and inode caches
     for _r in $(seq 2 "$REPS"); do
         bench_drop
         us_now

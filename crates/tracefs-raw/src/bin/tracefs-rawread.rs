@@ -5,9 +5,10 @@
 //! `cpu=N ts=SECONDS.MICROS event=NAME common_pid=PID field=value ...`
 //!
 //! Usage: `tracefs-rawread [--cpus N] [--interval-ms MS] [--idle-rounds K] [--max-ms MS]
-//! [--expect-idle] [--event SYSTEM/EVENT]... TRACING_DIR`. It stops after K rounds in a row
-//! without data once it has seen a record (or from the start with `--expect-idle`), or after
-//! MAX-MS. The last line (stderr) counts pages, records, EAGAIN and 0-byte reads. A short
+//! [--expect-idle] [--drain] [--event SYSTEM/EVENT]... TRACING_DIR`. `--drain` reads each CPU
+//! until it has no page left in every round, as trace-cmd does, instead of one page. It stops
+//! after K rounds in a row without data once it has seen a record (or from the start with
+//! `--expect-idle`), or after MAX-MS. The last line (stderr) counts pages, records, EAGAIN and 0-byte reads. A short
 //! read, a page that does not decode, or a record whose fields lie outside its payload is an
 //! error (exit status 2).
 
@@ -29,6 +30,9 @@ struct Args {
     events: Vec<String>,
     /// `--idle-rounds` ends the run even before any record arrived.
     idle_stops: bool,
+    /// `--drain`: each round reads every CPU until it has no page left (trace-cmd's pace)
+    /// instead of one page per CPU (perfetto's).
+    drain: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -42,6 +46,7 @@ fn parse_args() -> Result<Args, String> {
         max: Duration::from_secs(30),
         events: Vec::new(),
         idle_stops: false,
+        drain: false,
     };
     let mut it = std::env::args().skip(1);
     let mut dir = None;
@@ -55,6 +60,7 @@ fn parse_args() -> Result<Args, String> {
             "--max-ms" => args.max = Duration::from_millis(number(value(&arg)?)?),
             "--event" => args.events.push(value(&arg)?),
             "--expect-idle" => args.idle_stops = true,
+            "--drain" => args.drain = true,
             _ if arg.starts_with('-') => return Err(format!("unknown option {arg}")),
             _ => dir = Some(PathBuf::from(arg)),
         }
@@ -115,49 +121,55 @@ fn run() -> Result<Totals, String> {
     while started.elapsed() < args.max {
         let mut got = false;
         for (cpu, file) in files.iter_mut().enumerate() {
-            let n = match file.read(&mut page) {
-                Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    eagain += 1;
-                    continue;
-                }
-                Err(e) => return Err(format!("cpu{cpu}: read: {e}")),
-            };
-            if n == 0 {
-                eof += 1;
-                continue;
-            }
-            if n != page_size {
-                return Err(format!("cpu{cpu}: short read of {n} bytes"));
-            }
-            let decoded = decode_page(&page, &layout).map_err(|e| format!("cpu{cpu}: {e}"))?;
-            pages += 1;
-            got = true;
-            if let Some(count) = decoded.missed {
-                let count = count.map_or("unknown".to_string(), |c| c.to_string());
-                println!("missed cpu={cpu} count={count}");
-            }
-            for event in &decoded.events {
-                records += 1;
-                let id = event.id().unwrap_or(0);
-                // Microseconds rounded as the kernel's ns2usecs does for `trace`.
-                let us = (event.ts + 500) / 1000;
-                let ts = format!("{}.{:06}", us / 1_000_000, us % 1_000_000);
-                let Some(format) = formats.get(&id) else {
-                    println!("cpu={cpu} ts={ts} id={id}");
-                    continue;
-                };
-                let values = fields(&event.payload, format)
-                    .map_err(|e| format!("cpu{cpu} {}: {e}", format.name))?;
-                let mut line = format!("cpu={cpu} ts={ts} event={}", format.name);
-                for (name, value) in &values {
-                    match name.as_str() {
-                        "common_pid" => line.push_str(&format!(" common_pid={value}")),
-                        n if n.starts_with("common_") => {}
-                        n => line.push_str(&format!(" {n}={value}")),
+            // One page per CPU and round, or (--drain) every page there is.
+            loop {
+                let n = match file.read(&mut page) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        eagain += 1;
+                        break;
                     }
+                    Err(e) => return Err(format!("cpu{cpu}: read: {e}")),
+                };
+                if n == 0 {
+                    eof += 1;
+                    break;
                 }
-                println!("{line}");
+                if n != page_size {
+                    return Err(format!("cpu{cpu}: short read of {n} bytes"));
+                }
+                let decoded = decode_page(&page, &layout).map_err(|e| format!("cpu{cpu}: {e}"))?;
+                pages += 1;
+                got = true;
+                if let Some(count) = decoded.missed {
+                    let count = count.map_or("unknown".to_string(), |c| c.to_string());
+                    println!("missed cpu={cpu} count={count}");
+                }
+                for event in &decoded.events {
+                    records += 1;
+                    let id = event.id().unwrap_or(0);
+                    // Microseconds rounded as the kernel's ns2usecs does for `trace`.
+                    let us = (event.ts + 500) / 1000;
+                    let ts = format!("{}.{:06}", us / 1_000_000, us % 1_000_000);
+                    let Some(format) = formats.get(&id) else {
+                        println!("cpu={cpu} ts={ts} id={id}");
+                        continue;
+                    };
+                    let values = fields(&event.payload, format)
+                        .map_err(|e| format!("cpu{cpu} {}: {e}", format.name))?;
+                    let mut line = format!("cpu={cpu} ts={ts} event={}", format.name);
+                    for (name, value) in &values {
+                        match name.as_str() {
+                            "common_pid" => line.push_str(&format!(" common_pid={value}")),
+                            n if n.starts_with("common_") => {}
+                            n => line.push_str(&format!(" {n}={value}")),
+                        }
+                    }
+                    println!("{line}");
+                }
+                if !args.drain {
+                    break;
+                }
             }
         }
         if got {
