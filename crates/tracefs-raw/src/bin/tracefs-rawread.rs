@@ -167,7 +167,7 @@ fn run() -> Result<Totals, String> {
                     }
                     println!("{line}");
                 }
-                if !args.drain {
+                if !args.drain || started.elapsed() >= args.max {
                     break;
                 }
             }
