@@ -10,10 +10,7 @@
 # Native: the same commands against the guest kernel's own tracefs.
 . /guest-tests/_lib.sh
 desc "trace-cmd list, stat, record, report, stream, reset"
-if ! command -v trace-cmd >/dev/null; then
-    fail "trace-cmd is in the guest image"
-    finish
-fi
+need_command trace-cmd
 T=/sys/kernel/tracing
 stack_for_libtracefs
 

@@ -8,10 +8,7 @@
 # consumed) and a non-blocking read gives EAGAIN.
 . /guest-tests/_lib.sh
 desc "perfetto-style raw reader against trace"
-if ! command -v tracefs-rawread >/dev/null; then
-    fail "tracefs-rawread is in the guest image"
-    finish
-fi
+need_command tracefs-rawread
 expect_write_ok 0 tracing_on
 expect_write_ok "" trace
 expect_write_ok 1 events/sched/sched_switch/enable

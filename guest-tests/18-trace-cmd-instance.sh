@@ -6,10 +6,7 @@
 # (catalog source, native); the host source's guest-test run leaves it out.
 . /guest-tests/_lib.sh
 desc "trace-cmd record -B"
-if ! command -v trace-cmd >/dev/null; then
-    fail "trace-cmd is in the guest image"
-    finish
-fi
+need_command trace-cmd
 T=/sys/kernel/tracing
 stack_for_libtracefs
 if trace-cmd record -B evtb -e sched:sched_switch sleep 2 >record.log 2>&1 &&

@@ -83,6 +83,13 @@ expect_write_ok() { # value file
     fi
 }
 
+# need_command NAME: the guest image must have NAME (a FAIL, and the end of the test, if not)
+need_command() {
+    command -v "$1" >/dev/null && return 0
+    fail "$1 is in the guest image"
+    finish
+}
+
 # stack_for_libtracefs: libtracefs (trace-cmd) accepts only a tracefs line in /proc/mounts, so
 # against eventfsd stack the tree over the guest's own tracefs at $T with eventfsd-mount (the
 # test runs inside the plain mount, which is replaced lazily), then work in a scratch dir.

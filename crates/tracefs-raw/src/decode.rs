@@ -98,32 +98,26 @@ pub fn decode_page(page: &[u8], layout: &PageLayout) -> Result<Page, String> {
                 ts = (u64::from(word(data, at + 4)?) << 27) | delta;
                 at += 8;
             }
-            0 => {
-                let len = word(data, at + 4)? as usize;
-                let len = len
-                    .checked_sub(4)
-                    .ok_or_else(|| format!("event at {at}: length word {len} < 4"))?;
+            data_type => {
+                // type_len 0: the length (+4) is in the next word; 1..=28: it is type_len * 4.
+                let (header, len) = if data_type == 0 {
+                    let word = word(data, at + 4)? as usize;
+                    let len = word
+                        .checked_sub(4)
+                        .ok_or_else(|| format!("event at {at}: length word {word} < 4"))?;
+                    (8, len)
+                } else {
+                    (4, data_type as usize * 4)
+                };
                 ts += delta;
                 let payload = data
-                    .get(at + 8..at + 8 + len)
+                    .get(at + header..at + header + len)
                     .ok_or_else(|| format!("event at {at}: {len} bytes past the data"))?;
                 events.push(Event {
                     ts,
                     payload: payload.to_vec(),
                 });
-                at += 8 + len;
-            }
-            n => {
-                let len = n as usize * 4;
-                ts += delta;
-                let payload = data
-                    .get(at + 4..at + 4 + len)
-                    .ok_or_else(|| format!("event at {at}: {len} bytes past the data"))?;
-                events.push(Event {
-                    ts,
-                    payload: payload.to_vec(),
-                });
-                at += 4 + len;
+                at += header + len;
             }
         }
     }

@@ -691,14 +691,7 @@ impl HostControl {
     ) -> Result<Vec<OwnedFd>, FsError> {
         let name = tree.path_of(node);
         let name = name.rsplit('/').next().unwrap_or_default().to_string();
-        let mut oflags = match (flags.read, flags.write) {
-            (true, true) => libc::O_RDWR,
-            (false, true) => libc::O_WRONLY,
-            _ => libc::O_RDONLY,
-        };
-        if flags.truncate && flags.write {
-            oflags |= libc::O_TRUNC;
-        }
+        let mut oflags = host_open_flags(flags);
         if matches!(file, CpuFile::TracePipe | CpuFile::TracePipeRaw) {
             // We wait ourselves, in bounded slices.
             oflags |= libc::O_NONBLOCK;
@@ -797,6 +790,21 @@ impl HostControl {
     }
 }
 
+/// The host `open(2)` flags for a guest open: its access mode, and `O_TRUNC` with write
+/// (`echo > set_event` and `> trace` clear on the host exactly as natively).
+fn host_open_flags(flags: OpenFlags) -> i32 {
+    let mode = match (flags.read, flags.write) {
+        (true, true) => libc::O_RDWR,
+        (false, true) => libc::O_WRONLY,
+        _ => libc::O_RDONLY,
+    };
+    if flags.truncate && flags.write {
+        mode | libc::O_TRUNC
+    } else {
+        mode
+    }
+}
+
 /// Runs `f` when dropped.
 fn scopeguard<F: FnMut()>(f: F) -> impl Drop {
     struct Guard<F: FnMut()>(F);
@@ -842,15 +850,7 @@ impl ControlFiles for HostControl {
                 None
             }
             _ => {
-                let mut oflags = match (flags.read, flags.write) {
-                    (true, true) => libc::O_RDWR,
-                    (false, true) => libc::O_WRONLY,
-                    _ => libc::O_RDONLY,
-                };
-                if flags.truncate && flags.write {
-                    // `echo > set_event` and `> trace` clear on the host exactly as natively.
-                    oflags |= libc::O_TRUNC;
-                }
+                let mut oflags = host_open_flags(flags);
                 if kind == FileKind::Root(RootFile::TracePipe) {
                     // We wait ourselves, in bounded slices (see read_pipe).
                     oflags |= libc::O_NONBLOCK;
