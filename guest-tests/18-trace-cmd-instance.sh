@@ -2,8 +2,8 @@
 # description: trace-cmd record -B NAME traces in an instance it creates and removes
 # Checks: `trace-cmd record -B evtb -e sched:sched_switch sleep 2` (mkdir instances/evtb, the
 # instance's per-CPU trace_pipe_raw, rmdir at the end) gives a report with the instance's
-# records, and the instance is gone afterwards. Needs a tree where the guest creates instances
-# (catalog source, native); the host source's guest-test run leaves it out.
+# records, and the instance is gone afterwards. With the host source the instance is a host
+# instance beside the daemon's.
 . /guest-tests/_lib.sh
 desc "trace-cmd record -B"
 need_command trace-cmd

@@ -616,10 +616,14 @@ fn guest_names_are_checked_before_any_host_path() {
             "{bad}"
         );
     }
-    // No new directories (nested instances) on the host through the guest.
+    // No new directories on the host through the guest, except instances (tested below).
     assert_eq!(
-        errno_of(fs::create_dir(m.path("instances/x"))),
+        errno_of(fs::create_dir(m.path("events/x"))),
         Some(libc::EPERM)
+    );
+    assert_eq!(
+        errno_of(fs::create_dir(m.path("instances/a b"))),
+        Some(libc::EINVAL)
     );
     // Immutable files cannot be opened for writing.
     let r = fs::OpenOptions::new()
@@ -755,6 +759,13 @@ fn daemon_removes_its_instance_on_sigterm_and_reports_stale_ones() {
             .expect("a free stale-instance name");
     fs::create_dir(&stale).unwrap();
     let _guard = InstanceGuard(stale.clone());
+    // An instance the dead daemon's guest made (`record -B`) is its too.
+    let stale_guest = stale.with_file_name(format!(
+        "{}.b",
+        stale.file_name().unwrap().to_string_lossy()
+    ));
+    fs::create_dir(&stale_guest).unwrap();
+    let _guest_guard = InstanceGuard(stale_guest.clone());
     let dir = std::env::temp_dir().join(format!("eventfsd-host-daemon-{}", std::process::id()));
     fs::create_dir_all(&dir).unwrap();
     for (signal, reclaim) in [(libc::SIGTERM, false), (libc::SIGINT, true)] {
@@ -785,6 +796,7 @@ fn daemon_removes_its_instance_on_sigterm_and_reports_stale_ones() {
         }
         assert!(ours.is_dir());
         assert_eq!(stale.exists(), !reclaim);
+        assert_eq!(stale_guest.exists(), !reclaim);
         // SAFETY: signalling the child we spawned.
         unsafe { libc::kill(child.id() as i32, signal) };
         assert!(wait_exit(&mut child).success());
@@ -1005,4 +1017,71 @@ fn every_host_cpu_reaches_a_guest_with_fewer_cpus() {
     for c in 0..host_cpus {
         assert_eq!(stats_entries(&m.host(&format!("per_cpu/cpu{c}/stats"))), 0);
     }
+}
+
+#[test]
+fn guest_instances_are_host_instances_within_the_policy() {
+    let Some(m) = HostMount::new(
+        "guest_inst",
+        Some("[limits]\nmax_instances = 1\n"),
+        ForwardLimits::default(),
+    ) else {
+        return;
+    };
+    let ours = m
+        .instance
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let host_dir = m.instance.with_file_name(format!("{ours}.b1"));
+    fs::create_dir(m.path("instances/b1")).unwrap();
+    assert!(
+        host_dir.is_dir(),
+        "{} is the guest's b1",
+        host_dir.display()
+    );
+    assert_eq!(
+        errno_of(fs::create_dir(m.path("instances/b2"))),
+        Some(libc::EPERM),
+        "limits.max_instances = 1"
+    );
+    assert_eq!(
+        errno_of(fs::create_dir(m.path("instances/b1"))),
+        Some(libc::EEXIST)
+    );
+    // The guest instance's files are that host instance's, and only its.
+    let enable = "events/sched/sched_switch/enable";
+    assert_eq!(echo(&m.path(&format!("instances/b1/{enable}")), "1"), None);
+    assert_eq!(read(&host_dir.join(enable)), "1\n");
+    assert_eq!(read(&m.host(enable)), "0\n");
+    assert!(read(&m.path("instances/b1/per_cpu/cpu0/stats")).starts_with("entries: "));
+    // The policy judges a guest instance's files as the top level's.
+    assert_eq!(
+        echo(
+            &m.path("instances/b1/events/sched/sched_switch/filter"),
+            "prev_pid == 1"
+        ),
+        None
+    );
+    assert_eq!(
+        read(&host_dir.join("events/sched/sched_switch/filter")).trim(),
+        "prev_pid == 1"
+    );
+    // Busy while one of its files is open, as in tracefs.
+    let open = fs::File::open(m.path("instances/b1/trace")).unwrap();
+    assert_eq!(
+        errno_of(fs::remove_dir(m.path("instances/b1"))),
+        Some(libc::EBUSY)
+    );
+    drop(open);
+    fs::remove_dir(m.path("instances/b1")).unwrap();
+    assert!(!host_dir.exists());
+    assert!(!m.path("instances/b1").exists());
+    // The bound counts live instances only; shutdown removes what the guest left.
+    fs::create_dir(m.path("instances/b2")).unwrap();
+    let b2 = m.instance.with_file_name(format!("{ours}.b2"));
+    assert!(b2.is_dir());
+    m.source.as_ref().unwrap().shutdown();
+    assert!(!b2.exists(), "shutdown removes the guest's instances");
 }

@@ -16,10 +16,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use eventfs_core::control::{slice_at, ControlFiles, OpenFlags};
-use eventfs_core::layout::{CpuFile, FileKind, RootFile};
+use eventfs_core::layout::{CpuFile, DirKind, FileKind, RootFile};
 use eventfs_core::tree::DirId;
 use eventfs_core::{FsError, NodeKind, NodeRef, Tree};
 
+use super::guest_instances::GuestInstances;
 use super::per_cpu::{self, RawState};
 use super::policy::Policy;
 
@@ -92,8 +93,19 @@ enum Base {
     Top,
 }
 
+/// Which host instance a guest file belongs to.
+#[derive(Clone)]
+enum InstanceDir {
+    /// Ours: the guest's top level.
+    Ours,
+    /// A guest instance's own host instance.
+    Guest(Arc<OwnedFd>),
+}
+
 struct Handle {
     fd: Option<OwnedFd>,
+    /// The host instance of the file (the base of every path the handle opens).
+    instance_dir: InstanceDir,
     /// A `per_cpu/cpuN/` file: the host CPUs' files it stands for (see [`per_cpu`]).
     cpu_fds: Vec<OwnedFd>,
     /// A `trace_pipe_raw`'s state between reads.
@@ -131,6 +143,8 @@ pub struct HostControl {
     blocked_readers: AtomicUsize,
     limits: ForwardLimits,
     limiter: Mutex<RateLimiter>,
+    /// The guest's own instances (host instances beside ours).
+    guests: GuestInstances,
     /// CPUs of the host instance (`per_cpu/cpuN` directories).
     host_cpus: u32,
     pub(crate) dynamic_names: Mutex<BTreeSet<(String, String)>>,
@@ -317,7 +331,16 @@ impl HostControl {
         view: HostView,
         limits: ForwardLimits,
     ) -> io::Result<HostControl> {
+        let prefix = instance_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         Ok(HostControl {
+            guests: GuestInstances::new(
+                open_dir(&top_dir.join("instances")).ok(),
+                &prefix,
+                policy.max_instances,
+            ),
             instance: open_dir(instance_dir)?,
             top: open_dir(top_dir)?,
             instance_path: instance_dir.to_path_buf(),
@@ -393,6 +416,31 @@ impl HostControl {
             return Err(FsError::Os(libc::EBADF));
         }
         Ok(h)
+    }
+
+    /// The host instance of directory `dir` of the tree, and the path prefix of that instance
+    /// in the tree (`instances/NAME/` for a guest instance).
+    fn instance_dir_of(&self, tree: &Tree, dir: DirId) -> Result<(InstanceDir, String), FsError> {
+        let instance = tree.instance_of(dir);
+        if tree.instance_ino_of(dir) == eventfs_core::ROOT_INO {
+            return Ok((InstanceDir::Ours, String::new()));
+        }
+        let name = tree.dir_name(instance);
+        let fd = self.guests.dir(&name).ok_or(FsError::Removed)?;
+        Ok((InstanceDir::Guest(fd), format!("instances/{name}/")))
+    }
+
+    fn instance_fd<'a>(&'a self, dir: &'a InstanceDir) -> BorrowedFd<'a> {
+        use std::os::fd::AsFd;
+        match dir {
+            InstanceDir::Ours => self.instance.as_fd(),
+            InstanceDir::Guest(fd) => fd.as_fd(),
+        }
+    }
+
+    /// Removes every instance the guest made (before our own instance goes).
+    pub fn remove_guest_instances(&self) {
+        self.guests.remove_all();
     }
 
     fn base_fd(&self, base: Base) -> BorrowedFd<'_> {
@@ -574,7 +622,7 @@ impl HostControl {
             targets.len()
         );
         for path in targets {
-            let fd = open_beneath(self.base_fd(Base::Instance), &path, libc::O_WRONLY)?;
+            let fd = open_beneath(self.instance_fd(&h.instance_dir), &path, libc::O_WRONLY)?;
             write_fd(&fd, data)?;
         }
         Ok(data.len())
@@ -592,7 +640,7 @@ impl HostControl {
                 tree.dir_name(tree.parent_of(event)),
                 tree.dir_name(event)
             );
-            let fd = open_beneath(self.base_fd(Base::Instance), &path, libc::O_RDONLY)?;
+            let fd = open_beneath(self.instance_fd(&h.instance_dir), &path, libc::O_RDONLY)?;
             match read_fd(&fd, 8, None)?.first() {
                 Some(b'1') => on = true,
                 _ => off = true,
@@ -688,6 +736,7 @@ impl HostControl {
         node: NodeRef,
         file: CpuFile,
         flags: OpenFlags,
+        instance_dir: &InstanceDir,
     ) -> Result<Vec<OwnedFd>, FsError> {
         let name = tree.path_of(node);
         let name = name.rsplit('/').next().unwrap_or_default().to_string();
@@ -701,7 +750,7 @@ impl HostControl {
             .map(|cpu| {
                 let rel = format!("per_cpu/cpu{cpu}/{name}");
                 check_relative_path(&rel)?;
-                open_beneath(self.base_fd(Base::Instance), &rel, oflags)
+                open_beneath(self.instance_fd(instance_dir), &rel, oflags)
             })
             .collect()
     }
@@ -821,10 +870,17 @@ impl ControlFiles for HostControl {
         let NodeKind::File(kind) = node.kind else {
             return Err(FsError::IsDir);
         };
-        let path = tree.path_of(node);
-        check_relative_path(&path)?;
+        let full_path = tree.path_of(node);
+        check_relative_path(&full_path)?;
+        // Paths below a guest instance are opened in that instance's host directory, and the
+        // policy judges them as it judges the same file at the top level.
+        let (instance_dir, prefix) = self.instance_dir_of(tree, node.dir)?;
+        let path = full_path
+            .strip_prefix(&prefix)
+            .unwrap_or(&full_path)
+            .to_string();
         if flags.write && !(Self::spec_writable(node, tree) && self.policy.file_writable(&path)) {
-            log::warn!("policy: {path} is read-only for the guest (EACCES)");
+            log::warn!("policy: {full_path} is read-only for the guest (EACCES)");
             return Err(FsError::Os(libc::EACCES));
         }
         let epoch = self.epoch.load(Ordering::SeqCst);
@@ -832,7 +888,7 @@ impl ControlFiles for HostControl {
         let mut cpu_fds = Vec::new();
         let fd = match kind {
             FileKind::PerCpu(file) => {
-                cpu_fds = self.open_host_cpus(tree, node, file, flags)?;
+                cpu_fds = self.open_host_cpus(tree, node, file, flags, &instance_dir)?;
                 if file == CpuFile::Trace && flags.read {
                     let texts = cpu_fds
                         .iter()
@@ -855,13 +911,15 @@ impl ControlFiles for HostControl {
                     // We wait ourselves, in bounded slices (see read_pipe).
                     oflags |= libc::O_NONBLOCK;
                 }
-                let base = Self::base_of(kind);
-                let rel = match base {
+                Some(match Self::base_of(kind) {
                     // Global files live at the top level under their own name.
-                    Base::Top => path.rsplit('/').next().unwrap_or(&path).to_string(),
-                    Base::Instance => path.clone(),
-                };
-                Some(open_beneath(self.base_fd(base), &rel, oflags)?)
+                    Base::Top => open_beneath(
+                        self.base_fd(Base::Top),
+                        path.rsplit('/').next().unwrap_or(&path),
+                        oflags,
+                    )?,
+                    Base::Instance => open_beneath(self.instance_fd(&instance_dir), &path, oflags)?,
+                })
             }
         };
         if kind == FileKind::Root(RootFile::Trace) && flags.read {
@@ -875,6 +933,7 @@ impl ControlFiles for HostControl {
         let id = self.next_handle.fetch_add(1, Ordering::SeqCst);
         let handle = Arc::new(Handle {
             fd,
+            instance_dir,
             cpu_fds,
             raw: Mutex::default(),
             kind,
@@ -956,6 +1015,28 @@ impl ControlFiles for HostControl {
         }
         let fd = h.fd.as_ref().ok_or(FsError::Os(libc::EBADF))?;
         write_fd(fd, data)
+    }
+
+    fn mkdir(&self, tree: &Tree, parent: NodeRef, name: &str) -> Result<(), FsError> {
+        if parent.kind != NodeKind::Dir(DirKind::Instances) {
+            return Err(FsError::Os(libc::EPERM));
+        }
+        super::instance::check_instance_name(name).map_err(|e| FsError::Invalid(e.to_string()))?;
+        self.guests.create(name)?;
+        if let Err(e) = tree.add_instance(name) {
+            let _ = self.guests.remove(name);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn rmdir(&self, tree: &Tree, parent: NodeRef, name: &str) -> Result<(), FsError> {
+        if parent.kind != NodeKind::Dir(DirKind::Instances) {
+            return Err(FsError::Os(libc::EPERM));
+        }
+        // The host refuses (EBUSY) while a file of the instance is open.
+        self.guests.remove(name)?;
+        tree.remove_instance(name)
     }
 
     fn release(&self, handle: u64) {

@@ -147,7 +147,9 @@ impl Tracefs {
             .filter_map(Result::ok)
             .filter_map(|e| e.file_name().into_string().ok())
             .filter(|name| {
+                // `eventfsd-<pid>`, and the guest's `eventfsd-<pid>.<name>` beside it.
                 name.strip_prefix(INSTANCE_PREFIX)
+                    .and_then(|rest| rest.split('.').next())
                     .and_then(|pid| pid.parse::<i32>().ok())
                     .is_some_and(|pid| {
                         pid > 0 && pid as u32 != std::process::id() && !pid_alive(pid)

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 mod error;
 pub mod forward;
+pub mod guest_instances;
 pub mod instance;
 pub mod per_cpu;
 pub mod policy;
@@ -312,6 +313,7 @@ impl Source for HostSource {
                 r.stop();
             }
             self.control.shutdown();
+            self.control.remove_guest_instances();
             let _ = running.instance.remove();
         }
     }

@@ -108,6 +108,7 @@ struct LimitsSection {
     max_filter_len: usize,
     writes_per_second: u32,
     max_buffer_size_kb: u64,
+    max_instances: usize,
 }
 
 impl Default for LimitsSection {
@@ -117,6 +118,8 @@ impl Default for LimitsSection {
             max_filter_len: eventfs_core::control::MAX_CONTROL_WRITE,
             writes_per_second: 0,
             max_buffer_size_kb: 0,
+            // Enough for trace-cmd's `record -B` with a few buffers; each is a host ring buffer.
+            max_instances: 4,
         }
     }
 }
@@ -139,6 +142,8 @@ pub struct Policy {
     pub writes_per_second: u32,
     /// Largest `buffer_size_kb` value the guest may write; 0 means unlimited.
     pub max_buffer_size_kb: u64,
+    /// Most instances the guest may create under `instances/` (each one a host instance).
+    pub max_instances: usize,
 }
 
 impl Default for Policy {
@@ -206,6 +211,7 @@ impl Policy {
             max_filter_len: file.limits.max_filter_len,
             writes_per_second: file.limits.writes_per_second,
             max_buffer_size_kb: file.limits.max_buffer_size_kb,
+            max_instances: file.limits.max_instances,
         })
     }
 

@@ -1,0 +1,169 @@
+//! Instances the guest makes (`mkdir instances/NAME`, as `trace-cmd record -B NAME` does):
+//! each is a host instance of its own, `<our instance>.NAME`, next to ours, with a ring buffer
+//! on every host CPU. The policy bounds how many a guest may hold (`limits.max_instances`);
+//! they go when the guest removes them, and all of them when the daemon stops (a dead daemon's
+//! are reclaimed with its own instance: same pid in the name).
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+
+use eventfs_core::FsError;
+
+/// The guest's instances of one host source.
+pub struct GuestInstances {
+    /// `<tracefs>/instances` (none when the tracefs has no such directory: no guest instances).
+    instances_dir: Option<OwnedFd>,
+    /// Our own instance's name: guest instances are `<prefix>.NAME`.
+    prefix: String,
+    /// Most instances the guest may hold at once.
+    max: usize,
+    /// Guest name → the host instance directory.
+    live: Mutex<HashMap<String, Arc<OwnedFd>>>,
+}
+
+fn errno() -> FsError {
+    FsError::Os(
+        std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO),
+    )
+}
+
+impl GuestInstances {
+    /// Guest instances beside our instance `prefix` in the directory `instances_dir`.
+    pub fn new(instances_dir: Option<OwnedFd>, prefix: &str, max: usize) -> GuestInstances {
+        GuestInstances {
+            instances_dir,
+            prefix: prefix.to_string(),
+            max,
+            live: Mutex::default(),
+        }
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<OwnedFd>>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The host name of the guest instance `name`.
+    pub fn host_name(&self, name: &str) -> String {
+        format!("{}.{name}", self.prefix)
+    }
+
+    fn c_name(&self, name: &str) -> Result<CString, FsError> {
+        CString::new(self.host_name(name)).map_err(|_| FsError::Os(libc::EINVAL))
+    }
+
+    /// Creates the host instance for guest instance `name` (a single path component, checked
+    /// by the tree). EEXIST if the guest has it; EPERM over the policy's bound.
+    pub fn create(&self, name: &str) -> Result<(), FsError> {
+        let mut live = self.live();
+        if live.contains_key(name) {
+            return Err(FsError::Exists);
+        }
+        if live.len() >= self.max {
+            log::warn!(
+                "policy: mkdir instances/{name} refused: the guest holds {} instances (limits.max_instances {})",
+                live.len(),
+                self.max
+            );
+            return Err(FsError::Os(libc::EPERM));
+        }
+        let Some(dir) = &self.instances_dir else {
+            return Err(FsError::Os(libc::EPERM));
+        };
+        let c_name = self.c_name(name)?;
+        // SAFETY: valid directory fd and C string.
+        if unsafe { libc::mkdirat(dir.as_raw_fd(), c_name.as_ptr(), 0o750) } != 0 {
+            return Err(errno());
+        }
+        // SAFETY: valid directory fd and C string; the result is checked.
+        let fd = unsafe {
+            libc::openat(
+                dir.as_raw_fd(),
+                c_name.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            let e = errno();
+            // SAFETY: as above.
+            unsafe { libc::unlinkat(dir.as_raw_fd(), c_name.as_ptr(), libc::AT_REMOVEDIR) };
+            return Err(e);
+        }
+        // SAFETY: fd was just opened and is owned here.
+        live.insert(
+            name.to_string(),
+            Arc::new(unsafe { OwnedFd::from_raw_fd(fd) }),
+        );
+        log::info!(
+            "created tracefs instance {} for the guest",
+            self.host_name(name)
+        );
+        Ok(())
+    }
+
+    /// Removes guest instance `name` (EBUSY from the host while one of its files is open).
+    pub fn remove(&self, name: &str) -> Result<(), FsError> {
+        let mut live = self.live();
+        if !live.contains_key(name) {
+            return Err(FsError::NotFound);
+        }
+        let Some(dir) = &self.instances_dir else {
+            return Err(FsError::NotFound);
+        };
+        let c_name = self.c_name(name)?;
+        // SAFETY: valid directory fd and C string.
+        if unsafe { libc::unlinkat(dir.as_raw_fd(), c_name.as_ptr(), libc::AT_REMOVEDIR) } != 0 {
+            return Err(errno());
+        }
+        live.remove(name);
+        log::info!("removed tracefs instance {}", self.host_name(name));
+        Ok(())
+    }
+
+    /// The host directory of guest instance `name`.
+    pub fn dir(&self, name: &str) -> Option<Arc<OwnedFd>> {
+        self.live().get(name).cloned()
+    }
+
+    /// Number of live guest instances.
+    pub fn len(&self) -> usize {
+        self.live().len()
+    }
+
+    /// True when the guest holds no instance.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Removes every guest instance (daemon shutdown; handles are closed by then). Returns
+    /// the names that could not be removed.
+    pub fn remove_all(&self) -> Vec<String> {
+        let names: Vec<String> = self.live().keys().cloned().collect();
+        let mut left = Vec::new();
+        for name in names {
+            let mut tries = 0;
+            loop {
+                match self.remove(&name) {
+                    Ok(()) => break,
+                    // Handles released concurrently may still hold it for a moment.
+                    Err(FsError::Os(libc::EBUSY)) if tries < 20 => {
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                    }
+                    Err(e) => {
+                        log::error!(
+                            "cannot remove tracefs instance {}: {e}",
+                            self.host_name(&name)
+                        );
+                        left.push(name);
+                        break;
+                    }
+                }
+            }
+        }
+        left
+    }
+}
