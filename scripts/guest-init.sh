@@ -11,6 +11,7 @@
 #   eventfsd.tag=TAG         virtio-fs tag to mount (default: tracefs)
 #   eventfsd.reps=N          bench/bench-native: repetitions of each workload (default 3)
 #   eventfsd.preps=N         bench/bench-native: repetitions of the parallel run (default 2)
+#   eventfsd.records=skip:WHY bench: report the records workloads as not run, for reason WHY
 #
 # test/demo/shell: mount -t virtiofs tracefs /sys/kernel/tracing (served by eventfsd).
 # native:          mount the guest kernel's own tracefs there instead, to validate the
@@ -66,10 +67,13 @@ for arg in $(cat /proc/cmdline); do
 done
 REPS=3
 PREPS=2
+RECORDS_WORKLOADS="raw text"
+RECORDS_SKIP=""
 for arg in $(cat /proc/cmdline); do
     case "$arg" in
         eventfsd.reps=*) REPS=${arg#*=} ;;
         eventfsd.preps=*) PREPS=${arg#*=} ;;
+        eventfsd.records=skip:*) RECORDS_WORKLOADS=""; RECORDS_SKIP=${arg#*skip:} ;;
     esac
 done
 NATIVE=0
@@ -341,6 +345,10 @@ us_since() { # start
 }
 sample() { # workload rep us n [errors]: one timed run of a workload and its failed operations
     marker "BENCH sample w=$1 rep=$2 us=$3 n=$4 err=${5:-0}"
+    # the first failure in words, for the log (bench-report publishes no run with failures)
+    if [ "${5:-0}" != 0 ] && [ -s /tmp/bench.err ]; then
+        marker "BENCH error w=$1 rep=$2 first=$(head -n1 /tmp/bench.err | tr ' =@' '___' | cut -c1-160)"
+    fi
 }
 # Each workload leaves its failures for count_errors, called after the timed part (counting
 # forks `wc`, which would be timed too): a fast failure must not pass for speed.
@@ -525,7 +533,11 @@ run_bench() {
         sample parallel4 "$_r" "$US" $((4 * (NENT + NFMT))) "$ERR"
     done
     # 8. records per second through trace_pipe_raw (decoded pages) and trace_pipe (text)
-    for _w in raw text; do
+    if [ -n "$RECORDS_SKIP" ]; then
+        marker "BENCH skipped w=raw_records reason=$RECORDS_SKIP"
+        marker "BENCH skipped w=text_records reason=$RECORDS_SKIP"
+    fi
+    for _w in $RECORDS_WORKLOADS; do
         for _r in $(seq 1 "$REPS"); do
             bench_records $_w
             _us=$US
