@@ -409,7 +409,7 @@ bench_records() { # raw|text
         tracefs-rawread --drain --interval-ms 10 --idle-rounds 1000000 --max-ms $RECORDS_WINDOW_MS \
             --event sched/sched_switch --event sched/sched_wakeup . >/tmp/records.out 2>>/tmp/bench.err
         _rc=$?
-        grep -v '^tracefs-rawread: ' /tmp/bench.err >/tmp/bench.err.2
+        grep -v '^tracefs-rawread: [0-9]* pages' /tmp/bench.err >/tmp/bench.err.2
         mv /tmp/bench.err.2 /tmp/bench.err
     else
         timeout -s INT $((RECORDS_WINDOW_MS / 1000)) cat trace_pipe >/tmp/records.txt 2>>/tmp/bench.err
