@@ -2,7 +2,6 @@
 //! The only memory the tree keeps per directory.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
 
 use super::ino::{encode_ino, DirId, Ino, EVENTS_DIR, INSTANCES_DIR, ROOT_DIR};
 use crate::catalog::Span;
@@ -15,7 +14,7 @@ pub(super) struct Text(u64);
 
 pub(super) const OWNED_BIT: u64 = 1 << 63;
 /// Tags the name `cpuN` of a `per_cpu/` directory: N is in the low bits, the bytes come
-/// from [`cpu_names`], so a CPU directory owns no string.
+/// from [`CPU_NAMES`], so a CPU directory owns no string.
 const CPU_NAME_BIT: u64 = 1 << 62;
 
 impl Text {
@@ -29,21 +28,49 @@ impl Text {
     pub(super) const EMPTY: Text = Text(0);
 }
 
-/// `cpu0cpu1...` for every possible CPU, and where each name starts: built once per process,
-/// shared by every tree and instance.
-fn cpu_names() -> &'static (String, Vec<u32>) {
-    static NAMES: OnceLock<(String, Vec<u32>)> = OnceLock::new();
-    NAMES.get_or_init(|| {
-        let mut names = String::new();
-        let mut starts = Vec::with_capacity(MAX_CPUS as usize + 1);
-        for cpu in 0..MAX_CPUS {
-            starts.push(names.len() as u32);
-            names.push_str(&format!("cpu{cpu}"));
-        }
-        starts.push(names.len() as u32);
-        (names, starts)
-    })
+/// Where the name `cpuN` starts in [`CPU_NAMES`] (names have 1 to 4 digits).
+const fn cpu_name_start(cpu: usize) -> usize {
+    let mut start = 0;
+    let mut digits = 1;
+    let mut first = 0; // first CPU with `digits` digits
+    let mut next = 10;
+    while cpu >= next {
+        start += (next - first) * (3 + digits);
+        digits += 1;
+        first = next;
+        next *= 10;
+    }
+    start + (cpu - first) * (3 + digits)
 }
+
+const CPU_NAMES_LEN: usize = cpu_name_start(MAX_CPUS as usize);
+
+/// `cpu0cpu1...` for every possible CPU, built at compile time: the names of the `per_cpu/`
+/// directories cost no heap, and the bytes are shared by every daemon running the binary.
+static CPU_NAMES: [u8; CPU_NAMES_LEN] = {
+    let mut out = [0u8; CPU_NAMES_LEN];
+    let mut cpu = 0;
+    while cpu < MAX_CPUS as usize {
+        let mut at = cpu_name_start(cpu);
+        let end = cpu_name_start(cpu + 1);
+        out[at] = b'c';
+        out[at + 1] = b'p';
+        out[at + 2] = b'u';
+        at = end;
+        let mut n = cpu;
+        // Digits from the last one backwards.
+        loop {
+            at -= 1;
+            out[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        cpu += 1;
+    }
+    out
+};
 
 pub(super) const LIVE: u8 = 1;
 pub(super) const DYNAMIC: u8 = 2;
@@ -132,9 +159,8 @@ impl Meta {
 
     pub(super) fn text<'a>(&'a self, image: &'a [u8], text: Text) -> &'a [u8] {
         if text.0 & CPU_NAME_BIT != 0 && text.0 & OWNED_BIT == 0 {
-            let (names, starts) = cpu_names();
             let cpu = (text.0 & 0xffff_ffff) as usize;
-            return &names.as_bytes()[starts[cpu] as usize..starts[cpu + 1] as usize];
+            return &CPU_NAMES[cpu_name_start(cpu)..cpu_name_start(cpu + 1)];
         }
         if text.0 & OWNED_BIT != 0 {
             self.strings[(text.0 & 0xffff_ffff) as usize]
@@ -358,6 +384,15 @@ mod tests {
 
     /// The documented size of a directory record (README, docs/architecture.md): it is the
     /// only memory the tree keeps per directory.
+    #[test]
+    fn cpu_names_are_cpu_and_the_number() {
+        for cpu in [0usize, 9, 10, 99, 100, 999, 1000, MAX_CPUS as usize - 1] {
+            let name = &CPU_NAMES[cpu_name_start(cpu)..cpu_name_start(cpu + 1)];
+            assert_eq!(name, format!("cpu{cpu}").as_bytes());
+        }
+        assert_eq!(CPU_NAMES_LEN, cpu_name_start(MAX_CPUS as usize));
+    }
+
     #[test]
     fn a_directory_record_is_48_bytes() {
         assert_eq!(std::mem::size_of::<DirMeta>(), 48);
