@@ -133,6 +133,16 @@ impl RootFile {
 }
 
 impl FileKind {
+    /// True for the text pipes (`trace_pipe`, `per_cpu/cpuN/trace_pipe`): consumed by reading,
+    /// with no offsets. (`trace_pipe_raw` is consumed too but keeps an ordinary position:
+    /// trace-cmd splices it, and the guest tests prove that path as it is.)
+    pub fn is_text_pipe(self) -> bool {
+        matches!(
+            self,
+            FileKind::Root(RootFile::TracePipe) | FileKind::PerCpu(CpuFile::TracePipe)
+        )
+    }
+
     /// True for files whose content never changes while the node lives: they may be cached by the
     /// guest and are served straight from the metadata.
     pub fn is_immutable(self) -> bool {

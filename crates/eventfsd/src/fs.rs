@@ -18,7 +18,7 @@ use fuse_backend_rs::api::filesystem::{
 };
 
 use eventfs_core::control::{ControlFiles, OpenFlags, MAX_CONTROL_WRITE};
-use eventfs_core::layout::{DirKind, FileKind, RootFile};
+use eventfs_core::layout::DirKind;
 use eventfs_core::{Attr, FsError, NodeKind, SetAttr, Tree};
 
 use crate::stats::Stats;
@@ -361,7 +361,7 @@ impl FileSystem for EventFs {
                 .map_err(|e| self.fail(e))?;
             // Every read and write of a control file must reach us; size 0 would otherwise
             // make the page cache return nothing. A stream (trace_pipe) has no offsets.
-            let opts = if kind == FileKind::Root(RootFile::TracePipe) {
+            let opts = if kind.is_text_pipe() {
                 OpenOptions::DIRECT_IO | OpenOptions::NONSEEKABLE | OpenOptions::STREAM
             } else {
                 OpenOptions::DIRECT_IO

@@ -72,6 +72,8 @@ pub struct CpuStats {
     pub entries: u64,
     /// Records lost to overwrite.
     pub overrun: u64,
+    /// Records lost because a nested writer overran the commit (never in this ring).
+    pub commit_overrun: u64,
     /// Bytes the stored records occupy.
     pub bytes: u64,
     /// Time stamp of the oldest stored record (0 when empty).
@@ -80,6 +82,32 @@ pub struct CpuStats {
     pub dropped: u64,
     /// Records consumed by `trace_pipe` and `trace_pipe_raw` readers.
     pub read: u64,
+}
+
+/// A trace-clock time as tracefs prints it (`%5llu.%06lu`, microseconds rounded as the
+/// kernel's `ns2usecs` rounds them).
+pub fn seconds_text(ns: u64) -> String {
+    let us = (ns + 500) / 1000;
+    format!("{:5}.{:06}", us / 1_000_000, us % 1_000_000)
+}
+
+impl CpuStats {
+    /// The `per_cpu/cpuN/stats` file, lines in the kernel's order (`tracing_stats_read`), with
+    /// `now_ns` as its `now ts`.
+    pub fn text(&self, now_ns: u64) -> String {
+        format!(
+            "entries: {}\noverrun: {}\ncommit overrun: {}\nbytes: {}\noldest event ts: {}\n\
+             now ts: {}\ndropped events: {}\nread events: {}\n",
+            self.entries,
+            self.overrun,
+            self.commit_overrun,
+            self.bytes,
+            seconds_text(self.oldest_ts),
+            seconds_text(now_ns),
+            self.dropped,
+            self.read
+        )
+    }
 }
 
 struct Inner {
@@ -331,6 +359,7 @@ impl Ring {
         CpuStats {
             entries: c.records.len() as u64,
             overrun: c.overrun,
+            commit_overrun: 0,
             bytes: c.bytes as u64,
             oldest_ts: c.records.front().map_or(0, |(r, _)| r.ts_ns),
             dropped: c.dropped,
@@ -397,6 +426,23 @@ impl Default for Ring {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stats_text_is_the_kernels() {
+        assert_eq!(seconds_text(0), "    0.000000");
+        assert_eq!(seconds_text(10_377_842_966_123), "10377.842966");
+        assert_eq!(seconds_text(1_999_999_600), "    2.000000");
+        let stats = CpuStats {
+            entries: 3,
+            read: 2,
+            ..CpuStats::default()
+        };
+        assert_eq!(
+            stats.text(5_000_000),
+            "entries: 3\noverrun: 0\ncommit overrun: 0\nbytes: 0\noldest event ts:     0.000000\n\
+             now ts:     0.005000\ndropped events: 0\nread events: 2\n"
+        );
+    }
 
     fn marker_at(ts_ns: u64, cpu: u32, text: &str) -> Record {
         Record::marker(5, ts_ns, cpu, 1, "init", 0, 0, text)

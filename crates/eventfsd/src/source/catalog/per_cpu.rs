@@ -25,12 +25,6 @@ pub struct PerCpuFiles<'a> {
     pub handles: &'a Handles,
 }
 
-/// `SECONDS.MICROS` as the kernel prints trace-clock times in `stats` (`%5llu.%06lu`).
-fn seconds(ns: u64) -> String {
-    let us = (ns + 500) / 1000; // ns2usecs rounds
-    format!("{:5}.{:06}", us / 1_000_000, us % 1_000_000)
-}
-
 impl PerCpuFiles<'_> {
     fn ring(&self, tree: &Tree, node: NodeRef) -> Arc<Ring> {
         self.state.instance(tree, node.dir, |i| i.ring.clone())
@@ -103,21 +97,10 @@ impl PerCpuFiles<'_> {
         Ok(slice_at(&content, offset, size))
     }
 
-    /// `stats`, in the kernel's order and format (`tracing_stats_read`).
+    /// `stats`, in the kernel's order and format.
     fn stats_text(&self, tree: &Tree, node: NodeRef, cpu: u32) -> String {
-        let s = self.ring(tree, node).cpu_stats(cpu);
         let now = self.state.started.elapsed().as_nanos() as u64;
-        format!(
-            "entries: {}\noverrun: {}\ncommit overrun: 0\nbytes: {}\noldest event ts: {}\n\
-             now ts: {}\ndropped events: {}\nread events: {}\n",
-            s.entries,
-            s.overrun,
-            s.bytes,
-            seconds(s.oldest_ts),
-            seconds(now),
-            s.dropped,
-            s.read
-        )
+        self.ring(tree, node).cpu_stats(cpu).text(now)
     }
 
     /// Applies one write to a per-CPU file.
@@ -142,16 +125,5 @@ impl PerCpuFiles<'_> {
                 Err(FsError::Invalid(format!("{file:?} is read-only")))
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::seconds;
-
-    #[test]
-    fn stats_times_as_the_kernel_prints_them() {
-        assert_eq!(seconds(0), "    0.000000");
-        assert_eq!(seconds(10_377_842_966_123), "10377.842966");
     }
 }

@@ -7,6 +7,7 @@
 //! read waits at most [`RAW_WAIT`] and then returns 0: trace-cmd's recorder retries after its
 //! sleep, and stops cleanly when asked while no records come.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -54,12 +55,15 @@ impl RawReader {
 impl Recorder {
     /// Takes the next page of `reader`'s CPU, if it has records.
     fn next_page(&self, reader: &RawReader) -> Option<Vec<u8>> {
-        let renders = self.renders();
+        // The events of one page: a renderer lookup per distinct event, not per record.
+        let mut renders = HashMap::new();
         let mut builder = PageBuilder::new();
         let lost = reader.ring.consume_cpu_while(reader.cpu, |record| {
             // Only events the recorder produced (and so has a layout for) reach the ring.
             renders
-                .get(&record.event_id)
+                .entry(record.event_id)
+                .or_insert_with(|| self.render_of(record.event_id))
+                .as_ref()
                 .is_none_or(|r| builder.push(record, &r.layout))
         });
         let lost = reader.unreported_lost.swap(0, Ordering::Relaxed) + lost;

@@ -252,7 +252,7 @@ impl Recorder {
         for record in records {
             let render = by_id
                 .entry(record.event_id)
-                .or_insert_with(|| lock(&self.renders).get(&record.event_id).cloned());
+                .or_insert_with(|| self.render_of(record.event_id));
             match render {
                 Some(render) => {
                     if render.compiled.render_line(record, out) == RenderOutcome::Fallback {
@@ -288,10 +288,10 @@ impl Recorder {
         out.into_bytes()
     }
 
-    /// The renderers of every event recorded so far, for writing pages without taking the
-    /// renderers' lock under the ring's.
-    pub(super) fn renders(&self) -> HashMap<u32, Arc<EventRender>> {
-        lock(&self.renders).clone()
+    /// The renderer of an event already recorded. Lock order: the ring's lock may be held
+    /// here (`trace_pipe_raw`), so nothing takes a ring's lock under the renderers' lock.
+    pub(super) fn render_of(&self, id: u32) -> Option<Arc<EventRender>> {
+        lock(&self.renders).get(&id).cloned()
     }
 
     /// Remembers the comm of a recorded task (`saved_cmdlines`).

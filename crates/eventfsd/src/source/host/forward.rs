@@ -7,9 +7,8 @@
 //! (or top-level) directory without following any symlink.
 
 use std::collections::{BTreeSet, HashMap};
-use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -21,6 +20,11 @@ use eventfs_core::tree::DirId;
 use eventfs_core::{FsError, NodeKind, NodeRef, Tree};
 
 use super::guest_instances::GuestInstances;
+pub use super::hostio::check_relative_path;
+use super::hostio::{
+    count_cpus, host_open_flags, open_beneath, open_dir, read_fd, read_full, read_to_end, write_fd,
+    MAX_READ,
+};
 use super::per_cpu::{self, RawState};
 use super::policy::Policy;
 
@@ -28,23 +32,7 @@ use super::policy::Policy;
 /// delivers INTERRUPT; trace-cmd retries after its sleep).
 const RAW_WAIT: Duration = Duration::from_secs(1);
 
-/// Number of `per_cpu/cpuN` directories of a tracefs instance.
-fn count_cpus(instance_dir: &Path) -> u32 {
-    std::fs::read_dir(instance_dir.join("per_cpu")).map_or(0, |dir| {
-        dir.filter_map(Result::ok)
-            .filter(|e| {
-                let name = e.file_name();
-                let name = name.to_string_lossy();
-                name.strip_prefix("cpu")
-                    .is_some_and(|n| n.parse::<u32>().is_ok())
-            })
-            .count() as u32
-    })
-}
-
 /// Largest single read forwarded to the host (the guest asks for at most 1 MiB with MAX_PAGES).
-const MAX_READ: u32 = 1 << 20;
-/// How often a blocked `trace_pipe` reader re-checks whether it should give up.
 const PIPE_POLL_SLICE: Duration = Duration::from_millis(100);
 
 /// What the host has, as far as the guest's visibility is concerned.
@@ -150,167 +138,8 @@ pub struct HostControl {
     pub(crate) dynamic_names: Mutex<BTreeSet<(String, String)>>,
 }
 
-fn open_dir(path: &Path) -> io::Result<OwnedFd> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: valid C string; the returned fd is owned below.
-    let fd = unsafe {
-        libc::open(
-            c.as_ptr(),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd is a fresh descriptor we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// Checks a relative path built from metadata names: plain components only.
-pub fn check_relative_path(path: &str) -> Result<(), FsError> {
-    let bad = path.is_empty()
-        || path.starts_with('/')
-        || path.split('/').any(|c| {
-            c.is_empty()
-                || c == "."
-                || c == ".."
-                || c.len() > eventfs_core::catalog::NAME_MAX
-                || c.contains('\0')
-        });
-    if bad {
-        log::warn!("refusing host path {path:?}");
-        Err(FsError::Os(libc::EINVAL))
-    } else {
-        Ok(())
-    }
-}
-
-/// `struct open_how` of linux/openat2.h (libc's is non-exhaustive).
-#[repr(C)]
-struct OpenHow {
-    flags: u64,
-    mode: u64,
-    resolve: u64,
-}
-
-/// Opens `path` beneath `dir` with `openat2`, refusing symlinks, `..` escapes and mount
-/// crossings. The caller has already checked `path` with [`check_relative_path`].
-fn open_beneath(dir: BorrowedFd<'_>, path: &str, flags: i32) -> Result<OwnedFd, FsError> {
-    check_relative_path(path)?;
-    let c = CString::new(path).map_err(|_| FsError::Os(libc::EINVAL))?;
-    let how = OpenHow {
-        flags: (flags | libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NOCTTY) as u64,
-        mode: 0,
-        resolve: libc::RESOLVE_BENEATH
-            | libc::RESOLVE_NO_SYMLINKS
-            | libc::RESOLVE_NO_MAGICLINKS
-            | libc::RESOLVE_NO_XDEV,
-    };
-    // SAFETY: valid dirfd, C string and open_how of the size passed.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir.as_raw_fd(),
-            c.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        )
-    };
-    if fd < 0 {
-        return Err(last_errno());
-    }
-    // SAFETY: fd is a fresh descriptor we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-fn last_errno() -> FsError {
-    FsError::Os(
-        io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EIO),
-    )
-}
-
-fn read_fd(fd: &OwnedFd, size: u32, offset: Option<u64>) -> Result<Vec<u8>, FsError> {
-    let mut buf = vec![0u8; size.min(MAX_READ) as usize];
-    loop {
-        // SAFETY: buf is valid for buf.len() bytes.
-        let n = unsafe {
-            match offset {
-                Some(off) => libc::pread(
-                    fd.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    off as libc::off_t,
-                ),
-                None => libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()),
-            }
-        };
-        if n >= 0 {
-            buf.truncate(n as usize);
-            return Ok(buf);
-        }
-        let e = last_errno();
-        if e != FsError::Os(libc::EINTR) {
-            return Err(e);
-        }
-    }
-}
-
 /// Largest `trace` snapshot taken at open (the text of a very large buffer is cut there).
 const TRACE_SNAPSHOT_MAX: usize = 256 << 20;
-
-/// Reads a file from its current position to the end (or `cap` bytes).
-fn read_to_end(fd: &OwnedFd, cap: usize) -> Result<Vec<u8>, FsError> {
-    let mut out = Vec::new();
-    while out.len() < cap {
-        let chunk = read_fd(fd, MAX_READ.min((cap - out.len()) as u32), None)?;
-        if chunk.is_empty() {
-            break;
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
-}
-
-/// Reads up to `size` bytes at `offset`, looping over short reads. tracefs seq files return
-/// about a page per call; answering the guest page by page makes a reader of a live `trace`
-/// slower than the events its own requests cause, and it would never reach the end.
-fn read_full(fd: &OwnedFd, size: u32, offset: u64) -> Result<Vec<u8>, FsError> {
-    let want = size.min(MAX_READ) as usize;
-    let mut out = Vec::new();
-    while out.len() < want {
-        let left = (want - out.len()) as u32;
-        let chunk = match read_fd(fd, left, Some(offset + out.len() as u64)) {
-            // Stream-like files refuse pread; they have no position to honour anyway.
-            Err(FsError::Os(libc::ESPIPE)) => read_fd(fd, left, None),
-            other => other,
-        };
-        match chunk {
-            Ok(chunk) if chunk.is_empty() => break,
-            Ok(chunk) => out.extend_from_slice(&chunk),
-            Err(e) if out.is_empty() => return Err(e),
-            Err(_) => break,
-        }
-    }
-    Ok(out)
-}
-
-fn write_fd(fd: &OwnedFd, data: &[u8]) -> Result<usize, FsError> {
-    loop {
-        // SAFETY: data is valid for data.len() bytes.
-        let n = unsafe { libc::write(fd.as_raw_fd(), data.as_ptr().cast(), data.len()) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = last_errno();
-        if e != FsError::Os(libc::EINTR) {
-            return Err(e);
-        }
-    }
-}
 
 /// Parses one `set_event` token (`[!]sys:event`, `sys:*`, `*:event`, `name`) into a matcher
 /// with the kernel's rules (a bare name matches a system or an event of that name).
@@ -421,11 +250,10 @@ impl HostControl {
     /// The host instance of directory `dir` of the tree, and the path prefix of that instance
     /// in the tree (`instances/NAME/` for a guest instance).
     fn instance_dir_of(&self, tree: &Tree, dir: DirId) -> Result<(InstanceDir, String), FsError> {
-        let instance = tree.instance_of(dir);
         if tree.instance_ino_of(dir) == eventfs_core::ROOT_INO {
             return Ok((InstanceDir::Ours, String::new()));
         }
-        let name = tree.dir_name(instance);
+        let name = tree.dir_name(tree.instance_of(dir));
         let fd = self.guests.dir(&name).ok_or(FsError::Removed)?;
         Ok((InstanceDir::Guest(fd), format!("instances/{name}/")))
     }
@@ -836,21 +664,6 @@ impl HostControl {
                 Ok(Vec::new())
             }
         }
-    }
-}
-
-/// The host `open(2)` flags for a guest open: its access mode, and `O_TRUNC` with write
-/// (`echo > set_event` and `> trace` clear on the host exactly as natively).
-fn host_open_flags(flags: OpenFlags) -> i32 {
-    let mode = match (flags.read, flags.write) {
-        (true, true) => libc::O_RDWR,
-        (false, true) => libc::O_WRONLY,
-        _ => libc::O_RDONLY,
-    };
-    if flags.truncate && flags.write {
-        mode | libc::O_TRUNC
-    } else {
-        mode
     }
 }
 

@@ -20,6 +20,7 @@ use std::time::Duration;
 mod error;
 pub mod forward;
 pub mod guest_instances;
+pub mod hostio;
 pub mod instance;
 pub mod per_cpu;
 pub mod policy;

@@ -11,6 +11,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Mutex;
 
 use eventfs_core::FsError;
+use ftrace_text::CpuStats;
+
+use super::hostio::read_fd;
 
 /// Size of a ring-buffer page as the host's `events/header_page` declares it on x86_64.
 pub const RAW_PAGE: usize = 4096;
@@ -32,22 +35,6 @@ pub struct RawState {
     pending: Vec<u8>,
 }
 
-fn read_page(fd: &OwnedFd, page: &mut [u8]) -> Result<usize, FsError> {
-    loop {
-        // SAFETY: `page` is valid for its length.
-        let n = unsafe { libc::read(fd.as_raw_fd(), page.as_mut_ptr().cast(), page.len()) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let errno = std::io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EIO);
-        if errno != libc::EINTR {
-            return Err(FsError::Os(errno));
-        }
-    }
-}
-
 /// Reads whole pages, without waiting, from the host files `fds` (opened O_NONBLOCK): up to
 /// `size` bytes, at least one page's worth when any is there. `Ok(empty)` when none has data.
 pub fn read_raw_pages(
@@ -62,15 +49,14 @@ pub fn read_raw_pages(
         return Ok(st.pending.drain(..n).collect());
     }
     let mut out = Vec::new();
-    let mut page = vec![0u8; RAW_PAGE];
     // Stop when the guest's buffer is full or every CPU came up empty in a row.
     let mut empty_in_a_row = 0;
     while out.len() + RAW_PAGE <= size.max(RAW_PAGE) && empty_in_a_row < fds.len() {
         let i = st.next % fds.len();
         st.next = i + 1;
-        match read_page(&fds[i], &mut page) {
-            Ok(n) if n > 0 => {
-                out.extend_from_slice(&page[..n]);
+        match read_fd(&fds[i], RAW_PAGE as u32, None) {
+            Ok(page) if !page.is_empty() => {
+                out.extend_from_slice(&page);
                 empty_in_a_row = 0;
             }
             Ok(_) | Err(FsError::Os(libc::EAGAIN)) => empty_in_a_row += 1,
@@ -99,56 +85,42 @@ pub fn poll_any(fds: &[OwnedFd], timeout_ms: i32) {
     unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
 }
 
-/// Seconds and microseconds of a `SECONDS.MICROS` stats value, as nanoseconds.
+/// Nanoseconds of a `SECONDS.MICROS` stats value.
 fn parse_ts(value: &str) -> Option<u64> {
     let (s, us) = value.trim().split_once('.')?;
     Some(s.parse::<u64>().ok()? * 1_000_000_000 + us.parse::<u64>().ok()? * 1000)
 }
 
-fn format_ts(ns: u64) -> String {
-    let us = ns / 1000;
-    format!("{:5}.{:06}", us / 1_000_000, us % 1_000_000)
-}
-
 /// One `stats` text for several host CPUs: counters summed, the oldest event the earliest,
-/// `now` the latest, lines in the kernel's order.
+/// `now` the latest, written as the kernel writes one CPU's.
 pub fn merge_stats(texts: &[String]) -> String {
-    const KEYS: [&str; 8] = [
-        "entries",
-        "overrun",
-        "commit overrun",
-        "bytes",
-        "oldest event ts",
-        "now ts",
-        "dropped events",
-        "read events",
-    ];
-    let mut out = String::new();
-    for key in KEYS {
-        let values = texts.iter().filter_map(|t| {
-            t.lines().find_map(|l| {
-                l.split_once(':')
-                    .filter(|(k, _)| *k == key)
-                    .map(|(_, v)| v.trim())
-            })
-        });
-        let value = match key {
-            "oldest event ts" => format_ts(
-                values
-                    .filter_map(parse_ts)
-                    .filter(|&ts| ts > 0)
-                    .min()
-                    .unwrap_or(0),
-            ),
-            "now ts" => format_ts(values.filter_map(parse_ts).max().unwrap_or(0)),
-            _ => values
-                .filter_map(|v| v.parse::<u64>().ok())
-                .sum::<u64>()
-                .to_string(),
-        };
-        out.push_str(&format!("{key}: {value}\n"));
+    let mut sum = CpuStats::default();
+    let mut now = 0;
+    for text in texts {
+        for (key, value) in text.lines().filter_map(|l| l.split_once(':')) {
+            let count = || value.trim().parse::<u64>().unwrap_or(0);
+            match key {
+                "entries" => sum.entries += count(),
+                "overrun" => sum.overrun += count(),
+                "commit overrun" => sum.commit_overrun += count(),
+                "bytes" => sum.bytes += count(),
+                "dropped events" => sum.dropped += count(),
+                "read events" => sum.read += count(),
+                "oldest event ts" => {
+                    if let Some(ts) = parse_ts(value).filter(|&ts| ts > 0) {
+                        sum.oldest_ts = if sum.oldest_ts == 0 {
+                            ts
+                        } else {
+                            sum.oldest_ts.min(ts)
+                        };
+                    }
+                }
+                "now ts" => now = now.max(parse_ts(value).unwrap_or(0)),
+                _ => {}
+            }
+        }
     }
-    out
+    sum.text(now)
 }
 
 /// One `trace` text for several host CPUs: the first one's header, then every CPU's lines.
