@@ -53,6 +53,7 @@ MODE=shell
 REBOOT=0
 CPSLEEP=5
 TESTS=""
+SOURCE=""
 TEST_TIMEOUT=150
 TAG=tracefs
 for arg in $(cat /proc/cmdline); do
@@ -63,6 +64,7 @@ for arg in $(cat /proc/cmdline); do
         eventfsd.tests=*) TESTS=${arg#*=} ;;
         eventfsd.timeout=*) TEST_TIMEOUT=${arg#*=} ;;
         eventfsd.tag=*) TAG=${arg#*=} ;;
+        eventfsd.source=*) SOURCE=${arg#*=} ;;
     esac
 done
 REPS=3
@@ -194,7 +196,7 @@ run_test() { # script
     _name=$(basename "$1" .sh)
     echo "---- $_name"
     _t0=$(now)
-    (cd $TRACING && EVENTFSD_NATIVE=$NATIVE EVENTFSD_MODE=$MODE T_NAME=$_name \
+    (cd $TRACING && EVENTFSD_NATIVE=$NATIVE EVENTFSD_MODE=$MODE EVENTFSD_SOURCE=$SOURCE T_NAME=$_name \
         exec timeout -s KILL "$TEST_TIMEOUT" sh "$1")
     _rc=$?
     _dt=$(elapsed "$_t0")

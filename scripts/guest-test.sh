@@ -48,8 +48,11 @@ read -r -a EXTRA_ARGS <<<"${EVENTFSD_ARGS:-}"
 # CPU is one host CPU and per-CPU time order holds (folding several host CPUs onto one guest
 # CPU is tested by crates/eventfsd/tests/host_source.rs); the catalog source one vCPU.
 GUEST_CPUS=1
+# The guest scripts learn the source (eventfsd.source=, EVENTFSD_SOURCE): the host source's
+# policy refuses what the catalog's simulated kernel accepts.
+SOURCE=catalog
 case " ${EXTRA_ARGS[*]} " in
-    *" --source host "* | *" --source=host "*) GUEST_CPUS=$(nproc) ;;
+    *" --source host "* | *" --source=host "*) GUEST_CPUS=$(nproc); SOURCE=host ;;
 esac
 case " ${EXTRA_ARGS[*]} " in
     *" --cpus"*) ;;
@@ -216,6 +219,7 @@ fi
 # ---- 5. guest --------------------------------------------------------------------------
 RUN_ARGS=(--mode test --socket "$SOCK" --log "$LOG" --pidfile "$TMP/qemu.pid" --timeout "$TIMEOUT" --smp "$GUEST_CPUS" "${KVM_ARGS[@]}")
 [ -n "$TESTS" ] && RUN_ARGS+=(--tests "$TESTS")
+RUN_ARGS+=(--append "eventfsd.source=$SOURCE")
 T_QEMU=$(now)
 : >"$LOG"
 "$REPO/scripts/run-guest.sh" "${RUN_ARGS[@]}" &

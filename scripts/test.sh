@@ -66,7 +66,7 @@ scripts/guest-test.sh
 # eventfsd). Instances the guest makes are host instances beside the daemon's.
 step "guest tests (host source)"
 EVENTFSD_ARGS="--source host" scripts/guest-test.sh --no-build \
-    --tests 10,11,15,16,17,18,20,30,31,40,45,46,47,48,50,60,70,80,90
+    --tests 10,11,15,16,17,18,20,30,31,35,40,45,46,47,48,50,60,70,80,90
 
 FUZZ_SECONDS=${EVENTFSD_FUZZ_SECONDS:-30}
 if [ "$FUZZ_SECONDS" != 0 ]; then

@@ -36,6 +36,8 @@ pub struct HostArgs {
     pub policy: Option<PathBuf>,
     /// `--reclaim-stale-instances`.
     pub reclaim_stale: bool,
+    /// `--scope-pid PID`: record only this process tree's events.
+    pub scope_pid: Option<u32>,
 }
 
 /// Parsed options.
@@ -124,12 +126,15 @@ struct Args {
     /// Host source: instance name (default eventfsd-<pid>).
     #[arg(long, value_name = "NAME")]
     instance: Option<String>,
-    /// Host source: TOML policy (default: all events, global files hidden).
+    /// Host source: TOML policy (default: the safe policy of docs/policy.example.toml).
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
     /// Host source: remove eventfsd-<pid> instances of dead daemons.
     #[arg(long)]
     reclaim_stale_instances: bool,
+    /// Host source: record only the events of this process tree (the VM's QEMU).
+    #[arg(long, value_name = "PID", value_parser = clap::value_parser!(u32).range(1..))]
+    scope_pid: Option<u32>,
     /// Owner of every node.
     #[arg(long, value_name = "N", default_value_t = 0)]
     uid: u32,
@@ -198,6 +203,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         ("--instance", args.instance.is_some()),
         ("--policy", args.policy.is_some()),
         ("--reclaim-stale-instances", args.reclaim_stale_instances),
+        ("--scope-pid", args.scope_pid.is_some()),
     ];
     if !host {
         if let Some((flag, _)) = host_only.iter().find(|(_, given)| *given) {
@@ -221,6 +227,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
             instance: args.instance,
             policy: args.policy,
             reclaim_stale: args.reclaim_stale_instances,
+            scope_pid: args.scope_pid,
         })
     } else {
         Source::Catalog
@@ -342,7 +349,8 @@ mod tests {
     #[test]
     fn parses_host_source() {
         let Command::Serve(o) = parse(args(
-            "--mount /m --source host --tracefs /t --instance i --policy p --reclaim-stale-instances",
+            "--mount /m --source host --tracefs /t --instance i --policy p --reclaim-stale-instances \
+             --scope-pid 7",
         ))
         .unwrap() else {
             panic!("expected serve");
@@ -354,6 +362,7 @@ mod tests {
                 instance: Some("i".into()),
                 policy: Some("p".into()),
                 reclaim_stale: true,
+                scope_pid: Some(7),
             })
         );
     }

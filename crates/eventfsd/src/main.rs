@@ -96,6 +96,7 @@ fn start_source(options: &Options) -> Result<Arc<dyn Source>, String> {
                 instance: args.instance.clone(),
                 policy: args.policy.clone(),
                 reclaim_stale: args.reclaim_stale,
+                scope_pid: args.scope_pid,
                 limits: ForwardLimits {
                     max_blocked_readers,
                     ..ForwardLimits::default()

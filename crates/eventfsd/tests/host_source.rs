@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -20,14 +20,15 @@ use fuse_backend_rs::api::server::Server;
 
 use eventfs_core::{NodeKind, TreeConfig, ROOT_INO};
 use eventfsd::fs::{CachePolicy, EventFs};
-use eventfsd::source::host::{
-    build_tree, rescan::rescan, ForwardLimits, HostControl, HostOptions, HostSource, Policy,
-};
+use eventfsd::source::host::{build_tree, rescan::rescan, ForwardLimits, HostControl, Policy};
 use eventfsd::source::Source;
 use eventfsd::stats::Stats;
 use eventfsd::transport::fusedev::FuseMount;
-use test_prereq::PrivateTracefs;
 use tracefs_raw::{decode_page, EventFormat, PageLayout};
+
+#[path = "common/host_mount.rs"]
+mod host_mount;
+use host_mount::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_eventfsd");
 
@@ -55,123 +56,6 @@ impl Drop for ChildGuard {
             let _ = self.0.wait();
         }
     }
-}
-
-/// A private tracefs for a test that also mounts the tree through /dev/fuse: each test mounts
-/// its own, so that no test depends on a mount another test may undo.
-fn can_run(name: &str) -> Option<PrivateTracefs> {
-    if !test_prereq::root_and_fuse(name) {
-        return None;
-    }
-    PrivateTracefs::mount(name)
-}
-
-/// A host source mounted through /dev/fuse; drop unmounts and removes the instance, and
-/// checks that it is gone.
-struct HostMount {
-    dir: PathBuf,
-    instance: PathBuf,
-    source: Option<HostSource>,
-    mount: Option<FuseMount>,
-    /// The daemon's counters (requests by opcode ...).
-    stats: Arc<Stats>,
-    /// Declared last: dropped after the instance is gone.
-    tracefs: PrivateTracefs,
-}
-
-impl HostMount {
-    fn new(name: &str, policy: Option<&str>, limits: ForwardLimits) -> Option<HostMount> {
-        let tracefs = can_run(name)?;
-        let pid = std::process::id();
-        let dir = std::env::temp_dir().join(format!("eventfsd-host-{name}-{pid}"));
-        fs::create_dir_all(&dir).unwrap();
-        let policy_path = policy.map(|text| {
-            let p = std::env::temp_dir().join(format!("eventfsd-host-{name}-{pid}.toml"));
-            fs::write(&p, text).unwrap();
-            p
-        });
-        let options = HostOptions {
-            tracefs: Some(tracefs.to_path_buf()),
-            instance: Some(format!("evtest-{name}-{pid}")),
-            policy: policy_path.clone(),
-            limits,
-            ..HostOptions::default()
-        };
-        let source = HostSource::start(&options, TreeConfig::default()).expect("host source");
-        if let Some(p) = policy_path {
-            let _ = fs::remove_file(p);
-        }
-        let instance = source.instance_dir().to_path_buf();
-        let stats = Arc::new(Stats::default());
-        let fs = EventFs::new(
-            source.tree().clone(),
-            source.control(),
-            stats.clone(),
-            CachePolicy::default(),
-        );
-        let mount =
-            FuseMount::start(Arc::new(Server::new(fs)), stats.clone(), &dir, 4).expect("mount");
-        Some(HostMount {
-            dir,
-            instance,
-            source: Some(source),
-            mount: Some(mount),
-            stats,
-            tracefs,
-        })
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.join(rel)
-    }
-
-    fn host(&self, rel: &str) -> PathBuf {
-        self.instance.join(rel)
-    }
-}
-
-impl Drop for HostMount {
-    fn drop(&mut self) {
-        if let Some(s) = &self.source {
-            s.wake_readers();
-        }
-        if let Some(m) = self.mount.take() {
-            m.stop();
-        }
-        if let Some(s) = self.source.take() {
-            s.shutdown();
-        }
-        let _ = fs::remove_dir(&self.dir);
-        if !std::thread::panicking() {
-            assert!(!self.instance.exists(), "instance left behind");
-        }
-    }
-}
-
-fn read(path: &Path) -> String {
-    fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// Writes `data` as `echo data > path` does; returns the errno of open or write, if any.
-fn echo(path: &Path, data: &str) -> Option<i32> {
-    let mut f = match fs::OpenOptions::new().write(true).truncate(true).open(path) {
-        Ok(f) => f,
-        Err(e) => return e.raw_os_error(),
-    };
-    f.write_all(data.as_bytes())
-        .err()
-        .and_then(|e| e.raw_os_error())
-}
-
-fn errno_of(r: std::io::Result<impl Sized>) -> Option<i32> {
-    r.err().and_then(|e| e.raw_os_error())
-}
-
-fn names(dir: &Path) -> BTreeSet<String> {
-    fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect()
 }
 
 /// Every path below `dir` (relative), in sorted order.
@@ -202,7 +86,9 @@ fn fds_into(dir: &Path) -> usize {
 
 #[test]
 fn instance_is_created_served_and_removed() {
-    let Some(m) = HostMount::new("lifecycle", None, ForwardLimits::default()) else {
+    // Every event shown: the served tree must be the instance's, system for system.
+    let everything = "[events]\nhidden = []\n";
+    let Some(m) = HostMount::new("lifecycle", Some(everything), ForwardLimits::default()) else {
         return;
     };
     assert!(m.instance.is_dir());
@@ -349,7 +235,7 @@ fn trace_marker_trace_and_truncate() {
 
 /// Reading `trace` while an event records must end: each guest read is a round trip that
 /// itself causes sched_switch records, so a reader that followed the live buffer would never
-/// reach its end (seen in the guest suite before `trace` was snapshotted at open).
+/// reach its end. `trace` is streamed; the daemon sets `pause-on-trace` in its instances.
 #[test]
 fn trace_of_a_live_buffer_ends() {
     let Some(m) = HostMount::new("live", None, ForwardLimits::default()) else {
@@ -538,19 +424,27 @@ fn policy_hides_events_everywhere() {
     assert!(!available.contains("sched:sched_waking"));
     assert!(!available.contains("irq:"));
     assert!(available.contains("sched:sched_switch"));
-    // Not reachable through set_event or triggers either.
-    for token in [
-        "sched:sched_waking",
-        "sched:*",
-        "irq",
-        "*:*",
-        "sched_waking",
-    ] {
+    // Not reachable through set_event or triggers either: a token that names only hidden
+    // events is refused as one that names nothing, and one that covers visible events too
+    // enables only those.
+    for token in ["sched:sched_waking", "irq", "sched_waking", "irq:*"] {
         assert_eq!(
             echo(&m.path("set_event"), token),
-            Some(libc::EACCES),
+            Some(libc::EINVAL),
             "{token}"
         );
+    }
+    // Every visible event at once is over the default max_enabled_events.
+    assert_eq!(echo(&m.path("set_event"), "*:*"), Some(libc::ENOSPC));
+    for token in ["sched:*", "sched"] {
+        assert_eq!(echo(&m.path("set_event"), token), None, "{token}");
+        assert_eq!(
+            read(&m.host("events/sched/sched_waking/enable")),
+            "0\n",
+            "{token}"
+        );
+        assert_eq!(read(&m.host("events/irq/enable")), "0\n", "{token}");
+        assert_eq!(echo(&m.path("events/enable"), "0"), None);
     }
     assert_eq!(echo(&m.path("set_event"), "sched:sched_switch"), None);
     assert!(read(&m.path("set_event")).contains("sched:sched_switch"));
@@ -560,7 +454,7 @@ fn policy_hides_events_everywhere() {
             &m.path("events/sched/sched_switch/trigger"),
             "enable_event:sched:sched_waking"
         ),
-        Some(libc::EACCES)
+        Some(libc::EINVAL)
     );
     // A system-wide enable reaches only the visible events.
     assert_eq!(echo(&m.path("events/sched/enable"), "1"), None);
@@ -662,7 +556,8 @@ fn rescan_adds_and_removes_dynamic_events() {
     // Listed as dynamic at start-up: served as a dynamic node (short cache timeouts).
     fake_event(&root, "kprobes", "early", 2);
     fs::write(root.join("dynamic_events"), "p:kprobes/early do_sys_open\n").unwrap();
-    let policy = Policy::parse("[events]\nhidden = [\"kprobes/secret*\"]").unwrap();
+    let policy =
+        Policy::parse("[events]\nhidden = [\"kprobes/secret*\"]\n[dynamic]\nshow = true").unwrap();
     let (tree, view, dynamic) = build_tree(&root, &root, &policy, TreeConfig::default()).unwrap();
     assert!(dynamic.contains(&("kprobes".to_string(), "early".to_string())));
     let early = tree.find_event("kprobes", "early").unwrap();
@@ -883,7 +778,7 @@ fn removed_dynamic_event_gives_enodev_through_an_open_handle() {
     fs::write(root.join("events/header_page"), "hp\n").unwrap();
     fs::write(root.join("events/header_event"), "he\n").unwrap();
     fake_event(&root, "sched", "sched_switch", 1);
-    let policy = Policy::default();
+    let policy = Policy::parse("[dynamic]\nshow = true").unwrap();
     let (tree, view, _) = build_tree(&root, &root, &policy, TreeConfig::default()).unwrap();
     let tree = Arc::new(tree);
     let control = Arc::new(

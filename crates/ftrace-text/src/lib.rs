@@ -3,6 +3,7 @@
 //! - [`format`] reads an event's `format` file (fields, offsets, `print fmt`);
 //! - [`filter`] parses and evaluates the predicate language of `filter` files, with the
 //!   kernel's error texts;
+//! - [`kparse`] reads numbers, white space and tokens of a write as the kernel does;
 //! - [`trigger`] parses `trigger` commands (`traceon`, `enable_event`, `hist` ...);
 //! - [`record`] holds one event occurrence and generates plausible ones from a format;
 //! - [`page`] lays records out in the kernel's binary ring-buffer pages (`trace_pipe_raw`);
@@ -16,6 +17,7 @@
 
 pub mod filter;
 pub mod format;
+pub mod kparse;
 pub mod page;
 pub mod record;
 pub mod render;

@@ -3,11 +3,12 @@
 use eventfs_core::control::MAX_CONTROL_WRITE;
 use eventfs_core::FsError;
 
-/// Parses an `enable`-style write: `0` or `1` with optional surrounding whitespace.
+/// Parses an `enable`-style write as the kernel does (`kstrtoul_from_user`: `01`, `+1` and
+/// `1\0...` are 1; ` 1` is not a number), then 0 or 1.
 pub fn parse_enable(data: &[u8]) -> Result<bool, FsError> {
-    match std::str::from_utf8(data).map(str::trim) {
-        Ok("0") => Ok(false),
-        Ok("1") => Ok(true),
+    match ftrace_text::kparse::kstrtoul_from_user(data) {
+        Ok(0) => Ok(false),
+        Ok(1) => Ok(true),
         _ => Err(FsError::Invalid(format!(
             "enable accepts 0 or 1, got {:?}",
             String::from_utf8_lossy(data)
@@ -44,7 +45,11 @@ mod tests {
     #[test]
     fn enable_values() {
         assert!(parse_enable(b"1\n").unwrap());
-        assert!(!parse_enable(b" 0 ").unwrap());
+        assert!(parse_enable(b"01").unwrap());
+        assert!(parse_enable(b"+1").unwrap());
+        assert!(parse_enable(b"1\0junk").unwrap());
+        assert!(!parse_enable(b"0").unwrap());
+        assert!(parse_enable(b" 0 ").is_err());
         assert!(parse_enable(b"2").is_err());
         assert!(parse_enable(b"").is_err());
     }

@@ -8,7 +8,7 @@ use eventfs_core::tree::{DirId, NodeRef, Tree};
 use eventfs_core::FsError;
 
 use super::handles::{HandleKind, Handles};
-use super::input::{parse_enable, parse_kb, written_text};
+use super::input::{parse_kb, written_text};
 use super::recorder::{PipeReader, Recorder};
 use super::state::State;
 
@@ -264,7 +264,10 @@ impl RootFiles<'_> {
         let value = text.trim();
         match file {
             RootFile::TracingOn => {
-                let on = parse_enable(data)?;
+                // Any number; not zero is on.
+                let on = ftrace_text::kparse::kstrtoul_from_user(data)
+                    .map_err(|_| FsError::Invalid(format!("tracing_on {value:?}")))?
+                    != 0;
                 self.state.instance(tree, node.dir, |i| i.tracing_on = on);
             }
             RootFile::BufferSizeKb => {

@@ -19,14 +19,17 @@ use eventfs_core::layout::{CpuFile, DirKind, FileKind, RootFile};
 use eventfs_core::tree::DirId;
 use eventfs_core::{FsError, NodeKind, NodeRef, Tree};
 
+use super::guard::{self, Decision, WriteContext};
 use super::guest_instances::GuestInstances;
 pub use super::hostio::check_relative_path;
 use super::hostio::{
     count_cpus, host_open_flags, open_beneath, open_dir, read_fd, read_full, read_to_end, write_fd,
     MAX_READ,
 };
+use super::limits::{Limit, Usage};
 use super::per_cpu::{self, RawState};
 use super::policy::Policy;
+use super::scope::Scope;
 
 /// Longest a blocking guest read of `trace_pipe_raw` waits before returning 0 (virtio-fs never
 /// delivers INTERRUPT; trace-cmd retries after its sleep).
@@ -107,6 +110,11 @@ struct Handle {
     /// Content computed by eventfsd rather than read from the host (filtered
     /// `available_events`, aggregated `enable` over visible events).
     content: Mutex<Option<Vec<u8>>>,
+    /// Bytes of `content` counted against `max_trace_bytes`.
+    trace_reserved: usize,
+    /// A scoped `set_event_pid` opened to truncate: the kernel's clearing is done by the
+    /// daemon, with the guest's pids or, if it writes none, the whole scope.
+    truncate_pids: AtomicBool,
 }
 
 struct RateLimiter {
@@ -136,19 +144,10 @@ pub struct HostControl {
     /// CPUs of the host instance (`per_cpu/cpuN` directories).
     host_cpus: u32,
     pub(crate) dynamic_names: Mutex<BTreeSet<(String, String)>>,
-}
-
-/// Largest `trace` snapshot taken at open (the text of a very large buffer is cut there).
-const TRACE_SNAPSHOT_MAX: usize = 256 << 20;
-
-/// Parses one `set_event` token (`[!]sys:event`, `sys:*`, `*:event`, `name`) into a matcher
-/// with the kernel's rules (a bare name matches a system or an event of that name).
-fn set_event_matches(token: &str, system: &str, event: &str) -> bool {
-    let any = |p: &str| p.is_empty() || p == "*";
-    match token.split_once(':') {
-        Some((s, e)) => (any(s) || s == system) && (any(e) || e == event),
-        None => any(token) || token == system || token == event,
-    }
+    /// What the guest holds, and the refusals of the limits.
+    usage: Usage,
+    /// The process tree the instances are pinned to, if any.
+    scope: std::sync::OnceLock<Scope>,
 }
 
 impl HostControl {
@@ -164,13 +163,16 @@ impl HostControl {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let instance = open_dir(instance_dir)?;
+        Self::prepare_instance(std::os::fd::AsFd::as_fd(&instance))
+            .map_err(|e| io::Error::other(format!("{}: {e}", instance_dir.display())))?;
         Ok(HostControl {
             guests: GuestInstances::new(
                 open_dir(&top_dir.join("instances")).ok(),
                 &prefix,
                 policy.max_instances,
             ),
-            instance: open_dir(instance_dir)?,
+            instance,
             top: open_dir(top_dir)?,
             instance_path: instance_dir.to_path_buf(),
             top_path: top_dir.to_path_buf(),
@@ -189,7 +191,42 @@ impl HostControl {
             limits,
             host_cpus: count_cpus(instance_dir),
             dynamic_names: Mutex::new(BTreeSet::new()),
+            usage: Usage::default(),
+            scope: std::sync::OnceLock::new(),
         })
+    }
+
+    /// What every instance the guest reads through needs: `pause-on-trace`, so that a
+    /// streamed `trace` read ends (the kernel stops recording into the instance while its
+    /// `trace` is open; the guest sees the option set and cannot clear it).
+    fn prepare_instance(dir: BorrowedFd<'_>) -> Result<(), FsError> {
+        match open_beneath(dir, "options/pause-on-trace", libc::O_WRONLY) {
+            Ok(fd) => write_fd(&fd, b"1\n").map(|_| ()),
+            // A tracefs without the option (older kernels, test doubles) snapshots nothing
+            // either: reading `trace` there follows the live buffer.
+            Err(FsError::Os(libc::ENOENT)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Pins our instance (and every instance the guest makes later) to `scope`.
+    pub fn set_scope(&self, scope: Scope) -> Result<(), FsError> {
+        use std::os::fd::AsFd;
+        scope.apply(self.instance.as_fd())?;
+        log::info!(
+            "scope: events of process tree {} only ({} tasks now)",
+            scope.root,
+            scope.initial.len()
+        );
+        let _ = self.scope.set(scope);
+        Ok(())
+    }
+
+    /// The limits' counters and the usage they measure, for the stats file.
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        let mut out = self.usage.counters();
+        out.push(("open_handles", self.lock_handles().len() as u64));
+        out
     }
 
     /// The instance directory (for the rescan).
@@ -315,6 +352,7 @@ impl HostControl {
             l.tokens -= 1.0;
             return false;
         }
+        self.usage.refused(Limit::WriteRate);
         if l.last_log
             .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
         {
@@ -325,88 +363,6 @@ impl HostControl {
             );
         }
         true
-    }
-
-    /// Policy checks on the content of a write; `Err` refuses it before the host sees it.
-    fn check_content(&self, tree: &Tree, h: &Handle, data: &[u8]) -> Result<(), FsError> {
-        let text = String::from_utf8_lossy(data);
-        match h.kind {
-            FileKind::EventFilter | FileKind::SystemFilter | FileKind::EventTrigger
-                if data.len() > self.policy.max_filter_len =>
-            {
-                log::warn!(
-                    "policy: {}-byte write to {} refused: over max_filter_len {}",
-                    data.len(),
-                    h.path,
-                    self.policy.max_filter_len
-                );
-                Err(FsError::Os(libc::EINVAL))
-            }
-            FileKind::EventTrigger => {
-                // Triggers that enable or disable another event must not reach a hidden one.
-                let view = self.view();
-                for token in text.split(|c: char| c.is_whitespace()) {
-                    let token = token.trim_start_matches('!');
-                    let mut parts = token.split(':');
-                    let cmd = parts.next().unwrap_or("");
-                    if !matches!(
-                        cmd,
-                        "enable_event" | "disable_event" | "enable_hist" | "disable_hist"
-                    ) {
-                        continue;
-                    }
-                    let (sys, ev) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-                    if view.hidden.contains(&(sys.to_string(), ev.to_string())) {
-                        log::warn!(
-                            "policy: trigger on {} names hidden event {sys}:{ev}",
-                            h.path
-                        );
-                        return Err(FsError::Os(libc::EACCES));
-                    }
-                }
-                Ok(())
-            }
-            FileKind::Root(RootFile::SetEvent) => {
-                // Enabling through set_event must not reach a hidden event: check each token
-                // against every host event it would match. Disabling is harmless.
-                let view = self.view();
-                for token in text
-                    .split(|c: char| c.is_whitespace())
-                    .filter(|t| !t.is_empty())
-                {
-                    if token.starts_with('!') {
-                        continue;
-                    }
-                    if let Some((sys, ev)) = view
-                        .hidden
-                        .iter()
-                        .find(|(s, e)| set_event_matches(token, s, e))
-                    {
-                        log::warn!(
-                            "policy: set_event token {token:?} refused: it matches hidden event {sys}:{ev}"
-                        );
-                        return Err(FsError::Os(libc::EACCES));
-                    }
-                }
-                let _ = tree;
-                Ok(())
-            }
-            FileKind::Root(RootFile::BufferSizeKb) | FileKind::PerCpu(CpuFile::BufferSizeKb)
-                if self.policy.max_buffer_size_kb > 0 =>
-            {
-                match text.trim().parse::<u64>() {
-                    Ok(kb) if kb > self.policy.max_buffer_size_kb => {
-                        log::warn!(
-                            "policy: buffer_size_kb {kb} refused: over max_buffer_size_kb {}",
-                            self.policy.max_buffer_size_kb
-                        );
-                        Err(FsError::Os(libc::EACCES))
-                    }
-                    _ => Ok(()),
-                }
-            }
-            _ => Ok(()),
-        }
     }
 
     /// The system name of a system or event directory.
@@ -603,7 +559,11 @@ impl HostControl {
         match file {
             CpuFile::Trace => {
                 let content = h.content.lock().unwrap_or_else(|p| p.into_inner());
-                Ok(slice_at(content.as_deref().unwrap_or(&[]), offset, size))
+                match (content.as_deref(), h.cpu_fds.first()) {
+                    (Some(text), _) => Ok(slice_at(text, offset, size)),
+                    (None, Some(fd)) => read_full(fd, size, offset),
+                    (None, None) => Ok(Vec::new()),
+                }
             }
             CpuFile::Stats => {
                 let texts = h
@@ -667,6 +627,9 @@ impl HostControl {
     }
 }
 
+#[path = "forward_write.rs"]
+mod write_path;
+
 /// Runs `f` when dropped.
 fn scopeguard<F: FnMut()>(f: F) -> impl Drop {
     struct Guard<F: FnMut()>(F);
@@ -692,22 +655,59 @@ impl ControlFiles for HostControl {
             .strip_prefix(&prefix)
             .unwrap_or(&full_path)
             .to_string();
-        if flags.write && !(Self::spec_writable(node, tree) && self.policy.file_writable(&path)) {
+        let option_refused = matches!(kind, FileKind::TraceOption(_))
+            && !self
+                .policy
+                .option_allowed(path.rsplit('/').next().unwrap_or_default());
+        if flags.write
+            && (option_refused
+                || !(Self::spec_writable(node, tree) && self.policy.file_writable(&path)))
+        {
             log::warn!("policy: {full_path} is read-only for the guest (EACCES)");
+            self.usage.refused(Limit::Policy);
             return Err(FsError::Os(libc::EACCES));
         }
+        let max_handles = self.policy.max_open_handles;
+        if max_handles > 0 && self.lock_handles().len() >= max_handles {
+            log::warn!("policy: open of {full_path} refused: over max_open_handles {max_handles}");
+            self.usage.refused(Limit::OpenHandles);
+            return Err(FsError::Os(libc::EMFILE));
+        }
+        let mut flags = flags;
+        let truncate_pids = kind == FileKind::Root(RootFile::SetEventPid)
+            && flags.write
+            && flags.truncate
+            && self.scope.get().is_some();
+        if truncate_pids {
+            // Never cleared by the open: see write_pids.
+            flags.truncate = false;
+        }
+        let mut trace_reserved = 0;
         let epoch = self.epoch.load(Ordering::SeqCst);
         let mut content = None;
         let mut cpu_fds = Vec::new();
         let fd = match kind {
             FileKind::PerCpu(file) => {
                 cpu_fds = self.open_host_cpus(tree, node, file, flags, &instance_dir)?;
-                if file == CpuFile::Trace && flags.read {
+                if file == CpuFile::Trace && flags.read && cpu_fds.len() > 1 {
+                    // Folded CPUs are merged in order, which needs all of their text; it is
+                    // held within max_trace_bytes. One host CPU is streamed.
+                    let max = self.policy.max_trace_bytes;
+                    let cap = if max == 0 { usize::MAX } else { max + 1 };
                     let texts = cpu_fds
                         .iter()
-                        .map(|fd| read_to_end(fd, TRACE_SNAPSHOT_MAX))
+                        .map(|fd| read_to_end(fd, cap))
                         .collect::<Result<Vec<_>, _>>()?;
-                    content = Some(per_cpu::merge_trace(&texts));
+                    let merged = per_cpu::merge_trace(&texts);
+                    if !self.usage.reserve_trace(merged.len(), max) {
+                        log::warn!(
+                            "policy: {full_path}: {} bytes of text over max_trace_bytes {max}",
+                            merged.len()
+                        );
+                        return Err(FsError::Os(libc::ENOMEM));
+                    }
+                    trace_reserved = merged.len();
+                    content = Some(merged);
                 }
                 None
             }
@@ -735,14 +735,8 @@ impl ControlFiles for HostControl {
                 })
             }
         };
-        if kind == FileKind::Root(RootFile::Trace) && flags.read {
-            // Take the whole buffer now, in one sequential pass: the guest's reads arrive one
-            // round trip at a time, and a live buffer read that slowly never reaches its end
-            // (each round trip adds records). The kernel bounds the size (buffer_size_kb).
-            if let Some(fd) = &fd {
-                content = Some(read_to_end(fd, TRACE_SNAPSHOT_MAX)?);
-            }
-        }
+        // `trace` is streamed at the guest's offsets: the kernel pauses the buffer while it is
+        // open (pause-on-trace, which the guest may not turn off), so a read ends.
         let id = self.next_handle.fetch_add(1, Ordering::SeqCst);
         let handle = Arc::new(Handle {
             fd,
@@ -756,6 +750,8 @@ impl ControlFiles for HostControl {
             epoch,
             closed: AtomicBool::new(false),
             content: Mutex::new(content),
+            trace_reserved,
+            truncate_pids: AtomicBool::new(truncate_pids),
         });
         self.lock_handles().insert(id, handle);
         Ok(id)
@@ -776,12 +772,6 @@ impl ControlFiles for HostControl {
         }
         if let FileKind::PerCpu(file) = h.kind {
             return self.read_per_cpu(&h, file, offset, size, nonblock);
-        }
-        if h.kind == FileKind::Root(RootFile::Trace) {
-            let content = h.content.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(text) = content.as_deref() {
-                return Ok(slice_at(text, offset, size));
-            }
         }
         if h.kind == FileKind::Root(RootFile::AvailableEvents)
             || (matches!(h.kind, FileKind::SystemEnable | FileKind::EventsEnable)
@@ -812,22 +802,7 @@ impl ControlFiles for HostControl {
         if self.rate_limited(&h.path) {
             return Err(FsError::Os(libc::EAGAIN));
         }
-        self.check_content(tree, &h, data)?;
-        if matches!(h.kind, FileKind::SystemEnable | FileKind::EventsEnable)
-            && data.trim_ascii_start().first() == Some(&b'1')
-            && self.enable_scope_has_hidden(tree, &h)
-        {
-            return self.fan_out_enable(tree, &h, data);
-        }
-        if let FileKind::PerCpu(_) = h.kind {
-            // A guest CPU's buffer size is that of each host CPU it stands for.
-            for fd in &h.cpu_fds {
-                write_fd(fd, data)?;
-            }
-            return Ok(data.len());
-        }
-        let fd = h.fd.as_ref().ok_or(FsError::Os(libc::EBADF))?;
-        write_fd(fd, data)
+        self.guarded_write(tree, &h, data)
     }
 
     fn mkdir(&self, tree: &Tree, parent: NodeRef, name: &str) -> Result<(), FsError> {
@@ -836,6 +811,19 @@ impl ControlFiles for HostControl {
         }
         super::instance::check_instance_name(name).map_err(|e| FsError::Invalid(e.to_string()))?;
         self.guests.create(name)?;
+        if let Some(dir) = self.guests.dir(name) {
+            use std::os::fd::AsFd;
+            let prepared =
+                Self::prepare_instance(dir.as_fd()).and_then(|()| match self.scope.get() {
+                    Some(scope) => scope.apply(dir.as_fd()),
+                    None => Ok(()),
+                });
+            if let Err(e) = prepared {
+                log::warn!("cannot prepare instance {name}: {e}");
+                let _ = self.guests.remove(name);
+                return Err(e);
+            }
+        }
         if let Err(e) = tree.add_instance(name) {
             let _ = self.guests.remove(name);
             return Err(e);
@@ -853,8 +841,11 @@ impl ControlFiles for HostControl {
     }
 
     fn release(&self, handle: u64) {
-        if let Some(h) = self.lock_handles().remove(&handle) {
+        let removed = self.lock_handles().remove(&handle);
+        if let Some(h) = removed {
             h.closed.store(true, Ordering::SeqCst);
+            self.usage.release_trace(h.trace_reserved);
+            self.finish_pid_truncate(&h);
         }
     }
 
@@ -863,6 +854,7 @@ impl ControlFiles for HostControl {
         let old: Vec<Arc<Handle>> = self.lock_handles().drain().map(|(_, h)| h).collect();
         for h in old {
             h.closed.store(true, Ordering::SeqCst);
+            self.usage.release_trace(h.trace_reserved);
         }
     }
 }
@@ -870,23 +862,6 @@ impl ControlFiles for HostControl {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn set_event_tokens_match_like_the_kernel() {
-        assert!(set_event_matches(
-            "sched:sched_switch",
-            "sched",
-            "sched_switch"
-        ));
-        assert!(set_event_matches("sched:*", "sched", "x"));
-        assert!(set_event_matches("sched:", "sched", "x"));
-        assert!(set_event_matches("*:x", "sched", "x"));
-        assert!(set_event_matches("sched", "sched", "x"));
-        assert!(set_event_matches("x", "sched", "x"));
-        assert!(set_event_matches("*", "a", "b"));
-        assert!(!set_event_matches("irq:*", "sched", "x"));
-        assert!(!set_event_matches("sched:y", "sched", "x"));
-    }
 
     #[test]
     fn host_paths_are_plain_components() {

@@ -19,12 +19,15 @@ use std::time::Duration;
 
 mod error;
 pub mod forward;
+pub mod guard;
 pub mod guest_instances;
 pub mod hostio;
 pub mod instance;
+pub mod limits;
 pub mod per_cpu;
 pub mod policy;
 pub mod rescan;
+pub mod scope;
 
 use super::Source;
 
@@ -48,6 +51,11 @@ pub struct HostOptions {
     pub rescan_interval: Duration,
     /// Forwarding tunables.
     pub limits: ForwardLimits,
+    /// Pin the instance to this process tree (overrides the policy's `scope.pid`).
+    pub scope_pid: Option<u32>,
+    /// The tasks of the scope, when the caller read them already (before a sandbox hides
+    /// `/proc`); otherwise they are read from `/proc` at start.
+    pub scope_tasks: Option<std::collections::BTreeSet<u32>>,
 }
 
 impl Default for HostOptions {
@@ -59,6 +67,8 @@ impl Default for HostOptions {
             reclaim_stale: false,
             rescan_interval: Duration::from_secs(1),
             limits: ForwardLimits::default(),
+            scope_pid: None,
+            scope_tasks: None,
         }
     }
 }
@@ -116,6 +126,13 @@ pub fn build_tree(
     let mut catalog = snapshot(instance_dir, &release)?;
     // README is global-only; the instance has none, so take the top level's.
     catalog.readme = std::fs::read_to_string(top_dir.join("README")).unwrap_or_default();
+    // Tools offer the tracers they read here: only those the guest may select.
+    let tracers: Vec<&str> = catalog
+        .available_tracers
+        .split_whitespace()
+        .filter(|t| policy.tracer_allowed(t))
+        .collect();
+    catalog.available_tracers = format!("{}\n", tracers.join(" "));
     let dynamic_names = dynamic_event_names(top_dir);
     let mut view = HostView::default();
     let mut dynamic = Vec::new();
@@ -231,6 +248,7 @@ impl HostSource {
             .unwrap_or_else(|| format!("{}{}", instance::INSTANCE_PREFIX, std::process::id()));
         let instance = Instance::create(&tracefs, &name)?;
         let (tree, view, dynamic) = build_tree(&instance.dir, &tracefs.root, &policy, config)?;
+        let policy_scope = policy.scope_pid;
         let control = HostControl::new(
             &instance.dir,
             &tracefs.root,
@@ -242,6 +260,24 @@ impl HostSource {
             what: format!("open {}", instance.dir.display()),
             source,
         })?;
+        let scope_pid = options
+            .scope_pid
+            .or((policy_scope != 0).then_some(policy_scope));
+        if let Some(root) = scope_pid {
+            let initial = match &options.scope_tasks {
+                Some(tasks) => tasks.clone(),
+                None => scope::process_tree(root).map_err(|source| HostError::Io {
+                    what: format!("scope: process tree of {root}"),
+                    source,
+                })?,
+            };
+            control
+                .set_scope(scope::Scope { root, initial })
+                .map_err(|e| HostError::Io {
+                    what: format!("scope: pin {} to {root}", instance.dir.display()),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+        }
         *control
             .dynamic_names
             .lock()
@@ -281,6 +317,10 @@ impl Source for HostSource {
 
     fn control(&self) -> Arc<dyn ControlFiles> {
         self.control.clone()
+    }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        self.control.counters()
     }
 
     fn listings_are_frozen(&self) -> bool {

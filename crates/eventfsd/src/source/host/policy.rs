@@ -2,9 +2,11 @@
 //! dynamic events and the global dynamic-event files are exposed, and write limits.
 //!
 //! The policy is a TOML file (see `docs/policy.example.toml`). Every section and key is
-//! optional; an empty file (or no `--policy`) gives the default: every event visible, every
-//! control file of the instance writable, dynamic events shown, global files hidden, no rate
-//! limit.
+//! optional; an empty file (or no `--policy`) gives the safe default, which is written for a
+//! guest the operator does not trust: systems that carry other tenants' or the host's data
+//! hidden, an allow-list of writable files, tracers and options, no dynamic events, no global
+//! files, no kernel addresses (`.sym`/`.hex` hist keys, `stacktrace`), no `.ustring` filters, no
+//! named histograms, and limits on everything the guest can make the host hold.
 
 use std::path::Path;
 
@@ -45,12 +47,102 @@ pub const GLOBAL_FILES: &[&str] = &[
     "saved_tgids",
 ];
 
+/// Systems hidden unless a policy lists its own `events.hidden`: what they carry belongs to
+/// other tenants or to the host itself.
+pub const DEFAULT_HIDDEN: &[&str] = &[
+    // Other VMs' exits, guest RIPs, port and MMIO values.
+    "kvm",
+    "kvmmmu",
+    // The host's kernel log.
+    "printk",
+    // Other programs' bpf_trace_printk output.
+    "bpf_trace",
+    // MSR values the host (and other VMs) read and write.
+    "msr",
+    // Every process's system call arguments.
+    "syscalls",
+    "raw_syscalls",
+    // Host network metadata: addresses, ports, devices.
+    "net",
+    "skb",
+    "sock",
+    "tcp",
+    "udp",
+    "icmp",
+    "napi",
+    "qdisc",
+    "neigh",
+    "fib",
+    "fib6",
+    "netlink",
+    "mptcp",
+    "xdp",
+    "bridge",
+    "vsock",
+    // Device assignment and DMA addresses.
+    "iommu",
+    "swiotlb",
+];
+
+/// Control files writable unless a policy lists its own `files.writable` (patterns without
+/// `/` match the file name anywhere). Each is checked by the kernel's own parse of the write.
+pub const DEFAULT_WRITABLE: &[&str] = &[
+    "enable",
+    "filter",
+    "trigger",
+    "tracing_on",
+    "buffer_size_kb",
+    "set_event",
+    "set_event_pid",
+    "trace",
+    "trace_marker",
+    "trace_clock",
+    "trace_options",
+    "options/*",
+    "current_tracer",
+    "error_log",
+    "tracing_cpumask",
+];
+
+/// Options the guest may set (through `options/NAME` and `trace_options` alike) unless a policy
+/// lists its own `options.allowed`. Left out: what shows kernel or user addresses (`sym-*`,
+/// `hash-ptr`, `*stacktrace`), what pulls host data into the instance (`trace_printk*`,
+/// `printk-msg-only`, `copy_trace_marker`), what instruments every function (`function-*`,
+/// `func*`), `pause-on-trace` (the daemon streams `trace` and relies on it), `event-fork` (it
+/// pins the tenant scope) and test options.
+pub const DEFAULT_OPTIONS: &[&str] = &[
+    "annotate",
+    "bin",
+    "block",
+    "context-info",
+    "disable_on_free",
+    "fields",
+    "hex",
+    "irq-info",
+    "latency-format",
+    "markers",
+    "overwrite",
+    "raw",
+    "record-cmd",
+    "record-tgid",
+    "verbose",
+];
+
+fn strings(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 struct PolicyFile {
     events: EventsSection,
     files: FilesSection,
+    tracers: TracersSection,
+    options: OptionsSection,
+    triggers: TriggersSection,
+    filters: FiltersSection,
     dynamic: DynamicSection,
+    scope: ScopeSection,
     limits: LimitsSection,
 }
 
@@ -65,7 +157,7 @@ impl Default for EventsSection {
     fn default() -> Self {
         EventsSection {
             visible: vec!["*".into()],
-            hidden: Vec::new(),
+            hidden: strings(DEFAULT_HIDDEN),
         }
     }
 }
@@ -80,7 +172,7 @@ struct FilesSection {
 impl Default for FilesSection {
     fn default() -> Self {
         FilesSection {
-            writable: vec!["**".into()],
+            writable: strings(DEFAULT_WRITABLE),
             read_only: Vec::new(),
         }
     }
@@ -88,18 +180,58 @@ impl Default for FilesSection {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
+struct TracersSection {
+    allowed: Vec<String>,
+}
+
+impl Default for TracersSection {
+    fn default() -> Self {
+        TracersSection {
+            allowed: vec!["nop".into()],
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct OptionsSection {
+    allowed: Vec<String>,
+}
+
+impl Default for OptionsSection {
+    fn default() -> Self {
+        OptionsSection {
+            allowed: strings(DEFAULT_OPTIONS),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct TriggersSection {
+    stacktrace: bool,
+    snapshot: bool,
+    named_hist: bool,
+    address_modifiers: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct FiltersSection {
+    ustring: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
 struct DynamicSection {
     show: bool,
     global_files: Vec<String>,
 }
 
-impl Default for DynamicSection {
-    fn default() -> Self {
-        DynamicSection {
-            show: true,
-            global_files: Vec::new(),
-        }
-    }
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct ScopeSection {
+    pid: u32,
 }
 
 #[derive(Deserialize)]
@@ -109,6 +241,10 @@ struct LimitsSection {
     writes_per_second: u32,
     max_buffer_size_kb: u64,
     max_instances: usize,
+    max_open_handles: usize,
+    max_trace_bytes: usize,
+    max_enabled_events: usize,
+    max_hist_triggers: usize,
 }
 
 impl Default for LimitsSection {
@@ -116,10 +252,16 @@ impl Default for LimitsSection {
         LimitsSection {
             // The kernel refuses control writes of PAGE_SIZE bytes or more.
             max_filter_len: eventfs_core::control::MAX_CONTROL_WRITE,
-            writes_per_second: 0,
-            max_buffer_size_kb: 0,
+            // trace-cmd's set-up and reset write a few dozen files; a flood is not tracing.
+            writes_per_second: 200,
+            // Per CPU: 4 MiB is 3x the kernel's default, and bounds a 64-CPU host to 256 MiB.
+            max_buffer_size_kb: 4096,
             // Enough for trace-cmd's `record -B` with a few buffers; each is a host ring buffer.
             max_instances: 4,
+            max_open_handles: 256,
+            max_trace_bytes: 16 << 20,
+            max_enabled_events: 256,
+            max_hist_triggers: 16,
         }
     }
 }
@@ -131,11 +273,27 @@ pub struct Policy {
     hidden: Vec<Glob>,
     writable: Vec<Glob>,
     read_only: Vec<Glob>,
+    /// Tracers the guest may write to `current_tracer` (and sees in `available_tracers`).
+    pub tracers: Vec<String>,
+    /// Options the guest may set, through `options/NAME` and `trace_options` alike.
+    pub options: Vec<String>,
+    /// Allow the `stacktrace` trigger (kernel addresses in the raw records).
+    pub allow_stacktrace: bool,
+    /// Allow the `snapshot` trigger (a second ring buffer).
+    pub allow_snapshot: bool,
+    /// Allow `name=` on hist triggers (a namespace shared by every instance of the host).
+    pub allow_named_hist: bool,
+    /// Allow the `.sym`, `.sym-offset` and `.hex` hist modifiers (kernel addresses).
+    pub allow_address_modifiers: bool,
+    /// Allow `.ustring` in filters (reads other processes' memory).
+    pub allow_ustring: bool,
     /// Show dynamic events (kprobes, uprobes, synthetic, eprobes, and events that appear after
     /// start-up).
     pub show_dynamic: bool,
     /// Global files exposed to the guest (names from [`GLOBAL_FILES`]).
     pub global_files: Vec<String>,
+    /// Pin the instance's `set_event_pid` to this process tree (0: no scope).
+    pub scope_pid: u32,
     /// Longest `filter`/`trigger` write accepted (bytes).
     pub max_filter_len: usize,
     /// Guest writes per second across all control files; 0 means unlimited.
@@ -144,6 +302,14 @@ pub struct Policy {
     pub max_buffer_size_kb: u64,
     /// Most instances the guest may create under `instances/` (each one a host instance).
     pub max_instances: usize,
+    /// Most files the guest may hold open at once; 0 means unlimited.
+    pub max_open_handles: usize,
+    /// Most bytes of `trace` text held for the guest's open files at once; 0 means unlimited.
+    pub max_trace_bytes: usize,
+    /// Most events enabled in an instance; 0 means unlimited.
+    pub max_enabled_events: usize,
+    /// Most hist triggers the guest may have set at once; 0 means unlimited.
+    pub max_hist_triggers: usize,
 }
 
 impl Default for Policy {
@@ -206,12 +372,24 @@ impl Policy {
             hidden: event_globs(&file.events.hidden)?,
             writable: file_globs(&file.files.writable)?,
             read_only: file_globs(&file.files.read_only)?,
+            tracers: file.tracers.allowed,
+            options: file.options.allowed,
+            allow_stacktrace: file.triggers.stacktrace,
+            allow_snapshot: file.triggers.snapshot,
+            allow_named_hist: file.triggers.named_hist,
+            allow_address_modifiers: file.triggers.address_modifiers,
+            allow_ustring: file.filters.ustring,
             show_dynamic: file.dynamic.show,
             global_files: file.dynamic.global_files,
+            scope_pid: file.scope.pid,
             max_filter_len: file.limits.max_filter_len,
             writes_per_second: file.limits.writes_per_second,
             max_buffer_size_kb: file.limits.max_buffer_size_kb,
             max_instances: file.limits.max_instances,
+            max_open_handles: file.limits.max_open_handles,
+            max_trace_bytes: file.limits.max_trace_bytes,
+            max_enabled_events: file.limits.max_enabled_events,
+            max_hist_triggers: file.limits.max_hist_triggers,
         })
     }
 
@@ -234,6 +412,16 @@ impl Policy {
             }
         };
         self.writable.iter().any(hit) && !self.read_only.iter().any(hit)
+    }
+
+    /// Whether the guest may set the option `name` (through either of its two files).
+    pub fn option_allowed(&self, name: &str) -> bool {
+        self.options.iter().any(|o| o == name)
+    }
+
+    /// Whether the guest may select the tracer `name`.
+    pub fn tracer_allowed(&self, name: &str) -> bool {
+        self.tracers.iter().any(|t| t == name)
     }
 
     /// Whether the global file `name` is exposed.
@@ -287,14 +475,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_show_everything_and_hide_global_files() {
+    fn the_default_is_safe_for_a_stranger() {
         let p = Policy::default();
         assert!(p.event_visible("sched", "sched_switch"));
+        for hidden in [
+            "kvm/kvm_exit",
+            "printk/console",
+            "syscalls/sys_enter_openat",
+        ] {
+            let (sys, ev) = hidden.split_once('/').unwrap();
+            assert!(!p.event_visible(sys, ev), "{hidden}");
+        }
         assert!(p.file_writable("events/sched/sched_switch/enable"));
         assert!(p.file_writable("trace_marker"));
+        assert!(!p.file_writable("events/sched/sched_switch/inject"));
         assert!(!p.global_file_allowed("kprobe_events"));
-        assert!(p.show_dynamic);
-        assert_eq!(p.writes_per_second, 0);
+        assert!(!p.show_dynamic);
+        assert!(p.tracer_allowed("nop") && !p.tracer_allowed("function"));
+        assert!(p.option_allowed("overwrite") && !p.option_allowed("sym-addr"));
+        assert!(!p.option_allowed("trace_printk_dest") && !p.option_allowed("hash-ptr"));
+        assert!(!(p.allow_stacktrace || p.allow_named_hist || p.allow_address_modifiers));
+        assert!(!p.allow_ustring && !p.allow_snapshot);
+        assert_eq!(p.writes_per_second, 200);
+        assert!(p.max_open_handles > 0 && p.max_trace_bytes > 0 && p.max_enabled_events > 0);
     }
 
     #[test]
@@ -327,6 +530,8 @@ mod tests {
         assert!(!p.file_writable("options/overwrite"));
         assert!(p.global_file_allowed("kprobe_events"));
         assert!(!p.show_dynamic);
+        // A policy's own list replaces the default hidden systems.
+        assert!(p.event_visible("kvm", "kvm_exit"));
         assert_eq!(p.max_filter_len, 100);
     }
 
@@ -339,13 +544,10 @@ mod tests {
     }
 
     #[test]
-    fn the_documented_example_parses() {
+    fn the_documented_example_is_the_default() {
         let p = Policy::parse(include_str!("../../../../../docs/policy.example.toml")).unwrap();
-        assert!(p.event_visible("kvm", "kvm_exit"));
-        assert!(!p.event_visible("sched", "sched_stat_runtime"));
-        assert!(!p.event_visible("net", "net_dev_xmit"));
-        assert!(!p.file_writable("options/overwrite"));
-        assert_eq!(p.writes_per_second, 200);
+        let d = Policy::default();
+        assert_eq!(format!("{p:?}"), format!("{d:?}"));
     }
 
     #[test]

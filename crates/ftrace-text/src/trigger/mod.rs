@@ -10,6 +10,8 @@ use std::fmt;
 use crate::filter::{self, errno, Filter, FilterError};
 use crate::format::{self, Field};
 
+mod write_form;
+
 /// What `cat trigger` shows when an event has no triggers (all trigger commands built in).
 pub const HELP_TEXT: &str = "# Available triggers:\n\
 # traceon traceoff snapshot stacktrace enable_event disable_event enable_hist disable_hist hist\n";

@@ -1,0 +1,112 @@
+//! What the daemon lets one guest make the host hold, and the counters of refusals that the
+//! stats file reports. The policy's `[limits]` give the bounds; reaching one is an errno and a
+//! log line at the place of the refusal, and one more in the counter here.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// Which limit refused a request.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// `max_open_handles`.
+    OpenHandles,
+    /// `max_trace_bytes`.
+    TraceBytes,
+    /// `max_enabled_events` (counted by the guard's ENOSPC).
+    EnabledEvents,
+    /// `max_hist_triggers`.
+    HistTriggers,
+    /// `writes_per_second`.
+    WriteRate,
+    /// Any other policy refusal (EACCES, EINVAL of the guard).
+    Policy,
+}
+
+const LIMITS: [(Limit, &str); 6] = [
+    (Limit::OpenHandles, "refused_open_handles"),
+    (Limit::TraceBytes, "refused_trace_bytes"),
+    (Limit::EnabledEvents, "refused_enabled_events"),
+    (Limit::HistTriggers, "refused_hist_triggers"),
+    (Limit::WriteRate, "refused_write_rate"),
+    (Limit::Policy, "refused_by_policy"),
+];
+
+/// Usage the limits are measured on, and the refusal counters.
+#[derive(Default)]
+pub struct Usage {
+    /// Bytes of `trace` text held for open handles.
+    trace_bytes: AtomicUsize,
+    /// Hist triggers the guest set and has not removed.
+    pub hist_triggers: AtomicUsize,
+    refused: [AtomicU64; LIMITS.len()],
+}
+
+impl Usage {
+    /// Counts one refusal.
+    pub fn refused(&self, limit: Limit) {
+        let i = LIMITS.iter().position(|(l, _)| *l == limit).unwrap_or(0);
+        self.refused[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Reserves `bytes` of trace text within `max` (0: unbounded); false when over.
+    pub fn reserve_trace(&self, bytes: usize, max: usize) -> bool {
+        let mut now = self.trace_bytes.load(Ordering::SeqCst);
+        loop {
+            let after = now.saturating_add(bytes);
+            if max > 0 && after > max {
+                self.refused(Limit::TraceBytes);
+                return false;
+            }
+            match self
+                .trace_bytes
+                .compare_exchange(now, after, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return true,
+                Err(actual) => now = actual,
+            }
+        }
+    }
+
+    /// Gives back what [`Usage::reserve_trace`] took.
+    pub fn release_trace(&self, bytes: usize) {
+        let _ = self
+            .trace_bytes
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                Some(n.saturating_sub(bytes))
+            });
+    }
+
+    /// The counters for the stats file, with the usage gauges.
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        let mut out: Vec<(&'static str, u64)> = LIMITS
+            .iter()
+            .zip(&self.refused)
+            .map(|((_, name), n)| (*name, n.load(Ordering::Relaxed)))
+            .collect();
+        out.push((
+            "trace_bytes_held",
+            self.trace_bytes.load(Ordering::Relaxed) as u64,
+        ));
+        out.push((
+            "hist_triggers",
+            self.hist_triggers.load(Ordering::Relaxed) as u64,
+        ));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_bytes_are_bounded_and_counted() {
+        let usage = Usage::default();
+        assert!(usage.reserve_trace(10, 16));
+        assert!(!usage.reserve_trace(7, 16));
+        usage.release_trace(10);
+        assert!(usage.reserve_trace(16, 16));
+        let counters = usage.counters();
+        assert!(counters.contains(&("refused_trace_bytes", 1)));
+        assert!(counters.contains(&("trace_bytes_held", 16)));
+    }
+}
