@@ -167,14 +167,19 @@ fn options_tracers_and_kernel_addresses_are_out_of_reach() {
                 "{attack}"
             );
         }
-        for file in [
-            "options/sym-addr",
-            "options/hash-ptr",
-            "options/trace_printk_dest",
+        for (file, value) in [
+            ("options/sym-addr", "1"),
+            ("options/hash-ptr", "0"),
+            ("options/trace_printk_dest", "1"),
+            ("options/function-trace", "1"),
         ] {
-            assert_eq!(echo(&m.path(file), "1"), Some(libc::EACCES), "{file}");
+            assert_eq!(echo(&m.path(file), value), Some(libc::EACCES), "{file}");
         }
         assert_eq!(host_read(m, "trace_options"), options);
+        // Their safe values are accepted: trace-cmd turns function-trace off before recording.
+        assert_eq!(echo(&m.path("options/function-trace"), "0"), None);
+        assert_eq!(host_read(m, "options/function-trace"), "0\n");
+        assert_eq!(echo(&m.path("trace_options"), "nosym-addr"), None);
         assert_eq!(echo(&m.path("trace_options"), "nooverwrite"), None);
         assert_eq!(host_read(m, "options/overwrite"), "0\n");
         for tracer in [

@@ -655,14 +655,7 @@ impl ControlFiles for HostControl {
             .strip_prefix(&prefix)
             .unwrap_or(&full_path)
             .to_string();
-        let option_refused = matches!(kind, FileKind::TraceOption(_))
-            && !self
-                .policy
-                .option_allowed(path.rsplit('/').next().unwrap_or_default());
-        if flags.write
-            && (option_refused
-                || !(Self::spec_writable(node, tree) && self.policy.file_writable(&path)))
-        {
+        if flags.write && !(Self::spec_writable(node, tree) && self.policy.file_writable(&path)) {
             log::warn!("policy: {full_path} is read-only for the guest (EACCES)");
             self.usage.refused(Limit::Policy);
             return Err(FsError::Os(libc::EACCES));

@@ -146,15 +146,11 @@ pub fn check_write(
         }
         FileKind::TraceOption(_) => {
             let name = ctx.path.rsplit('/').next().unwrap_or_default();
-            if !policy.option_allowed(name) {
-                return Err(refuse(
-                    ctx,
-                    libc::EACCES,
-                    format_args!("option {name} is not allowed"),
-                ));
-            }
             match number(data)? {
-                v @ (0 | 1) => Ok(Decision::one(format!("{v}\n"), data.len())),
+                v @ (0 | 1) => {
+                    check_option(policy, ctx, name, v == 1)?;
+                    Ok(Decision::one(format!("{v}\n"), data.len()))
+                }
                 v => Err(refuse(
                     ctx,
                     libc::EINVAL,
@@ -197,13 +193,7 @@ pub fn check_write(
                 Some(rest) => ("no", rest),
                 None => ("", word.as_str()),
             };
-            if !policy.option_allowed(name) {
-                return Err(refuse(
-                    ctx,
-                    libc::EACCES,
-                    format_args!("option {name} is not allowed"),
-                ));
-            }
+            check_option(policy, ctx, name, negate.is_empty())?;
             Ok(Decision::one(format!("{negate}{name}\n"), data.len()))
         }
         FileKind::Root(RootFile::TraceClock) => Ok(Decision::one(
@@ -258,6 +248,31 @@ pub fn check_write(
             format_args!("not a file the guest may write"),
         )),
     }
+}
+
+/// The value of an option that is safe whatever the policy: the kernel's own protection on
+/// (`hash-ptr`), the daemon's needs on (`pause-on-trace`, `event-fork`), everything else off
+/// (instrumentation and address printing). Tools write these to reset an instance.
+fn safe_value(option: &str) -> bool {
+    matches!(option, "hash-ptr" | "pause-on-trace" | "event-fork")
+}
+
+/// Allows setting `option` to `on` if the policy allows the option, or `on` is its safe value.
+fn check_option(
+    policy: &Policy,
+    ctx: &WriteContext<'_>,
+    option: &str,
+    on: bool,
+) -> Result<(), FsError> {
+    if policy.option_allowed(option) || on == safe_value(option) {
+        return Ok(());
+    }
+    let value = if on { "on" } else { "off" };
+    Err(refuse(
+        ctx,
+        libc::EACCES,
+        format_args!("option {option} {value} is not allowed"),
+    ))
 }
 
 /// [`name_of`] for the files that refuse writes of 64 bytes or more (`trace_options`,

@@ -226,6 +226,18 @@ fn options_are_one_allow_list_through_either_file() {
     let file = FileKind::TraceOption(0);
     assert_eq!(forwards(file, "options/overwrite", b"0\n"), ["0\n"]);
     assert_eq!(errno(file, "options/sym-addr", b"1"), libc::EACCES);
+    // The safe value of a refused option is accepted (tools reset instances with it).
+    assert_eq!(forwards(file, "options/function-trace", b"0"), ["0\n"]);
+    assert_eq!(forwards(file, "options/hash-ptr", b"01"), ["1\n"]);
+    assert_eq!(errno(file, "options/hash-ptr", b"0"), libc::EACCES);
+    assert_eq!(
+        forwards(options, "trace_options", b"nosym-addr"),
+        ["nosym-addr\n"]
+    );
+    assert_eq!(
+        forwards(options, "trace_options", b"hash-ptr"),
+        ["hash-ptr\n"]
+    );
     assert_eq!(errno(file, "options/overwrite", b"2"), libc::EINVAL);
 }
 
