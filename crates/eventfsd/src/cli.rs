@@ -40,6 +40,26 @@ pub struct HostArgs {
     pub scope_pid: Option<u32>,
 }
 
+/// `--sandbox`: how the daemon confines itself once it has opened what it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SandboxMode {
+    /// New mount, pid, network and IPC namespaces with an empty root, and no capabilities.
+    Namespace,
+    /// No confinement (debugging).
+    None,
+}
+
+/// `--seccomp`: what a syscall outside the allow-list does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeccompMode {
+    /// Kills the daemon (SIGSYS).
+    Kill,
+    /// Logs it to the kernel log (audit) and lets it run.
+    Log,
+    /// No filter.
+    None,
+}
+
 /// Parsed options.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
@@ -67,6 +87,12 @@ pub struct Options {
     pub seed: u64,
     /// Number of `per_cpu/cpuN/` directories (the guest's vCPU count, or more).
     pub cpus: u32,
+    /// `--sandbox`.
+    pub sandbox: SandboxMode,
+    /// `--seccomp`.
+    pub seccomp: SeccompMode,
+    /// `--socket-group`: the group that may connect to the socket (mode 0660); `None`: 0600.
+    pub socket_group: Option<String>,
 }
 
 /// Most CPUs `--cpus` accepts: `tracing_cpumask` is kept in one 64-bit word.
@@ -82,6 +108,8 @@ pub fn default_cpus() -> u32 {
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Parsed once per process: the size of the larger variant does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Serve the tree.
     Serve(Options),
@@ -165,6 +193,15 @@ struct Args {
     #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CPUS)))]
     cpus: Option<u32>,
+    /// Confinement after start-up: namespaces, empty root, no capabilities (see README).
+    #[arg(long, value_name = "MODE", default_value = "namespace", value_parser = ["namespace", "none"])]
+    sandbox: String,
+    /// What a syscall outside the daemon's allow-list does.
+    #[arg(long, value_name = "ACTION", default_value = "kill", value_parser = ["kill", "log", "none"])]
+    seccomp: String,
+    /// Let this group connect to --socket-path (mode 0660; default 0600, owner only).
+    #[arg(long, value_name = "GROUP")]
+    socket_group: Option<String>,
     /// Print the vhost-user backend capabilities (JSON) and exit (other options are ignored).
     #[arg(long)]
     print_capabilities: bool,
@@ -212,6 +249,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
     } else if args.catalog.is_some() {
         return Err("--catalog cannot be used with --source host".into());
     }
+    if args.socket_group.is_some() && args.socket_path.is_none() {
+        return Err("--socket-group needs --socket-path".into());
+    }
     let transport = match (args.socket_path, args.fd, args.mount) {
         (Some(path), None, None) => Transport::SocketPath(path),
         (None, Some(fd), None) => Transport::Fd(fd),
@@ -245,6 +285,17 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         rate: args.rate,
         seed: args.seed,
         cpus: args.cpus.unwrap_or_else(default_cpus),
+        sandbox: if args.sandbox == "none" {
+            SandboxMode::None
+        } else {
+            SandboxMode::Namespace
+        },
+        seccomp: match args.seccomp.as_str() {
+            "none" => SeccompMode::None,
+            "log" => SeccompMode::Log,
+            _ => SeccompMode::Kill,
+        },
+        socket_group: args.socket_group,
     }))
 }
 
@@ -292,6 +343,20 @@ mod tests {
         assert_eq!(o.log_level, log::LevelFilter::Debug);
         assert_eq!(o.source, Source::Catalog);
         assert_eq!((o.rate, o.seed), (10, 1));
+        // Confined by default, socket for the owner only.
+        assert_eq!(o.sandbox, SandboxMode::Namespace);
+        assert_eq!(o.seccomp, SeccompMode::Kill);
+        assert_eq!(o.socket_group, None);
+        let Command::Serve(o) = parse(args(
+            "--socket-path s --sandbox none --seccomp log --socket-group kvm",
+        ))
+        .unwrap() else {
+            panic!("expected serve");
+        };
+        assert_eq!(
+            (o.sandbox, o.seccomp, o.socket_group.as_deref()),
+            (SandboxMode::None, SeccompMode::Log, Some("kvm"))
+        );
         assert_eq!(
             parse(args("--print-capabilities")).unwrap(),
             Command::PrintCapabilities
@@ -338,6 +403,9 @@ mod tests {
             ),
             ("--fd 3 --source nope", "invalid value"),
             ("--fd 3 --log-level loud", "invalid value"),
+            ("--fd 3 --sandbox chroot", "invalid value"),
+            ("--fd 3 --seccomp trap", "invalid value"),
+            ("--fd 3 --socket-group kvm", "needs --socket-path"),
         ];
         for (line, want) in cases {
             let err = parse(args(line)).expect_err(line);

@@ -2,6 +2,7 @@
 //! the host through /dev/fuse.
 
 use std::io::Write;
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -13,13 +14,18 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use eventfs_core::TreeConfig;
-use eventfsd::cli::{self, Command, Options, Transport};
+use vhost::vhost_user::Listener;
+
+use eventfsd::cli::{self, Command, Options, SandboxMode, Transport};
 use eventfsd::fs::{CachePolicy, EventFs};
+use eventfsd::sandbox::{self, Side};
 use eventfsd::source::catalog::{CatalogOptions, CatalogSource, CatalogSourceOptions};
-use eventfsd::source::host::{ForwardLimits, HostOptions, HostSource};
+use eventfsd::source::host::{
+    handle_stale_instances, ForwardLimits, HostOptions, HostSource, Policy, Tracefs,
+};
 use eventfsd::source::Source;
-use eventfsd::stats::{spawn_stats_writer, write_stats_file, Stats, StatsHook};
-use eventfsd::transport::fusedev::FuseMount;
+use eventfsd::stats::{spawn_stats_writer, Stats, StatsFile, StatsHook};
+use eventfsd::transport::fusedev::FuseMounted;
 use eventfsd::transport::vhost_user::{self, ServeOptions, Shutdown};
 
 /// How often the main thread checks whether the transport ended by itself.
@@ -51,10 +57,9 @@ fn init_logger(level: log::LevelFilter) {
     }
 }
 
-/// SIGINT and SIGTERM, delivered as messages to the main thread.
-fn termination_signals() -> Result<Receiver<i32>, String> {
-    let mut signals =
-        Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("cannot handle signals: {e}"))?;
+/// SIGINT and SIGTERM, delivered as messages to the main thread. `signals` was registered
+/// before the sandbox, so that the confined child has its handlers from birth.
+fn termination_signals(mut signals: Signals) -> Result<Receiver<i32>, String> {
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
         .name("signals".into())
@@ -69,8 +74,120 @@ fn termination_signals() -> Result<Receiver<i32>, String> {
     Ok(rx)
 }
 
+/// The transport, opened before the sandbox.
+enum OpenTransport {
+    /// `--socket-path`: bound and listening; the file is removed when the daemon ends.
+    Socket {
+        listener: UnixListener,
+        path: PathBuf,
+    },
+    /// `--fd`.
+    Fd(Listener),
+    /// `--mount`: mounted, not served yet.
+    Mount { mounted: FuseMounted, dir: PathBuf },
+}
+
+/// Everything the daemon reads or opens by host path: done before the sandbox, after which no
+/// host path is reachable.
+struct Opened {
+    transport: OpenTransport,
+    stats_file: Option<Arc<StatsFile>>,
+    /// `--catalog`'s bytes.
+    catalog: Option<Vec<u8>>,
+    /// `--policy`, loaded.
+    policy: Option<Policy>,
+    /// Host source, sandboxed: the tracefs the parent found (and, if it mounted one, keeps
+    /// mounted until the child is gone).
+    tracefs: Option<Tracefs>,
+    /// Host source with a scope: its tasks, read from the host's `/proc`.
+    scope_tasks: Option<std::collections::BTreeSet<u32>>,
+}
+
+fn open(options: &Options) -> Result<Opened, String> {
+    let catalog = match (&options.source, &options.catalog) {
+        (cli::Source::Catalog, Some(path)) => {
+            Some(eventfs_core::catalog::load_file(path).map_err(|e| e.to_string())?)
+        }
+        _ => None,
+    };
+    let mut scope_tasks = None;
+    let (policy, tracefs) = match &options.source {
+        cli::Source::Host(args) => {
+            let policy = args
+                .policy
+                .as_deref()
+                .map(Policy::load)
+                .transpose()
+                .map_err(|e| format!("host source: {e}"))?;
+            let scope_pid = args
+                .scope_pid
+                .or(policy.as_ref().map(|p| p.scope_pid).filter(|&pid| pid != 0));
+            if let Some(pid) = scope_pid {
+                scope_tasks = Some(
+                    eventfsd::source::host::scope::process_tree(pid)
+                        .map_err(|e| format!("--scope-pid {pid}: {e}"))?,
+                );
+            }
+            let tracefs = if options.sandbox == SandboxMode::Namespace {
+                let tracefs = Tracefs::find(args.tracefs.as_deref())
+                    .map_err(|e| format!("host source: {e}"))?;
+                // Here, in the host's pid namespace, where the pids in the names mean something.
+                handle_stale_instances(&tracefs, args.reclaim_stale);
+                Some(tracefs)
+            } else {
+                None
+            };
+            (policy, tracefs)
+        }
+        cli::Source::Catalog => (None, None),
+    };
+    let stats_file = options
+        .stats_file
+        .as_deref()
+        .map(|path| {
+            StatsFile::open(path)
+                .map(Arc::new)
+                .map_err(|e| format!("stats file {}: {e}", path.display()))
+        })
+        .transpose()?;
+    let transport = match &options.transport {
+        Transport::SocketPath(path) => {
+            let group = options
+                .socket_group
+                .as_deref()
+                .map(vhost_user::resolve_group)
+                .transpose()?;
+            let listener = vhost_user::bind_socket(path, group).map_err(|e| e.to_string())?;
+            log::info!("listening on {}", path.display());
+            OpenTransport::Socket {
+                listener,
+                path: path.clone(),
+            }
+        }
+        Transport::Fd(fd) => {
+            OpenTransport::Fd(vhost_user::listener_from_fd(*fd).map_err(|e| e.to_string())?)
+        }
+        Transport::Mount(dir) => OpenTransport::Mount {
+            mounted: FuseMounted::mount(dir).map_err(|e| e.to_string())?,
+            dir: dir.clone(),
+        },
+    };
+    Ok(Opened {
+        transport,
+        stats_file,
+        catalog,
+        policy,
+        tracefs,
+        scope_tasks,
+    })
+}
+
 /// Starts the chosen source: the only place that knows which one runs.
-fn start_source(options: &Options) -> Result<Arc<dyn Source>, String> {
+fn start_source(
+    options: &Options,
+    opened: &mut Opened,
+    instance_pid: Option<u32>,
+) -> Result<Arc<dyn Source>, String> {
     let config = TreeConfig {
         uid: options.uid,
         gid: options.gid,
@@ -81,6 +198,7 @@ fn start_source(options: &Options) -> Result<Arc<dyn Source>, String> {
     let source: Arc<dyn Source> = match &options.source {
         cli::Source::Catalog => Arc::new(CatalogSource::start(&CatalogSourceOptions {
             catalog: options.catalog.clone(),
+            loaded: opened.catalog.take(),
             config,
             control: CatalogOptions {
                 rate: options.rate,
@@ -91,16 +209,24 @@ fn start_source(options: &Options) -> Result<Arc<dyn Source>, String> {
             },
         })?),
         cli::Source::Host(args) => {
+            let tracefs = match instance_pid {
+                // Sandboxed: the parent's tracefs is bind-mounted here.
+                Some(_) => Some(PathBuf::from(sandbox::TRACEFS_IN_SANDBOX)),
+                None => args.tracefs.clone(),
+            };
             let host_options = HostOptions {
-                tracefs: args.tracefs.clone(),
+                tracefs,
                 instance: args.instance.clone(),
                 policy: args.policy.clone(),
                 reclaim_stale: args.reclaim_stale,
                 scope_pid: args.scope_pid,
+                scope_tasks: opened.scope_tasks.take(),
                 limits: ForwardLimits {
                     max_blocked_readers,
                     ..ForwardLimits::default()
                 },
+                instance_pid,
+                loaded_policy: opened.policy.take(),
                 ..HostOptions::default()
             };
             Arc::new(
@@ -121,9 +247,61 @@ fn remove_socket(path: &Path) {
     }
 }
 
-fn serve(options: Options) -> Result<(), String> {
-    let signals = termination_signals()?;
-    let source = start_source(&options)?;
+/// Lazily detaches the `--mount` mount point (the sandbox's parent, once its child is gone).
+fn detach_mount(dir: &Path) {
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return;
+    };
+    // SAFETY: a valid C string.
+    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
+        log::info!("unmounted {}", dir.display());
+    } else {
+        // EINVAL: unmounted from outside already, which is how a --mount daemon may end.
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EINVAL) {
+            log::debug!("{} was no longer mounted", dir.display());
+        } else {
+            log::warn!("cannot unmount {}: {e}", dir.display());
+        }
+    }
+}
+
+/// The sandbox's parent: closes its copies of what the child serves, waits for the child, then
+/// removes what only the host's namespaces can see.
+fn supervise(child: sandbox::Child, opened: Opened) -> ExitCode {
+    let Opened {
+        transport, tracefs, ..
+    } = opened;
+    log::debug!("sandboxed daemon is pid {}", child.pid());
+    let status = child.wait().unwrap_or_else(|e| {
+        log::error!("{e}");
+        1
+    });
+    match transport {
+        OpenTransport::Socket { listener, path } => {
+            drop(listener);
+            remove_socket(&path);
+        }
+        OpenTransport::Fd(listener) => drop(listener),
+        OpenTransport::Mount { mounted, dir } => {
+            mounted.close_without_unmount();
+            detach_mount(&dir);
+        }
+    }
+    // Unmounts a tracefs the parent mounted itself.
+    drop(tracefs);
+    ExitCode::from(status)
+}
+
+fn serve(
+    options: Options,
+    mut opened: Opened,
+    signals: Signals,
+    instance_pid: Option<u32>,
+) -> Result<(), String> {
+    let sandboxed = instance_pid.is_some();
+    let signals = termination_signals(signals)?;
+    let source = start_source(&options, &mut opened, instance_pid)?;
     let tree = source.tree().clone();
     let stats = Arc::new(Stats::default());
     let weak = Arc::downgrade(&source);
@@ -136,26 +314,30 @@ fn serve(options: Options) -> Result<(), String> {
         CachePolicy::default()
     };
     let fs = EventFs::new(tree.clone(), source.control(), stats.clone(), policy);
-    if let Some(path) = &options.stats_file {
-        write_stats_file(path, &stats, &tree)
-            .map_err(|e| format!("stats file {}: {e}", path.display()))?;
+    if let Some(file) = &opened.stats_file {
+        file.write(&stats, &tree)
+            .map_err(|e| format!("stats file {}: {e}", file.path().display()))?;
         spawn_stats_writer(
-            path.clone(),
+            file.clone(),
             stats.clone(),
             tree.clone(),
             Duration::from_millis(500),
         );
     }
+    // Every thread that exists now gets the filter too (TSYNC), and every later one inherits it.
+    sandbox::seccomp::install(options.seccomp, sandboxed)
+        .map_err(|e| format!("cannot install the seccomp filter: {e}"))?;
 
-    let result = match &options.transport {
-        Transport::Mount(dir) => {
-            let mount = FuseMount::start(
-                Arc::new(Server::new(fs)),
-                stats.clone(),
-                dir,
-                options.thread_pool_size,
-            )
-            .map_err(|e| e.to_string())?;
+    let result = match opened.transport {
+        OpenTransport::Mount { mounted, dir } => {
+            let mount = mounted
+                .serve(
+                    Arc::new(Server::new(fs)),
+                    stats.clone(),
+                    options.thread_pool_size,
+                    !sandboxed,
+                )
+                .map_err(|e| e.to_string())?;
             loop {
                 match signals.recv_timeout(POLL) {
                     Ok(sig) => {
@@ -173,21 +355,12 @@ fn serve(options: Options) -> Result<(), String> {
             mount.stop();
             Ok(())
         }
-        Transport::SocketPath(_) | Transport::Fd(_) => {
-            let (listener, socket_path): (_, Option<PathBuf>) = match &options.transport {
-                Transport::SocketPath(path) => (
-                    vhost_user::listener_from_path(path).map_err(|e| e.to_string())?,
-                    Some(path.clone()),
-                ),
-                Transport::Fd(fd) => (
-                    vhost_user::listener_from_fd(*fd).map_err(|e| e.to_string())?,
-                    None,
-                ),
-                Transport::Mount(_) => unreachable!("handled above"),
+        OpenTransport::Socket { .. } | OpenTransport::Fd(_) => {
+            let (listener, socket_path) = match opened.transport {
+                OpenTransport::Socket { listener, path } => (Listener::from(listener), Some(path)),
+                OpenTransport::Fd(listener) => (listener, None),
+                OpenTransport::Mount { .. } => unreachable!("handled above"),
             };
-            if let Some(path) = &socket_path {
-                log::info!("listening on {}", path.display());
-            }
             let shutdown = Shutdown::new().map_err(|e| format!("cannot create eventfd: {e}"))?;
             let serve_options = ServeOptions {
                 thread_pool_size: options.thread_pool_size,
@@ -214,17 +387,50 @@ fn serve(options: Options) -> Result<(), String> {
                         .map_err(|_| "the server thread panicked".to_string())?;
                 }
             };
-            if let Some(path) = &socket_path {
+            // A sandboxed daemon cannot see the socket's path: its parent removes it.
+            if let (Some(path), false) = (&socket_path, sandboxed) {
                 remove_socket(path);
             }
             result.map_err(|e| e.to_string())
         }
     };
     source.shutdown();
-    if let Some(path) = &options.stats_file {
-        let _ = write_stats_file(path, &stats, &tree);
+    if let Some(file) = &opened.stats_file {
+        let _ = file.write(&stats, &tree);
     }
     result
+}
+
+/// Opens what the daemon needs, enters the sandbox (unless `--sandbox none`) and serves.
+/// Returns the exit code (the sandbox's parent passes on its child's).
+fn run(options: Options) -> Result<ExitCode, String> {
+    let signals =
+        Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("cannot handle signals: {e}"))?;
+    let mut opened = open(&options)?;
+    let mut instance_pid = None;
+    if options.sandbox == SandboxMode::Namespace {
+        let plan = sandbox::Plan {
+            tracefs: opened.tracefs.as_ref().map(|t| t.root.clone()),
+        };
+        let parent_pid = std::process::id();
+        match sandbox::enter(&plan) {
+            Err(e) => {
+                if let OpenTransport::Socket { path, .. } = &opened.transport {
+                    remove_socket(path);
+                }
+                return Err(e.to_string());
+            }
+            Ok(Side::Parent(child)) => return Ok(supervise(child, opened)),
+            Ok(Side::Child) => {}
+        }
+        // The parent owns the tracefs mount; dropping this copy would unmount by a host path.
+        if let Some(tracefs) = opened.tracefs.take() {
+            std::mem::forget(tracefs);
+        }
+        sandbox::caps::drop_all().map_err(|e| e.to_string())?;
+        instance_pid = Some(parent_pid);
+    }
+    serve(options, opened, signals, instance_pid).map(|()| ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
@@ -251,8 +457,8 @@ fn main() -> ExitCode {
         }
         Command::Serve(options) => {
             init_logger(options.log_level);
-            match serve(options) {
-                Ok(()) => ExitCode::SUCCESS,
+            match run(options) {
+                Ok(code) => code,
                 Err(e) => {
                     eprintln!("eventfsd: {e}");
                     ExitCode::FAILURE

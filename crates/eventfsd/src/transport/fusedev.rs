@@ -1,5 +1,6 @@
 //! The /dev/fuse transport: serves the same filesystem on the host (`eventfsd --mount DIR`).
 
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -29,40 +30,76 @@ pub enum FusedevError {
     },
 }
 
+/// A /dev/fuse mount nobody serves yet: made before the sandbox (mounting needs the host's
+/// mount namespace and privileges), served after it.
+pub struct FuseMounted {
+    session: FuseSession,
+}
+
 /// A mounted filesystem and the threads serving it.
 pub struct FuseMount {
-    session: FuseSession,
+    /// `None` once stopped.
+    session: Option<FuseSession>,
     workers: Vec<JoinHandle<()>>,
     /// Set before unmounting, so workers take the channel error that follows as the end.
     stopping: Arc<AtomicBool>,
+    /// Whether stopping unmounts. A sandboxed daemon cannot see its mount point any more (and
+    /// may not call umount2): its parent unmounts instead.
+    unmount: bool,
 }
 
-impl FuseMount {
-    /// Mounts `fs` on `mountpoint` and serves it with `threads` workers.
-    pub fn start<F: FileSystem + Send + Sync + 'static>(
-        fs: Arc<Server<F>>,
-        stats: Arc<Stats>,
-        mountpoint: &Path,
-        threads: usize,
-    ) -> Result<FuseMount, FusedevError> {
+impl FuseMounted {
+    /// Mounts the file system on `mountpoint` (root: fuse-backend-rs mounts it itself).
+    pub fn mount(mountpoint: &Path) -> Result<FuseMounted, FusedevError> {
         if !mountpoint.is_dir() {
             return Err(FusedevError::MountPoint(mountpoint.display().to_string()));
         }
-        let mount_err = |e: fuse_backend_rs::transport::Error| FusedevError::Mount {
-            path: mountpoint.display().to_string(),
-            reason: e.to_string(),
-        };
-        let mut session =
-            FuseSession::new(mountpoint, "tracefs", "eventfsd", false).map_err(mount_err)?;
+        let mut session = FuseSession::new(mountpoint, "tracefs", "eventfsd", false)
+            .map_err(|e| mount_error(mountpoint, e))?;
         session.set_allow_other(true);
-        session.mount().map_err(mount_err)?;
-        let mut workers = Vec::new();
-        let stopping = Arc::new(AtomicBool::new(false));
+        session.mount().map_err(|e| mount_error(mountpoint, e))?;
+        Ok(FuseMounted { session })
+    }
+
+    /// Closes this process's /dev/fuse descriptor and leaves the mount in place: the sandbox's
+    /// parent, after the fork, while the confined child serves it.
+    pub fn close_without_unmount(self) {
+        if let Some(fd) = self.session.get_fuse_file().map(AsRawFd::as_raw_fd) {
+            // Dropping the session would unmount; forgetting it leaks only its small heap, and
+            // the descriptor is closed by hand.
+            std::mem::forget(self.session);
+            // SAFETY: the session owned this fd and is forgotten, so nothing closes it again.
+            unsafe { libc::close(fd) };
+        }
+    }
+
+    /// Serves `fs` with `threads` workers. With `unmount` false, stopping leaves the mount to
+    /// someone else (the sandbox's parent).
+    pub fn serve<F: FileSystem + Send + Sync + 'static>(
+        self,
+        fs: Arc<Server<F>>,
+        stats: Arc<Stats>,
+        threads: usize,
+        unmount: bool,
+    ) -> Result<FuseMount, FusedevError> {
+        let mountpoint = self.session.mountpoint().to_path_buf();
+        // Owned by the FuseMount from here, so that an error below drops it as stop() would.
+        let mut mount = FuseMount {
+            session: Some(self.session),
+            workers: Vec::new(),
+            stopping: Arc::new(AtomicBool::new(false)),
+            unmount,
+        };
         for i in 0..threads.max(1) {
-            let mut channel = session.new_channel().map_err(mount_err)?;
+            let mut channel = mount
+                .session
+                .as_ref()
+                .expect("set above")
+                .new_channel()
+                .map_err(|e| mount_error(&mountpoint, e))?;
             let server = fs.clone();
             let hook = StatsHook(stats.clone());
-            let stopping = stopping.clone();
+            let stopping = mount.stopping.clone();
             let worker = std::thread::Builder::new()
                 .name(format!("fuse-{i}"))
                 .spawn(move || loop {
@@ -89,27 +126,47 @@ impl FuseMount {
                     }
                 })
                 .expect("spawning a fuse worker");
-            workers.push(worker);
+            mount.workers.push(worker);
         }
         log::info!(
             "serving on {} with {} threads",
             mountpoint.display(),
-            workers.len()
+            mount.workers.len()
         );
-        Ok(FuseMount {
-            session,
-            workers,
-            stopping,
-        })
+        Ok(mount)
+    }
+}
+
+fn mount_error(mountpoint: &Path, e: fuse_backend_rs::transport::Error) -> FusedevError {
+    FusedevError::Mount {
+        path: mountpoint.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+impl FuseMount {
+    /// Mounts `fs` on `mountpoint` and serves it with `threads` workers; stopping unmounts.
+    pub fn start<F: FileSystem + Send + Sync + 'static>(
+        fs: Arc<Server<F>>,
+        stats: Arc<Stats>,
+        mountpoint: &Path,
+        threads: usize,
+    ) -> Result<FuseMount, FusedevError> {
+        FuseMounted::mount(mountpoint)?.serve(fs, stats, threads, true)
     }
 
-    /// Unmounts and waits for the workers to finish.
+    /// Unmounts (unless the mount is left to the sandbox's parent) and waits for the workers
+    /// to finish.
     pub fn stop(mut self) {
         self.stopping.store(true, Ordering::Relaxed);
-        if let Err(e) = self.session.umount() {
-            log::warn!("unmount {}: {e}", self.session.mountpoint().display());
+        if let Some(session) = self.session.as_mut() {
+            if self.unmount {
+                if let Err(e) = session.umount() {
+                    log::warn!("unmount {}: {e}", session.mountpoint().display());
+                }
+            }
+            let _ = session.wake();
         }
-        let _ = self.session.wake();
         for worker in self.workers.drain(..) {
             let _ = worker.join();
         }
@@ -118,5 +175,16 @@ impl FuseMount {
     /// True once every worker has exited (the filesystem was unmounted from outside).
     pub fn finished(&self) -> bool {
         self.workers.iter().all(JoinHandle::is_finished)
+    }
+}
+
+impl Drop for FuseMount {
+    fn drop(&mut self) {
+        if !self.unmount {
+            // FuseSession unmounts when dropped; here that is the parent's job.
+            if let Some(session) = self.session.take() {
+                std::mem::forget(session);
+            }
+        }
     }
 }

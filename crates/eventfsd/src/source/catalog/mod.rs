@@ -234,6 +234,9 @@ impl ControlFiles for CatalogControl {
 pub struct CatalogSourceOptions {
     /// A catalog file; `None` for the embedded one.
     pub catalog: Option<PathBuf>,
+    /// The catalog file's bytes, read before the sandbox hid its path (`catalog` then only
+    /// names it).
+    pub loaded: Option<Vec<u8>>,
     /// Ownership of every node.
     pub config: TreeConfig,
     /// The simulation's tunables.
@@ -254,7 +257,10 @@ impl CatalogSource {
         let tree = match &options.catalog {
             None => Tree::embedded(options.config),
             Some(path) => {
-                let bytes = catalog::load_file(path).map_err(|e| e.to_string())?;
+                let bytes = match &options.loaded {
+                    Some(bytes) => bytes.clone(),
+                    None => catalog::load_file(path).map_err(|e| e.to_string())?,
+                };
                 Tree::from_image(Image::Owned(bytes.into()), options.config)
                     .map_err(|e| format!("catalog {}: {e}", path.display()))?
             }

@@ -56,6 +56,13 @@ pub struct HostOptions {
     /// The tasks of the scope, when the caller read them already (before a sandbox hides
     /// `/proc`); otherwise they are read from `/proc` at start.
     pub scope_tasks: Option<std::collections::BTreeSet<u32>>,
+    /// Set when the daemon runs sandboxed, as pid 1 of its own pid namespace: its parent's pid
+    /// (outside), which names the default instance and which other daemons can check. The
+    /// parent, in the host's pid namespace, has then handled stale instances already (see
+    /// [`handle_stale_instances`]); from inside, every other daemon would look dead.
+    pub instance_pid: Option<u32>,
+    /// The policy, loaded before the sandbox hid `policy`'s path (which then only names it).
+    pub loaded_policy: Option<Policy>,
 }
 
 impl Default for HostOptions {
@@ -69,6 +76,8 @@ impl Default for HostOptions {
             limits: ForwardLimits::default(),
             scope_pid: None,
             scope_tasks: None,
+            instance_pid: None,
+            loaded_policy: None,
         }
     }
 }
@@ -201,6 +210,25 @@ pub fn root_files_mask(instance_dir: &Path, top_dir: &Path, policy: &Policy) -> 
     mask
 }
 
+/// Reports leftover `eventfsd-<pid>` instances whose daemon is gone, and with `reclaim` removes
+/// them. Must run in the host's pid namespace, where those pids mean something.
+pub fn handle_stale_instances(tracefs: &Tracefs, reclaim: bool) {
+    for stale in tracefs.stale_instances() {
+        let dir = tracefs.root.join("instances").join(&stale);
+        if reclaim {
+            match instance::remove_instance_dir(&dir) {
+                Ok(()) => log::warn!("reclaimed stale instance {}", dir.display()),
+                Err(e) => log::warn!("cannot reclaim stale instance {}: {e}", dir.display()),
+            }
+        } else {
+            log::warn!(
+                "stale instance {} (its daemon is gone); --reclaim-stale-instances removes it",
+                dir.display()
+            );
+        }
+    }
+}
+
 /// A running host source: the instance, the tree served from it, the control forwarding and the
 /// rescan thread. Dropping it (or [`HostSource::shutdown`]) removes the instance.
 pub struct HostSource {
@@ -223,29 +251,20 @@ impl HostSource {
     /// Finds the tracefs, reports (and with `reclaim_stale` removes) leftover instances,
     /// creates ours and builds the tree from it.
     pub fn start(options: &HostOptions, config: TreeConfig) -> Result<HostSource, HostError> {
-        let policy = match &options.policy {
-            Some(path) => Policy::load(path)?,
-            None => Policy::default(),
+        let policy = match (&options.loaded_policy, &options.policy) {
+            (Some(policy), _) => policy.clone(),
+            (None, Some(path)) => Policy::load(path)?,
+            (None, None) => Policy::default(),
         };
         let tracefs = Tracefs::find(options.tracefs.as_deref())?;
-        for stale in tracefs.stale_instances() {
-            let dir = tracefs.root.join("instances").join(&stale);
-            if options.reclaim_stale {
-                match instance::remove_instance_dir(&dir) {
-                    Ok(()) => log::warn!("reclaimed stale instance {}", dir.display()),
-                    Err(e) => log::warn!("cannot reclaim stale instance {}: {e}", dir.display()),
-                }
-            } else {
-                log::warn!(
-                    "stale instance {} (its daemon is gone); --reclaim-stale-instances removes it",
-                    dir.display()
-                );
-            }
+        if options.instance_pid.is_none() {
+            handle_stale_instances(&tracefs, options.reclaim_stale);
         }
+        let pid = options.instance_pid.unwrap_or_else(std::process::id);
         let name = options
             .instance
             .clone()
-            .unwrap_or_else(|| format!("{}{}", instance::INSTANCE_PREFIX, std::process::id()));
+            .unwrap_or_else(|| format!("{}{pid}", instance::INSTANCE_PREFIX));
         let instance = Instance::create(&tracefs, &name)?;
         let (tree, view, dynamic) = build_tree(&instance.dir, &tracefs.root, &policy, config)?;
         let policy_scope = policy.scope_pid;

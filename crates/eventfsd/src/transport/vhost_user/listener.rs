@@ -4,9 +4,9 @@ use std::fs;
 use std::io::{self};
 use std::os::fd::{FromRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use vhost::vhost_user::{Error as VhostUserError, Listener};
 
@@ -17,7 +17,77 @@ use super::TransportError;
 /// A stale socket file left by a dead daemon is replaced; a socket another process is still
 /// listening on is not (it is detected through `/proc/net/unix`, without connecting to it,
 /// because a probing connection would make a single-connection daemon such as virtiofsd exit).
+/// The returned listener removes the socket file when dropped.
 pub fn listener_from_path(path: &Path) -> Result<Listener, TransportError> {
+    let path = check_socket_path(path)?;
+    Listener::new(&path, true).map_err(|e| match e {
+        VhostUserError::SocketError(source) => bind_error(&path, source),
+        other => TransportError::Bind {
+            path,
+            source: io::Error::other(other.to_string()),
+        },
+    })
+}
+
+/// Like [`listener_from_path`], for the daemon: the socket is created with mode 0600, or 0660
+/// owned by `group` (`--socket-group`), and the caller removes the file (a sandboxed daemon
+/// cannot see it any more; its parent does).
+///
+/// The mode is set by the umask around `bind`, so the socket never exists with a wider one.
+/// The umask is process-wide: call this before any other thread creates files.
+pub fn bind_socket(
+    path: &Path,
+    group: Option<libc::gid_t>,
+) -> Result<UnixListener, TransportError> {
+    let path = check_socket_path(path)?;
+    // check_socket_path found nothing or a stale socket here.
+    let _ = fs::remove_file(&path);
+    // SAFETY: umask cannot fail.
+    let old = unsafe { libc::umask(0o177) };
+    let bound = UnixListener::bind(&path);
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    let listener = bound.map_err(|source| bind_error(&path, source))?;
+    if let Some(gid) = group {
+        let widen = std::os::unix::fs::lchown(&path, None, Some(gid))
+            .and_then(|()| fs::set_permissions(&path, fs::Permissions::from_mode(0o660)));
+        if let Err(source) = widen {
+            let _ = fs::remove_file(&path);
+            return Err(TransportError::Bind { path, source });
+        }
+    }
+    Ok(listener)
+}
+
+/// `--socket-group`: a group name or number.
+pub fn resolve_group(name: &str) -> Result<libc::gid_t, String> {
+    if let Ok(gid) = name.parse::<libc::gid_t>() {
+        return Ok(gid);
+    }
+    let c = std::ffi::CString::new(name).map_err(|_| format!("bad group name {name:?}"))?;
+    // SAFETY: group is plain data filled by getgrnam_r; buf outlives its use.
+    let mut group: libc::group = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16384];
+    let mut result: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the sizes given.
+    let rc = unsafe {
+        libc::getgrnam_r(
+            c.as_ptr(),
+            &mut group,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() {
+        return Err(format!("--socket-group: no group named {name:?}"));
+    }
+    Ok(group.gr_gid)
+}
+
+/// Checks where a socket may be created: the directory exists, and `path` is free or a stale
+/// socket. Returns the absolute path.
+fn check_socket_path(path: &Path) -> Result<PathBuf, TransportError> {
     let path = std::path::absolute(path).map_err(|source| TransportError::Bind {
         path: path.to_owned(),
         source,
@@ -41,23 +111,24 @@ pub fn listener_from_path(path: &Path) -> Result<Listener, TransportError> {
             if unix_socket_is_listening(&path) {
                 return Err(TransportError::SocketInUse { path });
             }
-            // Stale socket from a previous run: Listener::new(.., true) removes it.
+            // Stale socket from a previous run: the caller replaces it.
         }
         Ok(_) => return Err(TransportError::NotASocket { path }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(source) => return Err(TransportError::Bind { path, source }),
     }
-    Listener::new(&path, true).map_err(|e| match e {
-        VhostUserError::SocketError(source) => match source.raw_os_error() {
-            Some(libc::EADDRINUSE) => TransportError::SocketInUse { path },
-            Some(libc::ENOENT) => TransportError::SocketDirMissing { dir },
-            _ => TransportError::Bind { path, source },
+    Ok(path)
+}
+
+fn bind_error(path: &Path, source: io::Error) -> TransportError {
+    let path = path.to_owned();
+    match source.raw_os_error() {
+        Some(libc::EADDRINUSE) => TransportError::SocketInUse { path },
+        Some(libc::ENOENT) => TransportError::SocketDirMissing {
+            dir: path.parent().unwrap_or(Path::new("/")).to_owned(),
         },
-        other => TransportError::Bind {
-            path,
-            source: io::Error::other(other.to_string()),
-        },
-    })
+        _ => TransportError::Bind { path, source },
+    }
 }
 
 /// Whether `/proc/net/unix` lists a listening socket bound to `path`.

@@ -27,7 +27,7 @@ mod shutdown;
 mod vring;
 
 pub use backend::VhostUserFsBackend;
-pub use listener::{listener_from_fd, listener_from_path};
+pub use listener::{bind_socket, listener_from_fd, listener_from_path, resolve_group};
 pub use serve::serve;
 pub use shutdown::Shutdown;
 pub use vring::FsVring;

@@ -1,0 +1,146 @@
+//! The sandbox (`--sandbox namespace`), in virtiofsd's shape.
+//!
+//! Once the daemon has opened what it needs (the vhost-user socket or the /dev/fuse mount, the
+//! stats directory, the catalog or policy file), [`enter`] splits it in two:
+//!
+//! * the **parent** stays in the host's namespaces and only supervises ([`parent`]): it forwards
+//!   SIGTERM/SIGINT, waits for the child and then removes what only the host can see (the
+//!   socket file, the `--mount` mount point);
+//! * the **child** is pid 1 of a new pid namespace, in new mount, network and IPC namespaces
+//!   whose root is an empty read-only tmpfs ([`root`]) holding only the host tracefs (host
+//!   source) and the daemon's own `/proc/self/fd`. The caller then drops every capability
+//!   ([`caps`]) and installs the syscall allow-list ([`seccomp`]).
+//!
+//! An unprivileged daemon (the catalog source needs no privilege) first enters a user namespace
+//! of its own, in which it is uid 0, so that it may create the others.
+
+pub mod caps;
+mod parent;
+mod root;
+pub mod seccomp;
+
+use std::io;
+use std::path::PathBuf;
+
+pub use parent::Child;
+
+/// What the sandboxed child needs to find inside its new root.
+#[derive(Debug, Default, Clone)]
+pub struct Plan {
+    /// Host source: the host tracefs directory, bind-mounted at [`TRACEFS_IN_SANDBOX`].
+    pub tracefs: Option<PathBuf>,
+}
+
+/// Where the host tracefs appears inside the sandbox.
+pub const TRACEFS_IN_SANDBOX: &str = "/tracefs";
+
+/// Which side of the fork [`enter`] returned on.
+#[derive(Debug)]
+pub enum Side {
+    /// The supervising parent, in the host's namespaces.
+    Parent(Child),
+    /// The confined daemon: build the source and serve.
+    Child,
+}
+
+/// Errors while building the sandbox, phrased for the daemon's user.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The kernel (or a container around us) refuses unprivileged user namespaces.
+    #[error(
+        "sandbox: cannot create a user namespace as an unprivileged user ({0}); \
+         allow them (sysctl kernel.unprivileged_userns_clone=1 or user.max_user_namespaces), \
+         run as root, or pass --sandbox none"
+    )]
+    UserNamespace(io::Error),
+    /// One step failed; `step` says which.
+    #[error("sandbox: {step}: {source}")]
+    Step {
+        /// What was being done.
+        step: String,
+        /// The system's error.
+        source: io::Error,
+    },
+}
+
+/// A failed step as a [`SandboxError`], with the current `errno`.
+pub(crate) fn last_error(step: impl Into<String>) -> SandboxError {
+    SandboxError::Step {
+        step: step.into(),
+        source: io::Error::last_os_error(),
+    }
+}
+
+/// `rc` (a libc return value) as a result: negative is the current `errno`.
+pub(crate) fn check(rc: libc::c_int, step: impl FnOnce() -> String) -> Result<(), SandboxError> {
+    if rc < 0 {
+        Err(last_error(step()))
+    } else {
+        Ok(())
+    }
+}
+
+/// Whether this process is root in the initial user namespace's sense (euid 0).
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Forks into the sandbox. Must be called while the process has a single thread: `fork` copies
+/// only the calling thread, and `unshare(CLONE_NEWUSER)` refuses a multi-threaded caller.
+///
+/// Returns [`Side::Parent`] in the original process and [`Side::Child`] in the confined one,
+/// which is then already in its new root (caps and seccomp are the caller's next steps).
+pub fn enter(plan: &Plan) -> Result<Side, SandboxError> {
+    if !is_root() {
+        enter_user_namespace()?;
+    }
+    // CLONE_NEWPID applies to the children made after it: the parent itself stays in the host's
+    // pid namespace, where its pid names our tracefs instance and is what others can check.
+    // SAFETY: unshare has no memory-safety preconditions.
+    check(unsafe { libc::unshare(libc::CLONE_NEWPID) }, || {
+        "unshare(CLONE_NEWPID)".into()
+    })?;
+    // A signal that arrives between fork and the parent's forwarding handler (or the child's
+    // own handlers) must wait rather than be lost: block them across the fork.
+    let blocked = parent::block_termination_signals()?;
+    // SAFETY: single-threaded (documented precondition), so the child's copy is consistent.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        let error = last_error("fork");
+        parent::restore_signal_mask(&blocked);
+        return Err(error);
+    }
+    if pid > 0 {
+        return Ok(Side::Parent(Child::new(pid, blocked)));
+    }
+    // The child. If the parent dies, there is nobody left to clean up or to report to: go too.
+    // SAFETY: plain prctl.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    parent::restore_signal_mask(&blocked);
+    root::build(plan)?;
+    Ok(Side::Child)
+}
+
+/// Makes this process uid/gid 0 of a new user namespace (mapping our own ids only), so that an
+/// unprivileged daemon may create the other namespaces and mount its empty root.
+fn enter_user_namespace() -> Result<(), SandboxError> {
+    // SAFETY: getuid/getgid have no preconditions.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    // SAFETY: unshare has no memory-safety preconditions.
+    if unsafe { libc::unshare(libc::CLONE_NEWUSER) } < 0 {
+        return Err(SandboxError::UserNamespace(io::Error::last_os_error()));
+    }
+    let write = |file: &str, text: String| {
+        std::fs::write(format!("/proc/self/{file}"), text).map_err(|source| SandboxError::Step {
+            step: format!("write /proc/self/{file}"),
+            source,
+        })
+    };
+    // An unprivileged process may map only its own ids, and a gid map needs setgroups denied
+    // first (user_namespaces(7)): supplementary groups could otherwise be dropped to gain access.
+    write("uid_map", format!("0 {uid} 1\n"))?;
+    write("setgroups", "deny\n".into())?;
+    write("gid_map", format!("0 {gid} 1\n"))?;
+    Ok(())
+}
