@@ -108,7 +108,7 @@ pub fn default_cpus() -> u32 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Serve the tree.
-    Serve(Options),
+    Serve(Box<Options>),
     /// `--print-capabilities`: the JSON QEMU expects.
     PrintCapabilities,
     /// `--help` or `--version`: print this text and exit successfully.
@@ -263,7 +263,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
     } else {
         Source::Catalog
     };
-    Ok(Command::Serve(Options {
+    Ok(Command::Serve(Box::new(Options {
         source,
         transport,
         catalog: args.catalog,
@@ -287,7 +287,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
             _ => SeccompMode::Kill,
         },
         socket_group: args.socket_group,
-    }))
+    })))
 }
 
 /// clap's message without its `error: ` prefix, usage and tips: one line for a log.

@@ -156,7 +156,7 @@ pub fn build_filter(
     };
     let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> = allowed(sandboxed)
         .into_iter()
-        .map(|(nr, _)| (i64::from(nr), Vec::new()))
+        .map(|(nr, _)| (nr, Vec::new()))
         .collect();
     let filter = SeccompFilter::new(rules, mismatch, SeccompAction::Allow, target_arch()?)?;
     Ok(Some(filter.try_into()?))
