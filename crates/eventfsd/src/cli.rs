@@ -112,7 +112,7 @@ pub fn default_cpus() -> u32 {
 #[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Serve the tree.
-    Serve(Options),
+    Serve(Box<Options>),
     /// `--print-capabilities`: the JSON QEMU expects.
     PrintCapabilities,
     /// `--help` or `--version`: print this text and exit successfully.
@@ -272,7 +272,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
     } else {
         Source::Catalog
     };
-    Ok(Command::Serve(Options {
+    Ok(Command::Serve(Box::new(Options {
         source,
         transport,
         catalog: args.catalog,
@@ -296,7 +296,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
             _ => SeccompMode::Kill,
         },
         socket_group: args.socket_group,
-    }))
+    })))
 }
 
 /// clap's message without its `error: ` prefix, usage and tips: one line for a log.

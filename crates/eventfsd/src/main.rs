@@ -457,7 +457,7 @@ fn main() -> ExitCode {
         }
         Command::Serve(options) => {
             init_logger(options.log_level);
-            match run(options) {
+            match run(*options) {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("eventfsd: {e}");

@@ -1,0 +1,434 @@
+//! The sandbox of the daemon binary: the confined child's namespaces, capabilities, seccomp
+//! mode and empty root; that it still serves both sources through it (so the allow-list covers
+//! what they do); that a syscall outside the allow-list kills; the parent's clean-up.
+
+#[path = "sandbox/vhost_guest.rs"]
+mod vhost_guest;
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use eventfsd::cli::SeccompMode;
+use eventfsd::sandbox::seccomp;
+use vhost_guest::Guest;
+
+const BIN: &str = env!("CARGO_BIN_EXE_eventfsd");
+
+/// A temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir =
+            std::env::temp_dir().join(format!("eventfsd-sandbox-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The daemon's parent process; killed (its child then dies with it) if a test fails early.
+struct Daemon {
+    parent: std::process::Child,
+}
+
+/// Whether `pid` has installed its seccomp filter: the last step before it serves.
+fn filtered(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .is_ok_and(|s| s.lines().any(|l| l == "Seccomp:\t2"))
+}
+
+impl Daemon {
+    /// Starts the daemon and waits until it serves: its socket exists, and the process that
+    /// serves (the confined child, or the daemon itself with `unconfined`) runs under its
+    /// filter.
+    fn start(command: &mut Command, socket: &Path, unconfined: bool) -> Daemon {
+        let parent = command.stderr(Stdio::inherit()).spawn().unwrap();
+        let mut daemon = Daemon { parent };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let server = |d: &Daemon| {
+            if unconfined {
+                Some(d.parent.id())
+            } else {
+                d.child()
+            }
+        };
+        while !socket.exists() || !server(&daemon).is_some_and(filtered) {
+            assert!(
+                daemon.parent.try_wait().unwrap().is_none(),
+                "daemon exited early"
+            );
+            assert!(Instant::now() < deadline, "daemon never came up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        daemon
+    }
+
+    /// The confined child: the parent's only child.
+    fn child(&self) -> Option<u32> {
+        let pid = self.parent.id();
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    }
+
+    /// SIGTERM to the parent; its exit status.
+    fn stop(mut self) -> ExitStatus {
+        // SAFETY: signalling the process we spawned.
+        unsafe { libc::kill(self.parent.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.parent.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "daemon ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // SIGTERM first, so that a host-source daemon removes its instance (tracefs instances
+        // are global: a SIGKILLed daemon would leave one behind); SIGKILL if that hangs.
+        if let Ok(None) = self.parent.try_wait() {
+            // SAFETY: signalling the process we spawned.
+            unsafe { libc::kill(self.parent.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(self.parent.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.parent.kill();
+            let _ = self.parent.wait();
+        }
+    }
+}
+
+fn status_field(pid: u32, field: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+        .trim()
+        .to_string()
+}
+
+fn namespace(pid: &str, ns: &str) -> PathBuf {
+    std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap()
+}
+
+/// Everything the confined child can see of the file system from its root.
+fn visible_tree(pid: u32) -> BTreeSet<String> {
+    let root = PathBuf::from(format!("/proc/{pid}/root"));
+    let mut out = BTreeSet::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            let rel = path.strip_prefix(&root).unwrap().display().to_string();
+            // The fd directory and tracefs have contents of their own; their names suffice.
+            if entry.file_type().unwrap().is_dir() && rel != "proc/self/fd" && rel != "tracefs" {
+                stack.push(path);
+            }
+            out.insert(rel);
+        }
+    }
+    out
+}
+
+/// Asserts what every confined daemon shows: seccomp filter mode, no capabilities, its own
+/// mount/pid/network/IPC namespaces, and a root with nothing of the host's in it.
+fn assert_confined(child: u32, expect_in_root: &[&str]) {
+    assert_eq!(status_field(child, "Seccomp"), "2");
+    assert_eq!(status_field(child, "CapEff"), "0000000000000000");
+    assert_eq!(status_field(child, "CapPrm"), "0000000000000000");
+    assert_eq!(status_field(child, "CapBnd"), "0000000000000000");
+    assert_eq!(status_field(child, "NoNewPrivs"), "1");
+    for ns in ["mnt", "pid", "net", "ipc"] {
+        assert_ne!(
+            namespace(&child.to_string(), ns),
+            namespace("self", ns),
+            "{ns} namespace is the host's"
+        );
+    }
+    let mut want: BTreeSet<String> = ["proc", "proc/self", "proc/self/fd"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    want.extend(expect_in_root.iter().map(|s| s.to_string()));
+    assert_eq!(visible_tree(child), want);
+}
+
+/// What a guest does with the catalog or host tree: walks, reads, control writes, an instance.
+fn exercise(guest: &mut Guest) {
+    let format = guest.read_file("events/sched/sched_switch/format").unwrap();
+    assert!(format.starts_with(b"name: sched_switch\n"));
+    guest
+        .write_file("events/sched/sched_switch/enable", "1\n")
+        .unwrap();
+    assert_eq!(
+        guest.read_file("events/sched/sched_switch/enable").unwrap(),
+        b"1\n"
+    );
+    guest
+        .write_file("events/sched/sched_switch/filter", "prev_pid != 0\n")
+        .unwrap();
+    guest
+        .write_file("events/sched/sched_switch/trigger", "traceoff\n")
+        .unwrap();
+    guest
+        .write_file("events/sched/sched_switch/trigger", "!traceoff\n")
+        .unwrap();
+    // A bad filter is refused with the kernel's errno, not a dead daemon.
+    assert_eq!(
+        guest.write_file("events/sched/sched_switch/filter", "nope ==\n"),
+        Err(libc::EINVAL)
+    );
+    guest.write_file("tracing_on", "1\n").unwrap();
+    guest.write_file("trace_marker", "hello\n").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(guest.read_file("trace").unwrap().starts_with(b"# tracer"));
+    guest.read_file("per_cpu/cpu0/trace_pipe_raw").unwrap();
+    guest.read_file("per_cpu/cpu0/stats").unwrap();
+    guest.mkdir("instances", "sbx").unwrap();
+    guest
+        .write_file("instances/sbx/events/sched/enable", "1\n")
+        .unwrap();
+    guest
+        .write_file("instances/sbx/events/sched/enable", "0\n")
+        .unwrap();
+    guest.rmdir("instances", "sbx").unwrap();
+    guest.write_file("events/enable", "0\n").unwrap();
+    assert_eq!(guest.walk("no/such/file"), Err(libc::ENOENT));
+}
+
+fn daemon_command(socket: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command.args(["--socket-path", socket.to_str().unwrap(), "--cpus", "2"]);
+    command
+}
+
+#[test]
+fn catalog_daemon_is_confined_and_serves_through_the_filter() {
+    let dir = TempDir::new("catalog");
+    let socket = dir.0.join("eventfsd.sock");
+    let stats = dir.0.join("stats.json");
+    let daemon = Daemon::start(
+        daemon_command(&socket).args(["--stats-file", stats.to_str().unwrap()]),
+        &socket,
+        false,
+    );
+    let child = daemon.child().unwrap();
+    assert_confined(child, &[]);
+    // The socket is the owner's alone.
+    let md = std::fs::metadata(&socket).unwrap();
+    assert_eq!(md.permissions().mode() & 0o777, 0o600);
+
+    // The default --seccomp kill is in force: had the daemon needed anything off the list, it
+    // would be dead now.
+    let mut guest = Guest::connect(&socket);
+    exercise(&mut guest);
+    assert!(Path::new(&format!("/proc/{child}")).exists(), "child died");
+    // The stats file is rewritten from inside the sandbox through the directory's fd.
+    std::thread::sleep(Duration::from_millis(700));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    assert!(json["requests"].as_u64().unwrap() > 10, "{json}");
+    assert!(!dir.0.join("stats.json.tmp").exists());
+    drop(guest);
+
+    assert!(daemon.stop().success());
+    assert!(
+        !Path::new(&format!("/proc/{child}")).exists(),
+        "child outlived its parent"
+    );
+    assert!(!socket.exists(), "the parent left the socket behind");
+}
+
+#[test]
+fn unconfined_daemon_still_runs_under_the_filter() {
+    let dir = TempDir::new("none");
+    let socket = dir.0.join("eventfsd.sock");
+    let daemon = Daemon::start(
+        daemon_command(&socket).args(["--sandbox", "none"]),
+        &socket,
+        true,
+    );
+    let pid = daemon.parent.id();
+    assert_eq!(daemon.child(), None);
+    assert_eq!(status_field(pid, "Seccomp"), "2");
+    assert_eq!(namespace(&pid.to_string(), "mnt"), namespace("self", "mnt"));
+    let mut guest = Guest::connect(&socket);
+    exercise(&mut guest);
+    drop(guest);
+    assert!(daemon.stop().success());
+    assert!(!socket.exists());
+}
+
+#[test]
+fn socket_group_gives_the_group_access() {
+    if !test_prereq::is_root() {
+        test_prereq::skip("socket_group_gives_the_group_access", "needs root (chown)");
+        return;
+    }
+    let dir = TempDir::new("group");
+    let socket = dir.0.join("eventfsd.sock");
+    let daemon = Daemon::start(
+        daemon_command(&socket).args(["--socket-group", "65534"]),
+        &socket,
+        false,
+    );
+    let md = std::fs::metadata(&socket).unwrap();
+    assert_eq!(md.permissions().mode() & 0o777, 0o660);
+    assert_eq!(md.gid(), 65534);
+    assert!(daemon.stop().success());
+}
+
+/// Runs `body` in a forked process with the daemon's filter for `mode` installed; returns how
+/// that process ended.
+fn with_filter(mode: SeccompMode, body: fn()) -> libc::c_int {
+    // Built before the fork: after it, only async-signal-safe work (no allocation).
+    let program = seccomp::build_filter(mode, true).unwrap().unwrap();
+    // SAFETY: the child only makes raw syscalls and _exit()s.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        // SAFETY: plain prctl; then the filter, as the daemon installs it.
+        unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+        if seccompiler::apply_filter(&program).is_err() {
+            // SAFETY: _exit is always safe.
+            unsafe { libc::_exit(100) };
+        }
+        body();
+        // SAFETY: as above.
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for the child we forked.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    status
+}
+
+/// An allowed call, then one the daemon must never make: an INET socket.
+fn forbidden_socket() {
+    // SAFETY: raw syscalls with no memory arguments.
+    unsafe {
+        if libc::syscall(libc::SYS_getpid) <= 0 {
+            libc::_exit(101);
+        }
+        libc::syscall(libc::SYS_socket, libc::AF_INET, libc::SOCK_STREAM, 0);
+    }
+}
+
+#[test]
+fn a_forbidden_syscall_kills_the_process() {
+    let status = with_filter(SeccompMode::Kill, forbidden_socket);
+    assert!(
+        libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGSYS,
+        "wait status {status:#x}: not killed by SIGSYS"
+    );
+    // With `log`, the same call goes through (and is logged by the kernel).
+    let status = with_filter(SeccompMode::Log, forbidden_socket);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "wait status {status:#x}"
+    );
+}
+
+#[test]
+fn host_source_runs_sandboxed_and_leaves_no_instance() {
+    let name = "host_source_runs_sandboxed_and_leaves_no_instance";
+    if !test_prereq::is_root() {
+        test_prereq::skip(name, "needs root");
+        return;
+    }
+    let Some(tracefs) = test_prereq::PrivateTracefs::mount(name) else {
+        return;
+    };
+    let dir = TempDir::new("host");
+    let socket = dir.0.join("eventfsd.sock");
+    let daemon = Daemon::start(
+        daemon_command(&socket).args(["--source", "host", "--tracefs", tracefs.to_str().unwrap()]),
+        &socket,
+        false,
+    );
+    let child = daemon.child().unwrap();
+    assert_confined(child, &["tracefs"]);
+    // Named after the parent, whose pid means something outside the pid namespace.
+    let instance = tracefs.join(format!("instances/eventfsd-{}", daemon.parent.id()));
+    assert!(instance.is_dir(), "{} missing", instance.display());
+
+    let mut guest = Guest::connect(&socket);
+    exercise(&mut guest);
+    // Writes reach the daemon's instance of the host tracefs.
+    guest
+        .write_file("events/sched/sched_switch/filter", "prev_pid != 0\n")
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(instance.join("events/sched/sched_switch/filter"))
+            .unwrap()
+            .trim(),
+        "prev_pid != 0"
+    );
+    assert!(Path::new(&format!("/proc/{child}")).exists(), "child died");
+    drop(guest);
+
+    assert!(daemon.stop().success());
+    assert!(!instance.exists(), "instance left behind");
+    let guest_instance = tracefs.join(format!(
+        "instances/{}.sbx",
+        instance.file_name().unwrap().to_str().unwrap()
+    ));
+    assert!(!guest_instance.exists());
+}
+
+#[test]
+fn catalog_daemon_runs_unprivileged() {
+    let name = "catalog_daemon_runs_unprivileged";
+    if !test_prereq::is_root() {
+        test_prereq::skip(name, "needs root (to become nobody)");
+        return;
+    }
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        test_prereq::skip(name, "needs setpriv (util-linux)");
+        return;
+    }
+    let dir = TempDir::new("nobody");
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let socket = dir.0.join("eventfsd.sock");
+    let mut command = Command::new("setpriv");
+    command
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+        .args(["--socket-path", socket.to_str().unwrap(), "--cpus", "2"]);
+    let daemon = Daemon::start(&mut command, &socket, false);
+    let child = daemon.child().unwrap();
+    assert_eq!(
+        status_field(child, "Uid").split_whitespace().next(),
+        Some("65534")
+    );
+    assert_confined(child, &[]);
+    assert_ne!(
+        namespace(&child.to_string(), "user"),
+        namespace("self", "user")
+    );
+    let md = std::fs::metadata(&socket).unwrap();
+    assert_eq!((md.uid(), md.permissions().mode() & 0o777), (65534, 0o600));
+    let mut guest = Guest::connect(&socket);
+    exercise(&mut guest);
+    drop(guest);
+    assert!(daemon.stop().success());
+    assert!(!socket.exists());
+}
