@@ -108,8 +108,6 @@ pub fn default_cpus() -> u32 {
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-// Parsed once per process: the size of the larger variant does not matter.
-#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Serve the tree.
     Serve(Box<Options>),

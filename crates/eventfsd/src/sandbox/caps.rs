@@ -5,7 +5,7 @@
 //! `instances/`, mode 0750), remove it, write control files and read `trace_pipe_raw`. FUSE and
 //! vhost-user need no capability to serve on descriptors that are already open.
 
-use super::{check, SandboxError};
+use super::error::{check, SandboxError};
 
 /// `struct __user_cap_header_struct` (linux/capability.h).
 #[repr(C)]
@@ -66,7 +66,7 @@ pub fn drop_all() -> Result<(), SandboxError> {
         if unsafe { libc::setgroups(0, std::ptr::null()) } < 0
             && std::io::Error::last_os_error().raw_os_error() != Some(libc::EPERM)
         {
-            return Err(super::last_error("drop supplementary groups"));
+            return Err(super::error::last_error("drop supplementary groups"));
         }
     }
     // SAFETY: plain prctl; needs CAP_SETPCAP, which is still held.
@@ -82,7 +82,7 @@ pub fn drop_all() -> Result<(), SandboxError> {
             if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
                 break;
             }
-            return Err(super::last_error(format!(
+            return Err(super::error::last_error(format!(
                 "drop capability {cap} from the bounding set"
             )));
         }
@@ -108,7 +108,7 @@ pub fn drop_all() -> Result<(), SandboxError> {
     // SAFETY: capset reads the header and two CapData records.
     let rc = unsafe { libc::syscall(libc::SYS_capset, &header, data.as_ptr()) };
     if rc < 0 {
-        return Err(super::last_error("clear the capability sets"));
+        return Err(super::error::last_error("clear the capability sets"));
     }
     // SAFETY: plain prctl.
     check(

@@ -15,24 +15,17 @@
 //! of its own, in which it is uid 0, so that it may create the others.
 
 pub mod caps;
+mod error;
 mod parent;
 mod root;
 pub mod seccomp;
 
 use std::io;
-use std::path::PathBuf;
 
+pub use error::SandboxError;
+use error::{check, last_error};
 pub use parent::Child;
-
-/// What the sandboxed child needs to find inside its new root.
-#[derive(Debug, Default, Clone)]
-pub struct Plan {
-    /// Host source: the host tracefs directory, bind-mounted at [`TRACEFS_IN_SANDBOX`].
-    pub tracefs: Option<PathBuf>,
-}
-
-/// Where the host tracefs appears inside the sandbox.
-pub const TRACEFS_IN_SANDBOX: &str = "/tracefs";
+pub use root::{Plan, TRACEFS_IN_SANDBOX};
 
 /// Which side of the fork [`enter`] returned on.
 #[derive(Debug)]
@@ -41,43 +34,6 @@ pub enum Side {
     Parent(Child),
     /// The confined daemon: build the source and serve.
     Child,
-}
-
-/// Errors while building the sandbox, phrased for the daemon's user.
-#[derive(Debug, thiserror::Error)]
-pub enum SandboxError {
-    /// The kernel (or a container around us) refuses unprivileged user namespaces.
-    #[error(
-        "sandbox: cannot create a user namespace as an unprivileged user ({0}); \
-         allow them (sysctl kernel.unprivileged_userns_clone=1 or user.max_user_namespaces), \
-         run as root, or pass --sandbox none"
-    )]
-    UserNamespace(io::Error),
-    /// One step failed; `step` says which.
-    #[error("sandbox: {step}: {source}")]
-    Step {
-        /// What was being done.
-        step: String,
-        /// The system's error.
-        source: io::Error,
-    },
-}
-
-/// A failed step as a [`SandboxError`], with the current `errno`.
-pub(crate) fn last_error(step: impl Into<String>) -> SandboxError {
-    SandboxError::Step {
-        step: step.into(),
-        source: io::Error::last_os_error(),
-    }
-}
-
-/// `rc` (a libc return value) as a result: negative is the current `errno`.
-pub(crate) fn check(rc: libc::c_int, step: impl FnOnce() -> String) -> Result<(), SandboxError> {
-    if rc < 0 {
-        Err(last_error(step()))
-    } else {
-        Ok(())
-    }
 }
 
 /// Whether this process is root in the initial user namespace's sense (euid 0).

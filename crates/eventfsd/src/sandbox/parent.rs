@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use super::{check, SandboxError};
+use super::error::{check, SandboxError};
 
 /// Pid of the child the signal handler forwards to (0: none yet).
 static CHILD_PID: AtomicI32 = AtomicI32::new(0);

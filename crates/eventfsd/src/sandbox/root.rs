@@ -12,7 +12,17 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use super::{check, last_error, Plan, SandboxError, TRACEFS_IN_SANDBOX};
+use super::error::{check, last_error, SandboxError};
+
+/// What the sandboxed child needs to find inside its new root.
+#[derive(Debug, Default, Clone)]
+pub struct Plan {
+    /// Host source: the host tracefs directory, bind-mounted at [`TRACEFS_IN_SANDBOX`].
+    pub tracefs: Option<PathBuf>,
+}
+
+/// Where the host tracefs appears inside the sandbox.
+pub const TRACEFS_IN_SANDBOX: &str = "/tracefs";
 
 /// Size limit of the root tmpfs: it holds a few empty directories.
 const ROOT_TMPFS_OPTIONS: &str = "size=64k,nr_inodes=32,mode=0755";
