@@ -21,7 +21,8 @@ use eventfsd::fs::{CachePolicy, EventFs};
 use eventfsd::sandbox::{self, Side};
 use eventfsd::source::catalog::{CatalogOptions, CatalogSource, CatalogSourceOptions};
 use eventfsd::source::host::{
-    handle_stale_instances, ForwardLimits, HostOptions, HostSource, Policy, Tracefs,
+    handle_stale_instances, instance, ForwardLimits, HostError, HostOptions, HostSource, Policy,
+    Tracefs,
 };
 use eventfsd::source::Source;
 use eventfsd::stats::{spawn_stats_writer, Stats, StatsFile, StatsHook};
@@ -133,6 +134,18 @@ fn open(options: &Options) -> Result<Opened, String> {
                     .map_err(|e| format!("host source: {e}"))?;
                 // Here, in the host's pid namespace, where the pids in the names mean something.
                 handle_stale_instances(&tracefs, args.reclaim_stale);
+                // The child refuses an existing instance too, but only after the transport is
+                // up, and it names the path as it sees it: say it here, in one line.
+                let name = args.instance.clone().unwrap_or_else(|| {
+                    format!("{}{}", instance::INSTANCE_PREFIX, std::process::id())
+                });
+                let existing = tracefs.root.join("instances").join(&name);
+                instance::check_instance_name(&name)
+                    .and_then(|()| match existing.exists() {
+                        true => Err(HostError::InstanceExists(existing.display().to_string())),
+                        false => Ok(()),
+                    })
+                    .map_err(|e| format!("host source: {e}"))?;
                 Some(tracefs)
             } else {
                 None

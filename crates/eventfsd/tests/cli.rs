@@ -119,6 +119,8 @@ fn sigterm_and_sigint_remove_the_socket_and_a_second_daemon_is_refused() {
             .spawn()
             .unwrap();
         wait_for(&socket, &mut child);
+        // The socket is bound before the sandbox; the stats file comes once the source runs.
+        wait_for(&stats, &mut child);
         if signal == libc::SIGTERM {
             let second = run(&["--socket-path", socket.to_str().unwrap()]);
             assert_eq!(second.status.code(), Some(1));
