@@ -97,75 +97,45 @@ pub fn kstrtoul_from_user(data: &[u8]) -> Result<u64, NumberError> {
     kstrtoull(c_str(&data[..data.len().min(COPIED)]), 10)
 }
 
-/// The state `trace_get_user` keeps between writes to one open file: a token that a write
-/// ended in the middle of is continued by the next write.
-#[derive(Clone, Debug, Default)]
-pub struct TokenParser {
-    partial: Vec<u8>,
-    cont: bool,
-}
-
-/// What one step of the token parser produced.
+/// What [`next_token`] found at the start of a write.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Token {
-    /// A whole token, and the bytes of the write it consumed.
-    Whole(Vec<u8>, usize),
-    /// The write ended inside a token (kept for the next write); bytes consumed.
-    Partial(usize),
-    /// Only white space (or a NUL) was left; bytes consumed.
+pub enum Token<'a> {
+    /// A token, and the bytes of the write it consumed (with the space or NUL that ended it).
+    Word(&'a [u8], usize),
+    /// Only white space up to a NUL or the end; bytes consumed.
     Empty(usize),
 }
 
-impl TokenParser {
-    /// Reads one token from `data` as `trace_get_user` does with a buffer of `size` bytes
-    /// (tokens are at most `size - 1` long; longer ones are EINVAL).
-    pub fn next(&mut self, data: &[u8], size: usize) -> Result<Token, NumberError> {
-        let mut i = 0;
-        if !self.cont {
-            while i < data.len() && is_space(data[i]) {
-                i += 1;
-            }
-            self.partial.clear();
-            if i == data.len() || data[i] == 0 {
-                return Ok(Token::Empty((i + 1).min(data.len())));
-            }
-        }
-        while i < data.len() && !is_space(data[i]) && data[i] != 0 {
-            if self.partial.len() + 1 >= size {
-                return Err(NumberError::Invalid);
-            }
-            self.partial.push(data[i]);
-            i += 1;
-        }
-        if i < data.len() {
-            // Ended by a space or a NUL, which is consumed with it.
-            self.cont = false;
-            return Ok(Token::Whole(std::mem::take(&mut self.partial), i + 1));
-        }
-        self.cont = true;
-        Ok(Token::Partial(i))
+/// Reads one token from `data` as `trace_get_user` does with a fresh parser of `size` bytes
+/// (`set_event` and `set_event_pid` both make one per write, so a token ends with the write;
+/// tokens of `size` bytes or more are EINVAL).
+pub fn next_token(data: &[u8], size: usize) -> Result<Token<'_>, NumberError> {
+    let start = data
+        .iter()
+        .position(|&b| !is_space(b))
+        .unwrap_or(data.len());
+    if start == data.len() || data[start] == 0 {
+        return Ok(Token::Empty((start + 1).min(data.len())));
     }
-
-    /// Whether the last write ended inside a token.
-    pub fn in_token(&self) -> bool {
-        self.cont
+    let len = data[start..]
+        .iter()
+        .position(|&b| is_space(b) || b == 0)
+        .unwrap_or(data.len() - start);
+    if len >= size {
+        return Err(NumberError::Invalid);
     }
+    let end = start + len;
+    Ok(Token::Word(&data[start..end], (end + 1).min(data.len())))
 }
 
-/// Every whole token of one write, as `trace_pid_write` reads them: the write is parsed to its
-/// end, and a token the write ends in is taken as whole.
-pub fn tokens_of_write(data: &[u8], size: usize) -> Result<Vec<Vec<u8>>, NumberError> {
-    let mut parser = TokenParser::default();
+/// Every token of one write, as `trace_pid_write` reads them.
+pub fn tokens_of_write(data: &[u8], size: usize) -> Result<Vec<&[u8]>, NumberError> {
     let mut tokens = Vec::new();
     let mut at = 0;
     while at < data.len() {
-        match parser.next(&data[at..], size)? {
-            Token::Whole(t, used) => {
+        match next_token(&data[at..], size)? {
+            Token::Word(t, used) => {
                 tokens.push(t);
-                at += used;
-            }
-            Token::Partial(used) => {
-                tokens.push(std::mem::take(&mut parser.partial));
                 at += used;
             }
             Token::Empty(used) => at += used.max(1),
@@ -220,23 +190,26 @@ mod tests {
     }
 
     #[test]
-    fn tokens_split_on_kernel_space_and_continue_across_writes() {
-        let mut p = TokenParser::default();
+    fn tokens_split_on_kernel_space_and_end_with_the_write() {
         assert_eq!(
-            p.next(b"sched:a\xa0b", 128),
-            Ok(Token::Whole(b"sched:a".to_vec(), 8))
+            next_token(b"sched:a\xa0b", 128),
+            Ok(Token::Word(b"sched:a", 8))
         );
-        assert_eq!(p.next(b"sched:sch", 128), Ok(Token::Partial(9)));
-        assert!(p.in_token());
+        // A fresh parser per write: a token the write ends in is whole.
         assert_eq!(
-            p.next(b"ed_waking\n", 128),
-            Ok(Token::Whole(b"sched:sched_waking".to_vec(), 10))
+            next_token(b"  sched:sch", 128),
+            Ok(Token::Word(b"sched:sch", 11))
         );
-        assert_eq!(p.next(b"  \n", 128), Ok(Token::Empty(3)));
-        assert_eq!(p.next(&[b'x'; 200], 128), Err(NumberError::Invalid));
+        assert_eq!(next_token(b"  \n", 128), Ok(Token::Empty(3)));
+        assert_eq!(next_token(b" \0x", 128), Ok(Token::Empty(2)));
+        assert_eq!(
+            next_token(&[b'x'; 127], 128),
+            Ok(Token::Word(&[b'x'; 127], 127))
+        );
+        assert_eq!(next_token(&[b'x'; 200], 128), Err(NumberError::Invalid));
         assert_eq!(
             tokens_of_write(b"1 0x2\t03", 128).unwrap(),
-            vec![b"1".to_vec(), b"0x2".to_vec(), b"03".to_vec()]
+            vec![&b"1"[..], b"0x2", b"03"]
         );
     }
 }

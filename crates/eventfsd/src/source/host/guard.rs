@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use eventfs_core::layout::{CpuFile, FileKind, RootFile};
 use eventfs_core::FsError;
-use ftrace_text::kparse::{self, Token, TokenParser};
+use ftrace_text::kparse::{self, Token};
 use ftrace_text::trigger::{self, Action, TriggerCommand};
 
 use super::policy::Policy;
@@ -415,15 +415,10 @@ fn set_event(policy: &Policy, ctx: &WriteContext<'_>, data: &[u8]) -> Result<Dec
     let mut at = 0;
     while at < data.len() {
         let before = at;
-        let checked = match TokenParser::default().next(&data[at..], TOKEN_BUFFER) {
-            Ok(Token::Whole(token, used)) => {
+        let checked = match kparse::next_token(&data[at..], TOKEN_BUFFER) {
+            Ok(Token::Word(token, used)) => {
                 at += used;
-                set_event_token(policy, ctx, &token)
-            }
-            Ok(Token::Partial(used)) => {
-                let token = data[at..at + used].to_vec();
-                at += used;
-                set_event_token(policy, ctx, &token)
+                set_event_token(policy, ctx, token)
             }
             Ok(Token::Empty(used)) => {
                 at += used.max(1);

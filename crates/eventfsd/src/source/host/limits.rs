@@ -21,13 +21,14 @@ pub enum Limit {
     Policy,
 }
 
-const LIMITS: [(Limit, &str); 6] = [
-    (Limit::OpenHandles, "refused_open_handles"),
-    (Limit::TraceBytes, "refused_trace_bytes"),
-    (Limit::EnabledEvents, "refused_enabled_events"),
-    (Limit::HistTriggers, "refused_hist_triggers"),
-    (Limit::WriteRate, "refused_write_rate"),
-    (Limit::Policy, "refused_by_policy"),
+/// The stats file's name of each counter, in the order of [`Limit`]'s variants.
+const COUNTER_NAMES: [&str; 6] = [
+    "refused_open_handles",
+    "refused_trace_bytes",
+    "refused_enabled_events",
+    "refused_hist_triggers",
+    "refused_write_rate",
+    "refused_by_policy",
 ];
 
 /// Usage the limits are measured on, and the refusal counters.
@@ -37,14 +38,13 @@ pub struct Usage {
     trace_bytes: AtomicUsize,
     /// Hist triggers the guest set and has not removed.
     pub hist_triggers: AtomicUsize,
-    refused: [AtomicU64; LIMITS.len()],
+    refused: [AtomicU64; COUNTER_NAMES.len()],
 }
 
 impl Usage {
     /// Counts one refusal.
     pub fn refused(&self, limit: Limit) {
-        let i = LIMITS.iter().position(|(l, _)| *l == limit).unwrap_or(0);
-        self.refused[i].fetch_add(1, Ordering::Relaxed);
+        self.refused[limit as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Reserves `bytes` of trace text within `max` (0: unbounded); false when over.
@@ -77,10 +77,10 @@ impl Usage {
 
     /// The counters for the stats file, with the usage gauges.
     pub fn counters(&self) -> Vec<(&'static str, u64)> {
-        let mut out: Vec<(&'static str, u64)> = LIMITS
+        let mut out: Vec<(&'static str, u64)> = COUNTER_NAMES
             .iter()
             .zip(&self.refused)
-            .map(|((_, name), n)| (*name, n.load(Ordering::Relaxed)))
+            .map(|(name, n)| (*name, n.load(Ordering::Relaxed)))
             .collect();
         out.push((
             "trace_bytes_held",
@@ -108,5 +108,7 @@ mod tests {
         let counters = usage.counters();
         assert!(counters.contains(&("refused_trace_bytes", 1)));
         assert!(counters.contains(&("trace_bytes_held", 16)));
+        usage.refused(Limit::Policy);
+        assert!(usage.counters().contains(&("refused_by_policy", 1)));
     }
 }
