@@ -154,7 +154,8 @@ fi
 # ---- 2. expected find count, from an oracle that is not the daemon -------------------
 # Catalog source: the catalog image read by scripts/catalog-entries.py (its own parser).
 # Host source: `find events` over a fresh private instance of this machine's tracefs, in a
-# private tracefs mount (the host's top level is not touched). No oracle is a failure.
+# private tracefs mount (the host's top level is not touched), without what the policy hides
+# (the default or --policy's `events.hidden`). No oracle is a failure.
 oracle_catalog() {
     local catalog="" prev=""
     for a in "${EXTRA_ARGS[@]}"; do
@@ -164,13 +165,31 @@ oracle_catalog() {
     done
     python3 "$REPO/scripts/catalog-entries.py" ${catalog:+"$catalog"}
 }
+# The policy's hidden systems and events (docs/policy.example.toml is the default policy,
+# written out), as an alternation for grep -E.
+hidden_by_policy() {
+    local policy="$REPO/docs/policy.example.toml" prev=""
+    for a in "${EXTRA_ARGS[@]}"; do
+        [ "$prev" = --policy ] && policy=$a
+        case "$a" in --policy=*) policy=${a#--policy=} ;; esac
+        prev=$a
+    done
+    python3 - "$policy" <<'PY'
+import sys, tomllib
+with open(sys.argv[1], "rb") as f:
+    events = tomllib.load(f).get("events", {})
+print("|".join(events.get("hidden", [])))
+PY
+}
 oracle_host() {
-    local top=$TMP/oracle-tracefs inst n=""
+    local top=$TMP/oracle-tracefs inst n="" hidden
+    hidden=$(hidden_by_policy) || return 1
     mkdir -p "$top"
     mount -t tracefs nodev "$top" || return 1
     inst=$top/instances/evtest-oracle-$$
     if mkdir "$inst"; then
-        n=$(find "$inst/events" 2>/dev/null | wc -l)
+        n=$(find "$inst/events" 2>/dev/null |
+            grep -Ev "^$inst/events/(${hidden:-^})(/|\$)" | wc -l)
         rmdir "$inst"
     fi
     umount "$top"
