@@ -1,16 +1,18 @@
 //! Command line, following QEMU's vhost-user backend program conventions
 //! (docs/interop/vhost-user.rst, "Backend program conventions"), parsed with clap.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{ArgGroup, CommandFactory, FromArgMatches, Parser};
+
+use crate::stats::StatsFormat;
 
 /// Where the daemon serves the tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transport {
     /// vhost-user socket at this path.
     SocketPath(PathBuf),
-    /// Inherited, already listening vhost-user socket.
+    /// Inherited, already listening vhost-user socket (`--fd`, or systemd's socket activation).
     Fd(i32),
     /// Host mount through /dev/fuse.
     Mount(PathBuf),
@@ -77,8 +79,12 @@ pub struct Options {
     pub thread_pool_size: usize,
     /// Log level.
     pub log_level: log::LevelFilter,
-    /// JSON stats file kept up to date.
+    /// Stats file kept up to date.
     pub stats_file: Option<PathBuf>,
+    /// Its format (with the `vm` label for Prometheus).
+    pub stats_format: StatsFormat,
+    /// Log to syslog instead of stderr.
+    pub syslog: bool,
     /// Exit when QEMU disconnects instead of waiting for the next connection.
     pub exit_on_disconnect: bool,
     /// Catalog source: records per second per enabled event.
@@ -106,6 +112,38 @@ pub fn default_cpus() -> u32 {
     u32::try_from(n).unwrap_or(1).clamp(1, MAX_CPUS)
 }
 
+/// What the environment adds to the command line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Environment {
+    /// Listening sockets systemd passed to this process (`LISTEN_FDS`, checked against
+    /// `LISTEN_PID`).
+    pub listen_fds: u32,
+}
+
+/// The first descriptor systemd passes (sd_listen_fds(3)).
+pub const LISTEN_FDS_START: i32 = 3;
+
+impl Environment {
+    /// Reads this process's environment, and clears the socket-activation variables so that
+    /// they describe nobody else (sd_listen_fds(3) with `unset_environment`).
+    pub fn take() -> Environment {
+        let pid_matches = std::env::var("LISTEN_PID")
+            .ok()
+            .and_then(|pid| pid.parse::<u32>().ok())
+            == Some(std::process::id());
+        let listen_fds = std::env::var("LISTEN_FDS")
+            .ok()
+            .and_then(|n| n.parse::<u32>().ok())
+            .filter(|_| pid_matches)
+            .unwrap_or(0);
+        for var in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+            // Called once at start-up, while single-threaded (set_var/remove_var race otherwise).
+            std::env::remove_var(var);
+        }
+        Environment { listen_fds }
+    }
+}
+
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -123,6 +161,7 @@ pub enum Command {
     name = "eventfsd",
     version,
     override_usage = "eventfsd (--socket-path PATH | --fd FD | --mount DIR) [OPTIONS]\n       \
+                      eventfsd [OPTIONS]    (socket-activated: systemd passes the socket)\n       \
                       eventfsd --print-capabilities",
     about = "Serves a tracefs-shaped tree (the embedded kernel event catalog by default) to a \
              QEMU guest over vhost-user virtio-fs, or on the host through /dev/fuse.",
@@ -174,9 +213,19 @@ struct Args {
     /// error, warn, info, debug or trace (logs as debug).
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     log_level: log::LevelFilter,
-    /// Keep JSON counters in PATH (rewritten every 500 ms).
+    /// Keep counters in PATH (rewritten every 500 ms).
     #[arg(long, value_name = "PATH")]
     stats_file: Option<PathBuf>,
+    /// json, or prometheus (node_exporter's textfile format) [default: prometheus for a .prom
+    /// file, else json]
+    #[arg(long, value_name = "FORMAT", value_parser = ["json", "prometheus"])]
+    stats_format: Option<String>,
+    /// The vm label of Prometheus stats [default: the stats file's name without extension]
+    #[arg(long, value_name = "NAME")]
+    vm_name: Option<String>,
+    /// Log to syslog (journald's /dev/log) instead of stderr.
+    #[arg(long)]
+    syslog: bool,
     /// Exit when QEMU disconnects (default: serve the next QEMU).
     #[arg(long)]
     exit_on_disconnect: bool,
@@ -210,8 +259,18 @@ pub fn command() -> clap::Command {
     Args::command()
 }
 
-/// Parses the arguments after the program name. Errors are one line, without the usage.
+/// Parses the arguments after the program name, in an environment without socket activation.
+/// Errors are one line, without the usage.
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
+    parse_in(args, &Environment::default())
+}
+
+/// Parses the arguments after the program name in `env`. Errors are one line, without the
+/// usage.
+pub fn parse_in(
+    args: impl IntoIterator<Item = String>,
+    env: &Environment,
+) -> Result<Command, String> {
     let args: Vec<String> = args.into_iter().collect();
     // vhost-user.rst, "Backend program conventions": with --print-capabilities every other
     // argument is ignored, so it must win before anything else is checked.
@@ -250,15 +309,32 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
     if args.socket_group.is_some() && args.socket_path.is_none() {
         return Err("--socket-group needs --socket-path".into());
     }
-    let transport = match (args.socket_path, args.fd, args.mount) {
-        (Some(path), None, None) => Transport::SocketPath(path),
-        (None, Some(fd), None) => Transport::Fd(fd),
-        (None, None, Some(dir)) => Transport::Mount(dir),
-        (None, None, None) => {
-            return Err("one of --socket-path, --fd or --mount is required".into())
-        }
-        _ => unreachable!("clap's transport group allows at most one"),
-    };
+    let transport =
+        match (args.socket_path, args.fd, args.mount) {
+            (Some(path), None, None) => Transport::SocketPath(path),
+            (None, Some(fd), None) => Transport::Fd(fd),
+            (None, None, Some(dir)) => Transport::Mount(dir),
+            (None, None, None) => match env.listen_fds {
+                1 => Transport::Fd(LISTEN_FDS_START),
+                0 => return Err(
+                    "one of --socket-path, --fd or --mount is required (or a socket from systemd)"
+                        .into(),
+                ),
+                n => return Err(format!("systemd passed {n} sockets; eventfsd serves one")),
+            },
+            _ => unreachable!("clap's transport group allows at most one"),
+        };
+    if args.stats_format.is_some() && args.stats_file.is_none() {
+        return Err("--stats-format needs --stats-file".into());
+    }
+    if args.vm_name.is_some() && args.stats_file.is_none() {
+        return Err("--vm-name needs --stats-file".into());
+    }
+    let stats_format = stats_format(
+        args.stats_file.as_deref(),
+        args.stats_format.as_deref(),
+        args.vm_name,
+    );
     let source = if host {
         Source::Host(HostArgs {
             tracefs: args.tracefs,
@@ -279,6 +355,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         thread_pool_size: usize::from(args.thread_pool_size),
         log_level: args.log_level,
         stats_file: args.stats_file,
+        stats_format,
+        syslog: args.syslog,
         exit_on_disconnect: args.exit_on_disconnect,
         rate: args.rate,
         seed: args.seed,
@@ -295,6 +373,22 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         },
         socket_group: args.socket_group,
     })))
+}
+
+/// The stats file's format: as asked, else from the file's extension.
+fn stats_format(file: Option<&Path>, format: Option<&str>, vm: Option<String>) -> StatsFormat {
+    let prom = file.is_some_and(|f| f.extension().is_some_and(|e| e == "prom"));
+    match format {
+        Some("prometheus") => {}
+        None if prom => {}
+        _ => return StatsFormat::Json,
+    }
+    let vm = vm.unwrap_or_else(|| {
+        file.and_then(Path::file_stem)
+            .map(|stem| stem.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    StatsFormat::Prometheus { vm }
 }
 
 /// clap's message without its `error: ` prefix, usage and tips: one line for a log.
@@ -388,6 +482,7 @@ mod tests {
     fn rejects_bad_arguments_in_one_line() {
         let cases = [
             ("", "required"),
+            ("--fd 3 --syslog --bogus", "unexpected argument"),
             ("--fd 3 --mount /x", "cannot be used with"),
             ("--fd x", "invalid value"),
             ("--socket-path", "a value is required"),
@@ -409,6 +504,50 @@ mod tests {
             let err = parse(args(line)).expect_err(line);
             assert!(err.contains(want), "{line:?}: {err:?} lacks {want:?}");
             assert!(!err.contains('\n'), "{line:?}: not one line: {err:?}");
+        }
+    }
+
+    #[test]
+    fn socket_activation_and_stats_formats() {
+        let activated = Environment { listen_fds: 1 };
+        let Command::Serve(o) = parse_in(args("--log-level info"), &activated).unwrap() else {
+            panic!("expected serve");
+        };
+        assert_eq!(o.transport, Transport::Fd(LISTEN_FDS_START));
+        // An explicit transport wins over the environment.
+        let Command::Serve(o) = parse_in(args("--fd 7"), &activated).unwrap() else {
+            panic!("expected serve");
+        };
+        assert_eq!(o.transport, Transport::Fd(7));
+        let two = Environment { listen_fds: 2 };
+        assert!(parse_in(args(""), &two)
+            .unwrap_err()
+            .contains("passed 2 sockets"));
+        assert!(parse(args("")).unwrap_err().contains("socket from systemd"));
+
+        let format = |line: &str| match parse(args(line)).unwrap() {
+            Command::Serve(o) => o.stats_format,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(format("--fd 3 --stats-file s.json"), StatsFormat::Json);
+        assert_eq!(
+            format("--fd 3 --stats-file /run/eventfsd/vm7.prom"),
+            StatsFormat::Prometheus { vm: "vm7".into() }
+        );
+        assert_eq!(
+            format("--fd 3 --stats-file s --stats-format prometheus --vm-name guest"),
+            StatsFormat::Prometheus { vm: "guest".into() }
+        );
+        assert_eq!(
+            format("--fd 3 --stats-file s.prom --stats-format json"),
+            StatsFormat::Json
+        );
+        for (line, want) in [
+            ("--fd 3 --stats-format json", "needs --stats-file"),
+            ("--fd 3 --vm-name x", "needs --stats-file"),
+            ("--fd 3 --stats-file s --stats-format xml", "invalid value"),
+        ] {
+            assert!(parse(args(line)).unwrap_err().contains(want), "{line}");
         }
     }
 

@@ -32,20 +32,57 @@ use eventfsd::transport::vhost_user::{self, ServeOptions, Shutdown};
 /// How often the main thread checks whether the transport ended by itself.
 const POLL: Duration = Duration::from_millis(200);
 
-/// Logs to stderr as `eventfsd: LEVEL: message`, which keeps journald and test logs readable.
-fn init_logger(level: log::LevelFilter) {
-    env_logger::Builder::new()
-        .filter_level(level)
-        .target(env_logger::Target::Stderr)
-        .format(|buf, record| {
-            writeln!(
-                buf,
-                "eventfsd: {}: {}",
-                record.level().as_str().to_lowercase(),
-                record.args()
-            )
-        })
-        .init();
+/// Logs to syslog (`--syslog`), or to stderr as `eventfsd: LEVEL: message`. When stderr is the
+/// journal (systemd sets `JOURNAL_STREAM`), each line starts with its sd-daemon(3) priority, so
+/// that `journalctl -p` filters by level.
+fn init_logger(level: log::LevelFilter, syslog: bool) {
+    let syslog_error = if syslog {
+        let formatter = syslog::Formatter3164 {
+            facility: syslog::Facility::LOG_DAEMON,
+            hostname: None,
+            process: "eventfsd".into(),
+            pid: std::process::id(),
+        };
+        // Connected now, before the sandbox hides /dev/log; the socket stays usable after it.
+        match syslog::unix(formatter) {
+            Ok(logger) => {
+                let _ = log::set_boxed_logger(Box::new(syslog::BasicLogger::new(logger)));
+                log::set_max_level(level);
+                None
+            }
+            Err(e) => Some(e.to_string()),
+        }
+    } else {
+        None
+    };
+    if !syslog || syslog_error.is_some() {
+        let journal = std::env::var_os("JOURNAL_STREAM").is_some();
+        env_logger::Builder::new()
+            .filter_level(level)
+            .target(env_logger::Target::Stderr)
+            .format(move |buf, record| {
+                let level = record.level();
+                if journal {
+                    let priority = match level {
+                        log::Level::Error => 3,
+                        log::Level::Warn => 4,
+                        log::Level::Info => 6,
+                        log::Level::Debug | log::Level::Trace => 7,
+                    };
+                    write!(buf, "<{priority}>")?;
+                }
+                writeln!(
+                    buf,
+                    "eventfsd: {}: {}",
+                    level.as_str().to_lowercase(),
+                    record.args()
+                )
+            })
+            .init();
+    }
+    if let Some(e) = syslog_error {
+        log::warn!("--syslog: cannot reach the system logger ({e}); logging to stderr");
+    }
     // fuse-backend-rs's trace lines transmute the guest's opcode into an enum before any
     // filter sees them, which is undefined for the numbers FUSE leaves unused (0, 7, 19): the
     // global level must stay below trace, so `--log-level trace` logs as debug.
@@ -158,7 +195,7 @@ fn open(options: &Options) -> Result<Opened, String> {
         .stats_file
         .as_deref()
         .map(|path| {
-            StatsFile::open(path)
+            StatsFile::open(path, options.stats_format.clone())
                 .map(Arc::new)
                 .map_err(|e| format!("stats file {}: {e}", path.display()))
         })
@@ -319,7 +356,7 @@ fn serve(
     let stats = Arc::new(Stats::default());
     let weak = Arc::downgrade(&source);
     let _ = stats.source.set(Box::new(move || {
-        weak.upgrade().map_or_else(Vec::new, |s| s.counters())
+        weak.upgrade().map_or_else(Vec::new, |s| s.figures())
     }));
     let policy = if source.listings_are_frozen() {
         CachePolicy::frozen_listings()
@@ -447,7 +484,7 @@ fn run(options: Options) -> Result<ExitCode, String> {
 }
 
 fn main() -> ExitCode {
-    let command = match cli::parse(std::env::args().skip(1)) {
+    let command = match cli::parse_in(std::env::args().skip(1), &cli::Environment::take()) {
         Ok(command) => command,
         Err(e) => {
             eprintln!("eventfsd: {e}");
@@ -469,7 +506,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Serve(options) => {
-            init_logger(options.log_level);
+            init_logger(options.log_level, options.syslog);
             match run(*options) {
                 Ok(code) => code,
                 Err(e) => {

@@ -285,7 +285,14 @@ fn what_the_guest_can_make_the_host_hold_is_bounded() {
         );
         assert_eq!(host_read(m, "events/sched/enable"), "0\n");
         assert_eq!(echo(&m.path("events/sched/sched_switch/enable"), "1"), None);
-        let counters: BTreeMap<_, _> = m.source.as_ref().unwrap().counters().into_iter().collect();
+        let counters: BTreeMap<_, _> = m
+            .source
+            .as_ref()
+            .unwrap()
+            .figures()
+            .into_iter()
+            .map(|f| (f.name, f.value))
+            .collect();
         assert!(counters["refused_open_handles"] >= 1, "{counters:?}");
         assert_eq!(counters["refused_trace_bytes"], 1, "{counters:?}");
         assert_eq!(counters["refused_enabled_events"], 1, "{counters:?}");

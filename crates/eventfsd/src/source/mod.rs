@@ -8,6 +8,8 @@
 
 use std::sync::Arc;
 
+use crate::stats::SourceFigure;
+
 use eventfs_core::control::ControlFiles;
 use eventfs_core::Tree;
 
@@ -20,8 +22,8 @@ pub trait Source: Send + Sync {
     fn tree(&self) -> &Arc<Tree>;
     /// The semantics of every non-static file of the tree.
     fn control(&self) -> Arc<dyn ControlFiles>;
-    /// The source's own counters for the stats file, as (name, value) pairs.
-    fn counters(&self) -> Vec<(&'static str, u64)> {
+    /// The source's own counters and gauges for the stats file.
+    fn figures(&self) -> Vec<SourceFigure> {
         Vec::new()
     }
     /// True when directory listings change only through the guest's own requests, so the

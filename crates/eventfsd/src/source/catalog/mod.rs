@@ -17,6 +17,7 @@ use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::stats::{FigureKind, SourceFigure};
 use eventfs_core::catalog;
 use eventfs_core::control::{slice_at, ControlFiles, OpenFlags};
 use eventfs_core::layout::FileKind;
@@ -290,13 +291,20 @@ impl Source for CatalogSource {
         self.control.clone()
     }
 
-    fn counters(&self) -> Vec<(&'static str, u64)> {
+    fn figures(&self) -> Vec<SourceFigure> {
         let (records, filtered, fallbacks) = self.control.data_plane_counters();
-        vec![
+        [
             ("records", records),
             ("records_filtered", filtered),
             ("render_fallbacks", fallbacks),
         ]
+        .into_iter()
+        .map(|(name, value)| SourceFigure {
+            name,
+            value,
+            kind: FigureKind::Counter,
+        })
+        .collect()
     }
 
     fn listings_are_frozen(&self) -> bool {

@@ -30,6 +30,7 @@ use super::limits::{Limit, Usage};
 use super::per_cpu::{self, RawState};
 use super::policy::Policy;
 use super::scope::Scope;
+use crate::stats::{FigureKind, SourceFigure};
 
 /// Longest a blocking guest read of `trace_pipe_raw` waits before returning 0 (virtio-fs never
 /// delivers INTERRUPT; trace-cmd retries after its sleep).
@@ -223,9 +224,13 @@ impl HostControl {
     }
 
     /// The limits' counters and the usage they measure, for the stats file.
-    pub fn counters(&self) -> Vec<(&'static str, u64)> {
-        let mut out = self.usage.counters();
-        out.push(("open_handles", self.lock_handles().len() as u64));
+    pub fn figures(&self) -> Vec<SourceFigure> {
+        let mut out = self.usage.figures();
+        out.push(SourceFigure {
+            name: "open_handles",
+            value: self.lock_handles().len() as u64,
+            kind: FigureKind::Gauge,
+        });
         out
     }
 

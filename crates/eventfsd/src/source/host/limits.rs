@@ -4,6 +4,8 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use crate::stats::{FigureKind, SourceFigure};
+
 /// Which limit refused a request.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Limit {
@@ -75,21 +77,27 @@ impl Usage {
             });
     }
 
-    /// The counters for the stats file, with the usage gauges.
-    pub fn counters(&self) -> Vec<(&'static str, u64)> {
-        let mut out: Vec<(&'static str, u64)> = COUNTER_NAMES
+    /// The refusal counters for the stats file, with the usage gauges.
+    pub fn figures(&self) -> Vec<SourceFigure> {
+        let mut out: Vec<SourceFigure> = COUNTER_NAMES
             .iter()
             .zip(&self.refused)
-            .map(|(name, n)| (*name, n.load(Ordering::Relaxed)))
+            .map(|(name, n)| SourceFigure {
+                name,
+                value: n.load(Ordering::Relaxed),
+                kind: FigureKind::Counter,
+            })
             .collect();
-        out.push((
-            "trace_bytes_held",
-            self.trace_bytes.load(Ordering::Relaxed) as u64,
-        ));
-        out.push((
-            "hist_triggers",
-            self.hist_triggers.load(Ordering::Relaxed) as u64,
-        ));
+        for (name, value) in [
+            ("trace_bytes_held", &self.trace_bytes),
+            ("hist_triggers", &self.hist_triggers),
+        ] {
+            out.push(SourceFigure {
+                name,
+                value: value.load(Ordering::Relaxed) as u64,
+                kind: FigureKind::Gauge,
+            });
+        }
         out
     }
 }
@@ -105,10 +113,20 @@ mod tests {
         assert!(!usage.reserve_trace(7, 16));
         usage.release_trace(10);
         assert!(usage.reserve_trace(16, 16));
-        let counters = usage.counters();
-        assert!(counters.contains(&("refused_trace_bytes", 1)));
-        assert!(counters.contains(&("trace_bytes_held", 16)));
+        let value = |usage: &Usage, name: &str| {
+            let figure = usage
+                .figures()
+                .into_iter()
+                .find(|f| f.name == name)
+                .unwrap();
+            (figure.value, figure.kind)
+        };
+        assert_eq!(
+            value(&usage, "refused_trace_bytes"),
+            (1, FigureKind::Counter)
+        );
+        assert_eq!(value(&usage, "trace_bytes_held"), (16, FigureKind::Gauge));
         usage.refused(Limit::Policy);
-        assert!(usage.counters().contains(&("refused_by_policy", 1)));
+        assert_eq!(value(&usage, "refused_by_policy").0, 1);
     }
 }

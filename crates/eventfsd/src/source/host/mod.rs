@@ -30,6 +30,7 @@ pub mod rescan;
 pub mod scope;
 
 use super::Source;
+use crate::stats::SourceFigure;
 
 pub use error::HostError;
 pub use forward::{ForwardLimits, HostControl, HostView};
@@ -338,8 +339,8 @@ impl Source for HostSource {
         self.control.clone()
     }
 
-    fn counters(&self) -> Vec<(&'static str, u64)> {
-        self.control.counters()
+    fn figures(&self) -> Vec<SourceFigure> {
+        self.control.figures()
     }
 
     fn listings_are_frozen(&self) -> bool {
