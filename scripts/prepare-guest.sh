@@ -256,6 +256,8 @@ build_initramfs() {
     install -m 0755 "$REPO/scripts/guest-init.sh" "$root/init"
     # the guest-side mount helper users install in their guests (guest/eventfsd-mount)
     install -m 0755 "$REPO/guest/eventfsd-mount" "$root/usr/sbin/eventfsd-mount"
+    # ... and as mount(8)'s helper for fstab's "eventfsd" type (README, "Guest")
+    ln -sf eventfsd-mount "$root/usr/sbin/mount.eventfsd"
     install_guest_tools "$root"
     local t n=0
     for t in "$REPO"/guest-tests/*.sh; do

@@ -66,6 +66,8 @@ pub struct EventFs {
     /// This session answers OPENDIR with ENOSYS (the kernel then sends no OPENDIR/RELEASEDIR
     /// and caches every listing): set at INIT when the policy and the kernel allow it.
     no_opendir: AtomicBool,
+    /// `--readonly`: every change is refused with EROFS, as on a read-only mount.
+    read_only: bool,
 }
 
 /// A guest-supplied name as UTF-8, length-checked before anything else looks at it.
@@ -91,6 +93,22 @@ impl EventFs {
             stats,
             policy,
             no_opendir: AtomicBool::new(false),
+            read_only: false,
+        }
+    }
+
+    /// Serves the tree read-only (libvirt's `<readonly/>`): opens for writing, writes,
+    /// truncation, attribute changes, mkdir and rmdir fail with EROFS.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// EROFS (counted and logged like any error) when the tree is served read-only.
+    fn check_writable(&self) -> io::Result<()> {
+        match self.read_only {
+            true => Err(self.fail(FsError::Os(libc::EROFS))),
+            false => Ok(()),
         }
     }
 
@@ -305,6 +323,7 @@ impl FileSystem for EventFs {
         _handle: Option<u64>,
         valid: SetattrValid,
     ) -> io::Result<(stat64, Duration)> {
+        self.check_writable()?;
         let change = SetAttr {
             mode: valid.contains(SetattrValid::MODE).then_some(attr.st_mode),
             uid: valid.contains(SetattrValid::UID).then_some(attr.st_uid),
@@ -348,6 +367,9 @@ impl FileSystem for EventFs {
             return Err(self.fail(FsError::Os(libc::EISDIR)));
         };
         let flags = OpenFlags::from_bits(flags as i32);
+        if flags.write {
+            self.check_writable()?;
+        }
         let (handle, opts) = if kind.is_immutable() {
             if flags.write {
                 return Err(self.fail(FsError::Os(libc::EACCES)));
@@ -379,6 +401,7 @@ impl FileSystem for EventFs {
         _name: &CStr,
         _args: CreateIn,
     ) -> io::Result<(Entry, Option<u64>, OpenOptions, Option<u32>)> {
+        self.check_writable()?;
         Err(self.fail(FsError::Os(libc::EPERM)))
     }
 
@@ -433,6 +456,8 @@ impl FileSystem for EventFs {
         _flags: u32,
         _fuse_flags: u32,
     ) -> io::Result<usize> {
+        // A hostile guest may send WRITE on a handle it never opened for writing.
+        self.check_writable()?;
         let node = self
             .tree
             .node(inode)
@@ -488,6 +513,9 @@ impl FileSystem for EventFs {
         st.f_bsize = 4096;
         st.f_frsize = 4096;
         st.f_namemax = 255;
+        if self.read_only {
+            st.f_flag |= libc::ST_RDONLY;
+        }
         Ok(st)
     }
 
@@ -583,6 +611,7 @@ impl FileSystem for EventFs {
         _mode: u32,
         _umask: u32,
     ) -> io::Result<Entry> {
+        self.check_writable()?;
         let node = self.tree.node(parent).map_err(|e| self.fail(e))?;
         let name = name_str(name).map_err(|e| self.fail(e))?;
         self.control
@@ -612,6 +641,7 @@ impl FileSystem for EventFs {
     }
 
     fn rmdir(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<()> {
+        self.check_writable()?;
         let node = self.tree.node(parent).map_err(|e| self.fail(e))?;
         let name = name_str(name).map_err(|e| self.fail(e))?;
         self.control

@@ -26,7 +26,7 @@ use eventfsd::source::host::{
 };
 use eventfsd::source::Source;
 use eventfsd::stats::{spawn_stats_writer, Stats, StatsFile, StatsHook};
-use eventfsd::transport::fusedev::FuseMounted;
+use eventfsd::transport::fusedev::{self, FuseMounted};
 use eventfsd::transport::vhost_user::{self, ServeOptions, Shutdown};
 
 /// How often the main thread checks whether the transport ended by itself.
@@ -141,7 +141,25 @@ struct Opened {
     scope_tasks: Option<std::collections::BTreeSet<u32>>,
 }
 
+/// `--rlimit-nofile`: the soft and hard open-file limit, as virtiofsd sets it.
+fn set_open_file_limit(limit: u64) -> Result<(), String> {
+    let rlim = libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: limit,
+    };
+    // SAFETY: a valid rlimit struct.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rlim) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(format!("--rlimit-nofile {limit}: {e}"));
+    }
+    log::debug!("open-file limit set to {limit}");
+    Ok(())
+}
+
 fn open(options: &Options) -> Result<Opened, String> {
+    if let Some(limit) = options.rlimit_nofile {
+        set_open_file_limit(limit)?;
+    }
     let catalog = match (&options.source, &options.catalog) {
         (cli::Source::Catalog, Some(path)) => {
             Some(eventfs_core::catalog::load_file(path).map_err(|e| e.to_string())?)
@@ -297,25 +315,6 @@ fn remove_socket(path: &Path) {
     }
 }
 
-/// Lazily detaches the `--mount` mount point (the sandbox's parent, once its child is gone).
-fn detach_mount(dir: &Path) {
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
-        return;
-    };
-    // SAFETY: a valid C string.
-    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
-        log::info!("unmounted {}", dir.display());
-    } else {
-        // EINVAL: unmounted from outside already, which is how a --mount daemon may end.
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EINVAL) {
-            log::debug!("{} was no longer mounted", dir.display());
-        } else {
-            log::warn!("cannot unmount {}: {e}", dir.display());
-        }
-    }
-}
-
 /// The sandbox's parent: closes its copies of what the child serves, waits for the child, then
 /// removes what only the host's namespaces can see.
 fn supervise(child: sandbox::Child, opened: Opened) -> ExitCode {
@@ -335,7 +334,7 @@ fn supervise(child: sandbox::Child, opened: Opened) -> ExitCode {
         OpenTransport::Fd(listener) => drop(listener),
         OpenTransport::Mount { mounted, dir } => {
             mounted.close_without_unmount();
-            detach_mount(&dir);
+            fusedev::unmount(&dir);
         }
     }
     // Unmounts a tracefs the parent mounted itself.
@@ -363,7 +362,8 @@ fn serve(
     } else {
         CachePolicy::default()
     };
-    let fs = EventFs::new(tree.clone(), source.control(), stats.clone(), policy);
+    let fs = EventFs::new(tree.clone(), source.control(), stats.clone(), policy)
+        .read_only(options.read_only);
     if let Some(file) = &opened.stats_file {
         file.write(&stats, &tree)
             .map_err(|e| format!("stats file {}: {e}", file.path().display()))?;
@@ -497,8 +497,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::PrintCapabilities => {
-            // vhost-user.rst: a JSON object naming the device type.
-            let caps = serde_json::json!({ "type": "fs" });
+            // vhost-user.rst: a JSON object naming the device type. libvirt reads `features`:
+            // "separate-options" makes it pass --shared-dir, --cache ... rather than `-o`.
+            // ("migrate-precopy" is not claimed: device state is not migrated.)
+            let caps = serde_json::json!({ "type": "fs", "features": ["separate-options"] });
             println!(
                 "{}",
                 serde_json::to_string_pretty(&caps).unwrap_or_default()
@@ -507,9 +509,16 @@ fn main() -> ExitCode {
         }
         Command::Serve(options) => {
             init_logger(options.log_level, options.syslog);
+            for note in &options.compat_notes {
+                log::info!("{note}");
+            }
+            let syslog = options.syslog;
             match run(*options) {
                 Ok(code) => code,
                 Err(e) => {
+                    if syslog {
+                        log::error!("{e}");
+                    }
                     eprintln!("eventfsd: {e}");
                     ExitCode::FAILURE
                 }

@@ -158,6 +158,81 @@ fn mount_serves_and_unmounts_on_sigterm() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `systemctl stop` and libvirt expect one SIGTERM to end the daemon, however its mount is
+/// used: a shell with its working directory in it, a reader blocked in `trace_pipe`, and a
+/// copy of the mount in another mount namespace.
+#[test]
+fn mount_stops_on_one_sigterm_while_busy() {
+    let name = "mount_stops_on_one_sigterm_while_busy";
+    if !test_prereq::root_and_fuse(name) {
+        return;
+    }
+    if Command::new("unshare").arg("--version").output().is_err() {
+        test_prereq::skip(name, "needs unshare (util-linux)");
+        return;
+    }
+    for sandbox in ["namespace", "none"] {
+        let dir = temp_dir(&format!("busy-{sandbox}"));
+        let mnt = dir.join("mnt");
+        std::fs::create_dir_all(&mnt).unwrap();
+        let mut child = Command::new(BIN)
+            .args(["--mount", mnt.to_str().unwrap(), "--sandbox", sandbox])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for(&mnt.join("events/sched/enable"), &mut child);
+        let events = mnt.join("events");
+        let mut users = vec![
+            // Holds the mount busy by its working directory, reading nothing.
+            Command::new("sleep")
+                .arg("60")
+                .current_dir(&events)
+                .spawn()
+                .unwrap(),
+            // A blocked reader in our namespace.
+            Command::new("cat")
+                .arg(mnt.join("trace_pipe"))
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+            // A copy of the mount in another mount namespace, with its own blocked reader.
+            Command::new("unshare")
+                .args(["-m", "--propagation", "private", "cat"])
+                .arg(mnt.join("trace_pipe"))
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+        ];
+        std::thread::sleep(Duration::from_millis(300));
+        let status = signal_and_wait(&mut child, libc::SIGTERM);
+        let mut log = String::new();
+        use std::io::Read;
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut log)
+            .unwrap();
+        for user in &mut users {
+            let _ = user.kill();
+            let _ = user.wait();
+        }
+        assert!(status.success(), "{sandbox}: {status:?}\n{log}");
+        // Either the users had already failed (the connection ended) or it was busy.
+        assert!(
+            log.contains("detached lazily")
+                || log.contains(&format!("unmounted {}", mnt.display())),
+            "{sandbox}: {log}"
+        );
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+        assert!(
+            !mounts.contains(mnt.to_str().unwrap()),
+            "{sandbox}: still mounted"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
 #[test]
 fn readme_shows_the_current_help() {
     let out = run(&["--help"]);

@@ -13,6 +13,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::error::{check, last_error, SandboxError};
+use crate::stats::process::SMAPS_ROLLUP;
 
 /// What the sandboxed child needs to find inside its new root.
 #[derive(Debug, Default, Clone)]
@@ -72,16 +73,16 @@ fn mkdir(path: &Path) -> Result<(), SandboxError> {
     })
 }
 
-/// An `O_PATH` fd of `path`, taken before the new root covers anything.
+/// An `O_PATH` fd of the directory `path`, taken before the new root covers anything.
 fn open_path(path: &Path) -> Result<OwnedFd, SandboxError> {
+    open_path_with(path, libc::O_DIRECTORY)
+}
+
+/// An `O_PATH` fd of `path` (a file or a directory, as `flags` require).
+fn open_path_with(path: &Path, flags: libc::c_int) -> Result<OwnedFd, SandboxError> {
     let c = c_path(path);
     // SAFETY: valid C string; the result is checked before it is owned.
-    let fd = unsafe {
-        libc::open(
-            c.as_ptr(),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC | flags) };
     check(fd, || format!("open {}", path.display()))?;
     // SAFETY: a fresh fd nobody else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -92,10 +93,22 @@ fn via_fd(fd: &OwnedFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
-/// Bind-mounts the directory behind `source` on `target`, then remounts the bind with `flags`
-/// (a bind mount ignores flags on its first mount call).
+/// Bind-mounts the directory or file behind `source` on `target` (made first, as an empty
+/// directory or file), then remounts the bind with `flags` (a bind mount ignores flags on its
+/// first mount call).
 fn bind(source: &OwnedFd, target: &Path, flags: libc::c_ulong) -> Result<(), SandboxError> {
-    mkdir(target)?;
+    let is_dir = std::fs::metadata(via_fd(source)).is_ok_and(|m| m.is_dir());
+    if is_dir {
+        mkdir(target)?;
+    } else {
+        if let Some(parent) = target.parent() {
+            mkdir(parent)?;
+        }
+        std::fs::File::create(target).map_err(|source| SandboxError::Step {
+            step: format!("create {}", target.display()),
+            source,
+        })?;
+    }
     mount(Some(&via_fd(source)), target, None, libc::MS_BIND, None)?;
     mount(
         None,
@@ -135,6 +148,8 @@ pub(super) fn build(plan: &Plan) -> Result<(), SandboxError> {
     // The sources are opened first, so that the tmpfs cannot hide them (a tracefs under /tmp).
     let tracefs = plan.tracefs.as_deref().map(open_path).transpose()?;
     let fd_dir = open_path(Path::new("/proc/self/fd"))?;
+    // The stats file's memory figures: this process's own rollup, nothing of anyone else.
+    let smaps_rollup = open_path_with(Path::new(SMAPS_ROLLUP), 0)?;
 
     let new_root = staging_dir();
     if new_root == Path::new("/") {
@@ -161,8 +176,14 @@ pub(super) fn build(plan: &Plan) -> Result<(), SandboxError> {
         &new_root.join("proc/self/fd"),
         hardened | libc::MS_RDONLY,
     )?;
+    bind(
+        &smaps_rollup,
+        &new_root.join(SMAPS_ROLLUP.trim_start_matches('/')),
+        hardened | libc::MS_RDONLY,
+    )?;
     drop(tracefs);
     drop(fd_dir);
+    drop(smaps_rollup);
     pivot_into(&new_root)?;
     // Read-only from now on: the daemon writes nothing outside tracefs.
     mount(

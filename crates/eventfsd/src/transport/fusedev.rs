@@ -137,6 +137,39 @@ impl FuseMounted {
     }
 }
 
+/// Unmounts `dir`; when it is busy (a process has its working directory or a file in it, or
+/// another mount namespace holds a copy), detaches it lazily instead, so that stopping never
+/// waits for its users: the mount disappears once the last of them lets go.
+pub fn unmount(dir: &Path) {
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return;
+    };
+    // SAFETY: a valid C string. A plain unmount first: FUSE sends no request on unmount (only
+    // fuseblk and virtio-fs do), so it cannot wait on our own workers.
+    if unsafe { libc::umount2(c.as_ptr(), 0) } == 0 {
+        log::info!("unmounted {}", dir.display());
+        return;
+    }
+    let error = std::io::Error::last_os_error();
+    match error.raw_os_error() {
+        // Unmounted from outside already, which is how a --mount daemon may end.
+        Some(libc::EINVAL) => log::debug!("{} was no longer mounted", dir.display()),
+        Some(libc::EBUSY) => {
+            // SAFETY: as above.
+            if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
+                log::info!(
+                    "{} is busy: detached lazily (it disappears when its last user leaves)",
+                    dir.display()
+                );
+            } else {
+                let e = std::io::Error::last_os_error();
+                log::warn!("cannot detach {}: {e}", dir.display());
+            }
+        }
+        _ => log::warn!("cannot unmount {}: {error}", dir.display()),
+    }
+}
+
 fn mount_error(mountpoint: &Path, e: fuse_backend_rs::transport::Error) -> FusedevError {
     FusedevError::Mount {
         path: mountpoint.display().to_string(),
@@ -161,9 +194,8 @@ impl FuseMount {
         self.stopping.store(true, Ordering::Relaxed);
         if let Some(session) = self.session.as_mut() {
             if self.unmount {
-                if let Err(e) = session.umount() {
-                    log::warn!("unmount {}: {e}", session.mountpoint().display());
-                }
+                // (The session's own umount, when it is dropped, then finds nothing to do.)
+                unmount(session.mountpoint());
             }
             let _ = session.wake();
         }

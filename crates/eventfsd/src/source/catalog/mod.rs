@@ -255,6 +255,7 @@ pub struct CatalogSource {
 impl CatalogSource {
     /// Loads the catalog and starts the simulation.
     pub fn start(options: &CatalogSourceOptions) -> Result<CatalogSource, String> {
+        let mut embedded_copy = false;
         let tree = match &options.catalog {
             None => Tree::embedded(options.config),
             Some(path) => {
@@ -262,17 +263,25 @@ impl CatalogSource {
                     Some(bytes) => bytes.clone(),
                     None => catalog::load_file(path).map_err(|e| e.to_string())?,
                 };
-                Tree::from_image(Image::Owned(bytes.into()), options.config)
-                    .map_err(|e| format!("catalog {}: {e}", path.display()))?
+                embedded_copy = bytes == catalog::EMBEDDED;
+                if embedded_copy {
+                    // The installed copy of the embedded catalog (what libvirt's <source dir>
+                    // names): served from the binary's pages, which every daemon shares.
+                    Tree::embedded(options.config)
+                } else {
+                    Tree::from_image(Image::Owned(bytes.into()), options.config)
+                        .map_err(|e| format!("catalog {}: {e}", path.display()))?
+                }
             }
         };
         let tree = Arc::new(tree);
         let control = Arc::new(CatalogControl::with_options(options.control));
         let producer = control.start_recording(&tree);
-        let origin = options
-            .catalog
-            .as_deref()
-            .map_or_else(|| "embedded".to_string(), |p| p.display().to_string());
+        let origin = match (&options.catalog, embedded_copy) {
+            (None, _) => "embedded".to_string(),
+            (Some(path), true) => format!("{}, the embedded one", path.display()),
+            (Some(path), false) => path.display().to_string(),
+        };
         Ok(CatalogSource {
             tree,
             control,

@@ -1,5 +1,8 @@
 //! Command line, following QEMU's vhost-user backend program conventions
-//! (docs/interop/vhost-user.rst, "Backend program conventions"), parsed with clap.
+//! (docs/interop/vhost-user.rst, "Backend program conventions"), parsed with clap, and
+//! accepting the command lines libvirt builds for a virtio-fs daemon ([`compat`]).
+
+pub mod compat;
 
 use std::path::{Path, PathBuf};
 
@@ -99,6 +102,12 @@ pub struct Options {
     pub seccomp: SeccompMode,
     /// `--socket-group`: the group that may connect to the socket (mode 0660); `None`: 0600.
     pub socket_group: Option<String>,
+    /// `--readonly`: refuse every change with EROFS.
+    pub read_only: bool,
+    /// `--rlimit-nofile`: the open-file limit to set.
+    pub rlimit_nofile: Option<u64>,
+    /// What was accepted for compatibility and means nothing here, for the start-up log.
+    pub compat_notes: Vec<String>,
 }
 
 /// Most CPUs `--cpus` accepts: `tracing_cpumask` is kept in one 64-bit word.
@@ -206,9 +215,9 @@ struct Args {
     /// Group of every node.
     #[arg(long, value_name = "N", default_value_t = 0)]
     gid: u32,
-    /// Request worker threads.
+    /// Request worker threads (0, as libvirt may pass it, means 1)
     #[arg(long, value_name = "N", default_value_t = 4,
-          value_parser = clap::value_parser!(u16).range(1..=256))]
+          value_parser = clap::value_parser!(u16).range(0..=256))]
     thread_pool_size: u16,
     /// error, warn, info, debug or trace (logs as debug).
     #[arg(long, value_name = "LEVEL", default_value = "info")]
@@ -241,7 +250,8 @@ struct Args {
           value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CPUS)))]
     cpus: Option<u32>,
     /// Confinement after start-up: namespaces, empty root, no capabilities (see README).
-    #[arg(long, value_name = "MODE", default_value = "namespace", value_parser = ["namespace", "none"])]
+    #[arg(long, value_name = "MODE", default_value = "namespace",
+          value_parser = ["namespace", "none", "chroot"], hide_possible_values = true)]
     sandbox: String,
     /// What a syscall outside the daemon's allow-list does.
     #[arg(long, value_name = "ACTION", default_value = "kill", value_parser = ["kill", "log", "none"])]
@@ -252,6 +262,27 @@ struct Args {
     /// Print the vhost-user backend capabilities (JSON) and exit (other options are ignored).
     #[arg(long)]
     print_capabilities: bool,
+    /// Refuse every change with EROFS (libvirt's <readonly/>).
+    #[arg(long)]
+    readonly: bool,
+    /// Set the open-file limit (RLIMIT_NOFILE) to N.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    rlimit_nofile: Option<u64>,
+    /// libvirt's <source dir>: a tracefs mount (host source) or a catalog file (catalog source).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["catalog", "tracefs"])]
+    shared_dir: Option<PathBuf>,
+    /// libvirt: accepted; eventfsd sets its own cache timeouts (control files are never cached).
+    #[arg(long, value_name = "MODE", value_parser = ["never", "auto", "always", "metadata"])]
+    cache: Option<String>,
+    /// libvirt: refused, tracefs has no extended attributes.
+    #[arg(long)]
+    xattr: bool,
+    /// libvirt: accepted and unused (nodes belong to --uid/--gid, in the guest's ids).
+    #[arg(long, value_name = ":START:HOST:COUNT:", value_parser = compat::check_id_map)]
+    uid_map: Vec<String>,
+    /// libvirt: accepted and unused, as --uid-map.
+    #[arg(long, value_name = ":START:HOST:COUNT:", value_parser = compat::check_id_map)]
+    gid_map: Vec<String>,
 }
 
 /// The clap definition of the command line (for help and man pages).
@@ -277,6 +308,7 @@ pub fn parse_in(
     if args.iter().any(|a| a == "--print-capabilities") {
         return Ok(Command::PrintCapabilities);
     }
+    let args = compat::translate_legacy(args)?;
     let argv = std::iter::once("eventfsd".to_string()).chain(args);
     let matches = match command().try_get_matches_from(argv) {
         Ok(m) => m,
@@ -290,7 +322,53 @@ pub fn parse_in(
             };
         }
     };
-    let args = Args::from_arg_matches(&matches).map_err(|e| one_line(&e))?;
+    let source_given =
+        matches.value_source("source") == Some(clap::parser::ValueSource::CommandLine);
+    let mut args = Args::from_arg_matches(&matches).map_err(|e| one_line(&e))?;
+    if let Some(dir) = args.shared_dir.take() {
+        let kind = match compat::resolve_shared_dir(&dir)? {
+            compat::SharedDir::Tracefs(dir) => {
+                args.tracefs = Some(dir);
+                "host"
+            }
+            compat::SharedDir::Catalog(file) => {
+                args.catalog = Some(file);
+                "catalog"
+            }
+        };
+        if source_given && args.source != kind {
+            return Err(format!(
+                "--shared-dir {} means --source {kind}, not --source {}",
+                dir.display(),
+                args.source
+            ));
+        }
+        args.source = kind.into();
+    }
+    if args.xattr {
+        return Err("--xattr: tracefs has no extended attributes (leave xattr off)".into());
+    }
+    if args.sandbox == "chroot" {
+        return Err(
+            "--sandbox chroot: eventfsd confines itself with namespaces (namespace, the \
+             default) or not at all (none)"
+                .into(),
+        );
+    }
+    let mut compat_notes = Vec::new();
+    if let Some(mode) = &args.cache {
+        compat_notes.push(format!(
+            "--cache {mode} ignored: eventfsd sets its own cache timeouts, and control files \
+             are never cached"
+        ));
+    }
+    if !args.uid_map.is_empty() || !args.gid_map.is_empty() {
+        compat_notes.push(
+            "--uid-map/--gid-map ignored: every node belongs to --uid/--gid, in the guest's \
+             ids"
+            .into(),
+        );
+    }
     let host = args.source == "host";
     let host_only = [
         ("--tracefs", args.tracefs.is_some()),
@@ -352,7 +430,7 @@ pub fn parse_in(
         catalog: args.catalog,
         uid: args.uid,
         gid: args.gid,
-        thread_pool_size: usize::from(args.thread_pool_size),
+        thread_pool_size: usize::from(args.thread_pool_size).max(1),
         log_level: args.log_level,
         stats_file: args.stats_file,
         stats_format,
@@ -372,6 +450,9 @@ pub fn parse_in(
             _ => SeccompMode::Kill,
         },
         socket_group: args.socket_group,
+        read_only: args.readonly,
+        rlimit_nofile: args.rlimit_nofile,
+        compat_notes,
     })))
 }
 
@@ -487,7 +568,7 @@ mod tests {
             ("--fd x", "invalid value"),
             ("--socket-path", "a value is required"),
             ("--bogus", "unexpected argument"),
-            ("--fd 3 --thread-pool-size 0", "not in 1..=256"),
+            ("--fd 3 --thread-pool-size 257", "not in 0..=256"),
             ("--fd 3 --rate 100001", "100000"),
             ("--fd 3 --policy p.toml", "needs --source host"),
             (
