@@ -73,6 +73,8 @@ const COMMON: &[(libc::c_long, &str)] = syscalls![
     SYS_exit_group,
     SYS_getpid,
     SYS_gettid,
+    // The stats file's CPU time.
+    SYS_getrusage,
     SYS_tgkill,
     SYS_sched_yield,
     SYS_sched_getaffinity,
