@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up and runs every test: formatting, lints, the module import graph, unit and /dev/fuse
 # integration tests, the guest suite (a real QEMU guest mounting eventfsd over virtio-fs, once
-# per source), then a short fuzz smoke. Run as root on a fresh machine.
+# per source), the Debian package's test install, then a short fuzz smoke. Run as root on a
+# fresh machine.
 #
 # Nothing that did not run counts as passed. Tests whose prerequisite is missing (root,
 # /dev/fuse, a mountable tracefs: crates/test-prereq) are counted as skipped, and so are
@@ -67,6 +68,19 @@ scripts/guest-test.sh
 step "guest tests (host source)"
 EVENTFSD_ARGS="--source host" scripts/guest-test.sh --no-build \
     --tests 10,11,15,16,17,18,20,30,31,35,40,45,46,47,48,50,60,70,80,90
+
+# The Debian package, built from the binary the guest tests used and test-installed into a
+# scratch root (never the host's). Its tools: dpkg-shlibdeps (dpkg-dev), systemd-analyze and
+# systemd-socket-activate (systemd).
+step "Debian package (scripts/package-test.sh)"
+need=()
+command -v dpkg-shlibdeps >/dev/null || need+=(dpkg-dev)
+command -v systemd-analyze >/dev/null && command -v systemd-socket-activate >/dev/null || need+=(systemd)
+if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}" ||
+        { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}"; }
+fi
+scripts/package-test.sh
 
 FUZZ_SECONDS=${EVENTFSD_FUZZ_SECONDS:-30}
 if [ "$FUZZ_SECONDS" != 0 ]; then

@@ -374,7 +374,8 @@ fn parallel_find_cat_echo_load() {
     println!(
         "load: {done:?} find/cat/echo ops in {:?} by 6 threads; daemon: {}",
         started.elapsed(),
-        m.stats.to_json(&m.tree)
+        m.stats
+            .to_json(&m.tree, &eventfsd::stats::ProcessFigures::read())
     );
     // Each kind of worker really worked, and the invalid writes really happened.
     assert!(
