@@ -17,6 +17,7 @@
 #   lib/systemd/system/eventfsd@.socket, eventfsd@.service   (systemd also reads /usr/local)
 #   share/eventfsd/policy.example.toml       the default host-source policy, written out
 #   share/eventfsd/eventfsd.conf.example     template of /etc/eventfsd/VM.conf
+#   share/eventfsd/default.evcat             the embedded catalog, for libvirt's <source dir>
 #   share/doc/eventfsd/README.md
 # and the vhost-user backend descriptor 90-eventfsd.json in share/qemu/vhost-user/ for
 # PREFIX=/usr, else in DESTDIR/etc/qemu/vhost-user/ (libvirt reads /usr/share/qemu and /etc/qemu,
@@ -65,7 +66,8 @@ else
     DESCRIPTOR=/etc/qemu/vhost-user/90-eventfsd.json
 fi
 FILES=("$BIN" "$MAN" "$UNITDIR/eventfsd@.socket" "$UNITDIR/eventfsd@.service" "$DESCRIPTOR"
-    "$SHARE/policy.example.toml" "$SHARE/eventfsd.conf.example" "$DOC/README.md")
+    "$SHARE/policy.example.toml" "$SHARE/eventfsd.conf.example" "$SHARE/default.evcat"
+    "$DOC/README.md")
 
 if [ "$UNINSTALL" = 1 ]; then
     for f in "${FILES[@]}"; do
@@ -115,6 +117,9 @@ put 0644 "$TMP/eventfsd@.service" "$UNITDIR/eventfsd@.service"
 put 0644 "$TMP/90-eventfsd.json" "$DESCRIPTOR"
 put 0644 "$REPO/docs/policy.example.toml" "$SHARE/policy.example.toml"
 put 0644 "$TMP/eventfsd.conf.example" "$SHARE/eventfsd.conf.example"
+# A copy of the catalog compiled into the binary: a path libvirt can name (<source dir=...>);
+# the daemon recognises it and serves the binary's own shared pages instead.
+put 0644 "$REPO/crates/eventfs-core/catalog/default.evcat" "$SHARE/default.evcat"
 put 0644 "$REPO/README.md" "$DOC/README.md"
 if [ -z "$DESTDIR" ]; then
     echo "install.sh: next: systemctl daemon-reload; per VM: systemctl enable --now eventfsd@VM.socket (README, \"Install\")"

@@ -47,6 +47,7 @@ EXPECTED="/usr/bin/eventfsd
 /usr/lib/systemd/system/eventfsd@.socket
 /usr/share/doc/eventfsd/README.md
 /usr/share/doc/eventfsd/copyright
+/usr/share/eventfsd/default.evcat
 /usr/share/eventfsd/eventfsd.conf.example
 /usr/share/eventfsd/policy.example.toml
 /usr/share/man/man1/eventfsd.1.gz

@@ -297,6 +297,25 @@ fn what_the_guest_can_make_the_host_hold_is_bounded() {
         assert_eq!(counters["refused_trace_bytes"], 1, "{counters:?}");
         assert_eq!(counters["refused_enabled_events"], 1, "{counters:?}");
         assert_eq!(echo(&m.path("events/sched/sched_switch/enable"), "0"), None);
+        // The host memory the guest holds in ring buffers, as the kernel counts it.
+        let figure = |name: &str| {
+            m.source
+                .as_ref()
+                .unwrap()
+                .figures()
+                .into_iter()
+                .find(|f| f.name == name)
+                .unwrap()
+                .value
+        };
+        let total_kb: u64 = host_read(m, "buffer_total_size_kb").trim().parse().unwrap();
+        assert_eq!(figure("ring_buffer_bytes"), total_kb * 1024);
+        assert_eq!(figure("guest_instances"), 0);
+        std::fs::create_dir(m.path("instances/extra")).unwrap();
+        assert_eq!(figure("guest_instances"), 1);
+        assert!(figure("ring_buffer_bytes") > total_kb * 1024);
+        std::fs::remove_dir(m.path("instances/extra")).unwrap();
+        assert_eq!(figure("ring_buffer_bytes"), total_kb * 1024);
     });
 }
 

@@ -255,6 +255,7 @@ fn libvirt_readonly_refuses_changes() {
         Err(libc::EROFS)
     );
     assert_eq!(guest.mkdir("instances", "x"), Err(libc::EROFS));
+    assert_eq!(guest.rmdir("instances", "x"), Err(libc::EROFS));
     assert_eq!(guest.read_file("events/sched/enable").unwrap(), b"0\n");
     drop(guest);
     assert!(daemon.stop().0.success());

@@ -2,6 +2,8 @@
 //! (`LISTEN_FDS`), stderr to the journal with priorities, Prometheus stats for
 //! node_exporter's textfile collector, and one SIGTERM to stop.
 
+// The shared guest driver; this file uses only its reads.
+#[allow(dead_code)]
 #[path = "sandbox/vhost_guest.rs"]
 mod vhost_guest;
 

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -212,7 +212,6 @@ impl HostControl {
 
     /// Pins our instance (and every instance the guest makes later) to `scope`.
     pub fn set_scope(&self, scope: Scope) -> Result<(), FsError> {
-        use std::os::fd::AsFd;
         scope.apply(self.instance.as_fd())?;
         log::info!(
             "scope: events of process tree {} only ({} tasks now)",
@@ -226,11 +225,26 @@ impl HostControl {
     /// The limits' counters and the usage they measure, for the stats file.
     pub fn figures(&self) -> Vec<SourceFigure> {
         let mut out = self.usage.figures();
-        out.push(SourceFigure {
-            name: "open_handles",
-            value: self.lock_handles().len() as u64,
-            kind: FigureKind::Gauge,
-        });
+        let guest_dirs = self.guests.dirs();
+        // The host kernel memory this guest holds in ring buffers: what the kernel says its
+        // instances' buffers take (all CPUs), ours and the guest's own.
+        let ring_kb: u64 = std::iter::once(self.instance.as_fd())
+            .chain(guest_dirs.iter().map(|fd| fd.as_fd()))
+            .filter_map(|dir| open_beneath(dir, "buffer_total_size_kb", libc::O_RDONLY).ok())
+            .filter_map(|fd| read_to_end(&fd, 64).ok())
+            .filter_map(|text| String::from_utf8_lossy(&text).trim().parse::<u64>().ok())
+            .sum();
+        for (name, value) in [
+            ("open_handles", self.lock_handles().len() as u64),
+            ("guest_instances", guest_dirs.len() as u64),
+            ("ring_buffer_bytes", ring_kb.saturating_mul(1024)),
+        ] {
+            out.push(SourceFigure {
+                name,
+                value,
+                kind: FigureKind::Gauge,
+            });
+        }
         out
     }
 
@@ -301,7 +315,6 @@ impl HostControl {
     }
 
     fn instance_fd<'a>(&'a self, dir: &'a InstanceDir) -> BorrowedFd<'a> {
-        use std::os::fd::AsFd;
         match dir {
             InstanceDir::Ours => self.instance.as_fd(),
             InstanceDir::Guest(fd) => fd.as_fd(),
@@ -314,7 +327,6 @@ impl HostControl {
     }
 
     fn base_fd(&self, base: Base) -> BorrowedFd<'_> {
-        use std::os::fd::AsFd;
         match base {
             Base::Instance => self.instance.as_fd(),
             Base::Top => self.top.as_fd(),

@@ -128,6 +128,11 @@ impl GuestInstances {
         self.live().get(name).cloned()
     }
 
+    /// The host directories of every live guest instance.
+    pub fn dirs(&self) -> Vec<Arc<OwnedFd>> {
+        self.live().values().cloned().collect()
+    }
+
     /// Number of live guest instances.
     pub fn len(&self) -> usize {
         self.live().len()
