@@ -577,7 +577,11 @@ mod tests {
             ),
             ("--fd 3 --source nope", "invalid value"),
             ("--fd 3 --log-level loud", "invalid value"),
-            ("--fd 3 --sandbox chroot", "invalid value"),
+            ("--fd 3 --sandbox jail", "invalid value"),
+            ("--fd 3 --sandbox chroot", "confines itself with namespaces"),
+            ("--fd 3 --xattr", "no extended attributes"),
+            ("--fd 3 --uid-map 0:1:1", "is not :start:host_start:count:"),
+            ("--fd 3 --cache sometimes", "invalid value"),
             ("--fd 3 --seccomp trap", "invalid value"),
             ("--fd 3 --socket-group kvm", "needs --socket-path"),
         ];
