@@ -249,7 +249,8 @@ struct Args {
     #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CPUS)))]
     cpus: Option<u32>,
-    /// Confinement after start-up: namespaces, empty root, no capabilities (see README).
+    /// Confinement after start-up, namespace (namespaces, empty root, no capabilities; see
+    /// README) or none
     #[arg(long, value_name = "MODE", default_value = "namespace",
           value_parser = ["namespace", "none", "chroot"], hide_possible_values = true)]
     sandbox: String,

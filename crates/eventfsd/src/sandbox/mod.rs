@@ -8,8 +8,8 @@
 //!   socket file, the `--mount` mount point);
 //! * the **child** is pid 1 of a new pid namespace, in new mount, network and IPC namespaces
 //!   whose root is an empty read-only tmpfs ([`root`]) holding only the host tracefs (host
-//!   source) and the daemon's own `/proc/self/fd`. The caller then drops every capability
-//!   ([`caps`]) and installs the syscall allow-list ([`seccomp`]).
+//!   source) and the daemon's own `/proc/self/fd` and `/proc/self/smaps_rollup`. The caller
+//!   then drops every capability ([`caps`]) and installs the syscall allow-list ([`seccomp`]).
 //!
 //! An unprivileged daemon (the catalog source needs no privilege) first enters a user namespace
 //! of its own, in which it is uid 0, so that it may create the others.
