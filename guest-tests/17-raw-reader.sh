@@ -36,7 +36,12 @@ missing=$(awk '
     NR == FNR { lines[NR] = $0; n = NR; next }
     /^cpu=/ {
         delete v
-        for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = substr($i, length(kv[1]) + 2) }
+        # A word without "=" continues the value before it: task names may hold spaces
+        # ("opt cgu.15", a rustc thread on the host).
+        for (i = 1; i <= NF; i++) {
+            if (index($i, "=")) { split($i, kv, "="); key = kv[1]; v[key] = substr($i, length(key) + 2) }
+            else v[key] = v[key] " " $i
+        }
         cpu = sprintf("[%03d]", v["cpu"])
         if (v["event"] == "sched_switch")
             want = " " v["ts"] ": sched_switch: prev_comm=" v["prev_comm"] " prev_pid=" v["prev_pid"] " "

@@ -219,7 +219,8 @@ run_config() { # config
             ;;
         eventfsd-host)
             "$EVENTFSD" --socket-path "$sock" --stats-file "$TMP/$cfg.stats.json" --log-level warn \
-                --exit-on-disconnect --cpus 2 --source host --tracefs "$TRACEFS" >"$dlog" 2>&1 &
+                --exit-on-disconnect --cpus 2 --source host --tracefs "$TRACEFS" \
+                --snapshot-dir "$TMP/snapshots" >"$dlog" 2>&1 &
             DPID=$!
             ;;
         virtiofsd)

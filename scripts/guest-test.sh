@@ -220,6 +220,10 @@ EXPECTED_RESULTS=$((NSCRIPTS + 7))
 
 # ---- 4. daemon -----------------------------------------------------------------------
 echo "guest-test: starting $EVENTFSD --socket-path $SOCK --stats-file $STATS --log-level info ${EXTRA_ARGS[*]}"
+# The host source's shared snapshot goes to this run's directory, not /run/eventfsd.
+if [ "$SOURCE" = host ]; then
+    EXTRA_ARGS+=(--snapshot-dir "$TMP/snapshots")
+fi
 "$EVENTFSD" --socket-path "$SOCK" --stats-file "$STATS" --log-level info "${EXTRA_ARGS[@]}" >"$DLOG" 2>&1 &
 DPID=$!
 for _ in $(seq 1 300); do

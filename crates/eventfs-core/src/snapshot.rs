@@ -56,6 +56,9 @@ pub fn read_whole(path: &Path) -> io::Result<Vec<u8>> {
     if n > 0 {
         file.read_to_end(&mut bytes)?;
     }
+    // Thousands of formats are read in a row: keeping the first read's 64 KiB each would
+    // hold a hundred megabytes for a megabyte of text.
+    bytes.shrink_to_fit();
     Ok(bytes)
 }
 

@@ -20,6 +20,7 @@ use eventfsd::cli::{self, Command, Options, SandboxMode, Transport};
 use eventfsd::fs::{CachePolicy, EventFs};
 use eventfsd::sandbox::{self, Side};
 use eventfsd::source::catalog::{CatalogOptions, CatalogSource, CatalogSourceOptions};
+use eventfsd::source::host::shared_image::{self, SharedImage};
 use eventfsd::source::host::{
     handle_stale_instances, instance, ForwardLimits, HostError, HostOptions, HostSource, Policy,
     Tracefs,
@@ -139,6 +140,8 @@ struct Opened {
     tracefs: Option<Tracefs>,
     /// Host source with a scope: its tasks, read from the host's `/proc`.
     scope_tasks: Option<std::collections::BTreeSet<u32>>,
+    /// Host source, sandboxed: the catalog image, from the shared store (or built).
+    shared_image: Option<SharedImage>,
 }
 
 /// `--rlimit-nofile`: the soft and hard open-file limit, as virtiofsd sets it.
@@ -167,6 +170,7 @@ fn open(options: &Options) -> Result<Opened, String> {
         _ => None,
     };
     let mut scope_tasks = None;
+    let mut shared_image = None;
     let (policy, tracefs) = match &options.source {
         cli::Source::Host(args) => {
             let policy = args
@@ -201,6 +205,24 @@ fn open(options: &Options) -> Result<Opened, String> {
                         false => Ok(()),
                     })
                     .map_err(|e| format!("host source: {e}"))?;
+                // The store is a host path: reached here, mapped, and inherited by the child.
+                let default_policy;
+                let serving_policy = match &policy {
+                    Some(policy) => policy,
+                    None => {
+                        default_policy = Policy::default();
+                        &default_policy
+                    }
+                };
+                shared_image = Some(
+                    shared_image::obtain(
+                        &tracefs,
+                        serving_policy,
+                        &args.snapshot_dir,
+                        std::process::id(),
+                    )
+                    .map_err(|e| format!("host source: {e}"))?,
+                );
                 Some(tracefs)
             } else {
                 None
@@ -247,6 +269,7 @@ fn open(options: &Options) -> Result<Opened, String> {
         policy,
         tracefs,
         scope_tasks,
+        shared_image,
     })
 }
 
@@ -295,6 +318,8 @@ fn start_source(
                 },
                 instance_pid,
                 loaded_policy: opened.policy.take(),
+                shared_image: opened.shared_image.take(),
+                snapshot_store: Some(args.snapshot_dir.clone()),
                 ..HostOptions::default()
             };
             Arc::new(

@@ -529,6 +529,34 @@ fn guest_names_are_checked_before_any_host_path() {
 
 /// A fake tracefs instance (plain directories) for the rescan, which must not create dynamic
 /// events on the real host.
+/// Writes the fake root's `available_events` from its `events/` directories, as the kernel
+/// lists them (the rescan reads this file, not the directories).
+fn sync_available_events(root: &Path) {
+    let mut lines = String::new();
+    let mut systems: Vec<_> = fs::read_dir(root.join("events"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().unwrap().is_dir())
+        .collect();
+    systems.sort_by_key(|e| e.file_name());
+    for system in systems {
+        let mut events: Vec<_> = fs::read_dir(system.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().unwrap().is_dir())
+            .map(|e| e.file_name().into_string().unwrap())
+            .collect();
+        events.sort();
+        for event in events {
+            lines.push_str(&format!(
+                "{}:{event}\n",
+                system.file_name().into_string().unwrap()
+            ));
+        }
+    }
+    fs::write(root.join("available_events"), lines).unwrap();
+}
+
 fn fake_event(root: &Path, sys: &str, ev: &str, id: u32) {
     let d = root.join("events").join(sys).join(ev);
     fs::create_dir_all(&d).unwrap();
@@ -542,6 +570,7 @@ fn fake_event(root: &Path, sys: &str, ev: &str, id: u32) {
     .unwrap();
     fs::write(root.join("events").join(sys).join("enable"), "").unwrap();
     fs::write(root.join("events").join(sys).join("filter"), "").unwrap();
+    sync_available_events(root);
 }
 
 #[test]
@@ -597,6 +626,7 @@ fn rescan_adds_and_removes_dynamic_events() {
 
     fs::remove_dir_all(root.join("events/kprobes/myprobe")).unwrap();
     fs::remove_dir_all(root.join("events/synthetic")).unwrap();
+    sync_available_events(&root);
     let report = rescan(&tree, &control).unwrap();
     assert_eq!(report.removed.len(), 2, "{report:?}");
     assert!(tree.find_event("kprobes", "myprobe").is_none());
@@ -663,6 +693,7 @@ fn daemon_removes_its_instance_on_sigterm_and_reports_stale_ones() {
     let _guest_guard = InstanceGuard(stale_guest.clone());
     let dir = std::env::temp_dir().join(format!("eventfsd-host-daemon-{}", std::process::id()));
     fs::create_dir_all(&dir).unwrap();
+    let store = std::env::temp_dir().join(format!("eventfsd-host-store-{}", std::process::id()));
     for (signal, reclaim) in [(libc::SIGTERM, false), (libc::SIGINT, true)] {
         let mut args = vec![
             "--source",
@@ -671,6 +702,8 @@ fn daemon_removes_its_instance_on_sigterm_and_reports_stale_ones() {
             tracefs.to_str().unwrap(),
             "--mount",
             dir.to_str().unwrap(),
+            "--snapshot-dir",
+            store.to_str().unwrap(),
         ];
         if reclaim {
             args.push("--reclaim-stale-instances");
@@ -706,6 +739,19 @@ fn daemon_removes_its_instance_on_sigterm_and_reports_stale_ones() {
             !ours.exists(),
             "instance left after signal {signal}:\n{err}"
         );
+        // The first daemon walks a probe instance once and shares the snapshot; the second
+        // maps it. Neither leaves the probe behind.
+        let (first, shared) = ("host events snapshotted into", "from the shared snapshot");
+        if reclaim {
+            assert!(err.contains(shared) && !err.contains(first), "{err}");
+        } else {
+            assert!(err.contains(first), "{err}");
+        }
+        let probe = ours.with_file_name(format!(
+            "{}.snapshot",
+            ours.file_name().unwrap().to_string_lossy()
+        ));
+        assert!(!probe.exists(), "probe instance left behind");
         let stale_name = stale.file_name().unwrap().to_string_lossy().into_owned();
         if reclaim {
             assert!(err.contains("reclaimed stale instance"), "{err}");
@@ -716,6 +762,9 @@ fn daemon_removes_its_instance_on_sigterm_and_reports_stale_ones() {
             );
         }
     }
+    let snapshots: Vec<_> = fs::read_dir(&store).unwrap().collect();
+    assert_eq!(snapshots.len(), 1, "one snapshot file, no temporary left");
+    fs::remove_dir_all(&store).unwrap();
     let _ = fs::remove_dir(&dir);
 }
 
@@ -814,6 +863,7 @@ fn removed_dynamic_event_gives_enodev_through_an_open_handle() {
     f.read_to_string(&mut text).unwrap();
     assert_eq!(text, "0\n");
     fs::remove_dir_all(root.join("events/kprobes")).unwrap();
+    sync_available_events(&root);
     rescan(&tree, &control).unwrap();
     let mut buf = [0u8; 16];
     use std::os::unix::fs::FileExt;

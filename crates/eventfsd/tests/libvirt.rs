@@ -272,9 +272,17 @@ fn libvirt_tracefs_dir_means_the_host_source() {
         return;
     };
     let dir = TempDir::new("host");
+    // (--snapshot-dir keeps the shared snapshot in the test's directory, not /run.)
+    let store = dir.0.join("snapshots");
     let daemon = Spawned::start(
         &dir.0,
-        &["--fd={fd}", "--shared-dir", tracefs.to_str().unwrap()],
+        &[
+            "--fd={fd}",
+            "--shared-dir",
+            tracefs.to_str().unwrap(),
+            "--snapshot-dir",
+            store.to_str().unwrap(),
+        ],
     );
     let mut guest = Guest::connect(&daemon.socket);
     let instance = tracefs.join(format!("instances/eventfsd-{}", daemon.child.id()));

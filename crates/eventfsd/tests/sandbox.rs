@@ -367,7 +367,14 @@ fn host_source_runs_sandboxed_and_leaves_no_instance() {
     let dir = TempDir::new("host");
     let socket = dir.0.join("eventfsd.sock");
     let daemon = Daemon::start(
-        daemon_command(&socket).args(["--source", "host", "--tracefs", tracefs.to_str().unwrap()]),
+        daemon_command(&socket).args([
+            "--source",
+            "host",
+            "--tracefs",
+            tracefs.to_str().unwrap(),
+            "--snapshot-dir",
+            dir.0.join("snapshots").to_str().unwrap(),
+        ]),
         &socket,
         false,
     );

@@ -33,6 +33,41 @@ pub enum Image {
     Static(&'static [u8]),
     /// Loaded at run time.
     Owned(Box<[u8]>),
+    /// A read-only file mapping: its pages are shared with every process that maps the same
+    /// file (as the binary's are), so daemons serving the same image pay for it once.
+    Mapped(std::sync::Arc<memmap2::Mmap>),
+}
+
+impl Image {
+    /// Maps `file` read-only. The caller guarantees nobody changes the file in place while it
+    /// is mapped (replacing it by a rename is fine: the mapping keeps the old inode).
+    pub fn map(file: &std::fs::File) -> std::io::Result<Image> {
+        // SAFETY: read-only mapping of a file its writers only ever replace, never modify
+        // (documented precondition); the bytes are validated like any other image.
+        let map = unsafe { memmap2::Mmap::map(file)? };
+        Ok(Image::Mapped(std::sync::Arc::new(map)))
+    }
+}
+
+impl Clone for Image {
+    fn clone(&self) -> Image {
+        match self {
+            Image::Static(bytes) => Image::Static(bytes),
+            Image::Owned(bytes) => Image::Owned(bytes.clone()),
+            Image::Mapped(map) => Image::Mapped(map.clone()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Image {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self {
+            Image::Static(_) => "static",
+            Image::Owned(_) => "owned",
+            Image::Mapped(_) => "mapped",
+        };
+        write!(f, "Image({kind}, {} bytes)", self.len())
+    }
 }
 
 impl std::ops::Deref for Image {
@@ -41,6 +76,7 @@ impl std::ops::Deref for Image {
         match self {
             Image::Static(bytes) => bytes,
             Image::Owned(bytes) => bytes,
+            Image::Mapped(map) => map,
         }
     }
 }

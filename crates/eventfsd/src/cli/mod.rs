@@ -43,6 +43,8 @@ pub struct HostArgs {
     pub reclaim_stale: bool,
     /// `--scope-pid PID`: record only this process tree's events.
     pub scope_pid: Option<u32>,
+    /// `--snapshot-dir DIR`: where daemons share the snapshot of the host's events.
+    pub snapshot_dir: PathBuf,
 }
 
 /// `--sandbox`: how the daemon confines itself once it has opened what it needs.
@@ -209,6 +211,10 @@ struct Args {
     /// Host source: record only the events of this process tree (the VM's QEMU).
     #[arg(long, value_name = "PID", value_parser = clap::value_parser!(u32).range(1..))]
     scope_pid: Option<u32>,
+    /// Host source: where daemons share one snapshot of the host's events per boot [default:
+    /// /run/eventfsd]
+    #[arg(long, value_name = "DIR")]
+    snapshot_dir: Option<PathBuf>,
     /// Owner of every node.
     #[arg(long, value_name = "N", default_value_t = 0)]
     uid: u32,
@@ -377,6 +383,7 @@ pub fn parse_in(
         ("--policy", args.policy.is_some()),
         ("--reclaim-stale-instances", args.reclaim_stale_instances),
         ("--scope-pid", args.scope_pid.is_some()),
+        ("--snapshot-dir", args.snapshot_dir.is_some()),
     ];
     if !host {
         if let Some((flag, _)) = host_only.iter().find(|(_, given)| *given) {
@@ -421,6 +428,9 @@ pub fn parse_in(
             policy: args.policy,
             reclaim_stale: args.reclaim_stale_instances,
             scope_pid: args.scope_pid,
+            snapshot_dir: args
+                .snapshot_dir
+                .unwrap_or_else(|| crate::source::host::shared_image::DEFAULT_STORE.into()),
         })
     } else {
         Source::Catalog
@@ -654,6 +664,7 @@ mod tests {
                 policy: Some("p".into()),
                 reclaim_stale: true,
                 scope_pid: Some(7),
+                snapshot_dir: "/run/eventfsd".into(),
             })
         );
     }

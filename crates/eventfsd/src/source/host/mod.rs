@@ -8,11 +8,7 @@
 //! mounted is unmounted).
 
 use eventfs_core::control::ControlFiles;
-use eventfs_core::layout::{FileKind, RootFile, ROOT_FILES};
-use eventfs_core::snapshot::snapshot;
-use eventfs_core::tree::{Image, NewEvent};
 use eventfs_core::{Tree, TreeConfig};
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,6 +17,7 @@ mod error;
 pub mod forward;
 pub mod guard;
 pub mod guest_instances;
+pub mod host_catalog;
 pub mod hostio;
 pub mod instance;
 pub mod limits;
@@ -28,12 +25,16 @@ pub mod per_cpu;
 pub mod policy;
 pub mod rescan;
 pub mod scope;
+pub mod shared_image;
 
 use super::Source;
 use crate::stats::SourceFigure;
 
 pub use error::HostError;
 pub use forward::{ForwardLimits, HostControl, HostView};
+pub use host_catalog::{
+    build_tree, dynamic_event_names, filtered_catalog, is_dynamic, root_files_mask, EventNames,
+};
 pub use instance::{Instance, Tracefs};
 pub use policy::{Policy, PolicyError};
 
@@ -64,6 +65,11 @@ pub struct HostOptions {
     pub instance_pid: Option<u32>,
     /// The policy, loaded before the sandbox hid `policy`'s path (which then only names it).
     pub loaded_policy: Option<Policy>,
+    /// The catalog image to serve, obtained before the sandbox ([`shared_image::obtain`]).
+    pub shared_image: Option<shared_image::SharedImage>,
+    /// Without `shared_image`: where to find or publish the shared snapshot; `None` walks
+    /// this daemon's own instance instead (tests with fake trees).
+    pub snapshot_store: Option<PathBuf>,
 }
 
 impl Default for HostOptions {
@@ -79,136 +85,10 @@ impl Default for HostOptions {
             scope_tasks: None,
             instance_pid: None,
             loaded_policy: None,
+            shared_image: None,
+            snapshot_store: None,
         }
     }
-}
-
-/// (system, event) names listed in the top level's `dynamic_events` (or the per-type files):
-/// `p:kprobes/name ...`, `e:eprobes/name ...`, `s:name ...`, ...
-pub fn dynamic_event_names(top: &Path) -> BTreeSet<(Option<String>, String)> {
-    let mut out = BTreeSet::new();
-    for file in [
-        "dynamic_events",
-        "kprobe_events",
-        "uprobe_events",
-        "synthetic_events",
-    ] {
-        let Ok(text) = std::fs::read_to_string(top.join(file)) else {
-            continue;
-        };
-        for line in text.lines() {
-            let Some(first) = line.split_whitespace().next() else {
-                continue;
-            };
-            // Synthetic events are listed bare (`name field; ...`) in synthetic_events.
-            let spec = first.split_once(':').map_or(first, |(_, s)| s);
-            match spec.split_once('/') {
-                Some((group, name)) => out.insert((Some(group.to_string()), name.to_string())),
-                None => out.insert((None, spec.to_string())),
-            };
-        }
-    }
-    out
-}
-
-/// Groups dynamic events use when none is given.
-const DEFAULT_DYNAMIC_GROUPS: &[&str] = &["kprobes", "uprobes", "synthetic", "eprobes"];
-
-fn is_dynamic(names: &BTreeSet<(Option<String>, String)>, system: &str, event: &str) -> bool {
-    names.contains(&(Some(system.to_string()), event.to_string()))
-        || (DEFAULT_DYNAMIC_GROUPS.contains(&system) && names.contains(&(None, event.to_string())))
-}
-
-/// (system, event) names.
-pub type EventNames = BTreeSet<(String, String)>;
-
-/// Builds the tree of the instance at `instance_dir` (with global files of `top_dir`) under
-/// `policy`. Returns the tree, the view of hidden events and the dynamic events found.
-pub fn build_tree(
-    instance_dir: &Path,
-    top_dir: &Path,
-    policy: &Policy,
-    config: TreeConfig,
-) -> Result<(Tree, HostView, EventNames), HostError> {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default();
-    let mut catalog = snapshot(instance_dir, &release)?;
-    // README is global-only; the instance has none, so take the top level's.
-    catalog.readme = std::fs::read_to_string(top_dir.join("README")).unwrap_or_default();
-    // Tools offer the tracers they read here: only those the guest may select.
-    let tracers: Vec<&str> = catalog
-        .available_tracers
-        .split_whitespace()
-        .filter(|t| policy.tracer_allowed(t))
-        .collect();
-    catalog.available_tracers = format!("{}\n", tracers.join(" "));
-    let dynamic_names = dynamic_event_names(top_dir);
-    let mut view = HostView::default();
-    let mut dynamic = Vec::new();
-    let mut dynamic_set = BTreeSet::new();
-    for system in &mut catalog.systems {
-        let name = system.name.clone();
-        system.events.retain(|event| {
-            let key = (name.clone(), event.name.clone());
-            view.events.insert(key.clone());
-            if !policy.event_visible(&name, &event.name) {
-                view.hidden.insert(key);
-                return false;
-            }
-            if is_dynamic(&dynamic_names, &name, &event.name) {
-                dynamic_set.insert(key.clone());
-                if policy.show_dynamic {
-                    // Added after the build, as a dynamic node: the guest caches it briefly.
-                    dynamic.push((key, event.id, u64::from(event.files), event.format.clone()));
-                } else {
-                    view.hidden.insert(key);
-                }
-                return false;
-            }
-            true
-        });
-    }
-    catalog.systems.retain(|s| !s.events.is_empty());
-    let image = catalog.encode();
-    let tree = Tree::from_image(Image::Owned(image.into_boxed_slice()), config)?;
-    for ((system, name), id, files, format) in &dynamic {
-        let new = NewEvent {
-            system,
-            name,
-            id: *id,
-            files: *files,
-            format,
-        };
-        if let Err(e) = tree.add_event(&new) {
-            log::warn!("cannot add dynamic event {system}/{name}: {e}");
-        }
-    }
-    tree.set_root_files(root_files_mask(instance_dir, top_dir, policy));
-    Ok((tree, view, dynamic_set))
-}
-
-/// Which root files the guest sees: those the instance has, `README` and a filtered
-/// `available_events`, and the global files the policy allows (if the host has them).
-pub fn root_files_mask(instance_dir: &Path, top_dir: &Path, policy: &Policy) -> u64 {
-    let mut mask = 0u64;
-    for (slot, spec) in ROOT_FILES.iter().enumerate() {
-        let FileKind::Root(file) = spec.kind else {
-            continue;
-        };
-        let present = match file {
-            RootFile::AvailableEvents => true,
-            RootFile::Readme => top_dir.join("README").exists(),
-            f if f.is_global_only() => {
-                policy.global_file_allowed(spec.name) && top_dir.join(spec.name).exists()
-            }
-            _ => instance_dir.join(spec.name).exists(),
-        };
-        if present {
-            mask |= 1 << slot;
-        }
-    }
-    mask
 }
 
 /// Reports leftover `eventfsd-<pid>` instances whose daemon is gone, and with `reclaim` removes
@@ -266,8 +146,31 @@ impl HostSource {
             .instance
             .clone()
             .unwrap_or_else(|| format!("{}{pid}", instance::INSTANCE_PREFIX));
+        let shared = match (&options.shared_image, &options.snapshot_store) {
+            (Some(shared), _) => Some(shared.clone()),
+            (None, Some(store)) => Some(shared_image::obtain(&tracefs, &policy, store, pid)?),
+            (None, None) => None,
+        };
         let instance = Instance::create(&tracefs, &name)?;
-        let (tree, view, dynamic) = build_tree(&instance.dir, &tracefs.root, &policy, config)?;
+        let (tree, view, dynamic) = match &shared {
+            Some(shared) => {
+                // The snapshot's events now; the first reconcile below adds what is new and
+                // decides what is hidden.
+                let tree = Tree::from_image(shared.image.clone(), config)?;
+                tree.set_root_files(root_files_mask(&instance.dir, &tracefs.root, &policy));
+                let dynamic_names = dynamic_event_names(&tracefs.root);
+                let dynamic = rescan::host_events(&tracefs.root)
+                    .map_err(|source| HostError::Io {
+                        what: format!("read {}/available_events", tracefs.root.display()),
+                        source,
+                    })?
+                    .into_iter()
+                    .filter(|(system, event)| is_dynamic(&dynamic_names, system, event))
+                    .collect();
+                (tree, HostView::default(), dynamic)
+            }
+            None => build_tree(&instance.dir, &tracefs.root, &policy, config)?,
+        };
         let policy_scope = policy.scope_pid;
         let control = HostControl::new(
             &instance.dir,
@@ -302,6 +205,20 @@ impl HostSource {
             .dynamic_names
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = dynamic;
+        if shared.is_some() {
+            let report =
+                rescan::reconcile(&tree, &control, true).map_err(|source| HostError::Io {
+                    what: "reconcile the shared snapshot with the host".into(),
+                    source,
+                })?;
+            if !report.added.is_empty() || !report.removed.is_empty() {
+                log::info!(
+                    "host events since the snapshot: {} added, {} removed",
+                    report.added.len(),
+                    report.removed.len()
+                );
+            }
+        }
         let tree = Arc::new(tree);
         let control = Arc::new(control);
         let rescanner = (!options.rescan_interval.is_zero()).then(|| {

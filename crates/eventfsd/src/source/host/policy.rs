@@ -319,6 +319,15 @@ impl Default for Policy {
 }
 
 impl Policy {
+    /// What the served catalog depends on (visible and hidden events, tracers, dynamic
+    /// events): daemons whose policies agree on it may share one snapshot.
+    pub fn catalog_fingerprint(&self) -> String {
+        format!(
+            "{:?}|{:?}|{:?}|{}",
+            self.visible, self.hidden, self.tracers, self.show_dynamic
+        )
+    }
+
     /// Loads a policy file.
     pub fn load(path: &Path) -> Result<Policy, PolicyError> {
         let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Io {

@@ -1,7 +1,10 @@
 //! Keeping the tree in step with the host: dynamic events (kprobes, uprobes, synthetic,
-//! eprobes) and module tracepoints come and go on the host; a periodic rescan diffs the host
-//! instance's `events/` against the tree and adds or removes events. Added nodes are dynamic,
-//! so the guest caches them only briefly.
+//! eprobes) and module tracepoints come and go on the host. A rescan diffs the host's events
+//! (the top level's `available_events`, one file) against the tree and adds or removes
+//! events; added nodes are dynamic, so the guest caches them only briefly. The periodic check
+//! that decides whether to rescan is cheaper still: the list of systems and the content of
+//! `dynamic_events`, with a full rescan now and then for events a module adds to an existing
+//! system.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -9,11 +12,12 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use eventfs_core::catalog::fnv1a64;
 use eventfs_core::catalog::valid_name;
 use eventfs_core::layout::{DirKind, EVENT_FILES};
-use eventfs_core::snapshot::parse_id;
+use eventfs_core::snapshot::{parse_id, read_whole};
 use eventfs_core::tree::NewEvent;
 use eventfs_core::{NodeKind, Tree, ROOT_INO};
 
@@ -50,19 +54,36 @@ fn list_dirs(dir: &Path) -> io::Result<(Vec<String>, Vec<String>)> {
     Ok((dirs, files))
 }
 
-/// Every (system, event) in a tracefs `events/` directory.
-pub fn host_events(events_dir: &Path) -> io::Result<BTreeSet<(String, String)>> {
-    let mut out = BTreeSet::new();
-    let (systems, _) = list_dirs(events_dir)?;
-    for system in systems {
-        match list_dirs(&events_dir.join(&system)) {
-            Ok((events, _)) => out.extend(events.into_iter().map(|e| (system.clone(), e))),
-            // A system removed while we list it.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+/// Every (system, event) the host has, from the top level's `available_events` (`system:event`
+/// lines): one read of one file, where listing `events/` would make the kernel build an inode
+/// for every directory it walks.
+pub fn host_events(top: &Path) -> io::Result<BTreeSet<(String, String)>> {
+    let text = read_whole(&top.join("available_events"))?;
+    Ok(String::from_utf8_lossy(&text)
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .filter(|(system, event)| valid_name(system.as_bytes()) && valid_name(event.as_bytes()))
+        .map(|(system, event)| (system.to_string(), event.to_string()))
+        .collect())
+}
+
+/// What changes when events come or go, cheap to read every second: the names of the
+/// systems (one directory listing) and the dynamic event definitions (a short file).
+pub fn change_signature(top: &Path) -> u64 {
+    let mut key = Vec::new();
+    if let Ok((systems, _)) = list_dirs(&top.join("events")) {
+        let mut systems = systems;
+        systems.sort();
+        for name in systems {
+            key.extend_from_slice(name.as_bytes());
+            key.push(b'\n');
         }
     }
-    Ok(out)
+    key.push(0);
+    if let Ok(text) = read_whole(&top.join("dynamic_events")) {
+        key.extend_from_slice(&text);
+    }
+    fnv1a64(&key)
 }
 
 /// Every (system, event) in the tree's `events/`.
@@ -106,11 +127,18 @@ pub fn read_event(event_dir: &Path) -> io::Result<(u32, u64, String)> {
     Ok((id, mask, format))
 }
 
-/// Diffs the host instance's `events/` against the tree and applies the difference; updates
-/// the control's view of hidden events.
+/// Diffs the host's events against the tree and applies the difference; updates the
+/// control's view of hidden events.
 pub fn rescan(tree: &Tree, control: &HostControl) -> io::Result<RescanReport> {
+    reconcile(tree, control, false)
+}
+
+/// [`rescan`]; with `startup`, events the tree lacks that are not dynamic are part of the
+/// kernel the daemon started on (loaded after the shared snapshot was taken), not events that
+/// appeared later, and are shown as the snapshot's are.
+pub fn reconcile(tree: &Tree, control: &HostControl, startup: bool) -> io::Result<RescanReport> {
     let events_dir = control.instance_path().join("events");
-    let host = host_events(&events_dir)?;
+    let host = host_events(control.top_path())?;
     let policy = control.policy();
     let initial_dynamic = control
         .dynamic_names
@@ -124,7 +152,7 @@ pub fn rescan(tree: &Tree, control: &HostControl) -> io::Result<RescanReport> {
     for (system, event) in &host {
         let visible = policy.event_visible(system, event)
             && (policy.show_dynamic
-                || (tree_has(system, event)
+                || ((startup || tree_has(system, event))
                     && !initial_dynamic.contains(&(system.clone(), event.clone()))));
         if !visible {
             hidden.insert((system.clone(), event.clone()));
@@ -174,14 +202,18 @@ pub fn rescan(tree: &Tree, control: &HostControl) -> io::Result<RescanReport> {
     Ok(report)
 }
 
-/// A thread rescanning every `interval` until stopped.
+/// How often the rescanner diffs everything even when the cheap check saw no change: a
+/// module may add events to a system that exists already.
+const FULL_RESCAN: Duration = Duration::from_secs(30);
+
+/// A thread checking for changes every `interval` until stopped.
 pub struct Rescanner {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Rescanner {
-    /// Starts rescanning `tree` against `control`'s instance.
+    /// Starts watching `control`'s host for `tree`.
     pub fn start(tree: Arc<Tree>, control: Arc<HostControl>, interval: Duration) -> Rescanner {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
@@ -189,16 +221,20 @@ impl Rescanner {
             .name("rescan".into())
             .spawn(move || {
                 let mut last_error = String::new();
-                while !flag.load(Ordering::SeqCst) {
-                    let mut slept = Duration::ZERO;
-                    while slept < interval && !flag.load(Ordering::SeqCst) {
-                        let step = Duration::from_millis(50).min(interval - slept);
-                        std::thread::sleep(step);
-                        slept += step;
-                    }
+                let mut signature = change_signature(control.top_path());
+                let mut last_full = Instant::now();
+                loop {
+                    // Parked, not polling: an idle daemon wakes once per interval.
+                    std::thread::park_timeout(interval);
                     if flag.load(Ordering::SeqCst) {
                         break;
                     }
+                    let now = change_signature(control.top_path());
+                    if now == signature && last_full.elapsed() < FULL_RESCAN {
+                        continue;
+                    }
+                    signature = now;
+                    last_full = Instant::now();
                     match rescan(&tree, &control) {
                         Ok(report) => {
                             last_error.clear();
@@ -213,7 +249,7 @@ impl Rescanner {
                             // Log each distinct failure once, not every second.
                             let text = e.to_string();
                             if text != last_error {
-                                log::warn!("rescan of the host instance failed: {text}");
+                                log::warn!("rescan of the host events failed: {text}");
                                 last_error = text;
                             }
                         }
@@ -231,6 +267,7 @@ impl Rescanner {
     pub fn stop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
     }
