@@ -89,6 +89,7 @@ fn numbers_read_as_the_kernel_reads_them_cannot_enable_hidden_events() {
         }
         // The limit judges the value the kernel would take: 99999999, not "unparseable".
         let size = host_read(m, "buffer_size_kb");
+        let guest_size = read(&m.path("buffer_size_kb"));
         assert_eq!(
             echo_bytes(&m.path("buffer_size_kb"), b"99999999\0"),
             Err(libc::EACCES)
@@ -98,13 +99,17 @@ fn numbers_read_as_the_kernel_reads_them_cannot_enable_hidden_events() {
             Err(libc::EACCES)
         );
         assert_eq!(host_read(m, "buffer_size_kb"), size);
+        assert_eq!(read(&m.path("buffer_size_kb")), guest_size);
         assert_eq!(echo(&m.path("buffer_size_kb"), "2048"), None);
-        // The kernel rounds up to whole pages.
+        // The host holds the size while the guest traces (host_buffers.rs); the kernel rounds
+        // it up to whole pages.
+        assert_eq!(echo(&m.path("events/sched/sched_switch/enable"), "1"), None);
         let kb: u64 = host_read(m, "per_cpu/cpu0/buffer_size_kb")
             .trim()
             .parse()
             .unwrap();
         assert!((2048..2048 + 8).contains(&kb), "{kb}");
+        assert_eq!(echo(&m.path("events/sched/sched_switch/enable"), "0"), None);
     });
 }
 

@@ -973,13 +973,7 @@ fn guest_instances_are_host_instances_within_the_policy() {
     ) else {
         return;
     };
-    let ours = m
-        .instance
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    let host_dir = m.instance.with_file_name(format!("{ours}.b1"));
+    let host_dir = m.guest_instance_dir("b1");
     fs::create_dir(m.path("instances/b1")).unwrap();
     assert!(
         host_dir.is_dir(),
@@ -1025,7 +1019,7 @@ fn guest_instances_are_host_instances_within_the_policy() {
     assert!(!m.path("instances/b1").exists());
     // The bound counts live instances only; shutdown removes what the guest left.
     fs::create_dir(m.path("instances/b2")).unwrap();
-    let b2 = m.instance.with_file_name(format!("{ours}.b2"));
+    let b2 = m.guest_instance_dir("b2");
     assert!(b2.is_dir());
     m.source.as_ref().unwrap().shutdown();
     assert!(!b2.exists(), "shutdown removes the guest's instances");

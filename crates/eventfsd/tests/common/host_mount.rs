@@ -104,6 +104,12 @@ impl HostMount {
     pub fn host(&self, rel: &str) -> PathBuf {
         self.instance.join(rel)
     }
+
+    /// The host instance behind the guest's `instances/NAME`: `<ours>.NAME`, beside ours.
+    pub fn guest_instance_dir(&self, name: &str) -> PathBuf {
+        let ours = self.instance.file_name().unwrap().to_string_lossy();
+        self.instance.with_file_name(format!("{ours}.{name}"))
+    }
 }
 
 impl Drop for HostMount {

@@ -19,8 +19,9 @@ use eventfs_core::layout::{CpuFile, DirKind, FileKind, RootFile};
 use eventfs_core::tree::DirId;
 use eventfs_core::{FsError, NodeKind, NodeRef, Tree};
 
+use super::buffers::{self, InstanceBuffers};
 use super::guard::{self, Decision, WriteContext};
-use super::guest_instances::GuestInstances;
+use super::guest_instances::{GuestDir, GuestInstances};
 pub use super::hostio::check_relative_path;
 use super::hostio::{
     count_cpus, host_open_flags, open_beneath, open_dir, read_fd, read_full, read_to_end, write_fd,
@@ -91,7 +92,7 @@ enum InstanceDir {
     /// Ours: the guest's top level.
     Ours,
     /// A guest instance's own host instance.
-    Guest(Arc<OwnedFd>),
+    Guest(Arc<GuestDir>),
 }
 
 struct Handle {
@@ -144,6 +145,8 @@ pub struct HostControl {
     guests: GuestInstances,
     /// CPUs of the host instance (`per_cpu/cpuN` directories).
     host_cpus: u32,
+    /// Our instance's ring buffers (idle at the minimum until the guest traces).
+    buffers: InstanceBuffers,
     pub(crate) dynamic_names: Mutex<BTreeSet<(String, String)>>,
     /// What the guest holds, and the refusals of the limits.
     usage: Usage,
@@ -167,12 +170,15 @@ impl HostControl {
         let instance = open_dir(instance_dir)?;
         Self::prepare_instance(std::os::fd::AsFd::as_fd(&instance))
             .map_err(|e| io::Error::other(format!("{}: {e}", instance_dir.display())))?;
+        let host_cpus = count_cpus(instance_dir);
         Ok(HostControl {
             guests: GuestInstances::new(
                 open_dir(&top_dir.join("instances")).ok(),
                 &prefix,
                 policy.max_instances,
+                host_cpus,
             ),
+            buffers: InstanceBuffers::prepare(instance.as_fd(), &prefix, host_cpus),
             instance,
             top: open_dir(top_dir)?,
             instance_path: instance_dir.to_path_buf(),
@@ -190,7 +196,7 @@ impl HostControl {
             shutting_down: AtomicBool::new(false),
             blocked_readers: AtomicUsize::new(0),
             limits,
-            host_cpus: count_cpus(instance_dir),
+            host_cpus,
             dynamic_names: Mutex::new(BTreeSet::new()),
             usage: Usage::default(),
             scope: std::sync::OnceLock::new(),
@@ -228,16 +234,30 @@ impl HostControl {
         let guest_dirs = self.guests.dirs();
         // The host kernel memory this guest holds in ring buffers: what the kernel says its
         // instances' buffers take (all CPUs), ours and the guest's own.
-        let ring_kb: u64 = std::iter::once(self.instance.as_fd())
-            .chain(guest_dirs.iter().map(|fd| fd.as_fd()))
-            .filter_map(|dir| open_beneath(dir, "buffer_total_size_kb", libc::O_RDONLY).ok())
-            .filter_map(|fd| read_to_end(&fd, 64).ok())
-            .filter_map(|text| String::from_utf8_lossy(&text).trim().parse::<u64>().ok())
-            .sum();
+        let host_kb = |dir: BorrowedFd<'_>| {
+            open_beneath(dir, "buffer_total_size_kb", libc::O_RDONLY)
+                .and_then(|fd| read_to_end(&fd, 64))
+                .ok()
+                .and_then(|text| buffers::parse_kb(&text))
+                .unwrap_or(0)
+        };
+        let (mut ring_kb, mut requested_kb) = (0u64, 0u64);
+        for (dir, buffers) in std::iter::once((self.instance.as_fd(), &self.buffers))
+            .chain(guest_dirs.iter().map(|g| (g.fd.as_fd(), &g.buffers)))
+        {
+            let host = host_kb(dir);
+            ring_kb += host;
+            // What the guest asked for: what the host holds while the guest traces.
+            requested_kb += buffers.requested_kb().unwrap_or(host);
+        }
         for (name, value) in [
             ("open_handles", self.lock_handles().len() as u64),
             ("guest_instances", guest_dirs.len() as u64),
             ("ring_buffer_bytes", ring_kb.saturating_mul(1024)),
+            (
+                "ring_buffer_requested_bytes",
+                requested_kb.saturating_mul(1024),
+            ),
         ] {
             out.push(SourceFigure {
                 name,
@@ -317,7 +337,23 @@ impl HostControl {
     fn instance_fd<'a>(&'a self, dir: &'a InstanceDir) -> BorrowedFd<'a> {
         match dir {
             InstanceDir::Ours => self.instance.as_fd(),
-            InstanceDir::Guest(fd) => fd.as_fd(),
+            InstanceDir::Guest(g) => g.fd.as_fd(),
+        }
+    }
+
+    /// The ring buffers of a host instance, with its directory.
+    fn buffers_of<'a>(&'a self, dir: &'a InstanceDir) -> (&'a InstanceBuffers, BorrowedFd<'a>) {
+        match dir {
+            InstanceDir::Ours => (&self.buffers, self.instance.as_fd()),
+            InstanceDir::Guest(g) => (&g.buffers, g.fd.as_fd()),
+        }
+    }
+
+    /// Shrinks each instance's ring buffer that the guest no longer uses (see [`buffers`]).
+    fn settle_all(&self) {
+        self.buffers.settle(self.instance.as_fd());
+        for g in self.guests.dirs() {
+            g.buffers.settle(g.fd.as_fd());
         }
     }
 
@@ -647,6 +683,9 @@ impl HostControl {
 #[path = "forward_write.rs"]
 mod write_path;
 
+#[path = "forward_buffers.rs"]
+mod buffer_path;
+
 /// Runs `f` when dropped.
 fn scopeguard<F: FnMut()>(f: F) -> impl Drop {
     struct Guard<F: FnMut()>(F);
@@ -763,7 +802,12 @@ impl ControlFiles for HostControl {
             trace_reserved,
             truncate_pids: AtomicBool::new(truncate_pids),
         });
-        self.lock_handles().insert(id, handle);
+        self.lock_handles().insert(id, handle.clone());
+        if flags.write && flags.truncate && buffers::truncate_may_settle(kind) {
+            // `echo > trace` emptied the buffer, or `> set_event` disabled every event.
+            let (buffers, dir) = self.buffers_of(&handle.instance_dir);
+            buffers.settle(dir);
+        }
         Ok(id)
     }
 
@@ -779,6 +823,9 @@ impl ControlFiles for HostControl {
         let h = self.handle(handle)?;
         if h.kind == FileKind::Root(RootFile::TracePipe) {
             return self.read_pipe(&h, size, nonblock);
+        }
+        if let Some(text) = self.buffer_content(tree, &h) {
+            return Ok(slice_at(&text, offset, size));
         }
         if let FileKind::PerCpu(file) = h.kind {
             return self.read_per_cpu(&h, file, offset, size, nonblock);
@@ -824,8 +871,8 @@ impl ControlFiles for HostControl {
         if let Some(dir) = self.guests.dir(name) {
             use std::os::fd::AsFd;
             let prepared =
-                Self::prepare_instance(dir.as_fd()).and_then(|()| match self.scope.get() {
-                    Some(scope) => scope.apply(dir.as_fd()),
+                Self::prepare_instance(dir.fd.as_fd()).and_then(|()| match self.scope.get() {
+                    Some(scope) => scope.apply(dir.fd.as_fd()),
                     None => Ok(()),
                 });
             if let Err(e) = prepared {
@@ -856,6 +903,12 @@ impl ControlFiles for HostControl {
             h.closed.store(true, Ordering::SeqCst);
             self.usage.release_trace(h.trace_reserved);
             self.finish_pid_truncate(&h);
+            let instance_dir = h.instance_dir.clone();
+            // Closes the host file (unless a request still uses it): a `trace` reader that
+            // held up a growth may be gone.
+            drop(h);
+            let (buffers, dir) = self.buffers_of(&instance_dir);
+            buffers.retry_growth(dir);
         }
     }
 
@@ -865,6 +918,11 @@ impl ControlFiles for HostControl {
         for h in old {
             h.closed.store(true, Ordering::SeqCst);
             self.usage.release_trace(h.trace_reserved);
+        }
+        if !self.shutting_down.load(Ordering::SeqCst) {
+            // A new session (a rebooted guest): what the old one left idle and empty goes
+            // back to the minimum.
+            self.settle_all();
         }
     }
 }

@@ -8,6 +8,7 @@ use eventfs_core::{FsError, Tree};
 
 use super::super::scope;
 use super::{guard, Decision, Handle, HostControl, Limit, WriteContext};
+use crate::source::host::buffers;
 use crate::source::host::hostio::{open_beneath, read_to_end, write_fd};
 
 impl HostControl {
@@ -68,21 +69,41 @@ impl HostControl {
                 _ => Limit::Policy,
             })
         })?;
+        // The instance's ring buffer gets its real size before anything can record into it,
+        // and goes back to idle when the guest stops (see `buffers`).
+        let (buffers, dir) = self.buffers_of(&h.instance_dir);
         match decision {
             Decision::Ignore(n) => Ok(n),
             Decision::Enable(on) => {
                 let text: &[u8] = if on { b"1\n" } else { b"0\n" };
-                if on && self.enable_scope_has_hidden(tree, h) {
-                    self.fan_out_enable(tree, h, text)?;
+                let write = || {
+                    if on && self.enable_scope_has_hidden(tree, h) {
+                        self.fan_out_enable(tree, h, text).map(|_| ())
+                    } else {
+                        write_fd(h.fd.as_ref().ok_or(FsError::Os(libc::EBADF))?, text).map(|_| ())
+                    }
+                };
+                if on {
+                    buffers.recording(dir, write)?;
                 } else {
-                    write_fd(h.fd.as_ref().ok_or(FsError::Os(libc::EBADF))?, text)?;
+                    write()?;
+                    buffers.settle(dir);
                 }
                 Ok(data.len())
             }
             Decision::Pids(pids) => self.write_pids(h, pids).map(|()| data.len()),
             Decision::Forward { writes, consumed } => {
-                for text in &writes {
-                    self.forward_one(h, text)?;
+                if let Some(done) = self.write_buffer_size(tree, h, &writes) {
+                    return done.map(|()| consumed);
+                }
+                let forward = || writes.iter().try_for_each(|text| self.forward_one(h, text));
+                if buffers::may_record(h.kind, &writes) {
+                    buffers.recording(dir, forward)?;
+                } else {
+                    forward()?;
+                }
+                if buffers::may_stop(h.kind, &writes) {
+                    buffers.settle(dir);
                 }
                 Ok(consumed)
             }

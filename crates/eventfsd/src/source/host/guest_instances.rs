@@ -6,10 +6,20 @@
 
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
 use eventfs_core::FsError;
+
+use super::buffers::InstanceBuffers;
+
+/// One live guest instance: its host directory and the state of its ring buffers.
+pub struct GuestDir {
+    /// The host instance directory.
+    pub fd: OwnedFd,
+    /// Its ring buffers (idle at the minimum until the guest traces into it).
+    pub buffers: InstanceBuffers,
+}
 
 /// The guest's instances of one host source.
 pub struct GuestInstances {
@@ -19,8 +29,10 @@ pub struct GuestInstances {
     prefix: String,
     /// Most instances the guest may hold at once.
     max: usize,
-    /// Guest name → the host instance directory.
-    live: Mutex<HashMap<String, Arc<OwnedFd>>>,
+    /// CPUs of the host (each instance has a buffer on every one).
+    host_cpus: u32,
+    /// Guest name → the host instance.
+    live: Mutex<HashMap<String, Arc<GuestDir>>>,
 }
 
 fn errno() -> FsError {
@@ -32,17 +44,24 @@ fn errno() -> FsError {
 }
 
 impl GuestInstances {
-    /// Guest instances beside our instance `prefix` in the directory `instances_dir`.
-    pub fn new(instances_dir: Option<OwnedFd>, prefix: &str, max: usize) -> GuestInstances {
+    /// Guest instances beside our instance `prefix` in the directory `instances_dir`, on a
+    /// host of `host_cpus` CPUs.
+    pub fn new(
+        instances_dir: Option<OwnedFd>,
+        prefix: &str,
+        max: usize,
+        host_cpus: u32,
+    ) -> GuestInstances {
         GuestInstances {
             instances_dir,
             prefix: prefix.to_string(),
             max,
+            host_cpus,
             live: Mutex::default(),
         }
     }
 
-    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<OwnedFd>>> {
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<GuestDir>>> {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -56,7 +75,8 @@ impl GuestInstances {
     }
 
     /// Creates the host instance for guest instance `name` (a single path component, checked
-    /// by the tree). EEXIST if the guest has it; EPERM over the policy's bound.
+    /// by the tree), its ring buffers idle at once. EEXIST if the guest has it; EPERM over the
+    /// policy's bound.
     pub fn create(&self, name: &str) -> Result<(), FsError> {
         let mut live = self.live();
         if live.contains_key(name) {
@@ -93,10 +113,9 @@ impl GuestInstances {
             return Err(e);
         }
         // SAFETY: fd was just opened and is owned here.
-        live.insert(
-            name.to_string(),
-            Arc::new(unsafe { OwnedFd::from_raw_fd(fd) }),
-        );
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let buffers = InstanceBuffers::prepare(fd.as_fd(), &self.host_name(name), self.host_cpus);
+        live.insert(name.to_string(), Arc::new(GuestDir { fd, buffers }));
         log::info!(
             "created tracefs instance {} for the guest",
             self.host_name(name)
@@ -123,13 +142,13 @@ impl GuestInstances {
         Ok(())
     }
 
-    /// The host directory of guest instance `name`.
-    pub fn dir(&self, name: &str) -> Option<Arc<OwnedFd>> {
+    /// The host instance of guest instance `name`.
+    pub fn dir(&self, name: &str) -> Option<Arc<GuestDir>> {
         self.live().get(name).cloned()
     }
 
-    /// The host directories of every live guest instance.
-    pub fn dirs(&self) -> Vec<Arc<OwnedFd>> {
+    /// Every live guest instance.
+    pub fn dirs(&self) -> Vec<Arc<GuestDir>> {
         self.live().values().cloned().collect()
     }
 
