@@ -131,6 +131,27 @@ impl EventFs {
         }
     }
 
+    /// Whether the daemon may change this directory's listing behind the guest's back (the
+    /// host source's rescan adds and removes systems and events).
+    fn listing_may_change(&self, attr: &Attr) -> bool {
+        self.policy.external_dir_changes
+            && matches!(
+                attr.node.kind,
+                NodeKind::Dir(DirKind::EventsRoot | DirKind::System)
+            )
+    }
+
+    /// How long the guest may trust the attributes. A directory whose listing may change
+    /// keeps its entry but has its attributes re-read after the short timeout: its mtime
+    /// says whether the listing the guest cached is still good (see `opendir`).
+    fn attr_timeout(&self, attr: &Attr) -> Duration {
+        if self.listing_may_change(attr) {
+            self.policy.dynamic_timeout
+        } else {
+            self.timeout(attr)
+        }
+    }
+
     fn stat(&self, attr: &Attr) -> stat64 {
         // SAFETY: stat64 is plain old data; all-zero is a valid value.
         let mut st: stat64 = unsafe { std::mem::zeroed() };
@@ -151,12 +172,13 @@ impl EventFs {
             .created()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
+        let modified = attr.mtime.duration_since(UNIX_EPOCH).unwrap_or_default();
         st.st_atime = created.as_secs() as i64;
         st.st_atime_nsec = i64::from(created.subsec_nanos());
-        st.st_mtime = st.st_atime;
-        st.st_mtime_nsec = st.st_atime_nsec;
-        st.st_ctime = st.st_atime;
-        st.st_ctime_nsec = st.st_atime_nsec;
+        st.st_mtime = modified.as_secs() as i64;
+        st.st_mtime_nsec = i64::from(modified.subsec_nanos());
+        st.st_ctime = st.st_mtime;
+        st.st_ctime_nsec = st.st_mtime_nsec;
         st
     }
 
@@ -167,7 +189,7 @@ impl EventFs {
             generation: attr.generation,
             attr: self.stat(attr),
             attr_flags: 0,
-            attr_timeout: timeout,
+            attr_timeout: self.attr_timeout(attr),
             entry_timeout: timeout,
         }
     }
@@ -312,7 +334,7 @@ impl FileSystem for EventFs {
         _handle: Option<u64>,
     ) -> io::Result<(stat64, Duration)> {
         let attr = self.tree.getattr(inode).map_err(|e| self.fail(e))?;
-        Ok((self.stat(&attr), self.timeout(&attr)))
+        Ok((self.stat(&attr), self.attr_timeout(&attr)))
     }
 
     fn setattr(
@@ -352,7 +374,7 @@ impl FileSystem for EventFs {
         } else {
             self.tree.getattr(inode).map_err(|e| self.fail(e))?
         };
-        Ok((self.stat(&attr), self.timeout(&attr)))
+        Ok((self.stat(&attr), self.attr_timeout(&attr)))
     }
 
     fn open(
@@ -539,9 +561,15 @@ impl FileSystem for EventFs {
         // directory's attributes time out, and an uncached readdir also invalidates atime, which
         // costs a GETATTR at the next stat.
         //
-        // Otherwise an event directory's files still never change; other directories can gain
-        // dynamic children and are listed afresh.
-        let opts = if !self.policy.external_dir_changes || (kind == DirKind::Event && !node.dynamic)
+        // Otherwise an event directory's files still never change; `events/` and the systems,
+        // whose listings the rescan changes, are cached too: each change moves the directory's
+        // mtime, which the guest re-reads after the short attribute timeout and compares with
+        // the cached listing's before using it (fuse_readdir_cached, with AUTO_INVAL_DATA).
+        // The rest (instances/, guest-made directories) is listed afresh.
+        let changes_signalled = matches!(kind, DirKind::EventsRoot | DirKind::System);
+        let opts = if !self.policy.external_dir_changes
+            || (kind == DirKind::Event && !node.dynamic)
+            || changes_signalled
         {
             OpenOptions::CACHE_DIR | OpenOptions::KEEP_CACHE
         } else {

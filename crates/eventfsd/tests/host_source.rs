@@ -815,6 +815,95 @@ fn daemon_refuses_an_existing_instance_with_one_line() {
     let _ = fs::remove_dir(&dir);
 }
 
+/// The guest caches the listings of `events/` and of each system (a warm walk sends no
+/// READDIR), and still sees what the rescan adds or removes once the directory's attributes
+/// time out: the changed mtime invalidates the cached listing.
+#[test]
+fn cached_listings_follow_the_rescan() {
+    if can_run("listings").is_none() {
+        return;
+    }
+    let pid = std::process::id();
+    let root = std::env::temp_dir().join(format!("eventfsd-fake-listings-{pid}"));
+    let _ = fs::remove_dir_all(&root);
+    fs::create_dir_all(root.join("events")).unwrap();
+    fs::write(root.join("events/header_page"), "hp\n").unwrap();
+    fs::write(root.join("events/header_event"), "he\n").unwrap();
+    fake_event(&root, "sched", "sched_switch", 1);
+    fake_event(&root, "sched", "sched_wakeup", 2);
+    let policy = Policy::parse("[dynamic]\nshow = true").unwrap();
+    let (tree, view, _) = build_tree(&root, &root, &policy, TreeConfig::default()).unwrap();
+    let tree = Arc::new(tree);
+    let control = Arc::new(
+        HostControl::new(
+            &root,
+            &root,
+            Arc::new(policy),
+            view,
+            ForwardLimits::default(),
+        )
+        .unwrap(),
+    );
+    let dir = std::env::temp_dir().join(format!("eventfsd-host-listings-{pid}"));
+    fs::create_dir_all(&dir).unwrap();
+    let stats = Arc::new(Stats::default());
+    let fs_ = EventFs::new(
+        tree.clone(),
+        control.clone(),
+        stats.clone(),
+        CachePolicy::default(),
+    );
+    let mount = FuseMount::start(Arc::new(Server::new(fs_)), stats.clone(), &dir, 2).unwrap();
+    let names = |path: &Path| -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    let listings = || {
+        stats.requests(fuse_backend_rs::abi::fuse_abi::Opcode::Readdirplus as u32)
+            + stats.requests(fuse_backend_rs::abi::fuse_abi::Opcode::Readdir as u32)
+    };
+    let sched = dir.join("events/sched");
+    assert_eq!(names(&sched).len(), 2 + 2, "two events, enable and filter");
+    let before = listings();
+    for _ in 0..3 {
+        names(&sched);
+        names(&dir.join("events"));
+    }
+    // `events/` was listed once by now only if the walk above listed it first: allow that one.
+    assert!(listings() <= before + 2, "warm listings were read again");
+
+    fake_event(&root, "sched", "sched_stat", 3);
+    fake_event(&root, "kprobes", "probe", 4);
+    rescan(&tree, &control).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(names(&sched).contains(&"sched_stat".to_string())
+        && names(&dir.join("events")).contains(&"kprobes".to_string()))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the added event never showed in the listing"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    fs::remove_dir_all(root.join("events/sched/sched_stat")).unwrap();
+    sync_available_events(&root);
+    rescan(&tree, &control).unwrap();
+    while names(&sched).contains(&"sched_stat".to_string()) {
+        assert!(
+            Instant::now() < deadline,
+            "the removed event stayed in the listing"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    mount.stop();
+    let _ = fs::remove_dir(&dir);
+    fs::remove_dir_all(&root).unwrap();
+}
+
 #[test]
 fn removed_dynamic_event_gives_enodev_through_an_open_handle() {
     if can_run("enodev").is_none() {

@@ -115,6 +115,10 @@ pub(super) struct Meta {
     pub(super) free_strings: Vec<u32>,
     pub(super) overrides: HashMap<Ino, AttrOverride>,
     pub(super) next_seq: u32,
+    /// When a directory's listing last changed at run time (a child added or removed), for
+    /// its mtime: a guest that caches the listing re-reads it when the mtime moves. Only the
+    /// few directories that ever change are in it.
+    pub(super) changed: HashMap<DirId, std::time::SystemTime>,
 }
 
 impl DirMeta {
@@ -273,6 +277,7 @@ impl Meta {
             children: None,
         });
         self.link_child(image, parent, dir);
+        self.changed.insert(parent, std::time::SystemTime::now());
         dir
     }
 
@@ -324,6 +329,8 @@ impl Meta {
     /// from now on and the slots are reused only under a new generation.
     pub(super) fn retire(&mut self, target: DirId) {
         let parent = self.dirs[target as usize].parent;
+        self.changed.insert(parent, std::time::SystemTime::now());
+        self.changed.remove(&target);
         if let Some(children) = self.dirs[parent as usize].children.as_mut() {
             children.by_seq.retain(|&c| c != target);
             children.by_name.retain(|&c| c != target);

@@ -154,6 +154,9 @@ pub struct Attr {
     pub gid: u32,
     /// Real size for immutable files, 0 for control files and directories (as tracefs).
     pub size: u64,
+    /// Modification time: the tree's creation, or for a directory the last run-time change
+    /// of its listing.
+    pub mtime: SystemTime,
 }
 
 /// One readdir entry.
@@ -244,6 +247,7 @@ impl Tree {
             free_strings: Vec::new(),
             overrides: HashMap::new(),
             next_seq: 0,
+            changed: HashMap::new(),
         };
         let plain_dir = |kind, parent, seq| DirMeta {
             name: Text::EMPTY,
@@ -400,6 +404,11 @@ impl Tree {
             uid: self.config.uid,
             gid: self.config.gid,
             size,
+            mtime: match node.kind {
+                NodeKind::Dir(_) => meta.changed.get(&node.dir).copied(),
+                NodeKind::File(_) => None,
+            }
+            .unwrap_or(self.created),
         };
         if !meta.overrides.is_empty() {
             if let Some(o) = meta.overrides.get(&node.ino) {
