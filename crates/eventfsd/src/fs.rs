@@ -31,9 +31,9 @@ pub struct CachePolicy {
     /// Entry/attr timeout of nodes that may come and go (dynamic events, host-changing parts).
     pub dynamic_timeout: Duration,
     /// Whether directory listings can change behind the guest's back (events added or removed
-    /// by the daemon, as the host source's rescan does). When they cannot, only the guest's own
-    /// `mkdir`/`rmdir` change a listing, and the guest kernel invalidates its cached listing of
-    /// that directory itself, so every directory may be cached: see [`EventFs::opendir`].
+    /// by the daemon, as the host source's rescan does). Then `events/` and the systems get the
+    /// short attribute timeout, so that the guest notices their new mtime and re-reads the
+    /// listing it caches: see [`EventFs::opendir`].
     pub external_dir_changes: bool,
 }
 
@@ -283,12 +283,11 @@ impl FileSystem for EventFs {
             | FsOptions::DO_READDIRPLUS
             | FsOptions::ATOMIC_O_TRUNC
             | FsOptions::AUTO_INVAL_DATA;
-        // Listings that only the guest changes need no OPENDIR round trip at all: with
-        // NO_OPENDIR_SUPPORT, an ENOSYS reply to the first OPENDIR makes the kernel stop sending
-        // OPENDIR and RELEASEDIR and open every directory as FOPEN_KEEP_CACHE|FOPEN_CACHE_DIR
-        // (fs/fuse/file.c, fuse_file_open), which is what `opendir` would answer anyway.
-        let no_opendir =
-            !self.policy.external_dir_changes && capable.contains(FsOptions::ZERO_MESSAGE_OPENDIR);
+        // Directories need no OPENDIR round trip at all: with NO_OPENDIR_SUPPORT, an ENOSYS
+        // reply to the first OPENDIR makes the kernel stop sending OPENDIR and RELEASEDIR and
+        // open every directory as FOPEN_KEEP_CACHE|FOPEN_CACHE_DIR (fs/fuse/file.c,
+        // fuse_file_open), which is what `opendir` answers anyway.
+        let no_opendir = capable.contains(FsOptions::ZERO_MESSAGE_OPENDIR);
         self.no_opendir.store(no_opendir, Relaxed);
         let want = if no_opendir {
             want | FsOptions::ZERO_MESSAGE_OPENDIR
@@ -552,29 +551,16 @@ impl FileSystem for EventFs {
             return Err(io::Error::from_raw_os_error(libc::ENOSYS));
         }
         let node = self.tree.node(inode).map_err(|e| self.fail(e))?;
-        let NodeKind::Dir(kind) = node.kind else {
+        if !matches!(node.kind, NodeKind::Dir(_)) {
             return Err(self.fail(FsError::Os(libc::ENOTDIR)));
-        };
-        // When only the guest changes listings, its kernel invalidates a cached listing on its
-        // own mkdir/rmdir (fuse_dir_changed bumps the directory's i_version), so every listing
-        // may be cached; without that, a cached listing is only re-read at pos 0 after the
-        // directory's attributes time out, and an uncached readdir also invalidates atime, which
-        // costs a GETATTR at the next stat.
-        //
-        // Otherwise an event directory's files still never change; `events/` and the systems,
-        // whose listings the rescan changes, are cached too: each change moves the directory's
-        // mtime, which the guest re-reads after the short attribute timeout and compares with
-        // the cached listing's before using it (fuse_readdir_cached, with AUTO_INVAL_DATA).
-        // The rest (instances/, guest-made directories) is listed afresh.
-        let changes_signalled = matches!(kind, DirKind::EventsRoot | DirKind::System);
-        let opts = if !self.policy.external_dir_changes
-            || (kind == DirKind::Event && !node.dynamic)
-            || changes_signalled
-        {
-            OpenOptions::CACHE_DIR | OpenOptions::KEEP_CACHE
-        } else {
-            OpenOptions::empty()
-        };
+        }
+        // Every listing may be cached. The guest's kernel invalidates a cached listing on its
+        // own mkdir/rmdir (fuse_dir_changed bumps the directory's i_version); an event
+        // directory's files never change; and `events/` and the systems, whose listings the
+        // host source's rescan changes, get a new mtime with each change, which the guest
+        // re-reads after their short attribute timeout and compares with the cached listing's
+        // before using it (fuse_readdir_cached, with AUTO_INVAL_DATA).
+        let opts = OpenOptions::CACHE_DIR | OpenOptions::KEEP_CACHE;
         Ok((None, opts))
     }
 
