@@ -30,7 +30,7 @@
 #
 # Usage: scripts/scale-bench.sh [--daemons N] [--sources catalog,host] [--idle SEC] [--out FILE]
 #                               [--write] [--no-build] [--no-stats-file] [--tracefs DIR]
-#                               [--keep-logs DIR]
+#                               [--keep-logs DIR] [--note TEXT]
 #   --daemons N      daemons per source, side by side (default 50)
 #   --sources LIST   catalog,host (default both, in that order)
 #   --idle SEC       idle CPU window after the clients (default 10)
@@ -40,6 +40,7 @@
 #   --no-stats-file  run the daemons without --stats-file (its rewrite every 500 ms is idle CPU)
 #   --tracefs DIR    host tracefs (default: the first in /proc/mounts, else a private mount)
 #   --keep-logs DIR  keep the raw results, daemon logs and stats files in DIR
+#   --note TEXT      a sentence for BENCHMARKS.md after the header (e.g. "Baseline: ...")
 # Environment: EVENTFSD_BIN (the eventfsd binary to measure; implies --no-build),
 # CARGO_TARGET_DIR (where cargo builds; default target/).
 # Needs root (/dev/fuse mounts, the host source, /proc/slabinfo). Never touches the host's
@@ -59,6 +60,7 @@ BUILD=1
 STATS=1
 TRACEFS=""
 KEEP=""
+NOTE=""
 [ -n "${EVENTFSD_BIN:-}" ] && BUILD=0
 START_TIMEOUT=30 # seconds for one daemon to answer
 WALK_TIMEOUT=300 # seconds for one client's find
@@ -74,7 +76,8 @@ while [ $# -gt 0 ]; do
         --no-stats-file) STATS=0; shift ;;
         --tracefs) TRACEFS=$2; shift 2 ;;
         --keep-logs) KEEP=$2; shift 2 ;;
-        -h | --help) sed -n '2,47p' "$0"; exit 0 ;;
+        --note) NOTE=$2; shift 2 ;;
+        -h | --help) sed -n '2,48p' "$0"; exit 0 ;;
         *) echo "scale-bench: unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -456,4 +459,5 @@ res "meta total_seconds=$(awk -v a="$T_START" -v b="$EPOCHREALTIME" 'BEGIN { pri
 REPORT_ARGS=("$RESULTS")
 [ -n "$OUT" ] && REPORT_ARGS+=(--out "$OUT")
 [ "$WRITE" = 1 ] && REPORT_ARGS+=(--markdown "$REPO/BENCHMARKS.md" --svg "$REPO/docs/scale-bench.svg")
+[ -n "$NOTE" ] && REPORT_ARGS+=(--note "$NOTE")
 python3 "$REPO/scripts/scale-report.py" "${REPORT_ARGS[@]}"

@@ -2,7 +2,8 @@
 """Turns scripts/scale-bench.sh's raw results into the per-guest table, JSON and a plot.
 
 Usage: scale-report.py RESULTS [--out FILE.json] [--markdown BENCHMARKS.md] [--svg FILE.svg]
-       scale-report.py FILE.json [--markdown ...] [--svg ...]   (re-render a saved run)
+                       [--note TEXT]
+       scale-report.py FILE.json [--markdown ...] [--svg ...] [--note TEXT]   (a saved run)
 
 RESULTS is scale-bench.sh's raw text, or the JSON a previous --out wrote (it holds the raw
 lines too, so every figure is recomputed the same way). Prints the table; --out writes the
@@ -419,19 +420,25 @@ How the figures are taken (every number above comes from the one run in the head
 - **Start-up**: from the fork of the daemon to the first successful `stat` of
   `DIR/events/sched/enable` through its mount, polled every millisecond; daemons start one
   after the other while the earlier ones keep running.
+- The host source serves its default (safe) policy, whose hidden systems make its tree smaller
+  than the catalog's (the walk row).
 - PASS/MISS judge the mean (memory, CPU) and the median (start-up); a miss does not fail the run.
+  A run with a failed walk or trace, anything left behind, or a `drop_caches` by someone else
+  during it (vmstat `drop_slab`, `drop_pagecache`: it frees the slabs measured) is not published.
 """
 
 
-def markdown_block(meta, src, guests, svg_rel):
-    md = ["## Scale: what each additional guest costs the host\n", header(meta) + "\n"]
+def markdown_block(meta, src, guests, svg_rel, note=None):
+    md = ["## Scale: what each additional guest costs the host\n",
+          header(meta) + (f" {note.strip()}" if note else "") + "\n"]
     md += table(meta, src, guests)
     md.append("")
     if svg_rel:
-        md.append(f"![host memory as daemons start, and each cost against its target]({svg_rel})\n")
+        md.append(f"![host memory as daemons start, each cost against its target, start-up and idle CPU "
+                  f"of each daemon]({svg_rel})\n")
     md.append(NOTES)
-    md.append("Reproduce (root, no QEMU; about 5 minutes on 2 CPUs): `scripts/scale-bench.sh --out scale.json "
-              "--write` (options: `--daemons N`, `--sources catalog,host`, `--idle SEC`). "
+    md.append("Reproduce (root, no QEMU, nothing else running): `scripts/scale-bench.sh --out scale.json "
+              "--write` (options: `--daemons N`, `--sources catalog,host`, `--idle SEC`, `--no-stats-file`). "
               "`scripts/scale-report.py scale.json --markdown BENCHMARKS.md --svg docs/scale-bench.svg` "
               "re-renders a saved run.\n")
     return "\n".join(md)
@@ -462,23 +469,75 @@ def nice_ticks(top, count=5):
 
 
 def ratio_text(r):
-    return f"{r:,.0f}×" if r >= 10 else f"{r:.2g}×"
+    return f"{r:,.0f}×" if r >= 10 else f"{r:.3g}×"
 
 
 def esc(t):
     return str(t).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def line_panel(out, box, title, sub, series, xlabel, log=None, line=None, end_fmt=None):
+    """One line chart: series {source: [(x, y)]}; log=(lo, hi) decades for a log y axis; line=
+    (y, label): a dashed reference (a target) from x=0 to the end, or (slope, label, 'slope')."""
+    x0, y0, pw, ph = box
+    pts_all = [p for pts in series.values() for p in pts]
+    nmax = max([x for x, _ in pts_all] + [1])
+    xticks = nice_ticks(nmax) if nmax >= 5 else list(range(nmax + 1))
+    nmax = max(nmax, xticks[-1])
+    sx = lambda x: x0 + pw * x / nmax
+    if log:
+        lo, hi = log
+        sy = lambda y: y0 + ph - ph * (min(max(math.log10(max(y, 1e-12)), lo), hi) - lo) / (hi - lo)
+        yticks = [10 ** e for e in range(lo, hi + 1)]
+    else:
+        top = max([y for _, y in pts_all] + [1])
+        if line and len(line) == 3:
+            top = max(top, line[0] * nmax)
+        yticks = nice_ticks(top)
+        sy = lambda y: y0 + ph - ph * max(y, 0) / yticks[-1]
+    out.append(f'<text x="{x0}" y="{y0 - 18}" font-size="14" font-weight="bold">{esc(title)}</text>')
+    out.append(f'<text x="{x0}" y="{y0 - 4}" fill="#555">{esc(sub)}</text>')
+    for yv in yticks:
+        out.append(f'<line x1="{x0}" y1="{sy(yv):.1f}" x2="{x0 + pw}" y2="{sy(yv):.1f}" stroke="#ddd"/>')
+        out.append(f'<text x="{x0 - 6}" y="{sy(yv) + 4:.1f}" text-anchor="end">{yv:,g}</text>')
+    for xv in xticks:
+        out.append(f'<text x="{sx(xv):.1f}" y="{y0 + ph + 16}" text-anchor="middle">{xv:g}</text>')
+    out.append(f'<text x="{x0 + pw / 2}" y="{y0 + ph + 32}" text-anchor="middle">{esc(xlabel)}</text>')
+    out.append(f'<rect x="{x0}" y="{y0}" width="{pw}" height="{ph}" fill="none" stroke="#888"/>')
+    ly = y0 + 14
+    if line:
+        if len(line) == 3:  # a budget growing with the number of daemons
+            ya, yb = sy(0), sy(line[0] * nmax)
+        else:
+            ya = yb = sy(line[0])
+        out.append(f'<line x1="{x0}" y1="{ya:.1f}" x2="{x0 + pw}" y2="{yb:.1f}" stroke="#444" stroke-dasharray="6,4"/>')
+        out.append(f'<line x1="{x0 + 10}" y1="{ly}" x2="{x0 + 34}" y2="{ly}" stroke="#444" stroke-dasharray="6,4"/>'
+                   f'<text x="{x0 + 40}" y="{ly + 4}">{esc(line[1])}</text>')
+        ly += 18
+    for n, pts in series.items():
+        if not pts:
+            continue
+        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in pts)
+        out.append(f'<polyline points="{path}" fill="none" stroke="{COLORS[n]}" stroke-width="2"/>')
+        if end_fmt:
+            lx, lv = pts[-1]
+            out.append(f'<text x="{sx(lx) - 4:.1f}" y="{sy(lv) - 6:.1f}" text-anchor="end" fill="{COLORS[n]}">'
+                       f'{esc(end_fmt(lv))}</text>')
+        out.append(f'<line x1="{x0 + 10}" y1="{ly}" x2="{x0 + 34}" y2="{ly}" stroke="{COLORS[n]}" stroke-width="2"/>'
+                   f'<text x="{x0 + 40}" y="{ly + 4}">{esc(n)} source</text>')
+        ly += 18
+
+
 def svg(path, meta, src, guests):
-    W, H = 980, 420
+    W, H = 980, 800
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
            'font-family="DejaVu Sans, Arial, sans-serif" font-size="12">',
            f'<rect width="{W}" height="{H}" fill="white"/>']
     names = [n for n in SOURCES if guests.get(n)]
+    top, bottom, left, right, pw, ph = 50, 440, 70, 560, 390, 290
 
-    # left: MemAvailable drop (MiB) against daemons started, and the targets' budget
-    x0, y0, pw, ph = 70, 50, 380, 300
-    series = {}
+    # top left: MemAvailable drop (MiB) against daemons started, and the targets' budget
+    mem = {}
     for n in names:
         s = src[n]
         base = s["host"].get("before", {}).get("memavailable_kb")
@@ -487,52 +546,27 @@ def svg(path, meta, src, guests):
             v = s["host"].get(f"started-{d['i']}", {}).get("memavailable_kb")
             if base is not None and v is not None:
                 pts.append((d["i"], (base - v) / 1024))
-        series[n] = pts
-    nmax = max([p[0] for pts in series.values() for p in pts] + [1])
-    budget = (TARGETS["private_mib"][0] + TARGETS["host_kernel_kib"][0] / 1024)  # MiB per guest
-    yticks = nice_ticks(max([p[1] for pts in series.values() for p in pts] + [budget * nmax, 1]))
-    xticks = nice_ticks(nmax) if nmax >= 5 else list(range(nmax + 1))
-    ymax, nmax = yticks[-1], max(nmax, xticks[-1])
-    sx = lambda x: x0 + pw * x / nmax
-    sy = lambda y: y0 + ph - ph * max(y, 0) / ymax
-    out.append(f'<text x="{x0}" y="{y0 - 18}" font-size="14" font-weight="bold">Host memory as daemons start</text>')
-    out.append(f'<text x="{x0}" y="{y0 - 4}" fill="#555">MemAvailable drop (MiB), one daemon after the other</text>')
-    for yv in yticks:
-        out.append(f'<line x1="{x0}" y1="{sy(yv):.1f}" x2="{x0 + pw}" y2="{sy(yv):.1f}" stroke="#ddd"/>')
-        out.append(f'<text x="{x0 - 6}" y="{sy(yv) + 4:.1f}" text-anchor="end">{yv:,g}</text>')
-    for xv in xticks:
-        out.append(f'<text x="{sx(xv):.1f}" y="{y0 + ph + 16}" text-anchor="middle">{xv:g}</text>')
-    out.append(f'<text x="{x0 + pw / 2}" y="{y0 + ph + 34}" text-anchor="middle">daemons started</text>')
-    out.append(f'<rect x="{x0}" y="{y0}" width="{pw}" height="{ph}" fill="none" stroke="#888"/>')
-    out.append(f'<line x1="{sx(0):.1f}" y1="{sy(0):.1f}" x2="{sx(nmax):.1f}" y2="{sy(budget * nmax):.1f}" '
-               'stroke="#444" stroke-dasharray="6,4"/>')
-    ly = y0 + 14
-    out.append(f'<line x1="{x0 + 10}" y1="{ly}" x2="{x0 + 34}" y2="{ly}" stroke="#444" stroke-dasharray="6,4"/>'
-               f'<text x="{x0 + 40}" y="{ly + 4}">target budget: 1 MiB + 256 KiB per guest</text>')
-    for j, n in enumerate(names):
-        pts = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in series[n])
-        out.append(f'<polyline points="{pts}" fill="none" stroke="{COLORS[n]}" stroke-width="2"/>')
-        lx, lv = series[n][-1]
-        out.append(f'<text x="{sx(lx) - 4:.1f}" y="{sy(lv) - 6:.1f}" text-anchor="end" fill="{COLORS[n]}">'
-                   f'{lv:,.0f} MiB</text>')
-        ly = y0 + 32 + 18 * j
-        out.append(f'<line x1="{x0 + 10}" y1="{ly}" x2="{x0 + 34}" y2="{ly}" stroke="{COLORS[n]}" stroke-width="2"/>'
-                   f'<text x="{x0 + 40}" y="{ly + 4}">{esc(n)} source</text>')
+        mem[n] = pts
+    budget = TARGETS["private_mib"][0] + TARGETS["host_kernel_kib"][0] / 1024  # MiB per guest
+    line_panel(out, (left, top, pw, ph), "Host memory as daemons start",
+               "MemAvailable drop (MiB), one daemon after the other", mem, "daemons started",
+               line=(budget, "target budget: 1 MiB + 256 KiB per guest", "slope"),
+               end_fmt=lambda v: f"{v:,.0f} MiB")
 
-    # right: each per-guest figure divided by its target, log scale; the line at 1 is the target
-    x1, pw2 = 560, 390
+    # top right: each per-guest figure divided by its target, log scale; the line at 1 is the target
+    x1, y0 = right, top
     metrics = [("private_mib", "private\nmemory"), ("host_kernel_kib", "host\nkernel"),
-               ("idle_cpu_pct", "idle\nCPU"), ("startup_ms", "start-up\n(median)")]
+               ("idle_cpu_pct", "idle CPU\n(mean)"), ("startup_ms", "start-up\n(median)")]
     lo, hi = -2, 3  # 10^-2 .. 10^3
     sy2 = lambda r: y0 + ph - ph * (min(max(math.log10(max(r, 1e-9)), lo), hi) - lo) / (hi - lo)
     out.append(f'<text x="{x1}" y="{y0 - 18}" font-size="14" font-weight="bold">Per additional guest, against the target</text>')
     out.append(f'<text x="{x1}" y="{y0 - 4}" fill="#555">value / target (log scale; above the line: missed)</text>')
     for e in range(lo, hi + 1):
-        out.append(f'<line x1="{x1}" y1="{sy2(10 ** e):.1f}" x2="{x1 + pw2}" y2="{sy2(10 ** e):.1f}" stroke="#ddd"/>')
+        out.append(f'<line x1="{x1}" y1="{sy2(10 ** e):.1f}" x2="{x1 + pw}" y2="{sy2(10 ** e):.1f}" stroke="#ddd"/>')
         out.append(f'<text x="{x1 - 6}" y="{sy2(10 ** e) + 4:.1f}" text-anchor="end">{10 ** e:g}×</text>')
-    out.append(f'<rect x="{x1}" y="{y0}" width="{pw2}" height="{ph}" fill="none" stroke="#888"/>')
-    out.append(f'<line x1="{x1}" y1="{sy2(1):.1f}" x2="{x1 + pw2}" y2="{sy2(1):.1f}" stroke="#444" stroke-width="1.5" stroke-dasharray="6,4"/>')
-    gw = pw2 / len(metrics)
+    out.append(f'<rect x="{x1}" y="{y0}" width="{pw}" height="{ph}" fill="none" stroke="#888"/>')
+    out.append(f'<line x1="{x1}" y1="{sy2(1):.1f}" x2="{x1 + pw}" y2="{sy2(1):.1f}" stroke="#444" stroke-width="1.5" stroke-dasharray="6,4"/>')
+    gw = pw / len(metrics)
     bw = gw * 0.7 / max(1, len(names))
     for m, (key, label) in enumerate(metrics):
         cx = x1 + gw * (m + 0.5)
@@ -544,12 +578,29 @@ def svg(path, meta, src, guests):
                 continue
             r = v / TARGETS[key][0]
             bx = cx - gw * 0.35 + j * bw
-            top, base = sy2(r), sy2(10 ** lo)
-            out.append(f'<rect x="{bx:.1f}" y="{min(top, base):.1f}" width="{bw - 2:.1f}" height="{abs(base - top):.1f}" '
-                       f'fill="{COLORS[n]}"><title>{esc(n)}: {v:.4g} ({r:.3g}× the target)</title></rect>')
-            out.append(f'<text x="{bx + (bw - 2) / 2:.1f}" y="{top - 4:.1f}" text-anchor="middle" font-size="10">{ratio_text(r)}</text>')
+            bar_top, base = sy2(r), sy2(10 ** lo)
+            out.append(f'<rect x="{bx:.1f}" y="{min(bar_top, base):.1f}" width="{bw - 2:.1f}" '
+                       f'height="{abs(base - bar_top):.1f}" fill="{COLORS[n]}"><title>{esc(n)}: {v:.4g} '
+                       f'({r:.3g}× the target)</title></rect>')
+            out.append(f'<text x="{bx + (bw - 2) / 2:.1f}" y="{bar_top - 4:.1f}" text-anchor="middle" '
+                       f'font-size="10">{ratio_text(r)}</text>')
+    for j, n in enumerate(names):
+        ly = y0 + 14 + 18 * j  # top right: the start-up bars are the shortest there
+        out.append(f'<rect x="{x1 + pw - 130}" y="{ly - 6}" width="24" height="10" fill="{COLORS[n]}"/>'
+                   f'<text x="{x1 + pw - 100}" y="{ly + 4}">{esc(n)} source</text>')
+
+    # bottom: start-up and idle CPU of each daemon, in start order (log scales)
+    startup = {n: [(d["i"], d["startup_ms"]) for d in src[n]["daemons"]] for n in names}
+    line_panel(out, (left, bottom, pw, ph), "Start-up of each daemon",
+               "ms from exec to the mount answering (log scale), in start order", startup, "daemon",
+               log=(0, 4), line=(TARGETS["startup_ms"][0], "target: < 50 ms"))
+    cpu = {n: [(d["i"], 100 * d["cpu"]["ns"] / (d["cpu"]["window_us"] * 1000))
+               for d in src[n]["daemons"] if d.get("cpu") and d["cpu"]["window_us"]] for n in names}
+    line_panel(out, (right, bottom, pw, ph), "Idle CPU of each daemon",
+               f"% of one core over {meta.get('idle_s', '?')} s after the clients (log scale)", cpu, "daemon",
+               log=(-3, 1), line=(TARGETS["idle_cpu_pct"][0], "target: ≤ 0.05% of a core"))
     out.append(f'<text x="{W / 2}" y="{H - 10}" text-anchor="middle" fill="#555" font-size="11">'
-               f'{esc(meta.get("daemons", "?"))} daemons per source, eventfsd {esc(meta.get("eventfsd", "?"))} '
+               f'{esc(meta.get("daemons", "?"))} daemons per source side by side, eventfsd {esc(meta.get("eventfsd", "?"))} '
                f'(daemon code {esc(meta.get("daemon_code", "?"))}), {esc(meta.get("date", "?"))}, '
                f'{esc(meta.get("cpus", "?"))} CPUs, kernel {esc(meta.get("host_kernel", "?"))}</text>')
     out.append("</svg>")
@@ -564,6 +615,7 @@ def main():
     ap.add_argument("--out", help="write the numbers (and the raw lines) as JSON")
     ap.add_argument("--markdown", help="rewrite the <!-- scale --> block of this file")
     ap.add_argument("--svg", help="write the plot here")
+    ap.add_argument("--note", help="a sentence to add after the header (e.g. which code this run is the baseline of)")
     a = ap.parse_args()
     with open(a.results) as fh:
         text = fh.read()
@@ -590,7 +642,7 @@ def main():
         svg(a.svg, meta, src, guests)
     if a.markdown:
         rel = os.path.relpath(a.svg, os.path.dirname(os.path.abspath(a.markdown))) if a.svg else None
-        replace_block(a.markdown, markdown_block(meta, src, guests, rel))
+        replace_block(a.markdown, markdown_block(meta, src, guests, rel, a.note))
     return 0
 
 
