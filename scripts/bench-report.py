@@ -3,7 +3,8 @@
 
 Usage: bench-report.py RESULTS [--markdown FILE] [--png FILE] [--notes FILE] [--readme FILE]
 
-Every number a document states comes from RESULTS, one recorded run: BENCHMARKS.md whole, and
+Every number a document states comes from RESULTS, one recorded run: BENCHMARKS.md whole (but
+for the `<!-- scale -->` block of scripts/scale-bench.sh, carried over unchanged), and
 in the README the blocks between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` markers
 (`footprint`, `summary`). A run in which any workload operation failed, or a configuration is
 missing or incomplete, writes nothing and exits 1: a run that fails fast would look fast.
@@ -411,11 +412,24 @@ def main():
     except BrokenPipeError:
         pass
     if a.markdown:
+        text = text.rstrip() + "\n" + kept_blocks(a.markdown)
         with open(a.markdown, "w") as f:
             f.write(text)
     if a.png:
         chart(a.png, samples, present)
     return 0
+
+
+def kept_blocks(path):
+    """Sections of `path` that another script writes (scripts/scale-bench.sh's `<!-- scale -->`
+    block): carried over unchanged when this run rewrites the file."""
+    try:
+        with open(path) as f:
+            old = f.read()
+    except FileNotFoundError:
+        return ""
+    found = [m.group(0) for m in re.finditer(r"<!-- (scale) -->.*?<!-- /\1 -->", old, re.S)]
+    return "".join("\n" + b + "\n" for b in found)
 
 
 def footprint_table(fp, meta):
