@@ -306,7 +306,7 @@ run_source() { # source
         mkdir "$dir"
         args=(--mount "$dir" --log-level warn)
         [ "$STATS" = 1 ] && args+=(--stats-file "$TMP/stats/$src-$i.json")
-        [ "$src" = host ] && args+=(--source host --tracefs "$TRACEFS")
+        [ "$src" = host ] && args+=(--source host --tracefs "$TRACEFS" --snapshot-dir "$TMP/snapshots")
         now; t0=$NOW
         "$BIN" "${args[@]}" >"$TMP/log/$src-$i.log" 2>&1 &
         pid=$!
