@@ -104,7 +104,13 @@ impl StatsFile {
     }
 }
 
-/// Starts a thread that rewrites the stats file every `period` until the process exits.
+/// Longest an idle daemon leaves its stats file unwritten (its CPU and memory figures still
+/// move a little): one write per scrape interval of a typical collector.
+const IDLE_REWRITE: Duration = Duration::from_secs(15);
+
+/// Starts a thread that keeps the stats file up to date until the process exits: within
+/// `period` of any activity, and every [`IDLE_REWRITE`] otherwise, so that an idle daemon
+/// (one per guest on a host) does not spend its CPU rewriting an unchanged file.
 pub fn spawn_stats_writer(
     file: Arc<StatsFile>,
     stats: Arc<Stats>,
@@ -113,11 +119,20 @@ pub fn spawn_stats_writer(
 ) {
     std::thread::Builder::new()
         .name("stats".into())
-        .spawn(move || loop {
-            if let Err(e) = file.write(&stats, &tree) {
-                log::warn!("stats file {}: {e}", file.path().display());
+        .spawn(move || {
+            let mut written: Option<(u64, std::time::Instant)> = None;
+            loop {
+                let activity = stats.activity();
+                let due = written
+                    .is_none_or(|(seen, at)| seen != activity || at.elapsed() >= IDLE_REWRITE);
+                if due {
+                    if let Err(e) = file.write(&stats, &tree) {
+                        log::warn!("stats file {}: {e}", file.path().display());
+                    }
+                    written = Some((activity, std::time::Instant::now()));
+                }
+                std::thread::sleep(period);
             }
-            std::thread::sleep(period);
         })
         .expect("spawning the stats thread");
 }

@@ -132,6 +132,21 @@ impl Stats {
             .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
     }
 
+    /// A number that changes whenever the guest does anything (requests, sessions,
+    /// connections, descriptor chains), and the source's figures with it.
+    pub fn activity(&self) -> u64 {
+        let transport = &self.transport;
+        let source: u64 = self
+            .source_figures()
+            .iter()
+            .fold(0u64, |sum, f| sum.wrapping_mul(31).wrapping_add(f.value));
+        self.total_requests()
+            .wrapping_add(self.sessions.load(Relaxed))
+            .wrapping_add(transport.connections.load(Relaxed))
+            .wrapping_add(transport.chains_processed.load(Relaxed))
+            .wrapping_add(source.wrapping_mul(0x9e37_79b9))
+    }
+
     /// Requests of all opcodes, including unknown ones.
     pub fn total_requests(&self) -> u64 {
         self.requests.iter().map(|c| c.load(Relaxed)).sum::<u64>()
