@@ -228,7 +228,7 @@ struct Args {
     /// error, warn, info, debug or trace (logs as debug).
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     log_level: log::LevelFilter,
-    /// Keep counters in PATH (rewritten every 500 ms).
+    /// Keep counters in PATH (rewritten within 500 ms of activity, every 15 s when idle).
     #[arg(long, value_name = "PATH")]
     stats_file: Option<PathBuf>,
     /// json, or prometheus (node_exporter's textfile format) [default: prometheus for a .prom
