@@ -67,6 +67,10 @@ pub fn host_events(top: &Path) -> io::Result<BTreeSet<(String, String)>> {
         .collect())
 }
 
+/// The kernel's own formats (`ftrace/function`, `ftrace/print`, ...): built in, never
+/// enabled through tracefs, so `available_events` does not list them; they are never removed.
+const INTERNAL_SYSTEM: &str = "ftrace";
+
 /// What changes when events come or go, cheap to read every second: the names of the
 /// systems (one directory listing) and the dynamic event definitions (a short file).
 pub fn change_signature(top: &Path) -> u64 {
@@ -180,6 +184,9 @@ pub fn reconcile(tree: &Tree, control: &HostControl, startup: bool) -> io::Resul
         }
     }
     for (system, events) in &in_tree {
+        if system == INTERNAL_SYSTEM {
+            continue;
+        }
         let mut left = events.len();
         for event in events {
             let key = (system.clone(), event.clone());
