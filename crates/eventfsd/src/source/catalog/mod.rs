@@ -111,6 +111,19 @@ impl CatalogControl {
         let thread = std::thread::Builder::new()
             .name("catalog-records".into())
             .spawn(move || loop {
+                if stop2.load(Ordering::Relaxed) {
+                    return;
+                }
+                let Some(idle) = control.upgrade().map(|c| c.state.recording_idle()) else {
+                    return;
+                };
+                if idle {
+                    // Nothing to record: sleep until an event's state changes (or Drop), so
+                    // that an idle daemon costs no CPU. A change made before this park has
+                    // left its wake-up token, so none is missed.
+                    std::thread::park();
+                    continue;
+                }
                 std::thread::sleep(recorder::TICK);
                 if stop2.load(Ordering::Relaxed) {
                     return;
@@ -121,6 +134,7 @@ impl CatalogControl {
                 control.produce(&tree, recorder::TICK);
             })
             .expect("spawning the record producer");
+        self.state.set_producer(thread.thread().clone());
         Producer {
             stop,
             thread: Some(thread),
@@ -143,6 +157,7 @@ impl Drop for Producer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
             let _ = thread.join();
         }
     }

@@ -140,6 +140,8 @@ pub struct State {
     pub started: Instant,
     /// Tunables.
     pub options: CatalogOptions,
+    /// The record producer, parked while nothing records: woken by every change here.
+    producer: std::sync::OnceLock<std::thread::Thread>,
 }
 
 impl State {
@@ -150,7 +152,27 @@ impl State {
             instances: Mutex::default(),
             started: Instant::now(),
             options,
+            producer: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Registers the thread that produces records, to be woken when events change.
+    pub fn set_producer(&self, thread: std::thread::Thread) {
+        let _ = self.producer.set(thread);
+    }
+
+    /// Wakes the producer (after any change to an event's state).
+    fn wake_producer(&self) {
+        if let Some(thread) = self.producer.get() {
+            thread.unpark();
+        }
+    }
+
+    /// True when no event records: none enabled, none with triggers (which fire in soft mode).
+    pub fn recording_idle(&self) -> bool {
+        !lock(&self.events)
+            .values()
+            .any(|e| e.enabled || !e.triggers.is_empty())
     }
 
     /// The per-event map, for walks over every event with state (the recorder, soft mode).
@@ -171,6 +193,8 @@ impl State {
         if state.is_default() {
             events.remove(&key);
         }
+        drop(events);
+        self.wake_producer();
         result
     }
 
@@ -188,6 +212,8 @@ impl State {
                 }
             }
         }
+        drop(events);
+        self.wake_producer();
     }
 
     /// Runs `f` on the state of the instance whose directory has inode `key`, creating it on
