@@ -109,8 +109,10 @@ impl StatsFile {
 const IDLE_REWRITE: Duration = Duration::from_secs(15);
 
 /// Starts a thread that keeps the stats file up to date until the process exits: within
-/// `period` of any activity, and every [`IDLE_REWRITE`] otherwise, so that an idle daemon
-/// (one per guest on a host) does not spend its CPU rewriting an unchanged file.
+/// `period` of the guest's activity, and every [`IDLE_REWRITE`] otherwise (figures that move
+/// without a guest request, such as the catalog's record count, may lag that long), so that
+/// an idle daemon (one per guest on a host) does not spend its CPU rewriting an unchanged
+/// file.
 pub fn spawn_stats_writer(
     file: Arc<StatsFile>,
     stats: Arc<Stats>,
