@@ -830,6 +830,69 @@ fn daemon_refuses_an_existing_instance_with_one_line() {
     let _ = fs::remove_dir(&dir);
 }
 
+/// A fake tracefs with the given events, its tree and control (dynamic events shown), served
+/// through /dev/fuse: for the tests of what the rescan changes under a mounted guest.
+struct FakeHostMount {
+    root: PathBuf,
+    dir: PathBuf,
+    tree: Arc<eventfs_core::Tree>,
+    control: Arc<HostControl>,
+    stats: Arc<Stats>,
+    mount: FuseMount,
+}
+
+impl FakeHostMount {
+    fn start(name: &str, events: &[(&str, &str, u32)]) -> FakeHostMount {
+        let pid = std::process::id();
+        let root = std::env::temp_dir().join(format!("eventfsd-fake-{name}-{pid}"));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("events")).unwrap();
+        fs::write(root.join("events/header_page"), "hp\n").unwrap();
+        fs::write(root.join("events/header_event"), "he\n").unwrap();
+        for (system, event, id) in events {
+            fake_event(&root, system, event, *id);
+        }
+        let policy = Policy::parse("[dynamic]\nshow = true").unwrap();
+        let (tree, view, _) = build_tree(&root, &root, &policy, TreeConfig::default()).unwrap();
+        let tree = Arc::new(tree);
+        let control = Arc::new(
+            HostControl::new(
+                &root,
+                &root,
+                Arc::new(policy),
+                view,
+                ForwardLimits::default(),
+            )
+            .unwrap(),
+        );
+        let dir = std::env::temp_dir().join(format!("eventfsd-host-{name}-{pid}"));
+        fs::create_dir_all(&dir).unwrap();
+        let stats = Arc::new(Stats::default());
+        let fs_ = EventFs::new(
+            tree.clone(),
+            control.clone(),
+            stats.clone(),
+            CachePolicy::default(),
+        );
+        let mount = FuseMount::start(Arc::new(Server::new(fs_)), stats.clone(), &dir, 2).unwrap();
+        FakeHostMount {
+            root,
+            dir,
+            tree,
+            control,
+            stats,
+            mount,
+        }
+    }
+
+    /// Unmounts and removes both directories.
+    fn stop(self) {
+        self.mount.stop();
+        let _ = fs::remove_dir(&self.dir);
+        fs::remove_dir_all(&self.root).unwrap();
+    }
+}
+
 /// The guest caches the listings of `events/` and of each system (a warm walk sends no
 /// READDIR), and still sees what the rescan adds or removes once the directory's attributes
 /// time out: the changed mtime invalidates the cached listing.
@@ -838,37 +901,11 @@ fn cached_listings_follow_the_rescan() {
     if can_run("listings").is_none() {
         return;
     }
-    let pid = std::process::id();
-    let root = std::env::temp_dir().join(format!("eventfsd-fake-listings-{pid}"));
-    let _ = fs::remove_dir_all(&root);
-    fs::create_dir_all(root.join("events")).unwrap();
-    fs::write(root.join("events/header_page"), "hp\n").unwrap();
-    fs::write(root.join("events/header_event"), "he\n").unwrap();
-    fake_event(&root, "sched", "sched_switch", 1);
-    fake_event(&root, "sched", "sched_wakeup", 2);
-    let policy = Policy::parse("[dynamic]\nshow = true").unwrap();
-    let (tree, view, _) = build_tree(&root, &root, &policy, TreeConfig::default()).unwrap();
-    let tree = Arc::new(tree);
-    let control = Arc::new(
-        HostControl::new(
-            &root,
-            &root,
-            Arc::new(policy),
-            view,
-            ForwardLimits::default(),
-        )
-        .unwrap(),
+    let m = FakeHostMount::start(
+        "listings",
+        &[("sched", "sched_switch", 1), ("sched", "sched_wakeup", 2)],
     );
-    let dir = std::env::temp_dir().join(format!("eventfsd-host-listings-{pid}"));
-    fs::create_dir_all(&dir).unwrap();
-    let stats = Arc::new(Stats::default());
-    let fs_ = EventFs::new(
-        tree.clone(),
-        control.clone(),
-        stats.clone(),
-        CachePolicy::default(),
-    );
-    let mount = FuseMount::start(Arc::new(Server::new(fs_)), stats.clone(), &dir, 2).unwrap();
+    let (root, dir, tree, control, stats) = (&m.root, &m.dir, &m.tree, &m.control, &m.stats);
     let names = |path: &Path| -> Vec<String> {
         let mut v: Vec<String> = fs::read_dir(path)
             .unwrap()
@@ -891,9 +928,9 @@ fn cached_listings_follow_the_rescan() {
     // `events/` was listed once by now only if the walk above listed it first: allow that one.
     assert!(listings() <= before + 2, "warm listings were read again");
 
-    fake_event(&root, "sched", "sched_stat", 3);
-    fake_event(&root, "kprobes", "probe", 4);
-    rescan(&tree, &control).unwrap();
+    fake_event(root, "sched", "sched_stat", 3);
+    fake_event(root, "kprobes", "probe", 4);
+    rescan(tree, control).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !(names(&sched).contains(&"sched_stat".to_string())
         && names(&dir.join("events")).contains(&"kprobes".to_string()))
@@ -905,8 +942,8 @@ fn cached_listings_follow_the_rescan() {
         std::thread::sleep(Duration::from_millis(100));
     }
     fs::remove_dir_all(root.join("events/sched/sched_stat")).unwrap();
-    sync_available_events(&root);
-    rescan(&tree, &control).unwrap();
+    sync_available_events(root);
+    rescan(tree, control).unwrap();
     while names(&sched).contains(&"sched_stat".to_string()) {
         assert!(
             Instant::now() < deadline,
@@ -914,9 +951,7 @@ fn cached_listings_follow_the_rescan() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    mount.stop();
-    let _ = fs::remove_dir(&dir);
-    fs::remove_dir_all(&root).unwrap();
+    m.stop();
 }
 
 #[test]
@@ -924,51 +959,18 @@ fn removed_dynamic_event_gives_enodev_through_an_open_handle() {
     if can_run("enodev").is_none() {
         return;
     }
-    let pid = std::process::id();
-    let root = std::env::temp_dir().join(format!("eventfsd-fake-enodev-{pid}"));
-    let _ = fs::remove_dir_all(&root);
-    fs::create_dir_all(root.join("events")).unwrap();
-    fs::write(root.join("events/header_page"), "hp\n").unwrap();
-    fs::write(root.join("events/header_event"), "he\n").unwrap();
-    fake_event(&root, "sched", "sched_switch", 1);
-    let policy = Policy::parse("[dynamic]\nshow = true").unwrap();
-    let (tree, view, _) = build_tree(&root, &root, &policy, TreeConfig::default()).unwrap();
-    let tree = Arc::new(tree);
-    let control = Arc::new(
-        HostControl::new(
-            &root,
-            &root,
-            Arc::new(policy),
-            view,
-            ForwardLimits::default(),
-        )
-        .unwrap(),
-    );
-    let dir = std::env::temp_dir().join(format!("eventfsd-host-enodev-{pid}"));
-    fs::create_dir_all(&dir).unwrap();
-    let fs_ = EventFs::new(
-        tree.clone(),
-        control.clone(),
-        Arc::new(Stats::default()),
-        CachePolicy::default(),
-    );
-    let mount = FuseMount::start(
-        Arc::new(Server::new(fs_)),
-        Arc::new(Stats::default()),
-        &dir,
-        2,
-    )
-    .unwrap();
-    fake_event(&root, "kprobes", "myprobe", 7);
+    let m = FakeHostMount::start("enodev", &[("sched", "sched_switch", 1)]);
+    let (root, dir, tree, control) = (&m.root, &m.dir, &m.tree, &m.control);
+    fake_event(root, "kprobes", "myprobe", 7);
     fs::write(root.join("events/kprobes/myprobe/enable"), "0\n").unwrap();
-    rescan(&tree, &control).unwrap();
+    rescan(tree, control).unwrap();
     let mut f = fs::File::open(dir.join("events/kprobes/myprobe/enable")).unwrap();
     let mut text = String::new();
     f.read_to_string(&mut text).unwrap();
     assert_eq!(text, "0\n");
     fs::remove_dir_all(root.join("events/kprobes")).unwrap();
-    sync_available_events(&root);
-    rescan(&tree, &control).unwrap();
+    sync_available_events(root);
+    rescan(tree, control).unwrap();
     let mut buf = [0u8; 16];
     use std::os::unix::fs::FileExt;
     assert_eq!(errno_of(f.read_at(&mut buf, 0)), Some(libc::ENODEV));
@@ -979,9 +981,7 @@ fn removed_dynamic_event_gives_enodev_through_an_open_handle() {
         assert!(Instant::now() < deadline, "the removed event stays visible");
         std::thread::sleep(Duration::from_millis(100));
     }
-    mount.stop();
-    let _ = fs::remove_dir(&dir);
-    fs::remove_dir_all(&root).unwrap();
+    m.stop();
 }
 
 /// `entries:` of a `stats` text.

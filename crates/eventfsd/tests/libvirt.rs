@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 
 use vhost_guest::Guest;
 
+#[path = "common/temp_dir.rs"]
+mod temp_dir;
+use temp_dir::TempDir;
+
 const BIN: &str = env!("CARGO_BIN_EXE_eventfsd");
 /// The descriptor number libvirt's log shows for the socket (any number must work).
 const LIBVIRT_FD: RawFd = 43;
@@ -28,25 +32,6 @@ fn catalog_file() -> String {
         "/../eventfs-core/catalog/default.evcat"
     )
     .to_string()
-}
-
-/// A temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir =
-            std::env::temp_dir().join(format!("eventfsd-libvirt-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A daemon started the way libvirt's virCommand starts it.
@@ -170,7 +155,7 @@ impl Drop for Spawned {
 
 /// Runs one libvirt command line against the catalog source and checks it serves.
 fn serves_catalog(name: &str, args: &[&str]) -> String {
-    let dir = TempDir::new(name);
+    let dir = TempDir::new(&format!("libvirt-{name}"));
     let daemon = Spawned::start(&dir.0, args);
     let mut guest = Guest::connect(&daemon.socket);
     let format = guest.read_file("events/sched/sched_switch/format").unwrap();
@@ -242,7 +227,7 @@ fn libvirt_9_compat_options() {
 
 #[test]
 fn libvirt_readonly_refuses_changes() {
-    let dir = TempDir::new("readonly");
+    let dir = TempDir::new("libvirt-readonly");
     let catalog = catalog_file();
     let daemon = Spawned::start(
         &dir.0,
@@ -271,7 +256,7 @@ fn libvirt_tracefs_dir_means_the_host_source() {
     let Some(tracefs) = test_prereq::PrivateTracefs::mount(name) else {
         return;
     };
-    let dir = TempDir::new("host");
+    let dir = TempDir::new("libvirt-host");
     // (--snapshot-dir keeps the shared snapshot in the test's directory, not /run.)
     let store = dir.0.join("snapshots");
     let daemon = Spawned::start(
@@ -303,7 +288,7 @@ fn libvirt_tracefs_dir_means_the_host_source() {
 
 #[test]
 fn libvirt_options_without_meaning_are_refused_in_one_line() {
-    let dir = TempDir::new("refused");
+    let dir = TempDir::new("libvirt-refused");
     let catalog = catalog_file();
     let cases: [(Vec<String>, &str); 5] = [
         (

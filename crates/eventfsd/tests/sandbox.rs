@@ -15,26 +15,11 @@ use eventfsd::cli::SeccompMode;
 use eventfsd::sandbox::seccomp;
 use vhost_guest::Guest;
 
+#[path = "common/temp_dir.rs"]
+mod temp_dir;
+use temp_dir::TempDir;
+
 const BIN: &str = env!("CARGO_BIN_EXE_eventfsd");
-
-/// A temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir =
-            std::env::temp_dir().join(format!("eventfsd-sandbox-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The daemon's parent process; killed (its child then dies with it) if a test fails early.
 struct Daemon {
@@ -229,7 +214,7 @@ fn daemon_command(socket: &Path) -> Command {
 
 #[test]
 fn catalog_daemon_is_confined_and_serves_through_the_filter() {
-    let dir = TempDir::new("catalog");
+    let dir = TempDir::new("sandbox-catalog");
     let socket = dir.0.join("eventfsd.sock");
     let stats = dir.0.join("stats.json");
     let daemon = Daemon::start(
@@ -266,7 +251,7 @@ fn catalog_daemon_is_confined_and_serves_through_the_filter() {
 
 #[test]
 fn unconfined_daemon_still_runs_under_the_filter() {
-    let dir = TempDir::new("none");
+    let dir = TempDir::new("sandbox-none");
     let socket = dir.0.join("eventfsd.sock");
     let daemon = Daemon::start(
         daemon_command(&socket).args(["--sandbox", "none"]),
@@ -290,7 +275,7 @@ fn socket_group_gives_the_group_access() {
         test_prereq::skip("socket_group_gives_the_group_access", "needs root (chown)");
         return;
     }
-    let dir = TempDir::new("group");
+    let dir = TempDir::new("sandbox-group");
     let socket = dir.0.join("eventfsd.sock");
     let daemon = Daemon::start(
         daemon_command(&socket).args(["--socket-group", "65534"]),
@@ -364,7 +349,7 @@ fn host_source_runs_sandboxed_and_leaves_no_instance() {
     let Some(tracefs) = test_prereq::PrivateTracefs::mount(name) else {
         return;
     };
-    let dir = TempDir::new("host");
+    let dir = TempDir::new("sandbox-host");
     let socket = dir.0.join("eventfsd.sock");
     let daemon = Daemon::start(
         daemon_command(&socket).args([
@@ -419,7 +404,7 @@ fn catalog_daemon_runs_unprivileged() {
         test_prereq::skip(name, "needs setpriv (util-linux)");
         return;
     }
-    let dir = TempDir::new("nobody");
+    let dir = TempDir::new("sandbox-nobody");
     std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777)).unwrap();
     let socket = dir.0.join("eventfsd.sock");
     let mut command = Command::new("setpriv");

@@ -11,36 +11,20 @@ use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use vhost_guest::Guest;
 
+#[path = "common/temp_dir.rs"]
+mod temp_dir;
+use temp_dir::TempDir;
+
 const BIN: &str = env!("CARGO_BIN_EXE_eventfsd");
-
-/// A temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir =
-            std::env::temp_dir().join(format!("eventfsd-systemd-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 #[test]
 fn socket_activated_daemon_serves_logs_to_the_journal_and_writes_prometheus_stats() {
-    let dir = TempDir::new("activation");
+    let dir = TempDir::new("systemd-activation");
     let socket = dir.0.join("vm7.sock");
     let stats = dir.0.join("vm7.prom");
     let listener = UnixListener::bind(&socket).unwrap();
@@ -158,7 +142,7 @@ fn syslog_messages_reach_the_system_logger() {
         test_prereq::skip(name, "needs root (a private /dev/log)");
         return;
     }
-    let dir = TempDir::new("syslog");
+    let dir = TempDir::new("systemd-syslog");
     let log_socket = dir.0.join("log");
     let logger = std::os::unix::net::UnixDatagram::bind(&log_socket).unwrap();
     logger

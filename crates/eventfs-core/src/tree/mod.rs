@@ -323,6 +323,8 @@ impl Tree {
             by_seq: systems,
             by_name,
         }));
+        // The build itself is no change: a listing's mtime moves only after it.
+        meta.changed.clear();
         Ok(Tree {
             image,
             meta: RwLock::new(meta),
@@ -405,8 +407,11 @@ impl Tree {
             gid: self.config.gid,
             size,
             mtime: match node.kind {
-                NodeKind::Dir(_) => meta.changed.get(&node.dir).copied(),
-                NodeKind::File(_) => None,
+                // Empty unless the daemon or the guest changed a listing since the build.
+                NodeKind::Dir(_) if !meta.changed.is_empty() => {
+                    meta.changed.get(&node.dir).copied()
+                }
+                _ => None,
             }
             .unwrap_or(self.created),
         };

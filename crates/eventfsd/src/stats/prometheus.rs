@@ -48,7 +48,11 @@ impl Exposition {
     }
 
     /// A family of one unlabelled sample.
-    fn single(&mut self, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    fn figure(&mut self, kind: FigureKind, name: &str, help: &str, value: u64) {
+        let kind = match kind {
+            FigureKind::Counter => "counter",
+            FigureKind::Gauge => "gauge",
+        };
         self.family(name, kind, help);
         self.sample(name, &[], value);
     }
@@ -67,12 +71,6 @@ pub fn render(stats: &Stats, tree: &Tree, process: &ProcessFigures, vm: &str) ->
     );
     out.sample("build_info", &[("version", env!("CARGO_PKG_VERSION"))], 1);
 
-    let counter = |out: &mut Exposition, name: &str, help: &str, value: u64| {
-        out.single(name, "counter", help, value)
-    };
-    let gauge = |out: &mut Exposition, name: &str, help: &str, value: u64| {
-        out.single(name, "gauge", help, value)
-    };
     out.family(
         "requests_total",
         "counter",
@@ -81,93 +79,97 @@ pub fn render(stats: &Stats, tree: &Tree, process: &ProcessFigures, vm: &str) ->
     for (opcode, n) in stats.requests_by_opcode() {
         out.sample("requests_total", &[("opcode", &opcode)], n);
     }
-    counter(
-        &mut out,
-        "request_errors_total",
-        "Requests answered with an errno.",
-        stats.errors.load(Relaxed),
-    );
-    counter(
-        &mut out,
-        "read_bytes_total",
-        "Bytes returned by READ.",
-        stats.bytes_read.load(Relaxed),
-    );
-    counter(
-        &mut out,
-        "written_bytes_total",
-        "Bytes accepted by WRITE.",
-        stats.bytes_written.load(Relaxed),
-    );
-    counter(
-        &mut out,
-        "sessions_total",
-        "FUSE sessions started (INIT), including guest reboots.",
-        stats.sessions.load(Relaxed),
-    );
-    counter(
-        &mut out,
-        "over_forgets_total",
-        "FORGETs for more references than were handed out.",
-        stats.over_forgets.load(Relaxed),
-    );
-    gauge(
-        &mut out,
-        "open_handles",
-        "Files the guest has open.",
-        stats.open_handles.load(Relaxed),
-    );
-    gauge(
-        &mut out,
-        "materialised_nodes",
-        "Nodes with per-node state (looked up by the guest and not forgotten).",
-        tree.materialised() as u64,
-    );
+    use FigureKind::{Counter, Gauge};
     let transport = &stats.transport;
-    for (name, help, value) in [
+    let figures = [
         (
+            Counter,
+            "request_errors_total",
+            "Requests answered with an errno.",
+            &stats.errors,
+        ),
+        (
+            Counter,
+            "read_bytes_total",
+            "Bytes returned by READ.",
+            &stats.bytes_read,
+        ),
+        (
+            Counter,
+            "written_bytes_total",
+            "Bytes accepted by WRITE.",
+            &stats.bytes_written,
+        ),
+        (
+            Counter,
+            "sessions_total",
+            "FUSE sessions started (INIT), including guest reboots.",
+            &stats.sessions,
+        ),
+        (
+            Counter,
+            "over_forgets_total",
+            "FORGETs for more references than were handed out.",
+            &stats.over_forgets,
+        ),
+        (
+            Gauge,
+            "open_handles",
+            "Files the guest has open.",
+            &stats.open_handles,
+        ),
+        (
+            Counter,
             "vhost_user_connections_total",
             "vhost-user connections accepted.",
             &transport.connections,
         ),
         (
+            Counter,
             "vhost_user_chains_total",
             "Descriptor chains handed back to the guest.",
             &transport.chains_processed,
         ),
         (
+            Counter,
             "vhost_user_error_replies_total",
             "Chains answered with an error by the transport itself.",
             &transport.error_replies,
         ),
         (
+            Counter,
             "vhost_user_unanswerable_chains_total",
             "Chains handed back empty because no reply fit.",
             &transport.chains_unanswerable,
         ),
         (
+            Counter,
             "vhost_user_stale_completions_total",
             "Completions dropped because the ring was stopped meanwhile.",
             &transport.stale_completions,
         ),
-    ] {
-        counter(&mut out, name, help, value.load(Relaxed));
+    ];
+    for (kind, name, help, value) in figures {
+        out.figure(kind, name, help, value.load(Relaxed));
     }
+    out.figure(
+        Gauge,
+        "materialised_nodes",
+        "Nodes with per-node state (looked up by the guest and not forgotten).",
+        tree.materialised() as u64,
+    );
     for figure in stats.source_figures() {
-        match figure.kind {
-            FigureKind::Counter => counter(
-                &mut out,
-                &format!("source_{}_total", figure.name),
+        let (name, help) = match figure.kind {
+            Counter => (
+                format!("source_{}_total", figure.name),
                 "Event source counter (see the README's stats section).",
-                figure.value,
             ),
-            FigureKind::Gauge => gauge(
-                &mut out,
-                &format!("source_{}", figure.name),
+            Gauge => (
+                format!("source_{}", figure.name),
                 "Event source level (see the README's stats section).",
-                figure.value,
             ),
-        }
+        };
+        out.figure(figure.kind, &name, help, figure.value);
     }
     for (name, help, value) in [
         (
@@ -187,7 +189,7 @@ pub fn render(stats: &Stats, tree: &Tree, process: &ProcessFigures, vm: &str) ->
         ),
     ] {
         if let Some(value) = value {
-            gauge(&mut out, name, help, value);
+            out.figure(Gauge, name, help, value);
         }
     }
     out.family(
