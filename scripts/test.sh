@@ -62,12 +62,18 @@ cargo test --workspace
 step "guest tests (catalog source)"
 scripts/guest-test.sh
 
+# The scripts that check the simulated kernel's behaviour (time model, trigger order, pid
+# lists, the trace buffer) also run against the guest kernel's own tracefs: they pass there
+# too, so they test ftrace, not eventfsd's idea of it.
+step "guest tests against the guest kernel's own tracefs (--mode native)"
+scripts/native-check.sh 48,50,51,52,53
+
 # The host source serves a private instance of this machine's tracefs. One script is left out
 # here: 32-top-enable turns on every host event at once (a load test of the host, not of
 # eventfsd). Instances the guest makes are host instances beside the daemon's.
 step "guest tests (host source)"
 EVENTFSD_ARGS="--source host" scripts/guest-test.sh --no-build \
-    --tests 10,11,15,16,17,18,20,30,31,35,40,45,46,47,48,50,60,70,80,90
+    --tests 10,11,15,16,17,18,20,30,31,35,40,45,46,47,48,50,51,60,70,80,90
 
 # The Debian package, built from the binary the guest tests used and test-installed into a
 # scratch root (never the host's). Its tools: dpkg-shlibdeps (dpkg-dev), systemd-analyze and

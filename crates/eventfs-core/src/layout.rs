@@ -110,6 +110,8 @@ pub enum RootFile {
     TracingOn,
     /// `uprobe_events` (global only).
     UprobeEvents,
+    /// `set_event_notrace_pid`.
+    SetEventNotracePid,
 }
 
 impl RootFile {
@@ -223,6 +225,7 @@ pub const ROOT_FILES: &[FileSpec] = &[
     root("saved_cmdlines_size", 0o640, RootFile::SavedCmdlinesSize),
     root("saved_tgids", 0o440, RootFile::SavedTgids),
     root("set_event", 0o640, RootFile::SetEvent),
+    root("set_event_notrace_pid", 0o640, RootFile::SetEventNotracePid),
     root("set_event_pid", 0o640, RootFile::SetEventPid),
     root("synthetic_events", 0o640, RootFile::SyntheticEvents),
     root("trace", 0o640, RootFile::Trace),
@@ -413,7 +416,7 @@ mod tests {
         let mut sorted = names.clone();
         sorted.sort_unstable();
         assert_eq!(names, sorted, "root files are listed in ls order");
-        assert_eq!(instance_files_mask().count_ones(), 14);
+        assert_eq!(instance_files_mask().count_ones(), 15);
         let cpu_names: Vec<&str> = CPU_FILES.iter().map(|f| f.name).collect();
         let mut sorted = cpu_names.clone();
         sorted.sort_unstable();

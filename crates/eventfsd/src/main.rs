@@ -292,7 +292,7 @@ fn start_source(
             loaded: opened.catalog.take(),
             config,
             control: CatalogOptions {
-                rate: options.rate,
+                profile: options.rate_profile.clone(),
                 seed: options.seed,
                 nr_cpus: options.cpus,
                 max_blocked_readers: max_blocked_readers.max(1),

@@ -128,6 +128,22 @@ pub fn next_token(data: &[u8], size: usize) -> Result<Token<'_>, NumberError> {
     Ok(Token::Word(&data[start..end], (end + 1).min(data.len())))
 }
 
+/// The kernel's buffer for one `set_event` or `set_event_pid` token (EVENT_BUF_SIZE + 1).
+pub const TOKEN_BUFFER: usize = 128;
+
+/// The pids of one write to `set_event_pid` or `set_event_notrace_pid`, as `trace_pid_write`
+/// reads them: white-space separated tokens, each a number in any base `kstrtoul` takes
+/// (`0x10`, `010`), and a pid.
+pub fn pids_of_write(data: &[u8]) -> Result<Vec<u32>, NumberError> {
+    tokens_of_write(data, TOKEN_BUFFER)?
+        .iter()
+        .map(|t| match kstrtoull(t, 0) {
+            Ok(v) if v <= i32::MAX as u64 => Ok(v as u32),
+            _ => Err(NumberError::Invalid),
+        })
+        .collect()
+}
+
 /// Every token of one write, as `trace_pid_write` reads them.
 pub fn tokens_of_write(data: &[u8], size: usize) -> Result<Vec<&[u8]>, NumberError> {
     let mut tokens = Vec::new();

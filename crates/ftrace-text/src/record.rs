@@ -134,6 +134,35 @@ impl Record {
         }
     }
 
+    /// A stack entry (`ftrace/kernel_stack`, whose format is `int size; unsigned long
+    /// caller[8]` after the common fields) of the task and context of `context`, holding
+    /// `frames` (at most 8, the rest `ULONG_MAX` as in an unfilled kernel entry).
+    pub fn kernel_stack(stack_event_id: u32, context: &Record, frames: &[u64]) -> Record {
+        let frames = &frames[..frames.len().min(8)];
+        let mut caller = Vec::with_capacity(64);
+        for slot in 0..8 {
+            let ip = frames.get(slot).copied().unwrap_or(u64::MAX);
+            caller.extend_from_slice(&ip.to_le_bytes());
+        }
+        Record {
+            event_id: stack_event_id,
+            fields: Box::new([
+                FieldValue::UInt(u64::from(stack_event_id & 0xffff)),
+                FieldValue::UInt(u64::from(context.flags)),
+                FieldValue::UInt(u64::from(context.preempt_count)),
+                FieldValue::Int(i64::from(context.pid)),
+                FieldValue::Int(frames.len() as i64),
+                FieldValue::Bytes(caller.into()),
+            ]),
+            ts_ns: context.ts_ns,
+            cpu: context.cpu,
+            pid: context.pid,
+            comm: context.comm.clone(),
+            flags: context.flags,
+            preempt_count: context.preempt_count,
+        }
+    }
+
     /// The value of field `name` for a filter, `fields` being the event's format fields (the
     /// ones the record was generated from).
     ///
@@ -271,10 +300,32 @@ impl Generator {
         self.now_ns = self.now_ns.max(ns);
     }
 
+    /// A deterministic number in `0..n` (`n > 0`) from the generator's stream, for callers
+    /// that schedule records (when each one happens).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.rng.below(n.max(1))
+    }
+
+    /// A plausible kernel call chain of 4 to 8 return addresses in kernel text, innermost
+    /// first.
+    pub fn call_chain(&mut self) -> Vec<u64> {
+        let depth = 4 + self.rng.below(5);
+        (0..depth)
+            .map(|_| 0xffff_ffff_8100_0000 + (self.rng.below(0x00ff_ffff) & !0xf))
+            .collect()
+    }
+
     /// Makes one record of event `event_id` whose format has `fields`; its timestamp is a
     /// little after the previous one.
     pub fn record(&mut self, event_id: u32, fields: &[Field<'_>]) -> Record {
-        self.now_ns += 1_000 + self.rng.below(50_000);
+        let ts = self.now_ns + 1_000 + self.rng.below(50_000);
+        self.record_at(ts, event_id, fields)
+    }
+
+    /// Makes one record of event `event_id` that happened at `ts_ns` (the clock moves to it,
+    /// never backwards).
+    pub fn record_at(&mut self, ts_ns: u64, event_id: u32, fields: &[Field<'_>]) -> Record {
+        self.now_ns = self.now_ns.max(ts_ns);
         let cpu = self.rng.below(u64::from(self.nr_cpus)) as u32;
         let task = self.rng.pick(&self.tasks);
         let mut flags = 0;

@@ -92,8 +92,9 @@ pub struct Options {
     pub syslog: bool,
     /// Exit when QEMU disconnects instead of waiting for the next connection.
     pub exit_on_disconnect: bool,
-    /// Catalog source: records per second per enabled event.
-    pub rate: u32,
+    /// Catalog source: how often each event fires (`--rate` for events the profile does
+    /// not name, `--rate-profile` rules before the built-in ones).
+    pub rate_profile: std::sync::Arc<crate::source::catalog::RateProfile>,
     /// Catalog source: seed of the record generator.
     pub seed: u64,
     /// Number of `per_cpu/cpuN/` directories (the guest's vCPU count, or more).
@@ -244,10 +245,14 @@ struct Args {
     /// Exit when QEMU disconnects (default: serve the next QEMU).
     #[arg(long)]
     exit_on_disconnect: bool,
-    /// Catalog source: synthetic records per second per enabled event.
+    /// Catalog source: records per second of an enabled event the rate profile does not name
     #[arg(long, value_name = "N", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(..=100_000))]
     rate: u32,
+    /// Catalog source: `system:event RATE` lines (globs; first match wins) before the built-in
+    /// profile (see README)
+    #[arg(long, value_name = "FILE")]
+    rate_profile: Option<PathBuf>,
     /// Catalog source: seed of the synthetic record generator.
     #[arg(long, value_name = "N", default_value_t = 1)]
     seed: u64,
@@ -301,6 +306,24 @@ pub fn command() -> clap::Command {
 /// Errors are one line, without the usage.
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
     parse_in(args, &Environment::default())
+}
+
+/// The catalog's rate profile: the built-in rules with `default_rate` for the rest, after the
+/// rules of `file` if one is given.
+fn rate_profile(
+    default_rate: u32,
+    file: Option<&Path>,
+) -> Result<std::sync::Arc<crate::source::catalog::RateProfile>, String> {
+    let profile = crate::source::catalog::RateProfile::built_in(f64::from(default_rate));
+    let Some(file) = file else {
+        return Ok(profile.into());
+    };
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("--rate-profile {}: {e}", file.display()))?;
+    profile
+        .with_overrides(&text)
+        .map(Into::into)
+        .map_err(|e| format!("--rate-profile {}: {e}", file.display()))
 }
 
 /// Parses the arguments after the program name in `env`. Errors are one line, without the
@@ -377,6 +400,10 @@ pub fn parse_in(
         );
     }
     let host = args.source == "host";
+    if host && args.rate_profile.is_some() {
+        return Err("--rate-profile needs the catalog source".into());
+    }
+    let rate_profile = rate_profile(args.rate, args.rate_profile.as_deref())?;
     let host_only = [
         ("--tracefs", args.tracefs.is_some()),
         ("--instance", args.instance.is_some()),
@@ -447,7 +474,7 @@ pub fn parse_in(
         stats_format,
         syslog: args.syslog,
         exit_on_disconnect: args.exit_on_disconnect,
-        rate: args.rate,
+        rate_profile,
         seed: args.seed,
         cpus: args.cpus.unwrap_or_else(default_cpus),
         sandbox: if args.sandbox == "none" {
@@ -515,6 +542,34 @@ mod tests {
     }
 
     #[test]
+    fn rate_profile_rules_come_first_and_bad_files_are_refused() {
+        let dir = std::env::temp_dir().join(format!("eventfsd-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good");
+        std::fs::write(&good, "sched:sched_switch 3\n").unwrap();
+        let bad = dir.join("bad");
+        std::fs::write(&bad, "sched:sched_switch fast\n").unwrap();
+        let line = format!("--mount m --rate 7 --rate-profile {}", good.display());
+        let Command::Serve(o) = parse(args(&line)).unwrap() else {
+            panic!("expected serve");
+        };
+        assert_eq!(o.rate_profile.rate_of("sched", "sched_switch"), 3.0);
+        assert_eq!(o.rate_profile.rate_of("irq", "irq_handler_entry"), 100.0);
+        assert_eq!(o.rate_profile.rate_of("block", "block_rq_issue"), 7.0);
+        let e = parse(args(&format!("--mount m --rate-profile {}", bad.display()))).unwrap_err();
+        assert!(e.contains("line 1") && e.contains("fast"), "{e}");
+        let e = parse(args("--mount m --rate-profile /nonexistent/profile")).unwrap_err();
+        assert!(e.contains("/nonexistent/profile"), "{e}");
+        let e = parse(args(&format!(
+            "--mount m --source host --rate-profile {}",
+            good.display()
+        )))
+        .unwrap_err();
+        assert!(e.contains("catalog"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn parses_qemu_style_arguments() {
         let Command::Serve(o) = parse(args(
             "--socket-path=/tmp/x.sock --thread-pool-size 2 --log-level debug",
@@ -526,7 +581,9 @@ mod tests {
         assert_eq!(o.thread_pool_size, 2);
         assert_eq!(o.log_level, log::LevelFilter::Debug);
         assert_eq!(o.source, Source::Catalog);
-        assert_eq!((o.rate, o.seed), (10, 1));
+        assert_eq!(o.seed, 1);
+        assert_eq!(o.rate_profile.rate_of("block", "block_rq_issue"), 10.0);
+        assert_eq!(o.rate_profile.rate_of("sched", "sched_switch"), 400.0);
         // Confined by default, socket for the owner only.
         assert_eq!(o.sandbox, SandboxMode::Namespace);
         assert_eq!(o.seccomp, SeccompMode::Kill);

@@ -8,7 +8,7 @@ use fuse_backend_rs::api::server::Server;
 
 use eventfs_core::{Tree, TreeConfig};
 use eventfsd::fs::{CachePolicy, EventFs};
-use eventfsd::source::catalog::{CatalogOptions, CatalogSource, CatalogSourceOptions};
+use eventfsd::source::catalog::{CatalogOptions, CatalogSource, CatalogSourceOptions, RateProfile};
 use eventfsd::source::Source;
 use eventfsd::stats::Stats;
 use eventfsd::transport::fusedev::FuseMount;
@@ -51,7 +51,7 @@ impl Mounted {
         fs::create_dir_all(&dir).unwrap();
         let source = CatalogSource::start(&CatalogSourceOptions {
             control: CatalogOptions {
-                rate: 200,
+                profile: Arc::new(RateProfile::uniform(200.0)),
                 nr_cpus: cpus,
                 ..CatalogOptions::default()
             },

@@ -159,6 +159,9 @@ enum Body {
     SyscallExit { name: Box<str>, ret: usize },
     /// `ftrace/print` (`trace_marker` writes): `tracing_mark_write: text`.
     Marker { buf: usize },
+    /// `ftrace/kernel_stack` (the `stacktrace` trigger and option): `<stack trace>` and one
+    /// ` => ` line per frame, as `trace_stack_print` writes it.
+    KernelStack { size: usize, caller: usize },
     /// Everything goes through the `field=value` fallback.
     Fallback { reason: String },
 }
@@ -247,6 +250,10 @@ impl CompiledFmt {
                 }
                 _ => false,
             },
+            Body::KernelStack { size, caller } => {
+                self.render_stack(rec, *size, *caller, out);
+                true
+            }
             Body::Fallback { .. } => false,
         };
         if ok {
@@ -255,6 +262,29 @@ impl CompiledFmt {
         out.truncate(start);
         self.render_fields(rec, out);
         RenderOutcome::Fallback
+    }
+
+    /// A stack entry: the frames `size` says it holds, up to the end of `caller` or the
+    /// first `ULONG_MAX`. With no kernel symbols to resolve them, each frame prints as the
+    /// kernel prints an address it has no symbol for (`0x…`; `0` for a null one).
+    fn render_stack(&self, rec: &Record, size: usize, caller: usize, out: &mut String) {
+        out.push_str("<stack trace>");
+        let frames = match rec.fields.get(caller) {
+            Some(FieldValue::Bytes(b)) => b.as_ref(),
+            _ => &[],
+        };
+        let count = self.raw_bits(rec, size) as usize;
+        for frame in frames.chunks_exact(8).take(count) {
+            let ip = u64::from_le_bytes(frame.try_into().expect("8-byte chunk"));
+            if ip == u64::MAX {
+                break;
+            }
+            if ip == 0 {
+                out.push_str("\n => 0");
+            } else {
+                let _ = write!(out, "\n => 0x{ip:x}");
+            }
+        }
     }
 
     /// Integer value of a field as the kernel's raw 64-bit slot, with a stable fake address
@@ -394,6 +424,12 @@ fn special_body(event_name: &str, fields: &[FieldInfo]) -> Option<Body> {
                 ret: pos("ret")?,
             });
         }
+    }
+    if event_name == "kernel_stack" {
+        return Some(Body::KernelStack {
+            size: pos("size")?,
+            caller: pos("caller")?,
+        });
     }
     if event_name == "print" && pos("ip").is_some() {
         return Some(Body::Marker { buf: pos("buf")? });

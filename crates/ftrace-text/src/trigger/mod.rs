@@ -415,6 +415,19 @@ fn skip_spaces(s: &str) -> &str {
     s.trim_start_matches(filter::is_kspace_char)
 }
 
+/// The command a write to a `trigger` file names (`hist` for `!hist:keys=pid`), split as
+/// [`parse`] splits it, so that a caller can refuse commands its kernel lacks before parsing.
+pub fn command_name(text: &str) -> &str {
+    let buf = trim_k(text.split('\0').next().unwrap_or(""));
+    let (command, _) = strsep(buf, &[':', ' ', '\t']);
+    command.strip_prefix('!').unwrap_or(command)
+}
+
+/// Commands that exist only in kernels built with histogram and snapshot support (an event
+/// of such a kernel has a `hist` file).
+pub const HIST_AND_SNAPSHOT_COMMANDS: &[&str] =
+    &["hist", "snapshot", "enable_hist", "disable_hist"];
+
 /// Parses a write to an event's `trigger` file (raw text; surrounding whitespace and the
 /// newline are ignored as the kernel does). `fields` are the event's own fields, and
 /// `event_exists(system, event)` tells whether an `enable_event` target exists and can be

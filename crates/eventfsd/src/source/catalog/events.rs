@@ -184,6 +184,16 @@ fn write_trigger(
     if text.trim().is_empty() {
         return Ok(());
     }
+    // A kernel without histograms and snapshots (its events have no `hist` file) registers
+    // no such trigger command: unknown commands are EINVAL, with no error_log entry.
+    let command = trigger::command_name(text);
+    if trigger::HIST_AND_SNAPSHOT_COMMANDS.contains(&command)
+        && !tree.event_has_file(event, FileKind::EventHist)
+    {
+        return Err(FsError::Invalid(format!(
+            "trigger command {command:?} is not in the snapshotted kernel"
+        )));
+    }
     let events_dir = tree.events_dir_of(tree.instance_of(event));
     let exists = |system: &str, name: &str| {
         events_dir.is_some_and(|dir| tree.find_event_in(dir, system, name).is_some())

@@ -1,21 +1,23 @@
 //! The catalog source: a simulated kernel behind a snapshot of a real kernel's event catalog.
 //!
 //! Layers, imports pointing down only:
-//! - [`state`]: per-event and per-instance state (the bottom; knows no file);
-//! - [`recorder`]: synthetic records, filters, triggers and pid filtering applied to them,
-//!   rendering of `trace`/`trace_pipe`;
+//! - [`clock`], [`profile`], [`timeline`]: simulated time, how often each event fires, and
+//!   the occurrences of an interval in time order (the bottom, with [`state`]);
+//! - [`state`]: per-event and per-instance state (knows no file);
+//! - [`recorder`]: catches the simulation up before every request (records, filters,
+//!   triggers in the kernel's order, pid lists), rendering of `trace`/`trace_pipe`;
 //! - [`cmdlines`]: the comms of recorded tasks (`saved_cmdlines`);
 //! - [`raw`]: `trace_pipe_raw`'s binary pages, over the recorder;
 //! - [`handles`]: what each open file carries;
+//! - [`advertised`]: the snapshotted kernel's README, tracer list and optional root files,
+//!   cut to what the simulation does;
 //! - [`events`], [`root`], [`per_cpu`], [`instances`]: what a read or write of each file does;
-//! - this module: [`CatalogControl`], which dispatches [`ControlFiles`] calls to those, and
-//!   [`CatalogSource`], the running source (tree, control, producer thread).
+//! - this module: [`CatalogControl`], which catches the simulation up and dispatches
+//!   [`ControlFiles`] calls to those, and [`CatalogSource`], the running source (tree and
+//!   control; no thread: nothing happens between requests that a request would not see).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::sync::Arc;
 
 use crate::stats::{FigureKind, SourceFigure};
 use eventfs_core::catalog;
@@ -26,17 +28,23 @@ use eventfs_core::FsError;
 
 use super::Source;
 
+pub mod advertised;
+pub mod clock;
 pub mod cmdlines;
 pub mod events;
 pub mod handles;
 pub mod input;
 pub mod instances;
 pub mod per_cpu;
+pub mod profile;
 pub mod raw;
 pub mod recorder;
 pub mod root;
 pub mod state;
+pub mod timeline;
 
+pub use clock::SimClock;
+pub use profile::RateProfile;
 pub use state::CatalogOptions;
 
 use handles::Handles;
@@ -66,11 +74,21 @@ impl CatalogControl {
 
     /// Everything disabled, with the given tunables.
     pub fn with_options(options: CatalogOptions) -> Self {
+        CatalogControl::with_clock(options, SimClock::default())
+    }
+
+    /// Everything disabled, with the given tunables, its time from `clock`.
+    pub fn with_clock(options: CatalogOptions, clock: SimClock) -> Self {
         CatalogControl {
             recorder: Recorder::new(options.seed, options.nr_cpus),
-            state: State::new(options),
+            state: State::with_clock(options, clock),
             handles: Handles::default(),
         }
+    }
+
+    /// The simulation's clock (tests move a manual one).
+    pub fn clock(&self) -> &SimClock {
+        &self.state.clock
     }
 
     fn root(&self) -> RootFiles<'_> {
@@ -89,9 +107,10 @@ impl CatalogControl {
         }
     }
 
-    /// Produces the records owed for `elapsed` time.
-    pub fn produce(&self, tree: &Tree, elapsed: Duration) {
-        self.recorder.produce(&self.state, tree, elapsed);
+    /// Advances the simulation to now (done before every file operation; public for
+    /// callers that drive the clock themselves).
+    pub fn catch_up(&self, tree: &Tree) {
+        self.recorder.catch_up(&self.state, tree);
     }
 
     /// Records written so far, records dropped by filters, and lines rendered in the
@@ -100,71 +119,15 @@ impl CatalogControl {
         self.recorder.data_plane_counters()
     }
 
-    /// Starts the producer thread for `tree`. It ends when the returned [`Producer`] is
-    /// dropped, or when the control state or the tree is.
-    #[must_use = "dropping the Producer stops the thread"]
-    pub fn start_recording(self: &Arc<Self>, tree: &Arc<Tree>) -> Producer {
-        let control: Weak<CatalogControl> = Arc::downgrade(self);
-        let tree: Weak<Tree> = Arc::downgrade(tree);
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("catalog-records".into())
-            .spawn(move || loop {
-                if stop2.load(Ordering::Relaxed) {
-                    return;
-                }
-                let Some(idle) = control.upgrade().map(|c| c.state.recording_idle()) else {
-                    return;
-                };
-                if idle {
-                    // Nothing to record: sleep until an event's state changes (or Drop), so
-                    // that an idle daemon costs no CPU. A change made before this park has
-                    // left its wake-up token, so none is missed.
-                    std::thread::park();
-                    continue;
-                }
-                std::thread::sleep(recorder::TICK);
-                if stop2.load(Ordering::Relaxed) {
-                    return;
-                }
-                let (Some(control), Some(tree)) = (control.upgrade(), tree.upgrade()) else {
-                    return;
-                };
-                control.produce(&tree, recorder::TICK);
-            })
-            .expect("spawning the record producer");
-        self.state.set_producer(thread.thread().clone());
-        Producer {
-            stop,
-            thread: Some(thread),
-        }
-    }
-
     /// Wakes every blocked `trace_pipe` reader and forgets every handle.
     fn close_all(&self) {
         self.handles.close_all(&self.state);
     }
 }
 
-/// The running producer thread; dropping it stops the thread.
-pub struct Producer {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Drop for Producer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            thread.thread().unpark();
-            let _ = thread.join();
-        }
-    }
-}
-
 impl ControlFiles for CatalogControl {
     fn open(&self, tree: &Tree, node: NodeRef, flags: OpenFlags) -> Result<u64, FsError> {
+        self.catch_up(tree);
         match node.kind {
             NodeKind::File(FileKind::PerCpu(file)) => self.per_cpu().open(tree, node, file, flags),
             NodeKind::File(kind) => self.root().open(tree, node, kind, flags),
@@ -181,6 +144,7 @@ impl ControlFiles for CatalogControl {
         size: u32,
         nonblock: bool,
     ) -> Result<Vec<u8>, FsError> {
+        self.catch_up(tree);
         match node.kind {
             NodeKind::File(FileKind::Root(file)) => self
                 .root()
@@ -210,6 +174,7 @@ impl ControlFiles for CatalogControl {
         handle: u64,
         data: &[u8],
     ) -> Result<usize, FsError> {
+        self.catch_up(tree);
         match node.kind {
             NodeKind::File(FileKind::Root(file)) => {
                 self.root().write(tree, node, file, handle, data)?
@@ -233,10 +198,12 @@ impl ControlFiles for CatalogControl {
     }
 
     fn mkdir(&self, tree: &Tree, parent: NodeRef, name: &str) -> Result<(), FsError> {
+        self.catch_up(tree);
         instances::make(&self.state, tree, parent, name)
     }
 
     fn rmdir(&self, tree: &Tree, parent: NodeRef, name: &str) -> Result<(), FsError> {
+        self.catch_up(tree);
         instances::remove(&self.state, tree, parent, name)
     }
 
@@ -264,7 +231,6 @@ pub struct CatalogSource {
     tree: Arc<Tree>,
     control: Arc<CatalogControl>,
     origin: String,
-    producer: std::sync::Mutex<Option<Producer>>,
 }
 
 impl CatalogSource {
@@ -289,9 +255,9 @@ impl CatalogSource {
                 }
             }
         };
+        advertised::prepare_tree(&tree);
         let tree = Arc::new(tree);
-        let control = Arc::new(CatalogControl::with_options(options.control));
-        let producer = control.start_recording(&tree);
+        let control = Arc::new(CatalogControl::with_options(options.control.clone()));
         let origin = match (&options.catalog, embedded_copy) {
             (None, _) => "embedded".to_string(),
             (Some(path), true) => format!("{}, the embedded one", path.display()),
@@ -301,7 +267,6 @@ impl CatalogSource {
             tree,
             control,
             origin,
-            producer: std::sync::Mutex::new(Some(producer)),
         })
     }
 }
@@ -350,7 +315,6 @@ impl Source for CatalogSource {
 
     fn shutdown(&self) {
         self.control.close_all();
-        state::lock(&self.producer).take();
     }
 }
 

@@ -73,7 +73,9 @@ impl PerCpuFiles<'_> {
         let cpu = tree.cpu_of(node.dir);
         let content = match (file, self.handles.kind(handle)) {
             (CpuFile::TracePipeRaw, Some(HandleKind::Raw(reader))) => {
-                return self.recorder.read_raw(self.state, &reader, size, nonblock)
+                return self
+                    .recorder
+                    .read_raw(self.state, tree, &reader, size, nonblock)
             }
             (CpuFile::TracePipe, Some(HandleKind::Pipe(pipe))) => {
                 return self
@@ -99,7 +101,7 @@ impl PerCpuFiles<'_> {
 
     /// `stats`, in the kernel's order and format.
     fn stats_text(&self, tree: &Tree, node: NodeRef, cpu: u32) -> String {
-        let now = self.state.started.elapsed().as_nanos() as u64;
+        let now = self.recorder.trace_now(self.state);
         self.ring(tree, node).cpu_stats(cpu).text(now)
     }
 

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use eventfs_core::tree::Tree;
 use eventfs_core::FsError;
 use ftrace_text::page::{PageBuilder, PAGE_SIZE};
 use ftrace_text::Ring;
@@ -79,6 +80,7 @@ impl Recorder {
     pub fn read_raw(
         &self,
         state: &State,
+        tree: &Tree,
         reader: &RawReader,
         size: u32,
         nonblock: bool,
@@ -87,6 +89,9 @@ impl Recorder {
         let deadline = Instant::now() + RAW_WAIT;
         let mut blocked = false;
         let result = loop {
+            if blocked {
+                self.catch_up(state, tree);
+            }
             {
                 let mut pending = lock(&reader.pending);
                 if !pending.is_empty() {
@@ -127,9 +132,10 @@ impl Recorder {
                     break Ok(Vec::new());
                 }
             }
-            reader
-                .ring
-                .wait_for_data_on(Some(reader.cpu), PIPE_WAIT.min(deadline - now));
+            reader.ring.wait_for_data_on(
+                Some(reader.cpu),
+                self.wait_slice(state, PIPE_WAIT.min(deadline - now)),
+            );
         };
         if blocked {
             self.stats.blocked_readers.fetch_sub(1, Ordering::Relaxed);

@@ -1,7 +1,7 @@
 //! The catalog source's data plane: synthetic records for enabled events, filters, pid
 //! filtering and triggers applied to them, rendering for `trace` and `trace_pipe`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,14 +12,16 @@ use eventfs_core::FsError;
 use ftrace_text::format;
 use ftrace_text::page::PayloadLayout;
 use ftrace_text::render::{print_fmt_text, CompiledFmt, RenderOutcome};
-use ftrace_text::trigger::Action;
+use ftrace_text::trigger::{self, Action};
 use ftrace_text::{trace_header, FieldValue, Generator, Record, Ring};
 
 use super::cmdlines::Cmdlines;
-use super::state::{lock, FilterSlot, State};
+use super::state::{lock, EventState, FilterSlot, InstanceState, State};
+use super::timeline::{self, Schedule, Timeline};
 
-/// How often the producer runs; records of one tick share its pacing.
-pub const TICK: Duration = Duration::from_millis(100);
+/// How often a blocked reader catches the simulation up while events fire: new records
+/// reach a waiting `trace_pipe` within this.
+pub(super) const PIPE_POLL: Duration = Duration::from_millis(20);
 /// How long one wait of a blocked `trace_pipe` reader lasts before it re-checks whether its
 /// handle was closed (INTERRUPT never arrives over virtio, so waits must end by themselves).
 pub(super) const PIPE_WAIT: Duration = Duration::from_millis(250);
@@ -65,29 +67,76 @@ pub(super) struct RecorderStats {
     records: AtomicU64,
     filtered: AtomicU64,
     fallbacks: AtomicU64,
+    /// Simulated time skipped by the catch-up bound (for the log line).
+    skipped_ns: AtomicU64,
     pub(super) blocked_readers: AtomicUsize,
 }
 
-/// Producer state kept between ticks.
-struct Producer {
-    generator: Generator,
-    /// Fractional records owed to each event (rate × elapsed does not divide evenly).
-    credit: HashMap<Ino, f64>,
+/// Where one occurrence happens, and what its triggers may look at and switch.
+struct Occurrence<'a> {
+    state: &'a State,
+    tree: &'a Tree,
+    /// The event's directory.
+    dir: DirId,
+    /// Every other event's state (the firing one is out of the map).
+    events: &'a HashMap<Ino, EventState>,
+    /// Events its `enable_event`/`disable_event` triggers switched, in order.
+    switched: &'a mut Vec<(DirId, bool)>,
 }
 
-impl Producer {
-    fn new(seed: u64, nr_cpus: u32) -> Self {
-        Producer {
-            generator: Generator::with_cpus(seed, nr_cpus),
-            credit: HashMap::new(),
+impl Occurrence<'_> {
+    /// Runs one trigger whose filter (if any) matched; returns whether it asks for a stack
+    /// entry (`stacktrace`). Like the kernel's `*_count_trigger` functions, a counted trigger
+    /// that would change nothing neither acts nor counts.
+    fn run_trigger(&mut self, trigger: &mut trigger::Trigger) -> bool {
+        if trigger.count == 0 {
+            return false;
         }
+        let (state, tree) = (self.state, self.tree);
+        let acted = match &trigger.action {
+            Action::TraceOn | Action::TraceOff => {
+                let on = matches!(trigger.action, Action::TraceOn);
+                state.instance(tree, self.dir, |i| {
+                    let changes = i.tracing_on != on;
+                    i.tracing_on = on;
+                    changes
+                })
+            }
+            Action::EnableEvent { system, event } | Action::DisableEvent { system, event } => {
+                let on = matches!(trigger.action, Action::EnableEvent { .. });
+                let target = tree
+                    .events_dir_of(tree.instance_of(self.dir))
+                    .and_then(|d| tree.find_event_in(d, system, event))
+                    .filter(|&t| tree.event_has_file(t, FileKind::EventEnable));
+                match target {
+                    Some(target) => {
+                        let current = self
+                            .switched
+                            .iter()
+                            .rev()
+                            .find(|(t, _)| *t == target)
+                            .map(|&(_, on)| on)
+                            .unwrap_or_else(|| {
+                                self.events
+                                    .get(&tree.dir_ino(target))
+                                    .is_some_and(|s| s.enabled)
+                            });
+                        self.switched.push((target, on));
+                        current != on
+                    }
+                    None => false,
+                }
+            }
+            Action::StackTrace => true,
+            // Snapshots and histograms are not part of the snapshotted kernel (its events
+            // have no `hist` file): the trigger parser refuses them there.
+            _ => false,
+        };
+        if acted && trigger.count > 0 {
+            trigger.count -= 1;
+        }
+        acted && matches!(trigger.action, Action::StackTrace)
     }
-}
-
-/// A side effect of a trigger, applied after the events lock is released.
-enum Effect {
-    TracingOn(Ino, bool),
-    Enable(DirId, bool),
 }
 
 /// The data plane: makes records for enabled events, applies filters, pid filtering and
@@ -95,7 +144,10 @@ enum Effect {
 pub struct Recorder {
     /// Compiled print fmts by event id.
     renders: Mutex<HashMap<u32, Arc<EventRender>>>,
-    producer: Mutex<Producer>,
+    /// The time model: what has fired up to when.
+    timeline: Mutex<Timeline>,
+    /// Each event's rate from the profile, looked up once.
+    rates: Mutex<HashMap<Ino, f64>>,
     pub(super) stats: RecorderStats,
     /// `saved_cmdlines`: the comms of the tasks recorded.
     cmdlines: Mutex<Cmdlines>,
@@ -106,7 +158,8 @@ impl Recorder {
     pub fn new(seed: u64, nr_cpus: u32) -> Self {
         Recorder {
             renders: Mutex::default(),
-            producer: Mutex::new(Producer::new(seed, nr_cpus)),
+            timeline: Mutex::new(Timeline::new(seed, nr_cpus)),
+            rates: Mutex::default(),
             stats: RecorderStats::default(),
             cmdlines: Mutex::default(),
         }
@@ -143,104 +196,240 @@ impl Recorder {
             .clone()
     }
 
-    /// Produces the records owed for `elapsed` time: for every enabled event (or event with
-    /// triggers) of every instance whose tracing is on.
-    pub fn produce(&self, state: &State, tree: &Tree, elapsed: Duration) {
-        let mut producer = lock(&self.producer);
-        // The trace clock follows real time since start, like the kernel's local clock.
-        let now = state.started.elapsed().as_nanos() as u64;
-        producer.generator.advance_to(now);
-        let mut effects = Vec::new();
+    /// The trace clock now.
+    pub fn trace_now(&self, state: &State) -> u64 {
+        lock(&self.timeline).trace_ns(state.clock.now_ns())
+    }
+
+    /// Advances the simulation to now: every occurrence of every firing event (enabled, or
+    /// soft-enabled by triggers) since the last catch-up happens, in time order, with its
+    /// triggers, filter, pid filtering and `tracing_on` applied as of that moment. Called
+    /// before anything the guest does, so what it observes is never behind and what it
+    /// changes applies from now on.
+    pub fn catch_up(&self, state: &State, tree: &Tree) {
+        let mut timeline = lock(&self.timeline);
+        let Some((from, to)) = timeline.advance(state.clock.now_ns()) else {
+            return;
+        };
+        let skipped = timeline.skipped_ns;
+        if skipped > self.stats.skipped_ns.swap(skipped, Ordering::Relaxed) && skipped == to - from
+        {
+            log::info!(
+                "catalog: the simulation skipped {} s of simulated time nobody observed \
+                 (one catch-up covers at most {} s)",
+                skipped / 1_000_000_000,
+                timeline::MAX_CATCH_UP_NS / 1_000_000_000
+            );
+        }
         let mut events = state.events();
-        let keys: Vec<Ino> = events.keys().copied().collect();
-        for key in keys {
-            let Ok(node) = tree.node(key) else {
+        if events.is_empty() {
+            timeline.retain_credit(|_| false);
+            return;
+        }
+        let mut schedule = Schedule::default();
+        let firing: Vec<Ino> = events
+            .iter()
+            .filter(|(_, e)| e.fires())
+            .map(|(&key, _)| key)
+            .collect();
+        timeline.retain_credit(|key| firing.contains(&key));
+        let mut planned: HashSet<Ino> = HashSet::new();
+        for &key in &firing {
+            self.plan(&mut timeline, &mut schedule, state, tree, key, from, to);
+            planned.insert(key);
+        }
+        while let Some((ts, key)) = schedule.next(&mut timeline.generator) {
+            // Taken out of the map while it fires, so that its triggers can look at the
+            // states of the events they switch.
+            let Some(mut event) = events.remove(&key) else {
                 continue;
             };
-            let event = events.get_mut(&key).expect("key taken from the map");
-            if !event.enabled && event.triggers.is_empty() {
-                continue;
-            }
-            let credit = producer.credit.entry(key).or_insert(0.0);
-            *credit += f64::from(state.options.rate) * elapsed.as_secs_f64();
-            let count = credit.floor() as u32;
-            *credit -= f64::from(count);
-            if count == 0 {
-                continue;
-            }
-            let id = tree.event_id(node.dir);
-            let render = self.render_info(tree, node.dir, id);
-            let fields: Vec<format::Field<'_>> = format::fields(&render.format).collect();
-            let instance_key = tree.instance_ino_of(node.dir);
-            let (ring, pids) = state.instance(tree, node.dir, |i| {
-                (
-                    i.ring.clone(),
-                    i.event_pids.iter().copied().collect::<Vec<_>>(),
-                )
-            });
-            for n in 0..count {
-                let mut record = producer.generator.record(id, &fields);
-                if !pids.is_empty() {
-                    force_pid(&mut record, &fields, pids[n as usize % pids.len()]);
-                }
-                let value_of = |name: &str| record.value_of(&fields, name);
-                // Triggers run whenever the event fires, also in soft mode.
-                for trigger in event.triggers.triggers_mut() {
-                    if trigger.count == 0
-                        || !trigger.filter.as_ref().is_none_or(|f| f.matches(&value_of))
-                    {
-                        continue;
-                    }
-                    if trigger.count > 0 {
-                        trigger.count -= 1;
-                    }
-                    match &trigger.action {
-                        Action::TraceOn => effects.push(Effect::TracingOn(instance_key, true)),
-                        Action::TraceOff => effects.push(Effect::TracingOn(instance_key, false)),
-                        Action::EnableEvent { system, event }
-                        | Action::DisableEvent { system, event } => {
-                            let on = matches!(trigger.action, Action::EnableEvent { .. });
-                            let events_dir = tree.events_dir_of(tree.instance_of(node.dir));
-                            if let Some(target) =
-                                events_dir.and_then(|d| tree.find_event_in(d, system, event))
-                            {
-                                effects.push(Effect::Enable(target, on));
-                            }
-                        }
-                        // Snapshots, stack traces and histograms have no buffer to act on here.
-                        _ => {}
-                    }
-                }
-                if !event.enabled {
-                    continue;
-                }
-                let passes = match &event.filter {
-                    FilterSlot::Active(filter) => filter.matches(&value_of),
-                    FilterSlot::Unset | FilterSlot::Failed(_) => true,
+            let trace_ns = timeline.trace_ns(ts);
+            let mut switched = Vec::new();
+            // Not firing: disabled by a trigger earlier in this interval.
+            if let (true, Ok(node)) = (event.fires(), tree.node(key)) {
+                let mut occurrence = Occurrence {
+                    state,
+                    tree,
+                    dir: node.dir,
+                    events: &events,
+                    switched: &mut switched,
                 };
-                let tracing = state.instance(tree, node.dir, |i| i.tracing_on);
-                if !passes {
-                    self.stats.filtered.fetch_add(1, Ordering::Relaxed);
-                } else if tracing {
-                    self.note_task(&record);
-                    ring.push(record);
-                    self.stats.records.fetch_add(1, Ordering::Relaxed);
+                self.occur(&mut occurrence, &mut event, trace_ns, &mut timeline);
+            }
+            events.insert(key, event);
+            for (target, on) in switched {
+                let target_key = tree.dir_ino(target);
+                let entry = events.entry(target_key).or_default();
+                entry.enabled = on;
+                if entry.is_default() {
+                    events.remove(&target_key);
+                } else if planned.insert(target_key) {
+                    // Switched on now: it fires for the rest of the interval.
+                    self.plan(
+                        &mut timeline,
+                        &mut schedule,
+                        state,
+                        tree,
+                        target_key,
+                        ts,
+                        to,
+                    );
                 }
             }
         }
-        drop(events);
-        drop(producer);
-        for effect in effects {
-            match effect {
-                Effect::TracingOn(key, on) => {
-                    state.existing_instance(key, |i| i.tracing_on = on);
-                }
-                Effect::Enable(target, on) => {
-                    if tree.event_has_file(target, FileKind::EventEnable) {
-                        state.update(tree.dir_ino(target), |s| s.enabled = on);
-                    }
+    }
+
+    /// Adds the occurrences of event `key` in `(from, to]` to `schedule`.
+    #[allow(clippy::too_many_arguments)]
+    fn plan(
+        &self,
+        timeline: &mut Timeline,
+        schedule: &mut Schedule,
+        state: &State,
+        tree: &Tree,
+        key: Ino,
+        from: u64,
+        to: u64,
+    ) {
+        let Ok(node) = tree.node(key) else { return };
+        let rate = *lock(&self.rates).entry(key).or_insert_with(|| {
+            let system = tree.dir_name(tree.parent_of(node.dir));
+            state
+                .options
+                .profile
+                .rate_of(&system, &tree.dir_name(node.dir))
+        });
+        let count = timeline.occurrences(key, rate, from, to);
+        schedule.add(key, from, to, count, &mut timeline.generator);
+    }
+
+    /// One occurrence of `event` at trace time `ts`, in the kernel's order
+    /// (`trace_trigger_soft_disabled`, `event_triggers_call`, `event_triggers_post_call`):
+    ///
+    /// - while no trigger of the event needs the record (none has a filter, none is a
+    ///   post-trigger like `traceoff` or `stacktrace`), every trigger runs first, so the
+    ///   event that a `traceon` fired on is in the buffer;
+    /// - otherwise the record is taken first (tracing is judged then), the triggers whose
+    ///   filters match it run, and the post-triggers run after it is written.
+    ///
+    /// The event is written if it is enabled, passes its filter and tracing is on. A counted
+    /// trigger counts only the times it changed something.
+    fn occur(
+        &self,
+        at: &mut Occurrence<'_>,
+        event: &mut EventState,
+        ts: u64,
+        timeline: &mut Timeline,
+    ) {
+        let (state, tree, dir) = (at.state, at.tree, at.dir);
+        let id = tree.event_id(dir);
+        let render = self.render_info(tree, dir, id);
+        let fields: Vec<format::Field<'_>> = format::fields(&render.format).collect();
+        let (ring, pid) = state.instance(tree, dir, |i| {
+            (i.ring.clone(), choose_pid(i, &mut timeline.generator))
+        });
+        let mut record = timeline.generator.record_at(ts, id, &fields);
+        let ignored = match pid {
+            PidChoice::Listed(pid) => {
+                force_pid(&mut record, &fields, pid);
+                false
+            }
+            PidChoice::NoneListed => true,
+            PidChoice::Any => {
+                state.instance(tree, dir, |i| i.notrace_pids.contains(&(record.pid as u32)))
+            }
+        };
+        let needs_record = event
+            .triggers
+            .triggers()
+            .iter()
+            .any(|t| t.filter.is_some() || is_post_trigger(&t.action));
+        if !needs_record {
+            for trigger in event.triggers.triggers_mut() {
+                if at.run_trigger(trigger) {
+                    self.record_stack(at, &ring, &record, timeline);
                 }
             }
+        }
+        // A task the pid lists leave out: its events are dropped after the triggers that run
+        // without the record, and before the ones that need it (the kernel's reserve fails).
+        if ignored {
+            return;
+        }
+        let value_of = |name: &str| record.value_of(&fields, name);
+        let passes = match &event.filter {
+            FilterSlot::Active(filter) => filter.matches(&value_of),
+            FilterSlot::Unset | FilterSlot::Failed(_) => true,
+        };
+        let written = event.enabled && passes && state.instance(tree, dir, |i| i.tracing_on);
+        if event.enabled && !passes {
+            self.stats.filtered.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut post = false;
+        if needs_record {
+            for trigger in event.triggers.triggers_mut() {
+                let matches = trigger.filter.as_ref().is_none_or(|f| f.matches(&value_of));
+                if !matches {
+                    continue;
+                }
+                if is_post_trigger(&trigger.action) {
+                    post |= trigger.count != 0;
+                } else {
+                    at.run_trigger(trigger);
+                }
+            }
+        }
+        if written {
+            self.note_task(&record);
+            self.stats.records.fetch_add(1, Ordering::Relaxed);
+            if !post {
+                ring.push(record);
+                return;
+            }
+            ring.push(record.clone());
+        }
+        if post {
+            for trigger in event.triggers.triggers_mut() {
+                let matches = trigger.filter.as_ref().is_none_or(|f| f.matches(&value_of));
+                if matches && is_post_trigger(&trigger.action) && at.run_trigger(trigger) {
+                    self.record_stack(at, &ring, &record, timeline);
+                }
+            }
+        }
+    }
+
+    /// A `stacktrace` trigger fired in the context of `record`: a stack entry goes into the
+    /// buffer if tracing is on, as `__trace_stack` writes it.
+    fn record_stack(
+        &self,
+        at: &Occurrence<'_>,
+        ring: &Ring,
+        record: &Record,
+        timeline: &mut Timeline,
+    ) {
+        let (state, tree) = (at.state, at.tree);
+        if !state.instance(tree, at.dir, |i| i.tracing_on) {
+            return;
+        }
+        let Some(stack) = tree.find_event("ftrace", "kernel_stack") else {
+            return;
+        };
+        let id = tree.event_id(stack);
+        self.render_info(tree, stack, id);
+        let frames = timeline.generator.call_chain();
+        ring.push(Record::kernel_stack(id, record, &frames));
+        self.stats.records.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How long a blocked reader waits before it catches the simulation up again: briefly
+    /// while events fire (their records are due), else `idle` (only a marker or a close can
+    /// end the wait, and both wake it).
+    pub(super) fn wait_slice(&self, state: &State, idle: Duration) -> Duration {
+        if state.events().values().any(EventState::fires) {
+            PIPE_POLL.min(idle)
+        } else {
+            idle
         }
     }
 
@@ -319,12 +508,12 @@ impl Recorder {
         self.render_info(tree, print, id);
         let (ring, on) = state.instance(tree, dir, |i| (i.ring.clone(), i.tracing_on));
         if on {
+            // Caught up by the caller: the marker comes after everything that fired before.
             let ts = {
-                let mut producer = lock(&self.producer);
-                producer
-                    .generator
-                    .advance_to(state.started.elapsed().as_nanos() as u64);
-                producer.generator.now_ns() + 1_000
+                let mut timeline = lock(&self.timeline);
+                let ts = timeline.trace_ns(state.clock.now_ns());
+                timeline.generator.advance_to(ts);
+                ts
             };
             let record = Record::marker(id, ts, 0, 1, "sh", 0, 0, text);
             self.note_task(&record);
@@ -346,6 +535,9 @@ impl Recorder {
     ) -> Result<Vec<u8>, FsError> {
         let mut blocked = false;
         let result = loop {
+            if blocked {
+                self.catch_up(state, tree);
+            }
             {
                 let mut pending = lock(&pipe.pending);
                 if pending.is_empty() {
@@ -376,13 +568,45 @@ impl Recorder {
                     break Err(FsError::Os(libc::EAGAIN));
                 }
             }
-            pipe.ring.wait_for_data_on(pipe.cpu, PIPE_WAIT);
+            pipe.ring
+                .wait_for_data_on(pipe.cpu, self.wait_slice(state, PIPE_WAIT));
         };
         if blocked {
             self.stats.blocked_readers.fetch_sub(1, Ordering::Relaxed);
         }
         result
     }
+}
+
+/// Triggers the kernel runs after the event is written (`EVENT_CMD_FL_POST_TRIGGER`): so the
+/// event that turned tracing off is in the buffer, and a stack entry follows its event.
+fn is_post_trigger(action: &Action) -> bool {
+    matches!(action, Action::TraceOff | Action::StackTrace)
+}
+
+/// Which task an occurrence happens in, by the instance's pid lists.
+enum PidChoice {
+    /// `set_event_pid` lists this one (records of filtered events carry the listed pids).
+    Listed(u32),
+    /// `set_event_pid` lists only pids that `set_event_notrace_pid` excludes.
+    NoneListed,
+    /// No `set_event_pid`: any task (dropped if `set_event_notrace_pid` names it).
+    Any,
+}
+
+fn choose_pid(instance: &InstanceState, generator: &mut Generator) -> PidChoice {
+    if instance.event_pids.is_empty() {
+        return PidChoice::Any;
+    }
+    let allowed: Vec<u32> = instance
+        .event_pids
+        .difference(&instance.notrace_pids)
+        .copied()
+        .collect();
+    if allowed.is_empty() {
+        return PidChoice::NoneListed;
+    }
+    PidChoice::Listed(allowed[generator.below(allowed.len() as u64) as usize])
 }
 
 /// Makes a record look like it came from `pid` (set_event_pid filtering).

@@ -4,9 +4,10 @@
 
 use eventfs_core::control::{slice_at, OpenFlags};
 use eventfs_core::layout::{FileKind, RootFile, OPTIONS};
-use eventfs_core::tree::{DirId, NodeRef, Tree};
+use eventfs_core::tree::{DirId, NodeRef, Tree, ROOT_INO};
 use eventfs_core::FsError;
 
+use super::advertised;
 use super::handles::{HandleKind, Handles};
 use super::input::{parse_kb, written_text};
 use super::recorder::{PipeReader, Recorder};
@@ -82,6 +83,9 @@ impl RootFiles<'_> {
                 RootFile::SetEventPid => self
                     .state
                     .instance(tree, node.dir, |i| i.event_pids.clear()),
+                RootFile::SetEventNotracePid => self
+                    .state
+                    .instance(tree, node.dir, |i| i.notrace_pids.clear()),
                 RootFile::ErrorLog => self.state.instance(tree, node.dir, |i| i.error_log.clear()),
                 RootFile::Trace => self.state.instance(tree, node.dir, |i| i.ring.clear()),
                 _ => {}
@@ -128,9 +132,19 @@ impl RootFiles<'_> {
         nonblock: bool,
     ) -> Result<Vec<u8>, FsError> {
         let content: Vec<u8> = match file {
-            RootFile::Readme | RootFile::AvailableTracers => {
-                return tree.with_static_content(node.ino, |b| slice_at(b, offset, size))
+            // The kernel's texts, cut to what the simulation does (copied out first: the
+            // filter looks names up in the tree).
+            RootFile::Readme => {
+                let text = tree
+                    .with_static_content(node.ino, |b| String::from_utf8_lossy(b).into_owned())?;
+                advertised::readme(&text, |name| tree.find(ROOT_INO, name.as_bytes()).is_ok())
+                    .into_bytes()
             }
+            RootFile::AvailableTracers => tree
+                .with_static_content(node.ino, |b| {
+                    advertised::available_tracers(&String::from_utf8_lossy(b))
+                })?
+                .into_bytes(),
             RootFile::AvailableEvents => self
                 .instance_events(tree, node.dir)
                 .iter()
@@ -174,13 +188,14 @@ impl RootFiles<'_> {
                 .state
                 .instance(tree, node.dir, |i| i.error_log.concat())
                 .into_bytes(),
-            RootFile::SetEventPid => self
+            RootFile::SetEventPid | RootFile::SetEventNotracePid => self
                 .state
                 .instance(tree, node.dir, |i| {
-                    i.event_pids
-                        .iter()
-                        .map(|p| format!("{p}\n"))
-                        .collect::<String>()
+                    let pids = match file {
+                        RootFile::SetEventPid => &i.event_pids,
+                        _ => &i.notrace_pids,
+                    };
+                    pids.iter().map(|p| format!("{p}\n")).collect::<String>()
                 })
                 .into_bytes(),
             RootFile::TraceClock => {
@@ -295,16 +310,14 @@ impl RootFiles<'_> {
             }
             RootFile::ErrorLog => self.state.instance(tree, node.dir, |i| i.error_log.clear()),
             RootFile::SetEvent => self.write_set_event(tree, node.dir, text)?,
-            RootFile::SetEventPid => {
-                let pids = text
-                    .split_whitespace()
-                    .map(|p| {
-                        p.parse::<u32>()
-                            .map_err(|_| FsError::Invalid(format!("pid {p:?}")))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                self.state
-                    .instance(tree, node.dir, |i| i.event_pids.extend(pids));
+            // Appended to the list (an open with O_TRUNC emptied it first).
+            RootFile::SetEventPid | RootFile::SetEventNotracePid => {
+                let pids = ftrace_text::kparse::pids_of_write(data)
+                    .map_err(|_| FsError::Invalid(format!("pids {value:?}")))?;
+                self.state.instance(tree, node.dir, |i| match file {
+                    RootFile::SetEventPid => i.event_pids.extend(pids),
+                    _ => i.notrace_pids.extend(pids),
+                });
             }
             RootFile::TraceClock => {
                 let clocks = tree.trace_clock();

@@ -5,7 +5,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+
+use super::clock::SimClock;
+use super::profile::RateProfile;
 
 use eventfs_core::layout::FileKind;
 use eventfs_core::tree::{DirId, Ino, Tree};
@@ -15,10 +17,10 @@ use ftrace_text::{filter, trigger, Ring};
 pub const ERROR_LOG_ENTRIES: usize = 8;
 
 /// Tunables of the catalog source.
-#[derive(Copy, Clone, Debug)]
+#[derive(Clone, Debug)]
 pub struct CatalogOptions {
-    /// Records per second produced per enabled event while tracing is on.
-    pub rate: u32,
+    /// How often each event fires (records per second while it is enabled or soft-enabled).
+    pub profile: Arc<RateProfile>,
     /// Seed of the synthetic record generator (same seed, same records).
     pub seed: u64,
     /// Number of simulated CPUs.
@@ -33,7 +35,7 @@ pub struct CatalogOptions {
 impl Default for CatalogOptions {
     fn default() -> Self {
         CatalogOptions {
-            rate: 10,
+            profile: Arc::default(),
             seed: 1,
             nr_cpus: 1,
             buffer_kb: 1408,
@@ -67,7 +69,13 @@ pub struct EventState {
 }
 
 impl EventState {
-    fn is_default(&self) -> bool {
+    /// Whether the event fires: it is enabled, or its triggers run in soft mode.
+    pub fn fires(&self) -> bool {
+        self.enabled || !self.triggers.is_empty()
+    }
+
+    /// Whether nothing differs from a fresh event (its map entry can go).
+    pub fn is_default(&self) -> bool {
         !self.enabled && matches!(self.filter, FilterSlot::Unset) && self.triggers.is_empty()
     }
 }
@@ -84,6 +92,8 @@ pub struct InstanceState {
     pub options: u64,
     /// `set_event_pid`.
     pub event_pids: BTreeSet<u32>,
+    /// `set_event_notrace_pid`.
+    pub notrace_pids: BTreeSet<u32>,
     /// `tracing_cpumask`.
     pub cpumask: u64,
     /// `error_log`, oldest first.
@@ -101,6 +111,7 @@ impl InstanceState {
             clock: 0,
             options: default_options,
             event_pids: BTreeSet::new(),
+            notrace_pids: BTreeSet::new(),
             cpumask: if nr_cpus == 64 {
                 u64::MAX
             } else {
@@ -136,43 +147,26 @@ pub struct State {
     /// Keyed by the instance directory's inode (the root directory for the top level).
     /// Created on first use.
     instances: Mutex<HashMap<Ino, InstanceState>>,
-    /// Zero of timestamps (error log, records): the kernel counts from boot.
-    pub started: Instant,
+    /// The simulation's time (error log, records): the kernel counts from boot.
+    pub clock: SimClock,
     /// Tunables.
     pub options: CatalogOptions,
-    /// The record producer, parked while nothing records: woken by every change here.
-    producer: std::sync::OnceLock<std::thread::Thread>,
 }
 
 impl State {
     /// Empty state: every event disabled, no instance state yet.
     pub fn new(options: CatalogOptions) -> Self {
+        State::with_clock(options, SimClock::default())
+    }
+
+    /// Empty state whose time comes from `clock`.
+    pub fn with_clock(options: CatalogOptions, clock: SimClock) -> Self {
         State {
             events: Mutex::default(),
             instances: Mutex::default(),
-            started: Instant::now(),
+            clock,
             options,
-            producer: std::sync::OnceLock::new(),
         }
-    }
-
-    /// Registers the thread that produces records, to be woken when events change.
-    pub fn set_producer(&self, thread: std::thread::Thread) {
-        let _ = self.producer.set(thread);
-    }
-
-    /// Wakes the producer (after any change to an event's state).
-    fn wake_producer(&self) {
-        if let Some(thread) = self.producer.get() {
-            thread.unpark();
-        }
-    }
-
-    /// True when no event records: none enabled, none with triggers (which fire in soft mode).
-    pub fn recording_idle(&self) -> bool {
-        !lock(&self.events)
-            .values()
-            .any(|e| e.enabled || !e.triggers.is_empty())
     }
 
     /// The per-event map, for walks over every event with state (the recorder, soft mode).
@@ -194,7 +188,6 @@ impl State {
             events.remove(&key);
         }
         drop(events);
-        self.wake_producer();
         result
     }
 
@@ -212,8 +205,6 @@ impl State {
                 }
             }
         }
-        drop(events);
-        self.wake_producer();
     }
 
     /// Runs `f` on the state of the instance whose directory has inode `key`, creating it on
@@ -267,7 +258,7 @@ impl State {
     /// dropped past the bound).
     pub fn log_error(&self, tree: &Tree, dir: DirId, entry: Option<String>) {
         let Some(entry) = entry else { return };
-        let t = self.started.elapsed();
+        let t = self.clock.elapsed();
         let entry = format!("[{:>5}.{:06}] {entry}", t.as_secs(), t.subsec_micros());
         self.instance(tree, dir, |i| {
             if i.error_log.len() == ERROR_LOG_ENTRIES {

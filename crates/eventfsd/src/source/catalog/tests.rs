@@ -7,7 +7,9 @@ use eventfs_core::layout::{DirKind, FileKind, RootFile};
 use eventfs_core::tree::{NodeKind, NodeRef, Tree, TreeConfig, ROOT_INO};
 use eventfs_core::FsError;
 
-use super::{CatalogControl, CatalogOptions};
+use std::sync::Arc;
+
+use super::{CatalogControl, CatalogOptions, RateProfile, SimClock};
 
 /// A tree, its control files and path-based helpers, as a guest's shell would use them.
 struct Sim {
@@ -34,16 +36,30 @@ impl Sim {
     }
 
     fn with_cpus(cpus: u32) -> Sim {
+        Sim::with(cpus, RateProfile::uniform(1000.0))
+    }
+
+    /// The built-in rate profile (busy scheduler, rare module events), 10/s elsewhere.
+    fn with_built_in_profile() -> Sim {
+        Sim::with(1, RateProfile::built_in(10.0))
+    }
+
+    fn with(cpus: u32, profile: RateProfile) -> Sim {
+        let tree = Tree::embedded(TreeConfig {
+            cpus,
+            ..TreeConfig::default()
+        });
+        super::advertised::prepare_tree(&tree);
         Sim {
-            tree: Tree::embedded(TreeConfig {
-                cpus,
-                ..TreeConfig::default()
-            }),
-            control: CatalogControl::with_options(CatalogOptions {
-                rate: 1000,
-                nr_cpus: cpus,
-                ..CatalogOptions::default()
-            }),
+            tree,
+            control: CatalogControl::with_clock(
+                CatalogOptions {
+                    profile: Arc::new(profile),
+                    nr_cpus: cpus,
+                    ..CatalogOptions::default()
+                },
+                SimClock::manual(),
+            ),
         }
     }
 
@@ -126,9 +142,9 @@ impl Sim {
         result
     }
 
-    /// Runs the producer as if `ms` milliseconds had passed.
+    /// Lets `ms` milliseconds of simulated time pass (the next operation catches up).
     fn run_for(&self, ms: u64) {
-        self.control.produce(&self.tree, Duration::from_millis(ms));
+        self.control.clock().advance(Duration::from_millis(ms));
     }
 }
 
@@ -248,6 +264,236 @@ fn traceoff_trigger_stops_the_buffer() {
     assert_eq!(sim.read("events/sched/sched_switch/enable"), "0\n");
 }
 
+/// The `trace` lines (no header) and their timestamps in seconds.
+fn trace_lines(sim: &Sim) -> Vec<(String, f64)> {
+    sim.read("trace")
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let ts = l
+                .split_whitespace()
+                .find_map(|w| w.strip_suffix(':')?.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("no timestamp in {l}"));
+            (l.to_string(), ts)
+        })
+        .collect()
+}
+
+#[test]
+fn what_happened_is_in_trace_before_the_next_command() {
+    let sim = Sim::with_built_in_profile();
+    sim.write("events/sched/sched_switch/enable", "1").unwrap();
+    // 10 ms at sched_switch's 400/s: exactly 4 switches, visible at once.
+    sim.run_for(10);
+    assert_eq!(trace_lines(&sim).len(), 4);
+    // Disabled now: the next second adds nothing.
+    sim.write("events/sched/sched_switch/enable", "0").unwrap();
+    sim.run_for(1000);
+    assert_eq!(trace_lines(&sim).len(), 4);
+    // A rare event stays rare: 1 s of an OOM kill at 0.01/s fires nothing.
+    sim.write("events/oom/mark_victim/enable", "1").unwrap();
+    sim.run_for(1000);
+    assert_eq!(trace_lines(&sim).len(), 4);
+}
+
+#[test]
+fn events_of_one_interval_interleave_in_time_order() {
+    let sim = Sim::with_built_in_profile();
+    sim.write("events/sched/sched_switch/enable", "1").unwrap();
+    sim.write("events/irq/irq_handler_entry/enable", "1")
+        .unwrap();
+    sim.run_for(100);
+    let lines = trace_lines(&sim);
+    // 40 switches and 10 interrupts, mixed, never going back in time.
+    assert_eq!(lines.len(), 50);
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|(l, _)| l.contains("irq_handler_entry"))
+            .count(),
+        10
+    );
+    assert!(lines.windows(2).all(|w| w[0].1 <= w[1].1), "{lines:?}");
+    let first_irq = lines
+        .iter()
+        .position(|(l, _)| l.contains("irq_handler_entry"));
+    let last_switch = lines.iter().rposition(|(l, _)| l.contains("sched_switch"));
+    assert!(first_irq < last_switch, "the two events interleave");
+    // The span of the records is the 100 ms that passed.
+    let span = lines.last().unwrap().1 - lines[0].1;
+    assert!(span > 0.08 && span <= 0.1, "{span}");
+}
+
+#[test]
+fn a_marker_comes_after_everything_that_fired_before_it() {
+    let sim = Sim::with_built_in_profile();
+    sim.write("events/sched/sched_switch/enable", "1").unwrap();
+    sim.run_for(50);
+    sim.write("trace_marker", "checkpoint").unwrap();
+    sim.run_for(50);
+    let lines = trace_lines(&sim);
+    let marker = lines
+        .iter()
+        .position(|(l, _)| l.contains("checkpoint"))
+        .unwrap();
+    assert_eq!(marker, 20, "20 switches in the first 50 ms: {lines:?}");
+    assert_eq!(lines.len(), 41);
+    assert!(lines.windows(2).all(|w| w[0].1 <= w[1].1));
+}
+
+// The trigger-order tests below follow the live kernel (6.18, a private instance): the
+// event a `traceoff` or a `traceon` fires on is in the buffer, and a `stacktrace` entry
+// comes right after its event.
+#[test]
+fn traceoff_keeps_the_event_that_fired_it() {
+    let sim = Sim::with_built_in_profile();
+    sim.write("events/sched/sched_switch/trigger", "traceoff")
+        .unwrap();
+    sim.write("events/sched/sched_switch/enable", "1").unwrap();
+    sim.run_for(5);
+    // Within 5 ms of simulated time the trigger has fired and tracing is off.
+    assert_eq!(sim.read("tracing_on"), "0\n");
+    let lines = trace_lines(&sim);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].0.contains("sched_switch: "));
+}
+
+#[test]
+fn traceon_records_the_event_that_fired_it() {
+    let sim = Sim::with_built_in_profile();
+    sim.write("tracing_on", "0").unwrap();
+    sim.write("events/sched/sched_switch/trigger", "traceon:1")
+        .unwrap();
+    sim.write("events/sched/sched_switch/enable", "1").unwrap();
+    sim.run_for(100);
+    assert_eq!(sim.read("tracing_on"), "1\n");
+    assert_eq!(
+        trace_lines(&sim).len(),
+        40,
+        "every switch, the first included"
+    );
+}
+
+#[test]
+fn stacktrace_entries_follow_their_event() {
+    let sim = Sim::with_built_in_profile();
+    sim.write("events/sched/sched_switch/trigger", "stacktrace:2")
+        .unwrap();
+    sim.write("events/sched/sched_switch/enable", "1").unwrap();
+    sim.run_for(10);
+    let trace = sim.read("trace");
+    let body: Vec<&str> = trace.lines().filter(|l| !l.starts_with('#')).collect();
+    // 4 switches; the first two are followed by a stack of 4 to 8 frames.
+    let stacks: Vec<usize> = body
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.ends_with(": <stack trace>"))
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(stacks.len(), 2, "{trace}");
+    for &at in &stacks {
+        assert!(body[at - 1].contains("sched_switch: "), "{trace}");
+        let frames = body[at + 1..]
+            .iter()
+            .take_while(|l| l.starts_with(" => 0xffffffff81"))
+            .count();
+        assert!((4..=8).contains(&frames), "{trace}");
+    }
+    assert!(sim
+        .read("events/sched/sched_switch/trigger")
+        .starts_with("stacktrace:count=0"));
+}
+
+#[test]
+fn hist_and_snapshot_are_not_in_this_kernel() {
+    let sim = Sim::new();
+    for command in [
+        "hist:keys=prev_pid",
+        "snapshot",
+        "enable_hist:sched:sched_wakeup",
+    ] {
+        assert!(
+            matches!(
+                sim.write("events/sched/sched_switch/trigger", command),
+                Err(FsError::Invalid(_))
+            ),
+            "{command}"
+        );
+    }
+    assert!(sim.try_node("events/sched/sched_switch/hist").is_err());
+    assert_eq!(sim.read("error_log"), "", "unknown commands are not logged");
+}
+
+#[test]
+fn a_conditional_trigger_runs_after_its_record() {
+    let sim = Sim::with_built_in_profile();
+    sim.write(
+        "events/sched/sched_switch/trigger",
+        "traceoff if prev_pid >= 0",
+    )
+    .unwrap();
+    sim.write("events/sched/sched_switch/enable", "1").unwrap();
+    sim.run_for(100);
+    assert_eq!(sim.read("tracing_on"), "0\n");
+    assert_eq!(
+        trace_lines(&sim).len(),
+        1,
+        "the record that fired it is kept"
+    );
+}
+
+#[test]
+fn counted_triggers_count_only_what_they_changed() {
+    let sim = Sim::with_built_in_profile();
+    sim.write("events/sched/sched_switch/trigger", "traceoff:3")
+        .unwrap();
+    sim.write("events/sched/sched_switch/enable", "1").unwrap();
+    sim.run_for(100);
+    // 40 switches, but only the first one turned tracing off.
+    assert!(sim
+        .read("events/sched/sched_switch/trigger")
+        .starts_with("traceoff:count=2"));
+    sim.write("tracing_on", "1").unwrap();
+    sim.run_for(100);
+    assert!(sim
+        .read("events/sched/sched_switch/trigger")
+        .starts_with("traceoff:count=1"));
+}
+
+#[test]
+fn an_event_switched_on_by_a_trigger_fires_for_the_rest_of_the_interval() {
+    let sim = Sim::with_built_in_profile();
+    // timer_start (200/s) is enabled by the first sched_switch (400/s) of the interval.
+    sim.write(
+        "events/sched/sched_switch/trigger",
+        "enable_event:timer:timer_start:1",
+    )
+    .unwrap();
+    sim.write("events/sched/sched_wakeup/enable", "1").unwrap();
+    sim.run_for(1000);
+    let lines = trace_lines(&sim);
+    let timers: Vec<f64> = lines
+        .iter()
+        .filter(|(l, _)| l.contains("timer_start"))
+        .map(|(_, ts)| *ts)
+        .collect();
+    // Switched on within the first few ms: nearly a second of timer_start records.
+    assert!((190..=200).contains(&timers.len()), "{}", timers.len());
+    // Enabled, and still soft-mode while the (spent) trigger exists, as in the kernel.
+    assert_eq!(sim.read("events/timer/timer_start/enable"), "1*\n");
+}
+
+#[test]
+fn a_long_unobserved_gap_costs_one_bounded_catch_up() {
+    let sim = Sim::with_built_in_profile();
+    sim.write("events/sched/sched_switch/enable", "1").unwrap();
+    sim.run_for(3_600_000);
+    sim.read("tracing_on");
+    // Only the last 10 s are simulated: 4000 switches fired (most overwritten).
+    let (records, _, _) = sim.control.data_plane_counters();
+    assert_eq!(records, 4000);
+}
+
 #[test]
 fn enable_event_trigger_soft_enables_its_target() {
     let sim = Sim::new();
@@ -313,6 +559,49 @@ fn set_event_pid_puts_the_pids_on_records() {
     let lines: Vec<&str> = trace.lines().filter(|l| !l.starts_with('#')).collect();
     assert!(!lines.is_empty());
     assert!(lines.iter().all(|l| l.contains("-4242 ")), "{trace}");
+}
+
+#[test]
+fn pid_lists_parse_like_the_kernel_and_append_without_truncation() {
+    let sim = Sim::new();
+    sim.write("set_event_pid", "0x10 010\n12").unwrap();
+    assert_eq!(sim.read("set_event_pid"), "8\n12\n16\n");
+    sim.append("set_event_pid", "5").unwrap();
+    assert_eq!(sim.read("set_event_pid"), "5\n8\n12\n16\n");
+    assert!(matches!(
+        sim.append("set_event_pid", "7 abc"),
+        Err(FsError::Invalid(_))
+    ));
+    sim.write("set_event_notrace_pid", "99").unwrap();
+    assert_eq!(sim.read("set_event_notrace_pid"), "99\n");
+    sim.write("set_event_notrace_pid", "").unwrap();
+    assert_eq!(sim.read("set_event_notrace_pid"), "");
+}
+
+#[test]
+fn notrace_pids_are_never_recorded() {
+    let sim = Sim::new();
+    sim.write("events/sched/sched_wakeup/enable", "1").unwrap();
+    sim.run_for(50);
+    let pid_of = |line: &str| -> u32 {
+        let task = line.split_whitespace().next().unwrap();
+        task.rsplit('-').next().unwrap().parse().unwrap()
+    };
+    let before: Vec<u32> = trace_lines(&sim).iter().map(|(l, _)| pid_of(l)).collect();
+    let busiest = before[0];
+    sim.write("trace", "").unwrap();
+    sim.write("set_event_notrace_pid", &busiest.to_string())
+        .unwrap();
+    sim.run_for(200);
+    let after: Vec<u32> = trace_lines(&sim).iter().map(|(l, _)| pid_of(l)).collect();
+    assert!(after.len() > 100, "{}", after.len());
+    assert!(!after.contains(&busiest), "{busiest} in {after:?}");
+    // Listed and excluded at once: nothing is recorded.
+    sim.write("trace", "").unwrap();
+    sim.write("set_event_pid", "4242").unwrap();
+    sim.append("set_event_notrace_pid", "4242").unwrap();
+    sim.run_for(100);
+    assert!(trace_lines(&sim).is_empty());
 }
 
 #[test]
@@ -401,6 +690,37 @@ fn static_files_are_the_trees() {
         NodeKind::File(FileKind::Root(RootFile::TracingOn))
     );
     assert!(sim.read("README").contains("tracing mini-HOWTO"));
+    // Only what the simulation does is advertised, and what is advertised exists.
+    assert_eq!(sim.read("available_tracers"), "nop\n");
+    let readme = sim.read("README");
+    for gone in [
+        "set_ftrace_filter",
+        "trace_marker_raw",
+        "timestamp_mode",
+        "uprobe_events",
+    ] {
+        assert!(!readme.contains(gone), "{gone} in {readme}");
+    }
+    for name in [
+        "trace_pipe",
+        "buffer_size_kb",
+        "set_event",
+        "saved_cmdlines_size",
+    ] {
+        assert!(readme.contains(&format!("  {name}")), "{name} missing");
+        sim.node(name);
+    }
+    for hidden in [
+        "kprobe_events",
+        "uprobe_events",
+        "dynamic_events",
+        "synthetic_events",
+    ] {
+        assert!(
+            matches!(sim.try_node(hidden), Err(FsError::NotFound)),
+            "{hidden}"
+        );
+    }
     // Static files come from the tree (the catalog), byte for byte.
     let format = sim
         .tree

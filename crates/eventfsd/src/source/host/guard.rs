@@ -16,8 +16,6 @@ use ftrace_text::trigger::{self, Action, TriggerCommand};
 
 use super::policy::Policy;
 
-/// The kernel's buffer for one `set_event` or `set_event_pid` token (EVENT_BUF_SIZE + 1).
-const TOKEN_BUFFER: usize = 128;
 /// `trace_options` and `trace_clock` refuse writes of 64 bytes or more.
 const SHORT_WRITE_MAX: usize = 64;
 /// `current_tracer` reads at most this many bytes of a write.
@@ -214,19 +212,13 @@ pub fn check_write(
         }
         FileKind::Root(RootFile::SetEvent) => set_event(policy, ctx, data),
         FileKind::Root(RootFile::SetEventPid) => {
-            let tokens = kparse::tokens_of_write(data, TOKEN_BUFFER)
-                .map_err(|_| refuse(ctx, libc::EINVAL, format_args!("a pid token is too long")))?;
-            let pids = tokens
-                .iter()
-                .map(|t| match kparse::kstrtoull(t, 0) {
-                    Ok(v) if v <= i32::MAX as u64 => Ok(v as u32),
-                    _ => Err(refuse(
-                        ctx,
-                        libc::EINVAL,
-                        format_args!("{:?} is not a pid", String::from_utf8_lossy(t)),
-                    )),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let pids = kparse::pids_of_write(data).map_err(|_| {
+                refuse(
+                    ctx,
+                    libc::EINVAL,
+                    format_args!("{:?} is not a list of pids", String::from_utf8_lossy(data)),
+                )
+            })?;
             Ok(Decision::Pids(pids))
         }
         FileKind::Root(RootFile::TraceMarker) => Ok(Decision::one(data, data.len())),
@@ -415,7 +407,7 @@ fn set_event(policy: &Policy, ctx: &WriteContext<'_>, data: &[u8]) -> Result<Dec
     let mut at = 0;
     while at < data.len() {
         let before = at;
-        let checked = match kparse::next_token(&data[at..], TOKEN_BUFFER) {
+        let checked = match kparse::next_token(&data[at..], kparse::TOKEN_BUFFER) {
             Ok(Token::Word(token, used)) => {
                 at += used;
                 set_event_token(policy, ctx, token)
