@@ -17,7 +17,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 SECS=${EVENTFSD_FUZZ_SECONDS:-60}
-TARGETS=(fuse_requests filter_parser trigger_parser catalog_loader policy_parser)
+TARGETS=(fuse_requests filter_parser trigger_parser probe_parser catalog_loader policy_parser)
 [ $# -gt 0 ] && TARGETS=("$@")
 
 if ! cargo fuzz --version >/dev/null 2>&1; then

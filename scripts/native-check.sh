@@ -4,7 +4,7 @@
 # passes over eventfsd but fails over the real kernel would test eventfsd's idea of ftrace.
 #
 # Usage: scripts/native-check.sh TESTS   (test numbers as run-guest.sh --tests takes them: 51,52)
-# Needs scripts/prepare-guest.sh to have run. Prints each named script's result, then
+# Prepares the guest image first (scripts/prepare-guest.sh: cached). Prints each named script's result, then
 # "N passed, M failed"; the exit status is 0 only if every named script passed.
 set -uo pipefail
 
@@ -13,6 +13,7 @@ TESTS=${1:?usage: native-check.sh TESTS}
 LOG=$(mktemp "${TMPDIR:-/tmp}/eventfsd-native.XXXXXX")
 trap 'rm -f "$LOG"' EXIT
 
+"$REPO/scripts/prepare-guest.sh" --quiet >/dev/null || exit 1
 "$REPO/scripts/run-guest.sh" --mode native --no-reboot-test --tests "$TESTS" --log "$LOG" \
     >/dev/null 2>&1
 rc=$?

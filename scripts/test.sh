@@ -14,7 +14,7 @@
 #
 # Fuzz smoke (scripts/fuzz-smoke.sh): EVENTFSD_FUZZ_SECONDS per target (default 30; 0 turns the
 # step off, which counts as one skip). It installs cargo-fuzz if needed (~1-3 min) and builds
-# the targets (~2-4 min); with 5 targets x 30 s the step costs about 5-9 minutes.
+# the targets (~2-4 min); with 6 targets x 30 s the step costs about 5-9 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -66,7 +66,7 @@ scripts/guest-test.sh
 # lists, the trace buffer) also run against the guest kernel's own tracefs: they pass there
 # too, so they test ftrace, not eventfsd's idea of it.
 step "guest tests against the guest kernel's own tracefs (--mode native)"
-scripts/native-check.sh 48,50,51,52,53
+scripts/native-check.sh 48,50,51,52,53,54
 
 # The host source serves a private instance of this machine's tracefs. One script is left out
 # here: 32-top-enable turns on every host event at once (a load test of the host, not of

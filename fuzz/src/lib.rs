@@ -13,11 +13,11 @@ use fuse_backend_rs::transport::{FuseBuf, FuseDevWriter, Reader};
 use vm_memory::ByteValued;
 
 use eventfs_core::catalog::{RawCatalog, EMBEDDED};
-use ftrace_text::format::{self, Field};
-use eventfsd::source::catalog::CatalogControl;
 use eventfs_core::{Tree, TreeConfig};
 use eventfsd::fs::{CachePolicy, EventFs};
+use eventfsd::source::catalog::CatalogControl;
 use eventfsd::stats::{Stats, StatsHook};
+use ftrace_text::format::{self, Field};
 
 /// Size of a FUSE request header.
 pub const IN_HEADER_LEN: usize = std::mem::size_of::<InHeader>();

@@ -35,6 +35,13 @@ pub struct CachePolicy {
     /// short attribute timeout, so that the guest notices their new mtime and re-reads the
     /// listing it caches: see [`EventFs::opendir`].
     pub external_dir_changes: bool,
+    /// Entry/attr timeout of dynamic events (made at run time by a write elsewhere, so the
+    /// guest's dentries cannot follow their removal).
+    pub runtime_event_timeout: Duration,
+    /// Whether the guest can add systems to `events/` with its own writes (dynamic events:
+    /// `echo 'p ...' > uprobe_events` makes `events/uprobes/`). FUSE over virtio-fs has no
+    /// invalidation to send, so `events/` then keeps the short attribute timeout too.
+    pub guest_adds_systems: bool,
 }
 
 impl Default for CachePolicy {
@@ -43,6 +50,8 @@ impl Default for CachePolicy {
             static_timeout: Duration::from_secs(24 * 3600),
             dynamic_timeout: Duration::from_secs(1),
             external_dir_changes: true,
+            runtime_event_timeout: Duration::from_secs(1),
+            guest_adds_systems: true,
         }
     }
 }
@@ -52,6 +61,12 @@ impl CachePolicy {
     pub fn frozen_listings() -> Self {
         CachePolicy {
             external_dir_changes: false,
+            // Dynamic events the guest makes or removes through `uprobe_events` are not cached
+            // at all: a removal must show before the next command, as on tracefs, and
+            // virtio-fs has no invalidation to send. (`events/` itself keeps the short
+            // timeout: with none, the guest kernel re-validates every entry below it on each
+            // walk; a new group shows in its listing within a second, by name at once.)
+            runtime_event_timeout: Duration::ZERO,
             ..CachePolicy::default()
         }
     }
@@ -124,21 +139,30 @@ impl EventFs {
     }
 
     fn timeout(&self, attr: &Attr) -> Duration {
-        if attr.node.dynamic {
-            self.policy.dynamic_timeout
-        } else {
+        if !attr.node.dynamic {
             self.policy.static_timeout
+        } else if self.tree.is_runtime_event(attr.node.dir) {
+            self.policy.runtime_event_timeout
+        } else {
+            self.policy.dynamic_timeout
         }
     }
 
-    /// Whether the daemon may change this directory's listing behind the guest's back (the
-    /// host source's rescan adds and removes systems and events).
+    /// Whether a directory's listing may change while the guest caches it: behind its back
+    /// (the host source's rescan adds and removes systems and events), or through its own
+    /// writes to a file elsewhere (dynamic events).
     fn listing_may_change(&self, attr: &Attr) -> bool {
-        self.policy.external_dir_changes
-            && matches!(
-                attr.node.kind,
-                NodeKind::Dir(DirKind::EventsRoot | DirKind::System)
-            )
+        match attr.node.kind {
+            NodeKind::Dir(DirKind::EventsRoot) => {
+                self.policy.external_dir_changes || self.policy.guest_adds_systems
+            }
+            // A system the guest made (a dynamic event's group) gets events the same way.
+            NodeKind::Dir(DirKind::System) => {
+                self.policy.external_dir_changes
+                    || (self.policy.guest_adds_systems && attr.node.dynamic)
+            }
+            _ => false,
+        }
     }
 
     /// How long the guest may trust the attributes. A directory whose listing may change

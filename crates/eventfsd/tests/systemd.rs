@@ -68,7 +68,13 @@ fn socket_activated_daemon_serves_logs_to_the_journal_and_writes_prometheus_stat
     let deadline = Instant::now() + Duration::from_secs(10);
     let text = loop {
         let text = std::fs::read_to_string(&stats).unwrap_or_default();
-        if text.contains("eventfsd_vhost_user_connections_total{vm=\"vm7\"} 1") {
+        // The writer may catch the connection before the lookups: wait for both.
+        let lookups = text
+            .lines()
+            .find(|l| l.starts_with("eventfsd_requests_total{vm=\"vm7\",opcode=\"lookup\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if text.contains("eventfsd_vhost_user_connections_total{vm=\"vm7\"} 1") && lookups >= 3.0 {
             break text;
         }
         assert!(

@@ -5,6 +5,8 @@
 //!   kernel's error texts;
 //! - [`kparse`] reads numbers, white space and tokens of a write as the kernel does;
 //! - [`trigger`] parses `trigger` commands (`traceon`, `enable_event`, `hist` ...);
+//! - [`probe`] parses dynamic probe definitions (`uprobe_events`, `dynamic_events`) and lays
+//!   out the events they create;
 //! - [`record`] holds one event occurrence and generates plausible ones from a format;
 //! - [`page`] lays records out in the kernel's binary ring-buffer pages (`trace_pipe_raw`);
 //! - [`ring`] is a byte-bounded per-CPU trace buffer of records;
@@ -19,6 +21,7 @@ pub mod filter;
 pub mod format;
 pub mod kparse;
 pub mod page;
+pub mod probe;
 pub mod record;
 pub mod render;
 pub mod ring;

@@ -452,6 +452,31 @@ const TRIGGERS: &[(u8, &str)] = &[
     (0, "hist:keys=prev_pid:size=13106511852580896768"),
 ];
 
+/// Probe definitions of the kernel's self-tests and documentation (even selector:
+/// `uprobe_events`, odd: `dynamic_events`).
+const PROBES: &[(u8, &str)] = &[
+    (0, "p /bin/sh:10"),
+    (
+        0,
+        "p:myev /bin/bash:0x4245c0 a=%ax b=+0(%sp):u32 s=+0(%di):string c=$comm",
+    ),
+    (0, "r:grp/ret /bin/bash:0x4245c0 rv=$retval:s32"),
+    (
+        0,
+        "p:myev /bin/sh:10%return(0x20) x=@+16:x8 y=\\7 z=\\\"str\\\"",
+    ),
+    (0, "-:uprobes/p_sh_0xa"),
+    (
+        1,
+        "e:myopen syscalls.sys_enter_openat dfd=$dfd:s32 fn=+0($filename):ustring",
+    ),
+    (
+        1,
+        "e:eprobes/sw sched.sched_switch prev=$prev_pid if prev_prio < 100",
+    ),
+    (1, "p /bin/sh:10 # comment\n!:eprobes/sw"),
+];
+
 fn selector_seeds(list: &[(u8, &str)]) -> Vec<(String, Vec<u8>)> {
     list.iter()
         .map(|&(sel, text)| {
@@ -608,6 +633,7 @@ fn main() {
     write_seeds("fuse_requests", &fuse_seeds());
     write_seeds("filter_parser", &selector_seeds(FILTERS));
     write_seeds("trigger_parser", &selector_seeds(TRIGGERS));
+    write_seeds("probe_parser", &selector_seeds(PROBES));
     write_seeds("policy_parser", &policy_seeds());
     write_seeds("catalog_loader", &catalog_seeds());
     // The curated events must exist, or the selectors above point elsewhere.

@@ -18,6 +18,11 @@ pub(super) const OWNED_BIT: u64 = 1 << 63;
 const CPU_NAME_BIT: u64 = 1 << 62;
 
 impl Text {
+    /// A string made at run time (not a span of the image).
+    pub(super) fn is_owned(self) -> bool {
+        self.0 & OWNED_BIT != 0
+    }
+
     pub(super) fn image(span: Span) -> Text {
         Text(u64::from(span.off) | (u64::from(span.len) << 32))
     }

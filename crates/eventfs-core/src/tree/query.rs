@@ -55,6 +55,24 @@ impl Tree {
         self.read().dirs[event as usize].has_file(file)
     }
 
+    /// Whether `dir` is (or a file of `dir` belongs to) a system or event added at run time
+    /// with its own name (a dynamic event, in any instance), rather than a copy of the catalog.
+    pub fn is_runtime_event(&self, dir: DirId) -> bool {
+        let meta = self.read();
+        let d = &meta.dirs[dir as usize];
+        matches!(d.kind, DirKind::System | DirKind::Event) && d.name.is_owned()
+    }
+
+    /// The global `events/` directory.
+    pub fn global_events_dir(&self) -> DirId {
+        EVENTS_DIR
+    }
+
+    /// Finds the system directory `name` below the `events/` directory `events`.
+    pub fn find_system_in(&self, events: DirId, name: &str) -> Option<DirId> {
+        self.read().find_child(&self.image, events, name.as_bytes())
+    }
+
     /// Finds the event directory `system/name` in the global `events/`.
     pub fn find_event(&self, system: &str, name: &str) -> Option<DirId> {
         self.find_event_in(EVENTS_DIR, system, name)

@@ -5,7 +5,7 @@
 //! reports; the resulting [`Filter`] owns a small expression tree that can be evaluated on
 //! synthetic records.
 
-/// errno values used by the control files (Linux numbering).
+/// errno values used by the control files (Linux numbering), shared by every language here.
 pub mod errno {
     /// Operation not permitted; the kernel leaks it for some filter syntax errors.
     pub const EPERM: i32 = 1;
@@ -13,8 +13,14 @@ pub mod errno {
     pub const ENOENT: i32 = 2;
     /// No such process; the kernel returns it for an unterminated quote.
     pub const ESRCH: i32 = 3;
+    /// Argument list too long.
+    pub const E2BIG: i32 = 7;
+    /// Device or resource busy.
+    pub const EBUSY: i32 = 16;
     /// File exists.
     pub const EEXIST: i32 = 17;
+    /// No such device.
+    pub const ENODEV: i32 = 19;
     /// Invalid argument.
     pub const EINVAL: i32 = 22;
     /// Numerical result out of range.

@@ -24,7 +24,7 @@ const OPTIONAL_ROOT_FILES: &[RootFile] = &[
 
 /// Optional root files whose writes the simulation implements; the others are hidden even
 /// when the snapshotted kernel had them.
-const EMULATED_OPTIONAL_FILES: &[RootFile] = &[];
+const EMULATED_OPTIONAL_FILES: &[RootFile] = &[RootFile::DynamicEvents, RootFile::UprobeEvents];
 
 /// `README` entries for things that are not files (kept whenever their parent is).
 const NON_FILE_ENTRIES: &[&str] = &["instances", "events/"];
@@ -135,7 +135,7 @@ mod tests {
         assert!(out.contains("  trace_marker\t\t- Writes"), "{out}");
         assert!(!out.contains("timestamp"), "{out}");
         assert!(!out.contains("uprobe"), "{out}");
-        assert!(!out.contains("place"), "{out}");
+        assert!(!out.contains("place (uprobe)"), "{out}");
         assert!(out.contains("  instances\t\t- Make"), "{out}");
         assert!(out.contains("      enable\t\t- Write 0/1"), "{out}");
         // The blank line after an entry and the prose before the entries stay.
@@ -156,8 +156,10 @@ mod tests {
                 .unwrap()
         };
         assert_ne!(mask & 1 << row(RootFile::Trace), 0);
-        // Named by the README, but the simulation does not implement it.
-        assert_eq!(mask & 1 << row(RootFile::UprobeEvents), 0);
+        // Named by the README and implemented.
+        assert_ne!(mask & 1 << row(RootFile::UprobeEvents), 0);
+        // Implemented, but not named by this README (the kernel had no dynamic_events).
+        assert_eq!(mask & 1 << row(RootFile::DynamicEvents), 0);
         // Not named by the README.
         assert_eq!(mask & 1 << row(RootFile::KprobeEvents), 0);
     }

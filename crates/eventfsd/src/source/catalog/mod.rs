@@ -9,6 +9,7 @@
 //! - [`cmdlines`]: the comms of recorded tasks (`saved_cmdlines`);
 //! - [`raw`]: `trace_pipe_raw`'s binary pages, over the recorder;
 //! - [`handles`]: what each open file carries;
+//! - [`dynamic`]: `uprobe_events` and `dynamic_events` (probe events made at run time);
 //! - [`advertised`]: the snapshotted kernel's README, tracer list and optional root files,
 //!   cut to what the simulation does;
 //! - [`events`], [`root`], [`per_cpu`], [`instances`]: what a read or write of each file does;
@@ -31,6 +32,7 @@ use super::Source;
 pub mod advertised;
 pub mod clock;
 pub mod cmdlines;
+pub mod dynamic;
 pub mod events;
 pub mod handles;
 pub mod input;
@@ -58,6 +60,7 @@ pub struct CatalogControl {
     state: State,
     recorder: Recorder,
     handles: Handles,
+    dynamic: dynamic::DynamicEvents,
 }
 
 impl Default for CatalogControl {
@@ -83,6 +86,7 @@ impl CatalogControl {
             recorder: Recorder::new(options.seed, options.nr_cpus),
             state: State::with_clock(options, clock),
             handles: Handles::default(),
+            dynamic: dynamic::DynamicEvents::default(),
         }
     }
 
@@ -96,6 +100,7 @@ impl CatalogControl {
             state: &self.state,
             recorder: &self.recorder,
             handles: &self.handles,
+            dynamic: &self.dynamic,
         }
     }
 
@@ -297,7 +302,8 @@ impl Source for CatalogSource {
     }
 
     fn listings_are_frozen(&self) -> bool {
-        // Listings change only through the guest's own mkdir/rmdir.
+        // Listings change only through the guest's own writes: mkdir/rmdir of instances, and
+        // dynamic events (the cache policy gives `events/` a short timeout for those).
         true
     }
 

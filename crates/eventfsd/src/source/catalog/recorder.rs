@@ -16,7 +16,7 @@ use ftrace_text::trigger::{self, Action};
 use ftrace_text::{trace_header, FieldValue, Generator, Record, Ring};
 
 use super::cmdlines::Cmdlines;
-use super::state::{lock, EventState, FilterSlot, InstanceState, State};
+use super::state::{self, lock, EventState, FilterSlot, InstanceState, State};
 use super::timeline::{self, Schedule, Timeline};
 
 /// How often a blocked reader catches the simulation up while events fire: new records
@@ -175,6 +175,29 @@ impl Recorder {
         )
     }
 
+    /// Registers how a probe event's records render: with the kernel's output for probes
+    /// (`(0x<ip>) name=value`), not its print fmt.
+    pub fn register_probe_render(
+        &self,
+        id: u32,
+        name: &str,
+        layout: &ftrace_text::probe::ProbeLayout,
+    ) {
+        let fields: Vec<format::Field<'_>> = format::fields(&layout.format).collect();
+        let compiled = CompiledFmt::for_event(name, &layout.display_fmt, &fields);
+        let render = EventRender {
+            format: layout.format.clone(),
+            layout: PayloadLayout::new(&fields),
+            compiled,
+        };
+        lock(&self.renders).insert(id, Arc::new(render));
+    }
+
+    /// Forgets a removed probe event's renderer (its id may be reused).
+    pub fn forget_render(&self, id: u32) {
+        lock(&self.renders).remove(&id);
+    }
+
     /// The renderer of an event, compiled on first use.
     fn render_info(&self, tree: &Tree, event: DirId, id: u32) -> Arc<EventRender> {
         let mut renders = lock(&self.renders);
@@ -227,11 +250,17 @@ impl Recorder {
             return;
         }
         let mut schedule = Schedule::default();
-        let firing: Vec<Ino> = events
+        let driven = driven_by_probes(state, tree, &events);
+        let mut firing: Vec<Ino> = events
             .iter()
             .filter(|(_, e)| e.fires())
             .map(|(&key, _)| key)
             .collect();
+        for key in &driven {
+            if !firing.contains(key) {
+                firing.push(*key);
+            }
+        }
         timeline.retain_credit(|key| firing.contains(&key));
         let mut planned: HashSet<Ino> = HashSet::new();
         for &key in &firing {
@@ -241,13 +270,18 @@ impl Recorder {
         while let Some((ts, key)) = schedule.next(&mut timeline.generator) {
             // Taken out of the map while it fires, so that its triggers can look at the
             // states of the events they switch.
-            let Some(mut event) = events.remove(&key) else {
+            // An event only an event probe makes fire has no state of its own.
+            let Some(mut event) = events
+                .remove(&key)
+                .or_else(|| driven.contains(&key).then(EventState::default))
+            else {
                 continue;
             };
             let trace_ns = timeline.trace_ns(ts);
             let mut switched = Vec::new();
             // Not firing: disabled by a trigger earlier in this interval.
-            if let (true, Ok(node)) = (event.fires(), tree.node(key)) {
+            let fires = event.fires() || driven.contains(&key);
+            if let (true, Ok(node)) = (fires, tree.node(key)) {
                 let mut occurrence = Occurrence {
                     state,
                     tree,
@@ -257,7 +291,9 @@ impl Recorder {
                 };
                 self.occur(&mut occurrence, &mut event, trace_ns, &mut timeline);
             }
-            events.insert(key, event);
+            if !event.is_default() {
+                events.insert(key, event);
+            }
             for (target, on) in switched {
                 let target_key = tree.dir_ino(target);
                 let entry = events.entry(target_key).or_default();
@@ -380,14 +416,21 @@ impl Recorder {
                 }
             }
         }
+        let probe_records = self.probe_records(at, &record, &fields, timeline);
         if written {
             self.note_task(&record);
             self.stats.records.fetch_add(1, Ordering::Relaxed);
-            if !post {
+            if !post && probe_records.is_empty() {
                 ring.push(record);
                 return;
             }
             ring.push(record.clone());
+        }
+        // Event probes run as triggers of their event: their entries follow it.
+        for probe_record in probe_records {
+            self.note_task(&probe_record);
+            self.stats.records.fetch_add(1, Ordering::Relaxed);
+            ring.push(probe_record);
         }
         if post {
             for trigger in event.triggers.triggers_mut() {
@@ -397,6 +440,73 @@ impl Recorder {
                 }
             }
         }
+    }
+
+    /// The records of the event probes attached to the event that made `record` and enabled
+    /// in its instance (their filters on the event's record and their own filters applied).
+    fn probe_records(
+        &self,
+        at: &Occurrence<'_>,
+        record: &Record,
+        fields: &[format::Field<'_>],
+        timeline: &mut Timeline,
+    ) -> Vec<Record> {
+        let (state, tree, dir) = (at.state, at.tree, at.dir);
+        let attachments = state.attachments();
+        if attachments.is_empty() {
+            return Vec::new();
+        }
+        let (system, name) = (tree.dir_name(tree.parent_of(dir)), tree.dir_name(dir));
+        let Some(events_dir) = tree.events_dir_of(tree.instance_of(dir)) else {
+            return Vec::new();
+        };
+        if !state.instance(tree, dir, |i| i.tracing_on) {
+            return Vec::new();
+        }
+        let value_of = |n: &str| record.value_of(fields, n);
+        let mut out = Vec::new();
+        for attachment in attachments
+            .iter()
+            .filter(|a| a.system == system && a.event == name)
+        {
+            let Some(probe_dir) =
+                tree.find_event_in(events_dir, &attachment.probe_group, &attachment.probe_event)
+            else {
+                continue;
+            };
+            let Some(probe_state) = at.events.get(&tree.dir_ino(probe_dir)) else {
+                continue;
+            };
+            if !probe_state.enabled
+                || !attachment
+                    .filter
+                    .as_ref()
+                    .is_none_or(|f| f.matches(&value_of))
+            {
+                continue;
+            }
+            let id = tree.event_id(probe_dir);
+            let Some(render) = self.render_of(id) else {
+                continue;
+            };
+            let probe_fields: Vec<format::Field<'_>> = format::fields(&render.format).collect();
+            let mut probe_record = timeline
+                .generator
+                .record_at(record.ts_ns, id, &probe_fields);
+            fill_probe_record(&mut probe_record, &probe_fields, record, fields, attachment);
+            let passes = match &probe_state.filter {
+                FilterSlot::Active(f) => {
+                    f.matches(&|n: &str| probe_record.value_of(&probe_fields, n))
+                }
+                FilterSlot::Unset | FilterSlot::Failed(_) => true,
+            };
+            if passes {
+                out.push(probe_record);
+            } else {
+                self.stats.filtered.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        out
     }
 
     /// A `stacktrace` trigger fired in the context of `record`: a stack entry goes into the
@@ -575,6 +685,97 @@ impl Recorder {
             self.stats.blocked_readers.fetch_sub(1, Ordering::Relaxed);
         }
         result
+    }
+}
+
+/// Events that fire only because an enabled event probe is attached to them (the kernel
+/// soft-enables them with a trigger).
+fn driven_by_probes(state: &State, tree: &Tree, events: &HashMap<Ino, EventState>) -> Vec<Ino> {
+    let attachments = state.attachments();
+    if attachments.is_empty() {
+        return Vec::new();
+    }
+    let mut driven = Vec::new();
+    for (&key, event) in events {
+        if !event.enabled {
+            continue;
+        }
+        let Ok(node) = tree.node(key) else { continue };
+        let (group, name) = (
+            tree.dir_name(tree.parent_of(node.dir)),
+            tree.dir_name(node.dir),
+        );
+        for a in attachments
+            .iter()
+            .filter(|a| a.probe_group == group && a.probe_event == name)
+        {
+            let target = tree
+                .events_dir_of(tree.instance_of(node.dir))
+                .and_then(|d| tree.find_event_in(d, &a.system, &a.event));
+            if let Some(target) = target {
+                driven.push(tree.dir_ino(target));
+            }
+        }
+    }
+    driven
+}
+
+/// An event probe's record takes the task and context of the record it was made from, and
+/// each argument from its source.
+fn fill_probe_record(
+    probe: &mut Record,
+    probe_fields: &[format::Field<'_>],
+    from: &Record,
+    from_fields: &[format::Field<'_>],
+    attachment: &state::Attachment,
+) {
+    use ftrace_text::probe::ProbeValueSource as Source;
+    probe.cpu = from.cpu;
+    probe.pid = from.pid;
+    probe.comm = from.comm.clone();
+    probe.flags = from.flags;
+    // Written from inside the event's trigger: one preemption level deeper (d..2. -> d..3.).
+    probe.preempt_count = (from.preempt_count & 0xf0) | ((from.preempt_count & 0xf) + 1).min(0xf);
+    for (slot, field) in probe_fields.iter().enumerate() {
+        let value = match field.name {
+            "common_flags" => FieldValue::UInt(u64::from(from.flags)),
+            "common_preempt_count" => FieldValue::UInt(u64::from(probe.preempt_count)),
+            "common_pid" => FieldValue::Int(i64::from(from.pid)),
+            name => match attachment.sources.iter().find(|(n, _)| n == name) {
+                Some((_, Source::Field(source))) => match from.field(from_fields, source) {
+                    Some(FieldValue::Str(s)) if format::is_string(field) => {
+                        FieldValue::Str(s.clone())
+                    }
+                    Some(v) => match v.as_bits() {
+                        Some(bits) => sized(bits, field),
+                        None => continue,
+                    },
+                    None => continue,
+                },
+                Some((_, Source::Comm)) => FieldValue::Str(from.comm.clone()),
+                Some((_, Source::Immediate(v))) => sized(*v, field),
+                Some((_, Source::ImmediateString(s))) => FieldValue::Str(s.as_str().into()),
+                _ => continue,
+            },
+        };
+        probe.fields[slot] = value;
+    }
+}
+
+/// An integer cut to a field's size, signed if the field is.
+fn sized(bits: u64, field: &format::Field<'_>) -> FieldValue {
+    let width = field.size.min(8) * 8;
+    let masked = if width >= 64 {
+        bits
+    } else {
+        bits & ((1 << width) - 1)
+    };
+    if field.signed && width < 64 && masked >> (width - 1) & 1 == 1 {
+        FieldValue::Int((masked | !((1 << width) - 1)) as i64)
+    } else if field.signed {
+        FieldValue::Int(masked as i64)
+    } else {
+        FieldValue::UInt(masked)
     }
 }
 

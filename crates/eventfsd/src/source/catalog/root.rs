@@ -8,10 +8,12 @@ use eventfs_core::tree::{DirId, NodeRef, Tree, ROOT_INO};
 use eventfs_core::FsError;
 
 use super::advertised;
+use super::dynamic::DynamicEvents;
 use super::handles::{HandleKind, Handles};
 use super::input::{parse_kb, written_text};
 use super::recorder::{PipeReader, Recorder};
 use super::state::State;
+use ftrace_text::probe::Via;
 
 use std::sync::Arc;
 
@@ -23,6 +25,8 @@ pub struct RootFiles<'a> {
     pub recorder: &'a Recorder,
     /// Open handles.
     pub handles: &'a Handles,
+    /// Dynamic events.
+    pub dynamic: &'a DynamicEvents,
 }
 
 /// The clock names of a `trace_clock` text (`[local] global counter ...`).
@@ -88,6 +92,14 @@ impl RootFiles<'_> {
                     .instance(tree, node.dir, |i| i.notrace_pids.clear()),
                 RootFile::ErrorLog => self.state.instance(tree, node.dir, |i| i.error_log.clear()),
                 RootFile::Trace => self.state.instance(tree, node.dir, |i| i.ring.clear()),
+                RootFile::UprobeEvents => {
+                    self.dynamic
+                        .clear(self.state, tree, self.recorder, Via::UprobeEvents)?
+                }
+                RootFile::DynamicEvents => {
+                    self.dynamic
+                        .clear(self.state, tree, self.recorder, Via::DynamicEvents)?
+                }
                 _ => {}
             }
         }
@@ -241,11 +253,11 @@ impl RootFiles<'_> {
                     b"0\n".to_vec()
                 }
             }
-            // The catalog has no kernel symbols and no dynamic events defined yet.
+            RootFile::UprobeEvents => self.dynamic.listing(Via::UprobeEvents).into_bytes(),
+            RootFile::DynamicEvents => self.dynamic.listing(Via::DynamicEvents).into_bytes(),
+            // The catalog has no kernel symbols; kprobe and synthetic events are hidden.
             RootFile::AvailableFilterFunctions
-            | RootFile::DynamicEvents
             | RootFile::KprobeEvents
-            | RootFile::UprobeEvents
             | RootFile::SyntheticEvents => Vec::new(),
             RootFile::TraceMarker => {
                 return Err(FsError::Invalid("trace_marker is write-only".into()))
@@ -348,10 +360,15 @@ impl RootFiles<'_> {
             }
             // Writing these clears them (`echo > trace`), which open with O_TRUNC already did.
             RootFile::Trace => {}
-            RootFile::DynamicEvents
-            | RootFile::KprobeEvents
-            | RootFile::UprobeEvents
-            | RootFile::SyntheticEvents => {
+            RootFile::UprobeEvents => {
+                self.dynamic
+                    .write(self.state, tree, self.recorder, Via::UprobeEvents, text)?
+            }
+            RootFile::DynamicEvents => {
+                self.dynamic
+                    .write(self.state, tree, self.recorder, Via::DynamicEvents, text)?
+            }
+            RootFile::KprobeEvents | RootFile::SyntheticEvents => {
                 if !value.is_empty() {
                     return Err(FsError::Invalid(format!(
                         "{file:?}: the catalog source cannot probe kernel code"

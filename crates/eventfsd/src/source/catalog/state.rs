@@ -80,6 +80,22 @@ impl EventState {
     }
 }
 
+/// An event probe attached to another event: what the recorder needs to fire it.
+pub struct Attachment {
+    /// The attached event's system.
+    pub system: String,
+    /// The attached event.
+    pub event: String,
+    /// The probe event's group.
+    pub probe_group: String,
+    /// The probe event's name.
+    pub probe_event: String,
+    /// Where each of the probe's fields gets its value.
+    pub sources: Vec<(String, ftrace_text::probe::ProbeValueSource)>,
+    /// `if FILTER`, on the attached event's record.
+    pub filter: Option<filter::Filter>,
+}
+
 /// The state tracefs keeps per instance.
 pub struct InstanceState {
     /// `tracing_on`.
@@ -147,6 +163,8 @@ pub struct State {
     /// Keyed by the instance directory's inode (the root directory for the top level).
     /// Created on first use.
     instances: Mutex<HashMap<Ino, InstanceState>>,
+    /// Event probes, by attached event.
+    attachments: Mutex<Vec<Arc<Attachment>>>,
     /// The simulation's time (error log, records): the kernel counts from boot.
     pub clock: SimClock,
     /// Tunables.
@@ -164,6 +182,7 @@ impl State {
         State {
             events: Mutex::default(),
             instances: Mutex::default(),
+            attachments: Mutex::default(),
             clock,
             options,
         }
@@ -266,6 +285,21 @@ impl State {
             }
             i.error_log.push(entry);
         });
+    }
+
+    /// Registers an event probe.
+    pub fn attach(&self, attachment: Attachment) {
+        lock(&self.attachments).push(Arc::new(attachment));
+    }
+
+    /// Forgets the event probe `group/event`.
+    pub fn detach(&self, group: &str, event: &str) {
+        lock(&self.attachments).retain(|a| a.probe_group != group || a.probe_event != event);
+    }
+
+    /// Every event probe (a short list: the guest's own definitions).
+    pub fn attachments(&self) -> Vec<Arc<Attachment>> {
+        lock(&self.attachments).clone()
     }
 
     /// Drops state of events that no longer exist (after the tree removed them).

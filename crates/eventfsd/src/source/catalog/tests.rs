@@ -693,12 +693,7 @@ fn static_files_are_the_trees() {
     // Only what the simulation does is advertised, and what is advertised exists.
     assert_eq!(sim.read("available_tracers"), "nop\n");
     let readme = sim.read("README");
-    for gone in [
-        "set_ftrace_filter",
-        "trace_marker_raw",
-        "timestamp_mode",
-        "uprobe_events",
-    ] {
+    for gone in ["set_ftrace_filter", "trace_marker_raw", "timestamp_mode"] {
         assert!(!readme.contains(gone), "{gone} in {readme}");
     }
     for name in [
@@ -706,16 +701,13 @@ fn static_files_are_the_trees() {
         "buffer_size_kb",
         "set_event",
         "saved_cmdlines_size",
+        "uprobe_events",
+        "dynamic_events",
     ] {
         assert!(readme.contains(&format!("  {name}")), "{name} missing");
         sim.node(name);
     }
-    for hidden in [
-        "kprobe_events",
-        "uprobe_events",
-        "dynamic_events",
-        "synthetic_events",
-    ] {
+    for hidden in ["kprobe_events", "synthetic_events"] {
         assert!(
             matches!(sim.try_node(hidden), Err(FsError::NotFound)),
             "{hidden}"
@@ -891,4 +883,165 @@ fn raw_reads_report_lost_events_and_wait_bounded() {
     sim.write("saved_cmdlines_size", "0").unwrap_err();
     sim.write("saved_cmdlines_size", "7").unwrap();
     assert_eq!(sim.read("saved_cmdlines_size"), "7\n");
+}
+
+#[test]
+fn uprobes_are_defined_listed_fired_and_removed() {
+    let sim = Sim::with_built_in_profile();
+    sim.append(
+        "uprobe_events",
+        "p:myev /bin/sh:0x10 a=%ax b=+0(%sp):u32\np /bin/ls:42\n",
+    )
+    .unwrap();
+    assert_eq!(
+        sim.read("uprobe_events"),
+        "p:uprobes/myev /bin/sh:0x0000000000000010 a=%ax b=+0(%sp):u32\n\
+         p:uprobes/p_ls_0x2a /bin/ls:0x000000000000002a\n"
+    );
+    assert_eq!(sim.read("dynamic_events"), sim.read("uprobe_events"));
+    let format = sim.read("events/uprobes/myev/format");
+    assert!(format.starts_with("name: myev\nID: "), "{format}");
+    assert!(format.contains("\tfield:u32 b;\toffset:24;\tsize:4;\tsigned:0;"));
+    let id: u32 = sim.read("events/uprobes/myev/id").trim().parse().unwrap();
+    assert!(format.contains(&format!("ID: {id}\n")));
+    assert!(sim.try_node("events/uprobes/myev/hist").is_err());
+    assert!(sim.read("available_events").contains("uprobes:myev\n"));
+    // Enabled, it fires (10/s, the default rate) and renders as the kernel prints probes.
+    sim.write("events/uprobes/myev/enable", "1").unwrap();
+    sim.run_for(1000);
+    let lines = trace_lines(&sim);
+    assert_eq!(lines.len(), 10, "{lines:?}");
+    assert!(lines[0].0.contains(" myev: (0x"), "{}", lines[0].0);
+    assert!(lines[0].0.contains(") a=0x"), "{}", lines[0].0);
+    // Busy while enabled: neither a removal nor a truncation goes through.
+    assert!(matches!(
+        sim.append("uprobe_events", "-:myev"),
+        Err(FsError::Os(libc::EBUSY))
+    ));
+    assert!(matches!(
+        sim.write("uprobe_events", ""),
+        Err(FsError::Os(libc::EBUSY))
+    ));
+    sim.write("events/uprobes/myev/enable", "0").unwrap();
+    sim.append("uprobe_events", "-:uprobes/myev").unwrap();
+    assert!(sim.try_node("events/uprobes/myev").is_err());
+    assert!(matches!(
+        sim.append("uprobe_events", "-:myev"),
+        Err(FsError::NotFound)
+    ));
+    // Truncation removes the rest, and the empty group with it.
+    sim.write("uprobe_events", "").unwrap();
+    assert_eq!(sim.read("uprobe_events"), "");
+    assert!(sim.try_node("events/uprobes").is_err());
+}
+
+#[test]
+fn probe_errors_are_logged_like_the_kernel() {
+    let sim = Sim::new();
+    assert!(matches!(
+        sim.append("uprobe_events", "p /bin/sh:10a"),
+        Err(FsError::Invalid(_))
+    ));
+    let log = sim.read("error_log");
+    assert!(
+        log.ends_with(
+            "trace_uprobe: error: Invalid uprobe offset\n  Command: p /bin/sh:10a\n                     ^\n"
+        ),
+        "{log}"
+    );
+    // The same probe twice, and a name a static event has.
+    sim.append("uprobe_events", "p:ev /bin/sh:10").unwrap();
+    assert!(matches!(
+        sim.append("uprobe_events", "p:ev /bin/sh:10"),
+        Err(FsError::Exists)
+    ));
+    assert!(sim
+        .read("error_log")
+        .contains("There is already the exact same probe event"));
+    assert!(matches!(
+        sim.append("uprobe_events", "p:sched/sched_switch /bin/sh:10"),
+        Err(FsError::Exists)
+    ));
+    // Another place of the same event joins it: two lines, one directory.
+    sim.append("uprobe_events", "p:ev /bin/sh:20").unwrap();
+    assert_eq!(sim.read("uprobe_events").lines().count(), 2);
+    // uprobe_events takes no event probes; a bad line stops the write after the good ones.
+    assert!(sim.append("uprobe_events", "e sched.sched_switch").is_err());
+    assert!(sim
+        .append("uprobe_events", "p /bin/a:1\nbogus\np /bin/b:2")
+        .is_err());
+    assert!(sim.read("uprobe_events").contains("p_a_0x1"));
+    assert!(!sim.read("uprobe_events").contains("p_b_0x2"));
+}
+
+#[test]
+fn event_probes_fire_with_their_event() {
+    let sim = Sim::with_built_in_profile();
+    sim.append(
+        "dynamic_events",
+        "e:sw sched.sched_switch prev=$prev_pid:s32 who=$comm",
+    )
+    .unwrap();
+    assert_eq!(
+        sim.read("dynamic_events"),
+        "e:eprobes/sw sched.sched_switch prev=$prev_pid:s32 who=$comm\n"
+    );
+    assert_eq!(
+        sim.read("uprobe_events"),
+        "",
+        "uprobe_events lists uprobes only"
+    );
+    sim.write("events/eprobes/sw/enable", "1").unwrap();
+    sim.write("events/sched/sched_switch/enable", "1").unwrap();
+    sim.run_for(10);
+    let lines = trace_lines(&sim);
+    // 4 switches, each followed by its probe's entry carrying its prev_pid and task.
+    assert_eq!(lines.len(), 8, "{lines:?}");
+    for pair in lines.chunks(2) {
+        let prev = pair[0]
+            .0
+            .split("prev_pid=")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap();
+        assert!(
+            pair[1]
+                .0
+                .contains(&format!(" sw: (sched.sched_switch) prev={prev} who=\"")),
+            "{pair:?}"
+        );
+    }
+    // Only the probe enabled: the switches fire for it without being recorded.
+    sim.write("trace", "").unwrap();
+    sim.write("events/sched/sched_switch/enable", "0").unwrap();
+    sim.run_for(10);
+    let lines = trace_lines(&sim);
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(lines.iter().all(|(l, _)| l.contains(" sw: ")));
+    sim.write("events/eprobes/sw/enable", "0").unwrap();
+    sim.append("dynamic_events", "-:eprobes/sw").unwrap();
+    assert_eq!(sim.read("dynamic_events"), "");
+}
+
+#[test]
+fn probe_events_exist_in_instances_too() {
+    let sim = Sim::with_built_in_profile();
+    let instances = sim.node("instances");
+    sim.control.mkdir(&sim.tree, instances, "i1").unwrap();
+    sim.append("uprobe_events", "p:ev /bin/sh:10").unwrap();
+    sim.node("instances/i1/events/uprobes/ev/enable");
+    sim.write("instances/i1/events/uprobes/ev/enable", "1")
+        .unwrap();
+    sim.run_for(1000);
+    assert!(
+        trace_lines(&sim).is_empty(),
+        "the top level did not enable it"
+    );
+    assert!(sim.read("instances/i1/trace").contains(" ev: (0x"));
+    assert!(matches!(
+        sim.write("uprobe_events", ""),
+        Err(FsError::Os(libc::EBUSY))
+    ));
 }

@@ -1,0 +1,388 @@
+//! Dynamic events of the simulated kernel: `uprobe_events` and `dynamic_events` create and
+//! remove uprobe and event-probe events, with the kernel's syntax, errors and listings
+//! (`ftrace_text::probe`). Each new event gets a directory in `events/<group>/` of every
+//! instance, a `format` derived from its definition and the next free id; it then fires like
+//! any event: a uprobe at its profile rate (the guest's binaries are not visible here, so every
+//! probed path is taken as it is written), an event probe whenever its attached event fires.
+
+use std::sync::Mutex;
+
+use eventfs_core::layout::{all_files, FileKind, EVENT_FILES};
+use eventfs_core::tree::{NewEvent, Tree};
+use eventfs_core::FsError;
+use ftrace_text::probe::{
+    self, command_lines, layout::ShapeMismatch, libc_errno, LoggedError, ProbeCommand, ProbeDef,
+    ProbeKind, Via,
+};
+use ftrace_text::{filter, format};
+
+use super::recorder::Recorder;
+use super::state::{lock, Attachment, State};
+
+/// Files of a probe event's directory: no `hist` (the snapshotted kernel has none) and no
+/// `inject`.
+fn probe_event_files() -> u64 {
+    EVENT_FILES
+        .iter()
+        .enumerate()
+        .filter(|(_, spec)| {
+            matches!(
+                spec.kind,
+                FileKind::EventEnable
+                    | FileKind::EventFilter
+                    | FileKind::EventFormat
+                    | FileKind::EventId
+                    | FileKind::EventTrigger
+            )
+        })
+        .fold(0, |mask, (slot, _)| mask | 1 << slot)
+        & all_files(EVENT_FILES)
+}
+
+/// One defined probe (several uprobes may share one event: the kernel's multi-probe).
+struct Probe {
+    def: ProbeDef,
+    id: u32,
+}
+
+/// The dynamic events in creation order.
+#[derive(Default)]
+pub struct DynamicEvents {
+    probes: Mutex<Vec<Probe>>,
+}
+
+/// Looks up attachable events for the parser: any event of the global `events/` that is not
+/// itself a probe.
+struct Targets<'a> {
+    tree: &'a Tree,
+    probes: &'a [Probe],
+}
+
+impl probe::AttachTarget for Targets<'_> {
+    fn fields_of(&self, system: &str, event: &str) -> Option<Vec<(String, bool)>> {
+        if self
+            .probes
+            .iter()
+            .any(|p| p.def.group == system && p.def.event == event)
+        {
+            return None;
+        }
+        let dir = self.tree.find_event(system, event)?;
+        let text = self.tree.with_format(dir, str::to_string);
+        Some(
+            format::fields(&text)
+                .filter(|f| !f.name.starts_with("common_"))
+                .map(|f| (f.name.to_string(), format::is_string(&f)))
+                .collect(),
+        )
+    }
+}
+
+fn shows(probe: &Probe, via: Via) -> bool {
+    via == Via::DynamicEvents || matches!(probe.def.kind, ProbeKind::Uprobe { .. })
+}
+
+impl DynamicEvents {
+    /// What `uprobe_events` or `dynamic_events` reads.
+    pub fn listing(&self, via: Via) -> String {
+        lock(&self.probes)
+            .iter()
+            .filter(|p| shows(p, via))
+            .map(|p| p.def.listing() + "\n")
+            .collect()
+    }
+
+    /// A write of `text` to the file `via`: every line in order; the first error ends the
+    /// write, and the lines before it stay applied (as in the kernel).
+    pub fn write(
+        &self,
+        state: &State,
+        tree: &Tree,
+        recorder: &Recorder,
+        via: Via,
+        text: &str,
+    ) -> Result<(), FsError> {
+        let mut probes = lock(&self.probes);
+        for line in command_lines(text) {
+            let parsed = probe::parse_command(
+                line,
+                via,
+                &Targets {
+                    tree,
+                    probes: &probes,
+                },
+            );
+            let result = match parsed {
+                Ok(None) => Ok(()),
+                Ok(Some(ProbeCommand::Define(def))) => {
+                    self.define(&mut probes, state, tree, recorder, def, line)
+                }
+                Ok(Some(ProbeCommand::Remove {
+                    group,
+                    event,
+                    words,
+                })) => remove_matching(&mut probes, state, tree, recorder, via, |p| {
+                    group.as_ref().is_none_or(|g| *g == p.def.group)
+                        && (event.is_empty() || event == p.def.event)
+                        && words_match(&p.def, &words)
+                }),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                if let Some(logged) = &e.logged {
+                    state.log_error(tree, tree.global_events_dir(), Some(logged.entry_text()));
+                }
+                log::debug!("{via:?}: {line:?} refused (errno {})", e.errno);
+                return Err(errno_of(e.errno));
+            }
+        }
+        Ok(())
+    }
+
+    fn define(
+        &self,
+        probes: &mut Vec<Probe>,
+        state: &State,
+        tree: &Tree,
+        recorder: &Recorder,
+        def: ProbeDef,
+        line: &str,
+    ) -> Result<(), probe::ProbeError> {
+        let subsystem = match def.kind {
+            ProbeKind::Uprobe { .. } => "trace_uprobe",
+            ProbeKind::Eprobe { .. } => "event_probe",
+        };
+        let refuse = |message: &'static str| probe::ProbeError {
+            errno: libc_errno::EEXIST,
+            logged: Some(LoggedError {
+                subsystem,
+                message,
+                command: line.split_ascii_whitespace().collect::<Vec<_>>().join(" "),
+                position: 0,
+            }),
+        };
+        if let Some(same) = probes
+            .iter()
+            .find(|p| p.def.group == def.group && p.def.event == def.event)
+        {
+            if same.def.same_probe(&def) {
+                return Err(refuse("There is already the exact same probe event"));
+            }
+            match same.def.same_event_shape(&def) {
+                Ok(()) => {
+                    // Another place of the same event: one directory, two listing lines.
+                    let id = same.id;
+                    probes.push(Probe { def, id });
+                    return Ok(());
+                }
+                Err(ShapeMismatch::ProbeType) => {
+                    return Err(refuse("Probe type is different from existing probe"))
+                }
+                Err(ShapeMismatch::Arguments) => {
+                    return Err(refuse(
+                        "Argument type or name is different from existing probe",
+                    ))
+                }
+                Err(ShapeMismatch::NotAppendable) => {}
+            }
+            return Err(refuse(
+                "Given group/event name is already used by another event",
+            ));
+        }
+        if tree.find_event(&def.group, &def.event).is_some() {
+            return Err(refuse(
+                "Given group/event name is already used by another event",
+            ));
+        }
+        let attachment = match &def.kind {
+            ProbeKind::Eprobe {
+                system,
+                event,
+                filter,
+            } => Some(attachment_of(
+                tree,
+                &def,
+                system,
+                event,
+                filter.as_deref(),
+                line,
+            )?),
+            ProbeKind::Uprobe { .. } => None,
+        };
+        let id = next_free_id(tree, probes);
+        let layout = def.layout(id);
+        tree.add_event(&NewEvent {
+            system: &def.group,
+            name: &def.event,
+            id,
+            files: probe_event_files(),
+            format: &layout.format,
+        })
+        .map_err(|e| probe::ProbeError {
+            errno: e.errno(),
+            logged: None,
+        })?;
+        recorder.register_probe_render(id, &def.event, &layout);
+        if let Some(attachment) = attachment {
+            state.attach(attachment);
+        }
+        log::info!(
+            "dynamic event {}/{} (id {id}): {}",
+            def.group,
+            def.event,
+            def.listing()
+        );
+        probes.push(Probe { def, id });
+        Ok(())
+    }
+
+    /// `O_TRUNC` on `uprobe_events` or `dynamic_events`: every probe it lists goes, unless one
+    /// is enabled (EBUSY, nothing removed).
+    pub fn clear(
+        &self,
+        state: &State,
+        tree: &Tree,
+        recorder: &Recorder,
+        via: Via,
+    ) -> Result<(), FsError> {
+        let mut probes = lock(&self.probes);
+        if probes
+            .iter()
+            .any(|p| shows(p, via) && is_busy(state, tree, &p.def))
+        {
+            return Err(FsError::Os(libc::EBUSY));
+        }
+        match remove_matching(&mut probes, state, tree, recorder, via, |_| true) {
+            Ok(()) => Ok(()),
+            // Nothing to remove is fine for a truncation.
+            Err(e) if e.errno == libc_errno::ENOENT => Ok(()),
+            Err(e) => Err(errno_of(e.errno)),
+        }
+    }
+}
+
+/// Extra words of a removal must begin the probe's listing after its name.
+fn words_match(def: &ProbeDef, words: &[String]) -> bool {
+    let listing = def.listing();
+    let mut shown = listing.split_ascii_whitespace().skip(1);
+    words.iter().all(|w| shown.next() == Some(w.as_str()))
+}
+
+fn errno_of(errno: i32) -> FsError {
+    match errno {
+        libc_errno::EINVAL => FsError::Invalid("dynamic event refused".into()),
+        libc_errno::EEXIST => FsError::Exists,
+        libc_errno::ENOENT => FsError::NotFound,
+        other => FsError::Os(other),
+    }
+}
+
+/// Whether an event of `def` is enabled (or has triggers) in any instance.
+fn is_busy(state: &State, tree: &Tree, def: &ProbeDef) -> bool {
+    state.events().iter().any(|(&key, event)| {
+        event.fires()
+            && tree.node(key).is_ok_and(|node| {
+                tree.dir_name(node.dir) == def.event
+                    && tree.dir_name(tree.parent_of(node.dir)) == def.group
+            })
+    })
+}
+
+/// Removes the probes `matches` selects (of the kind `via` lists): EBUSY at the first enabled
+/// one, ENOENT if none matched.
+fn remove_matching(
+    probes: &mut Vec<Probe>,
+    state: &State,
+    tree: &Tree,
+    recorder: &Recorder,
+    via: Via,
+    matches: impl Fn(&Probe) -> bool,
+) -> Result<(), probe::ProbeError> {
+    let mut removed = 0;
+    while let Some(at) = probes.iter().position(|p| shows(p, via) && matches(p)) {
+        let shared = probes
+            .iter()
+            .filter(|p| p.def.group == probes[at].def.group && p.def.event == probes[at].def.event)
+            .count();
+        if shared == 1 {
+            if is_busy(state, tree, &probes[at].def) {
+                return Err(probe::ProbeError {
+                    errno: libc_errno::EBUSY,
+                    logged: None,
+                });
+            }
+            let probe = &probes[at];
+            let _ = tree.remove(&probe.def.group, Some(&probe.def.event));
+            state.prune(tree);
+            state.detach(&probe.def.group, &probe.def.event);
+            recorder.forget_render(probe.id);
+            remove_empty_group(tree, &probe.def.group);
+        }
+        probes.remove(at);
+        removed += 1;
+    }
+    if removed == 0 {
+        return Err(probe::ProbeError {
+            errno: libc_errno::ENOENT,
+            logged: None,
+        });
+    }
+    Ok(())
+}
+
+/// A group directory goes with its last event, as the kernel removes an empty subsystem.
+fn remove_empty_group(tree: &Tree, group: &str) {
+    let empty = tree
+        .find_system_in(tree.global_events_dir(), group)
+        .is_some_and(|system| tree.events_below(system).is_empty());
+    if empty {
+        let _ = tree.remove(group, None);
+    }
+}
+
+/// The lowest id above every event the tree and the probes use (freed ids come back only
+/// once no higher one is in use, a simplification of the kernel's ida).
+fn next_free_id(tree: &Tree, probes: &[Probe]) -> u32 {
+    let events = tree.events_below(tree.global_events_dir());
+    let highest_static = events.iter().map(|&e| tree.event_id(e)).max().unwrap_or(0);
+    let highest_probe = probes.iter().map(|p| p.id).max().unwrap_or(0);
+    highest_static.max(highest_probe) + 1
+}
+
+/// What the recorder needs to fire an event probe with its attached event.
+fn attachment_of(
+    tree: &Tree,
+    def: &ProbeDef,
+    system: &str,
+    event: &str,
+    filter_text: Option<&str>,
+    line: &str,
+) -> Result<Attachment, probe::ProbeError> {
+    let filter = match filter_text {
+        None => None,
+        Some(text) => {
+            let dir = tree
+                .find_event(system, event)
+                .ok_or(probe::ProbeError::silent(libc_errno::ENODEV))?;
+            let format_text = tree.with_format(dir, str::to_string);
+            let fields: Vec<format::Field<'_>> = format::fields(&format_text).collect();
+            Some(filter::parse(text, &fields).map_err(|_| probe::ProbeError {
+                errno: libc_errno::EINVAL,
+                logged: Some(LoggedError {
+                    subsystem: "event_probe",
+                    message: "Invalid filter",
+                    command: line.split_ascii_whitespace().collect::<Vec<_>>().join(" "),
+                    position: 0,
+                }),
+            })?)
+        }
+    };
+    Ok(Attachment {
+        system: system.to_string(),
+        event: event.to_string(),
+        probe_group: def.group.clone(),
+        probe_event: def.event.clone(),
+        sources: def.value_sources(),
+        filter,
+    })
+}
