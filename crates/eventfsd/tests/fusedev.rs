@@ -691,16 +691,18 @@ fn trace_buffer_filters_markers_pipe_and_triggers() {
         trace_lines_in(&frozen, "sched_wakeup")
     );
 
-    // enable_event switches the named event on when the trigger's event fires.
-    assert_eq!(write_errno(&root("tracing_on"), "1"), None);
-    assert_eq!(
-        write_errno(&root("events/sched/sched_wakeup/enable"), "0"),
-        None
-    );
+    // enable_event switches the named event on when the trigger's event fires. The traceoff
+    // trigger goes first: left in place (soft mode) it would fire again at once, as in the
+    // kernel, and turn tracing off behind the test's back.
     assert_eq!(
         write_errno(&root("events/sched/sched_wakeup/trigger"), "!traceoff"),
         None
     );
+    assert_eq!(
+        write_errno(&root("events/sched/sched_wakeup/enable"), "0"),
+        None
+    );
+    assert_eq!(write_errno(&root("tracing_on"), "1"), None);
     let waking = root("events/sched/sched_waking/enable");
     assert_eq!(
         write_errno(
