@@ -66,7 +66,7 @@ scripts/guest-test.sh
 # lists, the trace buffer) also run against the guest kernel's own tracefs: they pass there
 # too, so they test ftrace, not eventfsd's idea of it.
 step "guest tests against the guest kernel's own tracefs (--mode native)"
-scripts/native-check.sh 48,50,51,52,53,54
+scripts/native-check.sh 48,50,51,52,53,54,55
 
 # The host source serves a private instance of this machine's tracefs. One script is left out
 # here: 32-top-enable turns on every host event at once (a load test of the host, not of

@@ -174,18 +174,25 @@ fn io() -> &'static Mutex<Io> {
     })
 }
 
-/// Reads of `trace_pipe` block until records arrive, and nothing produces records here: make
-/// every OPEN non-blocking, as a guest's `cat` would need O_NONBLOCK not to wait.
+/// Reads of `trace_pipe` block until records arrive, and in this single-threaded harness
+/// nothing else runs meanwhile: make every OPEN and READ non-blocking, as a guest's `cat`
+/// would need O_NONBLOCK not to wait.
 fn patch_open_nonblock(msg: &mut [u8]) {
-    if msg.len() >= IN_HEADER_LEN + 4 {
-        let opcode = u32::from_le_bytes(msg[4..8].try_into().unwrap());
-        if opcode == Opcode::Open as u32 || opcode == Opcode::Create as u32 {
-            let at = IN_HEADER_LEN;
-            let flags = u32::from_le_bytes(msg[at..at + 4].try_into().unwrap());
-            let flags = flags | O_NONBLOCK;
-            msg[at..at + 4].copy_from_slice(&flags.to_le_bytes());
-        }
+    if msg.len() < IN_HEADER_LEN + 4 {
+        return;
     }
+    let opcode = u32::from_le_bytes(msg[4..8].try_into().unwrap());
+    // OPEN/CREATE carry the flags first; READ carries the file's flags after fh, offset,
+    // size, read_flags and lock_owner (`fuse_read_in`), and the daemon blocks on those.
+    let at = if opcode == Opcode::Open as u32 || opcode == Opcode::Create as u32 {
+        IN_HEADER_LEN
+    } else if opcode == Opcode::Read as u32 && msg.len() >= IN_HEADER_LEN + 36 {
+        IN_HEADER_LEN + 32
+    } else {
+        return;
+    };
+    let flags = u32::from_le_bytes(msg[at..at + 4].try_into().unwrap()) | O_NONBLOCK;
+    msg[at..at + 4].copy_from_slice(&flags.to_le_bytes());
 }
 
 const O_NONBLOCK: u32 = 0o4000;

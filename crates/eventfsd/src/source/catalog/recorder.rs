@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use eventfs_core::layout::FileKind;
+use eventfs_core::layout::{FileKind, OPTIONS};
 use eventfs_core::tree::{DirId, Ino, Tree};
 use eventfs_core::FsError;
 use ftrace_text::format;
@@ -245,12 +245,13 @@ impl Recorder {
             );
         }
         let mut events = state.events();
-        if events.is_empty() {
+        let mut driven = driven_by_probes(state, tree, &events);
+        driven.extend(driven_by_fork_following(state, tree));
+        if events.is_empty() && driven.is_empty() {
             timeline.retain_credit(|_| false);
             return;
         }
         let mut schedule = Schedule::default();
-        let driven = driven_by_probes(state, tree, &events);
         let mut firing: Vec<Ino> = events
             .iter()
             .filter(|(_, e)| e.fires())
@@ -362,8 +363,13 @@ impl Recorder {
         let id = tree.event_id(dir);
         let render = self.render_info(tree, dir, id);
         let fields: Vec<format::Field<'_>> = format::fields(&render.format).collect();
-        let (ring, pid) = state.instance(tree, dir, |i| {
-            (i.ring.clone(), choose_pid(i, &mut timeline.generator))
+        let (ring, pid, follows_forks) = state.instance(tree, dir, |i| {
+            let follows_forks = i.options & event_fork_bit() != 0;
+            (
+                i.ring.clone(),
+                choose_pid(i, &mut timeline.generator),
+                follows_forks,
+            )
         });
         let mut record = timeline.generator.record_at(ts, id, &fields);
         let ignored = match pid {
@@ -376,6 +382,9 @@ impl Recorder {
                 state.instance(tree, dir, |i| i.notrace_pids.contains(&(record.pid as u32)))
             }
         };
+        if follows_forks && tree.dir_name(dir) == "sched_process_fork" {
+            follow_fork(state, tree, dir, &mut record, &fields);
+        }
         let needs_record = event
             .triggers
             .triggers()
@@ -686,6 +695,80 @@ impl Recorder {
         }
         result
     }
+}
+
+/// How many children of followed tasks are alive at once in the simulation.
+const FORKED_ALIVE: usize = 4;
+
+/// The `event-fork` bit of an instance's trace options.
+fn event_fork_bit() -> u64 {
+    OPTIONS
+        .iter()
+        .position(|o| o.name == "event-fork")
+        .map_or(0, |row| 1 << row)
+}
+
+/// `sched_process_fork` of every instance that follows forks (`options/event-fork` on and a
+/// pid list set): the kernel hooks the fork tracepoint for it whether or not the event is
+/// enabled, so forks keep happening in the simulation too.
+fn driven_by_fork_following(state: &State, tree: &Tree) -> Vec<Ino> {
+    let bit = event_fork_bit();
+    state
+        .instances_where(|i| {
+            i.options & bit != 0 && !(i.event_pids.is_empty() && i.notrace_pids.is_empty())
+        })
+        .into_iter()
+        .filter_map(|key| {
+            let instance = tree.node(key).ok()?.dir;
+            let events = tree.events_dir_of(instance)?;
+            let fork = tree.find_event_in(events, "sched", "sched_process_fork")?;
+            Some(tree.dir_ino(fork))
+        })
+        .collect()
+}
+
+/// A fork by the task of `record` (`sched_process_fork`): the child gets a pid of its own,
+/// and with `event-fork` the pid lists follow it, as `event_filter_pid_sched_process_fork`
+/// does: a listed parent's child is listed, an excluded parent's child excluded.
+fn follow_fork(
+    state: &State,
+    tree: &Tree,
+    dir: DirId,
+    record: &mut Record,
+    fields: &[format::Field<'_>],
+) {
+    let parent = record.pid;
+    // Each fork makes a new task: pids are handed out upwards, as the kernel's are.
+    let child = state.instance(tree, dir, |i| {
+        i.last_forked_pid += 1;
+        i.last_forked_pid
+    }) as i32;
+    for (name, value) in [
+        ("parent_pid", FieldValue::Int(i64::from(parent))),
+        ("child_pid", FieldValue::Int(i64::from(child))),
+        ("parent_comm", FieldValue::Str(record.comm.clone())),
+        ("child_comm", FieldValue::Str(record.comm.clone())),
+    ] {
+        if let Some(slot) = fields.iter().position(|f| f.name == name) {
+            record.fields[slot] = value;
+        }
+    }
+    let (parent, child) = (parent as u32, child as u32);
+    state.instance(tree, dir, |i| {
+        let listed = i.event_pids.contains(&parent) && i.event_pids.insert(child);
+        let excluded = i.notrace_pids.contains(&parent) && i.notrace_pids.insert(child);
+        if listed || excluded {
+            i.forked.push_back(child);
+        }
+        // A simulated child lives briefly: past the last few, the oldest has exited and, as
+        // `event_filter_pid_sched_process_exit` does, leaves the lists.
+        while i.forked.len() > FORKED_ALIVE {
+            if let Some(gone) = i.forked.pop_front() {
+                i.event_pids.remove(&gone);
+                i.notrace_pids.remove(&gone);
+            }
+        }
+    });
 }
 
 /// Events that fire only because an enabled event probe is attached to them (the kernel

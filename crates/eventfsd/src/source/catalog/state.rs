@@ -110,6 +110,11 @@ pub struct InstanceState {
     pub event_pids: BTreeSet<u32>,
     /// `set_event_notrace_pid`.
     pub notrace_pids: BTreeSet<u32>,
+    /// Children that `event-fork` put on the pid lists, oldest first: the simulated system's
+    /// short-lived processes, of which only the last few are alive (see `follow_fork`).
+    pub forked: std::collections::VecDeque<u32>,
+    /// The pid the last simulated fork gave its child.
+    pub last_forked_pid: u32,
     /// `tracing_cpumask`.
     pub cpumask: u64,
     /// `error_log`, oldest first.
@@ -128,6 +133,9 @@ impl InstanceState {
             options: default_options,
             event_pids: BTreeSet::new(),
             notrace_pids: BTreeSet::new(),
+            forked: std::collections::VecDeque::new(),
+            // Above the made-up tasks of the record generator (pids below 40001).
+            last_forked_pid: 50_000,
             cpumask: if nr_cpus == 64 {
                 u64::MAX
             } else {
@@ -258,6 +266,15 @@ impl State {
         f: impl FnOnce(&mut InstanceState) -> R,
     ) -> Option<R> {
         lock(&self.instances).get_mut(&key).map(f)
+    }
+
+    /// The instances (by directory inode) whose state satisfies `f`.
+    pub fn instances_where(&self, f: impl Fn(&InstanceState) -> bool) -> Vec<Ino> {
+        lock(&self.instances)
+            .iter()
+            .filter(|(_, i)| f(i))
+            .map(|(&key, _)| key)
+            .collect()
     }
 
     /// Drops the state of instance `key` unless a file of it is open (the caller answers

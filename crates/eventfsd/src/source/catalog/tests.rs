@@ -1045,3 +1045,47 @@ fn probe_events_exist_in_instances_too() {
         Err(FsError::Os(libc::EBUSY))
     ));
 }
+
+#[test]
+fn event_fork_puts_the_children_of_listed_tasks_on_the_list() {
+    let sim = Sim::with_built_in_profile();
+    sim.write("set_event_pid", "4242").unwrap();
+    // Off: forks happen, the list stays.
+    sim.run_for(1000);
+    assert_eq!(sim.read("set_event_pid"), "4242\n");
+    sim.write("options/event-fork", "1").unwrap();
+    sim.write("events/sched/sched_process_fork/enable", "1")
+        .unwrap();
+    // sched_process_fork fires twice a second: two children of 4242 join the list.
+    sim.run_for(1000);
+    let pids: Vec<u32> = sim
+        .read("set_event_pid")
+        .lines()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 3, "{pids:?}");
+    assert!(pids.contains(&4242));
+    let forks: Vec<String> = trace_lines(&sim).into_iter().map(|(l, _)| l).collect();
+    assert_eq!(forks.len(), 2, "{forks:?}");
+    for (fork, child) in forks.iter().zip(pids.iter().filter(|&&p| p != 4242)) {
+        assert!(
+            fork.ends_with(&format!("child_pid={child}")),
+            "{fork} / {pids:?}"
+        );
+    }
+    // Children come and go: at most a few are alive, and the list stays bounded.
+    sim.run_for(10_000);
+    let alive = sim.read("set_event_pid").lines().count();
+    assert!((2..=5).contains(&alive), "{alive}");
+    // The event need not be enabled: the kernel follows forks through its own hook.
+    sim.write("events/sched/sched_process_fork/enable", "0")
+        .unwrap();
+    sim.write("set_event_pid", "4242").unwrap();
+    sim.run_for(1000);
+    assert_eq!(
+        sim.read("set_event_pid").lines().count(),
+        3,
+        "{}",
+        sim.read("set_event_pid")
+    );
+}
