@@ -22,6 +22,19 @@ use temp_dir::TempDir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_eventfsd");
 
+/// Stops the daemon if the test ends early (a failed assertion must not leave it running).
+struct StopOnDrop(Option<std::process::Child>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            // SAFETY: signalling the daemon this test started; its sandbox parent forwards it.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = child.wait();
+        }
+    }
+}
+
 #[test]
 fn socket_activated_daemon_serves_logs_to_the_journal_and_writes_prometheus_stats() {
     let dir = TempDir::new("systemd-activation");
@@ -57,7 +70,7 @@ fn socket_activated_daemon_serves_logs_to_the_journal_and_writes_prometheus_stat
             }
         });
     }
-    let mut child = command.spawn().unwrap();
+    let mut daemon = StopOnDrop(Some(command.spawn().unwrap()));
     drop(listener);
 
     let mut guest = Guest::connect(&socket);
@@ -96,6 +109,7 @@ fn socket_activated_daemon_serves_logs_to_the_journal_and_writes_prometheus_stat
     assert!(value("eventfsd_requests_total{vm=\"vm7\",opcode=\"lookup\"}") >= 3.0);
     assert!(text.contains("# TYPE eventfsd_requests_total counter"));
 
+    let mut child = daemon.0.take().expect("the daemon is still ours");
     // SAFETY: signalling the daemon we started.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();
