@@ -4,6 +4,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "common/stop_on_drop.rs"]
+mod stop_on_drop;
+use stop_on_drop::StopOnDrop;
+
 const BIN: &str = env!("CARGO_BIN_EXE_eventfsd");
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -108,16 +112,18 @@ fn sigterm_and_sigint_remove_the_socket_and_a_second_daemon_is_refused() {
     let socket = dir.join("eventfsd.sock");
     let stats = dir.join("stats.json");
     for signal in [libc::SIGTERM, libc::SIGINT] {
-        let mut child = Command::new(BIN)
-            .args([
-                "--socket-path",
-                socket.to_str().unwrap(),
-                "--stats-file",
-                stats.to_str().unwrap(),
-            ])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = StopOnDrop(
+            Command::new(BIN)
+                .args([
+                    "--socket-path",
+                    socket.to_str().unwrap(),
+                    "--stats-file",
+                    stats.to_str().unwrap(),
+                ])
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
         wait_for(&socket, &mut child);
         // The socket is bound before the sandbox; the stats file comes once the source runs.
         wait_for(&stats, &mut child);
@@ -143,10 +149,12 @@ fn mount_serves_and_unmounts_on_sigterm() {
     let dir = temp_dir("mount");
     let mnt = dir.join("mnt");
     std::fs::create_dir_all(&mnt).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["--mount", mnt.to_str().unwrap(), "--log-level", "warn"])
-        .spawn()
-        .unwrap();
+    let mut child = StopOnDrop(
+        Command::new(BIN)
+            .args(["--mount", mnt.to_str().unwrap(), "--log-level", "warn"])
+            .spawn()
+            .unwrap(),
+    );
     let format = mnt.join("events/sched/sched_switch/format");
     wait_for(&format, &mut child);
     assert!(std::fs::read_to_string(&format)
@@ -175,11 +183,13 @@ fn mount_stops_on_one_sigterm_while_busy() {
         let dir = temp_dir(&format!("busy-{sandbox}"));
         let mnt = dir.join("mnt");
         std::fs::create_dir_all(&mnt).unwrap();
-        let mut child = Command::new(BIN)
-            .args(["--mount", mnt.to_str().unwrap(), "--sandbox", sandbox])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = StopOnDrop(
+            Command::new(BIN)
+                .args(["--mount", mnt.to_str().unwrap(), "--sandbox", sandbox])
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
         wait_for(&mnt.join("events/sched/enable"), &mut child);
         let events = mnt.join("events");
         let mut users = vec![

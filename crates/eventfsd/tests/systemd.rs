@@ -20,20 +20,11 @@ use vhost_guest::Guest;
 mod temp_dir;
 use temp_dir::TempDir;
 
+#[path = "common/stop_on_drop.rs"]
+mod stop_on_drop;
+use stop_on_drop::StopOnDrop;
+
 const BIN: &str = env!("CARGO_BIN_EXE_eventfsd");
-
-/// Stops the daemon if the test ends early (a failed assertion must not leave it running).
-struct StopOnDrop(Option<std::process::Child>);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            // SAFETY: signalling the daemon this test started; its sandbox parent forwards it.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-            let _ = child.wait();
-        }
-    }
-}
 
 #[test]
 fn socket_activated_daemon_serves_logs_to_the_journal_and_writes_prometheus_stats() {
@@ -70,7 +61,7 @@ fn socket_activated_daemon_serves_logs_to_the_journal_and_writes_prometheus_stat
             }
         });
     }
-    let mut daemon = StopOnDrop(Some(command.spawn().unwrap()));
+    let mut child = StopOnDrop(command.spawn().unwrap());
     drop(listener);
 
     let mut guest = Guest::connect(&socket);
@@ -109,7 +100,6 @@ fn socket_activated_daemon_serves_logs_to_the_journal_and_writes_prometheus_stat
     assert!(value("eventfsd_requests_total{vm=\"vm7\",opcode=\"lookup\"}") >= 3.0);
     assert!(text.contains("# TYPE eventfsd_requests_total counter"));
 
-    let mut child = daemon.0.take().expect("the daemon is still ours");
     // SAFETY: signalling the daemon we started.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();
