@@ -169,10 +169,16 @@ impl EventFs {
     /// keeps its entry but has its attributes re-read after the short timeout: its mtime
     /// says whether the listing the guest cached is still good (see `opendir`).
     fn attr_timeout(&self, attr: &Attr) -> Duration {
+        self.attr_timeout_given(attr, || self.timeout(attr))
+    }
+
+    /// [`Self::attr_timeout`] for a caller that may already know the entry timeout (which,
+    /// for a dynamic node, takes a tree lookup).
+    fn attr_timeout_given(&self, attr: &Attr, timeout: impl FnOnce() -> Duration) -> Duration {
         if self.listing_may_change(attr) {
             self.policy.dynamic_timeout
         } else {
-            self.timeout(attr)
+            timeout()
         }
     }
 
@@ -213,7 +219,7 @@ impl EventFs {
             generation: attr.generation,
             attr: self.stat(attr),
             attr_flags: 0,
-            attr_timeout: self.attr_timeout(attr),
+            attr_timeout: self.attr_timeout_given(attr, || timeout),
             entry_timeout: timeout,
         }
     }

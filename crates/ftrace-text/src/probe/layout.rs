@@ -167,15 +167,15 @@ impl ProbeDef {
             format,
             "\nprint fmt: \"{head_fmt}{conversions}\"{head_args}{arguments}"
         );
-        let display_head = match &self.kind {
-            ProbeKind::Uprobe { ret: false, .. } => "(0x%lx)\", REC->__probe_ip".to_string(),
-            ProbeKind::Uprobe { ret: true, .. } => {
-                "(0x%lx <- 0x%lx)\", REC->__probe_ret_ip, REC->__probe_func".to_string()
-            }
-            ProbeKind::Eprobe { system, event, .. } => format!("({system}.{event})\""),
+        // The kernel's own output for probes (`print_uprobe_event`, `print_eprobe_event`).
+        let (display_head_text, display_head_args) = match &self.kind {
+            ProbeKind::Uprobe { ret: false, .. } => ("(0x%lx)".to_string(), ", REC->__probe_ip"),
+            ProbeKind::Uprobe { ret: true, .. } => (
+                "(0x%lx <- 0x%lx)".to_string(),
+                ", REC->__probe_ret_ip, REC->__probe_func",
+            ),
+            ProbeKind::Eprobe { system, event, .. } => (format!("({system}.{event})"), ""),
         };
-        let (display_head_text, display_head_args) =
-            display_head.split_once('"').expect("a closing quote");
         ProbeLayout {
             format,
             display_fmt: format!(

@@ -140,10 +140,7 @@ mod tests {
         assert!(out.contains("      enable\t\t- Write 0/1"), "{out}");
         // The blank line after an entry and the prose before the entries stay.
         assert!(out.starts_with("tracing mini-HOWTO:\n\n Important files:\n"));
-        assert!(
-            out.contains("timestamp\n\n") || out.contains("trace\n\n"),
-            "{out}"
-        );
+        assert!(out.contains("echo > trace\n\n  trace_marker"), "{out}");
     }
 
     #[test]

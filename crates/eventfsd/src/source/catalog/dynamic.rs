@@ -7,7 +7,7 @@
 
 use std::sync::Mutex;
 
-use eventfs_core::layout::{all_files, FileKind, EVENT_FILES};
+use eventfs_core::layout::{FileKind, EVENT_FILES};
 use eventfs_core::tree::{NewEvent, Tree};
 use eventfs_core::FsError;
 use ftrace_text::probe::{
@@ -36,7 +36,6 @@ fn probe_event_files() -> u64 {
             )
         })
         .fold(0, |mask, (slot, _)| mask | 1 << slot)
-        & all_files(EVENT_FILES)
 }
 
 /// One defined probe (several uprobes may share one event: the kernel's multi-probe).

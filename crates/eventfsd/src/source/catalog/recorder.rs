@@ -34,6 +34,21 @@ pub(super) struct EventRender {
     pub(super) layout: PayloadLayout,
 }
 
+impl EventRender {
+    /// The renderer of event `name` whose `format` file is `format`, printing with
+    /// `print_fmt` (its own, or the kernel's output for probe events).
+    fn new(name: &str, print_fmt: &str, format: String) -> Self {
+        let fields: Vec<format::Field<'_>> = format::fields(&format).collect();
+        let compiled = CompiledFmt::for_event(name, print_fmt, &fields);
+        let layout = PayloadLayout::new(&fields);
+        EventRender {
+            format,
+            compiled,
+            layout,
+        }
+    }
+}
+
 /// A reader of `trace_pipe` (of every CPU, or of `per_cpu/cpuN/trace_pipe`): its leftover
 /// rendered bytes and whether its handle was closed.
 pub struct PipeReader {
@@ -183,13 +198,7 @@ impl Recorder {
         name: &str,
         layout: &ftrace_text::probe::ProbeLayout,
     ) {
-        let fields: Vec<format::Field<'_>> = format::fields(&layout.format).collect();
-        let compiled = CompiledFmt::for_event(name, &layout.display_fmt, &fields);
-        let render = EventRender {
-            format: layout.format.clone(),
-            layout: PayloadLayout::new(&fields),
-            compiled,
-        };
+        let render = EventRender::new(name, &layout.display_fmt, layout.format.clone());
         lock(&self.renders).insert(id, Arc::new(render));
     }
 
@@ -205,16 +214,8 @@ impl Recorder {
             .entry(id)
             .or_insert_with(|| {
                 let format = tree.with_format(event, str::to_string);
-                let name = tree.dir_name(event);
-                let fields: Vec<format::Field<'_>> = format::fields(&format).collect();
-                let compiled =
-                    CompiledFmt::for_event(&name, print_fmt_text(&format).unwrap_or(""), &fields);
-                let layout = PayloadLayout::new(&fields);
-                Arc::new(EventRender {
-                    format: format.clone(),
-                    compiled,
-                    layout,
-                })
+                let print_fmt = print_fmt_text(&format).unwrap_or("").to_string();
+                Arc::new(EventRender::new(&tree.dir_name(event), &print_fmt, format))
             })
             .clone()
     }
@@ -235,8 +236,7 @@ impl Recorder {
             return;
         };
         let skipped = timeline.skipped_ns;
-        if skipped > self.stats.skipped_ns.swap(skipped, Ordering::Relaxed) && skipped == to - from
-        {
+        if skipped > 0 && self.stats.skipped_ns.swap(skipped, Ordering::Relaxed) == 0 {
             log::info!(
                 "catalog: the simulation skipped {} s of simulated time nobody observed \
                  (one catch-up covers at most {} s)",
