@@ -205,13 +205,29 @@ pub struct Tree {
     lookups: LookupCounts,
     header_page: Span,
     header_event: Span,
-    readme: Span,
-    available_tracers: Span,
+    kernel_release: Span,
+    readme: RootText,
+    available_tracers: RootText,
     trace_clock: Span,
     /// Default values of the trace options (bit per row of [`crate::layout::OPTIONS`]).
     option_defaults: u64,
     config: TreeConfig,
     created: SystemTime,
+}
+
+/// `README` or `available_tracers`: the image's text, or one a source put in its place.
+enum RootText {
+    Image(Span),
+    Owned(Box<[u8]>),
+}
+
+impl RootText {
+    fn get<'a>(&'a self, image: &'a [u8]) -> &'a [u8] {
+        match self {
+            RootText::Image(span) => span.get(image),
+            RootText::Owned(bytes) => bytes,
+        }
+    }
 }
 
 /// Writes `n` in decimal plus a newline into `buf`, returning the used part (no allocation).
@@ -331,8 +347,9 @@ impl Tree {
             lookups: LookupCounts::default(),
             header_page: raw.header_page,
             header_event: raw.header_event,
-            readme: raw.readme,
-            available_tracers: raw.available_tracers,
+            kernel_release: raw.kernel_release,
+            readme: RootText::Image(raw.readme),
+            available_tracers: RootText::Image(raw.available_tracers),
             trace_clock: raw.trace_clock,
             option_defaults: raw.option_defaults,
             config,
@@ -650,6 +667,19 @@ impl Tree {
             entry.gid = change.gid;
         }
         Ok(self.attr_of(&meta, node))
+    }
+
+    /// The release of the kernel the catalog was taken from (`6.1.0-48-amd64`).
+    pub fn kernel_release(&self) -> String {
+        String::from_utf8_lossy(self.kernel_release.get(&self.image)).into_owned()
+    }
+
+    /// Serves `readme` and `available_tracers` in place of the image's texts: a source that
+    /// cannot do everything the snapshotted kernel did must not claim it (both stay immutable,
+    /// so they are cached like the image's).
+    pub fn replace_root_texts(&mut self, readme: Vec<u8>, available_tracers: Vec<u8>) {
+        self.readme = RootText::Owned(readme.into());
+        self.available_tracers = RootText::Owned(available_tracers.into());
     }
 
     /// Calls `f` with the content of an immutable file (`format`, `id`, `header_*`) without

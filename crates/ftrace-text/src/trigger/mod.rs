@@ -8,13 +8,22 @@
 use std::fmt;
 
 use crate::filter::{self, errno, Filter, FilterError};
-use crate::format::{self, Field};
+use crate::format::Field;
 
+mod hist;
+mod hist_parse;
 mod write_form;
+
+pub use hist::{FieldInput, HistTable, KeyPart, SharedTable};
 
 /// What `cat trigger` shows when an event has no triggers (all trigger commands built in).
 pub const HELP_TEXT: &str = "# Available triggers:\n\
 # traceon traceoff snapshot stacktrace enable_event disable_event enable_hist disable_hist hist\n";
+
+/// The help of a kernel with histograms but without snapshots (commands in registration
+/// order, `snapshot` left out).
+pub const HELP_TEXT_NO_SNAPSHOT: &str = "# Available triggers:\n\
+# traceon traceoff stacktrace enable_event disable_event enable_hist disable_hist hist\n";
 
 /// The same help as printed by a kernel without snapshot and hist support (as observed).
 pub const HELP_TEXT_NO_HIST_SNAPSHOT: &str =
@@ -30,6 +39,36 @@ const HIST_SORT_KEYS_MAX: usize = 2;
 const HIST_BITS_DEFAULT: u8 = 11;
 const HIST_BITS_MIN: u8 = 7;
 const HIST_BITS_MAX: u8 = 17;
+
+/// Whose `hist:` behaviour to follow: it changed between kernels in ways tools can see.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HistDialect {
+    /// The sources this crate follows (6.18): `common_stacktrace`, `.percent`, `.graph`,
+    /// `nohitcount`; `:cont`/`:clear` act on the matching histogram; removing a missing
+    /// histogram is ENOENT.
+    #[default]
+    Current,
+    /// Linux 6.1 and older, as observed on Debian's 6.1: keys list `stacktrace`; none of
+    /// `.percent`, `.graph`, `nohitcount`; `:cont` and `:clear` never find the histogram
+    /// (ENOENT, `Can't clear or continue a nonexistent hist trigger`); removing a missing
+    /// histogram succeeds.
+    Linux6_1,
+}
+
+impl HistDialect {
+    /// The dialect of a kernel release such as `6.1.0-48-amd64`.
+    pub fn for_release(release: &str) -> HistDialect {
+        let mut parts = release
+            .split(|c: char| !c.is_ascii_digit())
+            .map(|p| p.parse::<u32>().unwrap_or(0));
+        let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        if (major, minor) <= (6, 1) {
+            HistDialect::Linux6_1
+        } else {
+            HistDialect::Current
+        }
+    }
+}
 
 /// A parsed write to a `trigger` file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +182,8 @@ pub struct HistField {
     pub modifier: Option<&'static str>,
     /// Bucket size for `.buckets=N`.
     pub buckets: Option<u64>,
+    /// The event field is signed (keys sort as signed numbers).
+    pub signed: bool,
 }
 
 impl fmt::Display for HistField {
@@ -205,6 +246,10 @@ pub struct HistSpec {
     pub clear: bool,
     /// The command as the kernel logs it in `error_log` (`hist:` + parameters).
     pub command: String,
+    /// The histogram's data (shared by every trigger of a named histogram).
+    pub table: SharedTable,
+    /// Whose behaviour it follows.
+    pub dialect: HistDialect,
 }
 
 impl HistSpec {
@@ -234,7 +279,11 @@ impl HistSpec {
             if i > 0 {
                 f.write_str(",")?;
             }
-            write!(f, "{k}")?;
+            if k.name == "common_stacktrace" && self.dialect == HistDialect::Linux6_1 {
+                f.write_str("stacktrace")?;
+            } else {
+                write!(f, "{k}")?;
+            }
         }
         f.write_str(":vals=")?;
         let mut first = true;
@@ -437,6 +486,16 @@ pub fn parse(
     fields: &[Field<'_>],
     event_exists: &dyn Fn(&str, &str) -> bool,
 ) -> Result<TriggerCommand, TriggerError> {
+    parse_in(HistDialect::Current, text, fields, event_exists)
+}
+
+/// [`parse`] for a kernel of `dialect`.
+pub fn parse_in(
+    dialect: HistDialect,
+    text: &str,
+    fields: &[Field<'_>],
+    event_exists: &dyn Fn(&str, &str) -> bool,
+) -> Result<TriggerCommand, TriggerError> {
     if text.len() > MAX_TRIGGER_WRITE {
         return Err(TriggerError::Invalid("write too large"));
     }
@@ -462,7 +521,7 @@ pub fn parse(
     ) {
         parse_enable(name, next, remove, fields, event_exists)?
     } else if name == "hist" {
-        parse_hist(next, fields)?
+        HistSpec::parse(next, fields, dialect)?
     } else {
         return Err(TriggerError::Invalid("unknown trigger command"));
     };
@@ -579,309 +638,6 @@ fn parse_enable(
     finish_trigger(action, remove, count, filter_part, fields)
 }
 
-/// Builds hist errors with the command text the kernel logs.
-struct HistCtx {
-    command: String,
-}
-
-impl HistCtx {
-    fn err(&self, reason: &'static str, token: &str) -> TriggerError {
-        self.err_errno(reason, token, errno::EINVAL)
-    }
-
-    fn err_errno(&self, reason: &'static str, token: &str, errno: i32) -> TriggerError {
-        // Like the kernel, the caret goes to the first occurrence of the token.
-        let pos = if token.is_empty() {
-            0
-        } else {
-            self.command.find(token).unwrap_or(0)
-        };
-        TriggerError::Hist {
-            reason,
-            pos,
-            command: self.command.clone(),
-            errno,
-        }
-    }
-}
-
-/// Splits `k:v... [if filter]` the way the kernel does: at the first `if` that has a
-/// blank before and after it.
-fn split_hist_filter(param: &str) -> Result<(&str, Option<&str>), TriggerError> {
-    let b = param.as_bytes();
-    let mut from = 0;
-    while let Some(off) = param[from..].find("if") {
-        let p = from + off;
-        if p == 0 {
-            return Err(TriggerError::Invalid("hist: starts with 'if'"));
-        }
-        let blank = |c: u8| c == b' ' || c == b'\t';
-        if !blank(b[p - 1]) {
-            from = p + 1;
-            continue;
-        }
-        if p + 2 >= b.len().saturating_sub(1) {
-            return Err(TriggerError::Invalid("hist: empty filter"));
-        }
-        if !blank(b[p + 2]) {
-            from = p + 1;
-            continue;
-        }
-        return Ok((&param[..p - 1], Some(trim_k(&param[p..]))));
-    }
-    Ok((param, None))
-}
-
-fn parse_hist(rest: Option<&str>, fields: &[Field<'_>]) -> Result<Trigger, TriggerError> {
-    let param = rest.ok_or(TriggerError::Invalid("hist: missing keys"))?;
-    let ctx = HistCtx {
-        command: format!("hist:{param}"),
-    };
-    let (spec_text, filter_part) = split_hist_filter(param)?;
-    let mut keys_str = None;
-    let mut vals_str = None;
-    let mut sort_str = None;
-    let mut spec = HistSpec {
-        name: None,
-        keys: Vec::new(),
-        vals: Vec::new(),
-        sort: Vec::new(),
-        map_bits: HIST_BITS_DEFAULT,
-        clock: "global".to_owned(),
-        nohitcount: false,
-        paused: false,
-        pause: false,
-        cont: false,
-        clear: false,
-        command: ctx.command.clone(),
-    };
-    for item in spec_text.split(':') {
-        let item = trim_k(item);
-        if let Some((k, v)) = item.split_once('=') {
-            match k {
-                "key" | "keys" => keys_str = Some(v),
-                "val" | "vals" | "values" => vals_str = Some(v),
-                "sort" => sort_str = Some(v),
-                "name" => spec.name = Some(v.to_owned()),
-                "clock" => {
-                    let clock = trim_k(v);
-                    if !matches!(
-                        clock,
-                        "local"
-                            | "global"
-                            | "counter"
-                            | "uptime"
-                            | "perf"
-                            | "mono"
-                            | "mono_raw"
-                            | "boot"
-                            | "tai"
-                            | "x86-tsc"
-                    ) {
-                        return Err(TriggerError::Invalid("hist: unknown clock"));
-                    }
-                    spec.clock = clock.to_owned();
-                }
-                "size" => spec.map_bits = parse_map_size(v)?,
-                _ => {
-                    return Err(TriggerError::Invalid(
-                        "hist: variables are not supported by this emulation",
-                    ))
-                }
-            }
-        } else {
-            match item {
-                "pause" => spec.pause = true,
-                "cont" | "continue" => spec.cont = true,
-                "clear" => spec.clear = true,
-                "nohitcount" | "NOHC" => spec.nohitcount = true,
-                i if i.starts_with("onmatch")
-                    || i.starts_with("onmax")
-                    || i.starts_with("onchange") =>
-                {
-                    return Err(TriggerError::Invalid(
-                        "hist: actions are not supported by this emulation",
-                    ))
-                }
-                _ => return Err(TriggerError::Invalid("hist: unknown attribute")),
-            }
-        }
-    }
-    let keys_str = keys_str.ok_or(TriggerError::Invalid("hist: missing keys"))?;
-
-    let vals_str = vals_str.unwrap_or("hitcount");
-    let mut parts = vals_str.split(',');
-    let mut slots = 1;
-    for v in parts.by_ref() {
-        if v == "hitcount" {
-            continue;
-        }
-        spec.vals.push(hist_field(&ctx, v, fields, false)?);
-        slots += 1;
-        if slots == HIST_VALS_MAX {
-            break;
-        }
-    }
-    let leftover: Vec<&str> = parts.collect();
-    if !(leftover.is_empty() || leftover == ["hitcount"]) {
-        return Err(TriggerError::Invalid("hist: too many values"));
-    }
-    if spec.nohitcount && spec.vals.is_empty() {
-        return Err(ctx.err("Non-hitcount value is required for 'nohitcount'", vals_str));
-    }
-
-    let key_parts: Vec<&str> = keys_str.split(',').collect();
-    if key_parts.len() > HIST_KEYS_MAX {
-        return Err(TriggerError::Invalid("hist: too many keys"));
-    }
-    for k in key_parts {
-        spec.keys.push(hist_field(&ctx, k, fields, true)?);
-    }
-
-    spec.sort = parse_sort(&ctx, sort_str, &spec)?;
-    let filter = match filter_part {
-        Some(f) => parse_if(Some(f), fields)?,
-        None => None,
-    };
-    spec.paused = spec.pause;
-    Ok(Trigger {
-        action: Action::Hist(spec),
-        count: -1,
-        filter,
-    })
-}
-
-fn parse_map_size(v: &str) -> Result<u8, TriggerError> {
-    let size = filter::parse_u64(v).ok_or(TriggerError::Invalid("hist: bad size"))?;
-    // Sizes above 2^63 have no power of two to round up to (found by fuzzing: it overflowed).
-    let bits = size
-        .max(1)
-        .checked_next_power_of_two()
-        .map_or(u32::MAX, u64::trailing_zeros);
-    if bits < u32::from(HIST_BITS_MIN) || bits > u32::from(HIST_BITS_MAX) {
-        return Err(TriggerError::Invalid("hist: size out of range"));
-    }
-    Ok(bits as u8)
-}
-
-/// One key or value: `field[.modifier]`, validated against the event's fields.
-fn hist_field(
-    ctx: &HistCtx,
-    text: &str,
-    fields: &[Field<'_>],
-    is_key: bool,
-) -> Result<HistField, TriggerError> {
-    if text.is_empty() {
-        return Err(TriggerError::Invalid("hist: empty field"));
-    }
-    if is_key && matches!(text, "stacktrace" | "common_stacktrace") {
-        return Ok(HistField {
-            name: "common_stacktrace".to_owned(),
-            modifier: None,
-            buckets: None,
-        });
-    }
-    // `sym-offset` contains a '-', so split at the first '.' only.
-    let (name, modifier) = match text.split_once('.') {
-        Some((n, m)) => (n, Some(m)),
-        None => (text, None),
-    };
-    let mut buckets = None;
-    let modifier = match modifier {
-        None => None,
-        Some(m) => Some(match m {
-            "hex" => "hex",
-            "sym" => "sym",
-            "sym-offset" => "sym-offset",
-            "execname" if name == "common_pid" => "execname",
-            "syscall" => "syscall",
-            "log2" => "log2",
-            "usecs" => "usecs",
-            "percent" | "graph" if !is_key => {
-                if m == "percent" {
-                    "percent"
-                } else {
-                    "graph"
-                }
-            }
-            m if m.starts_with("bucket") => {
-                let n = m["bucket".len()..]
-                    .strip_prefix('s')
-                    .unwrap_or(&m["bucket".len()..]);
-                let n = n
-                    .strip_prefix('=')
-                    .and_then(filter::parse_u64)
-                    .filter(|&n| n != 0)
-                    .ok_or_else(|| ctx.err("Invalid field modifier", m))?;
-                buckets = Some(n);
-                "buckets"
-            }
-            m => return Err(ctx.err("Invalid field modifier", m)),
-        }),
-    };
-    let name = match name {
-        "common_timestamp" | "common_cpu" | "hitcount" => name,
-        "cpu" | "CPU" => "common_cpu",
-        "common_stacktrace" | "stacktrace" => "common_stacktrace",
-        _ => match format::find(fields, name) {
-            Some(f) if f.size > 0 => name,
-            _ => return Err(ctx.err("Couldn't find field", name)),
-        },
-    };
-    Ok(HistField {
-        name: name.to_owned(),
-        modifier,
-        buckets,
-    })
-}
-
-fn parse_sort(
-    ctx: &HistCtx,
-    sort_str: Option<&str>,
-    spec: &HistSpec,
-) -> Result<Vec<SortKey>, TriggerError> {
-    let Some(sort_str) = sort_str else {
-        return Ok(vec![SortKey {
-            field: SortField::Hitcount,
-            descending: false,
-        }]);
-    };
-    let items: Vec<&str> = sort_str.split(',').collect();
-    let mut out = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let item = trim_k(item);
-        if item.is_empty() {
-            return Err(ctx.err("Empty sort field", "sort="));
-        }
-        if i == HIST_SORT_KEYS_MAX - 1 && i + 1 < items.len() {
-            return Err(ctx.err("Too many sort fields (Max = 2)", "sort="));
-        }
-        let (name, modifier) = match item.split_once('.') {
-            Some((n, m)) => (n, Some(m)),
-            None => (item, None),
-        };
-        if name.is_empty() {
-            return Err(ctx.err("Empty sort field", "sort="));
-        }
-        let field = if name == "hitcount" {
-            SortField::Hitcount
-        } else if let Some(k) = spec.keys.iter().position(|k| k.name == name) {
-            SortField::Key(k)
-        } else if let Some(v) = spec.vals.iter().position(|v| v.name == name) {
-            SortField::Val(v)
-        } else {
-            return Err(ctx.err("Sort field must be a key or a val", name));
-        };
-        let descending = match modifier {
-            None | Some("ascending") => false,
-            Some("descending") => true,
-            Some(m) => return Err(ctx.err("Invalid sort modifier", m)),
-        };
-        out.push(SortKey { field, descending });
-    }
-    Ok(out)
-}
-
 /// The triggers of one event, in the order `cat trigger` lists them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TriggerSet {
@@ -922,7 +678,8 @@ impl TriggerSet {
                     Some(i) => {
                         self.triggers.remove(i);
                     }
-                    None if matches!(t.action, Action::Hist(_)) => {
+                    None if matches!(&t.action, Action::Hist(h) if h.dialect == HistDialect::Current) =>
+                    {
                         return Err(TriggerError::NotFound);
                     }
                     None => {}
@@ -936,6 +693,9 @@ impl TriggerSet {
         let existing = self.triggers.iter().position(|x| x.matches(&t));
         if let Action::Hist(spec) = &t.action {
             if spec.pause || spec.cont || spec.clear {
+                // 6.1 never finds the histogram that :cont or :clear names.
+                let existing =
+                    existing.filter(|_| spec.pause || spec.dialect == HistDialect::Current);
                 let Some(i) = existing else {
                     if spec.cont || spec.clear {
                         return Err(TriggerError::Hist {
@@ -953,6 +713,9 @@ impl TriggerSet {
                         old.paused = true;
                     } else if spec.cont {
                         old.paused = false;
+                    }
+                    if spec.clear {
+                        old.table.lock().clear();
                     }
                 }
                 return Ok(());

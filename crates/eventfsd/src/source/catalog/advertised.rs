@@ -61,16 +61,27 @@ pub fn root_files_mask(readme: &str) -> u64 {
         .fold(0, |mask, (row, _)| mask | 1 << row)
 }
 
-/// Hides the optional root files of `tree` that the simulation does not serve (see
-/// [`root_files_mask`]); done once when a catalog tree is made.
-pub fn prepare_tree(tree: &Tree) {
-    let readme = tree
-        .find(ROOT_INO, b"README")
-        .and_then(|found| {
-            tree.with_static_content(found.node.ino, |b| String::from_utf8_lossy(b).into_owned())
-        })
-        .unwrap_or_default();
-    tree.set_root_files(root_files_mask(&readme));
+/// Cuts `tree` down to what the simulation serves, once when a catalog tree is made: hides
+/// the optional root files it does not implement (see [`root_files_mask`]) and puts the
+/// matching `README` and `available_tracers` in place of the snapshotted ones.
+pub fn prepare_tree(tree: &mut Tree) {
+    let text_of = |name: &[u8]| {
+        tree.find(ROOT_INO, name)
+            .and_then(|found| {
+                tree.with_static_content(found.node.ino, |b| {
+                    String::from_utf8_lossy(b).into_owned()
+                })
+            })
+            .unwrap_or_default()
+    };
+    let (snapshot_readme, snapshot_tracers) = (text_of(b"README"), text_of(b"available_tracers"));
+    tree.set_root_files(root_files_mask(&snapshot_readme));
+    let served = |name: &str| tree.find(ROOT_INO, name.as_bytes()).is_ok();
+    let readme = readme(&snapshot_readme, served);
+    tree.replace_root_texts(
+        readme.into_bytes(),
+        available_tracers(&snapshot_tracers).into_bytes(),
+    );
 }
 
 /// Whether `readme` has an entry for the file `name`.
@@ -91,22 +102,71 @@ fn entry_name(line: &str) -> Option<&str> {
 }
 
 /// The snapshotted README without the entries (and their continuation lines) for top-level
-/// files the simulation does not serve (`served` says which names it does).
+/// files the simulation does not serve (`served` says which names it does), and without the
+/// parts of the hist trigger help the simulation does not do (variables, expressions,
+/// handlers and actions: the trigger parser refuses them).
 pub fn readme(snapshot: &str, served: impl Fn(&str) -> bool) -> String {
     let mut out = String::with_capacity(snapshot.len());
     let mut skipping = false;
+    let mut hist_skip = HistSkip::No;
     for line in snapshot.split_inclusive('\n') {
         if let Some(name) = entry_name(line) {
-            skipping =
-                !(served(name) || NON_FILE_ENTRIES.contains(&name) || name.starts_with("events/"));
+            skipping = !match name.strip_prefix("events/") {
+                // `events/synthetic_events` is a file; `events/<system>/` is the tree.
+                Some(file) if !file.contains('<') => served(file),
+                Some(_) => true,
+                None => served(name) || NON_FILE_ENTRIES.contains(&name),
+            };
+            hist_skip = HistSkip::No;
         } else if !continues_entry(line) {
             skipping = false;
+            if !line.trim().is_empty() {
+                hist_skip = HistSkip::No;
+            }
         }
-        if !skipping {
+        hist_skip = hist_skip.next(line);
+        if !skipping && hist_skip == HistSkip::No {
             out.push_str(line);
         }
     }
     out
+}
+
+/// Where a README line stands in the unsimulated parts of the hist trigger help.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HistSkip {
+    /// Shown.
+    No,
+    /// One line (a `[:<var1>=...]` syntax line).
+    Line,
+    /// Up to and including the next blank line (the variable and expression paragraphs).
+    Paragraph,
+    /// To the end of the entry (handlers and actions close the hist help).
+    Rest,
+}
+
+impl HistSkip {
+    fn next(self, line: &str) -> HistSkip {
+        let text = line.trim();
+        match self {
+            HistSkip::Rest => HistSkip::Rest,
+            HistSkip::Paragraph if text.is_empty() => HistSkip::Line,
+            HistSkip::Paragraph => HistSkip::Paragraph,
+            HistSkip::No | HistSkip::Line => {
+                if text.starts_with("[:<var1>=") || text.starts_with("[:<handler>.<action>]") {
+                    HistSkip::Line
+                } else if text.starts_with("A hist trigger variable can be")
+                    || text.starts_with("hist trigger arithmetic expressions")
+                {
+                    HistSkip::Paragraph
+                } else if text.starts_with("Hist trigger handlers and actions") {
+                    HistSkip::Rest
+                } else {
+                    HistSkip::No
+                }
+            }
+        }
+    }
 }
 
 /// A line that belongs to the entry above it: indented deeper than an entry line.

@@ -6,6 +6,7 @@ use eventfs_core::tree::{DirId, Ino, NodeRef, Tree};
 use eventfs_core::FsError;
 use ftrace_text::{filter, format, trigger};
 
+use super::hist;
 use super::input::{parse_enable, written_text};
 use super::state::{FilterSlot, State};
 
@@ -32,8 +33,10 @@ pub fn read(state: &State, tree: &Tree, node: NodeRef, kind: FileKind) -> Result
         },
         FileKind::SystemFilter => filter::SYSTEM_FILTER_TEXT.as_bytes().to_vec(),
         FileKind::EventTrigger => {
+            // No snapshot buffer is simulated: the help lists what a kernel built with
+            // histograms but without snapshots lists.
             let help = if tree.event_has_file(node.dir, FileKind::EventHist) {
-                trigger::HELP_TEXT
+                trigger::HELP_TEXT_NO_SNAPSHOT
             } else {
                 trigger::HELP_TEXT_NO_HIST_SNAPSHOT
             };
@@ -42,8 +45,9 @@ pub fn read(state: &State, tree: &Tree, node: NodeRef, kind: FileKind) -> Result
                 None => help.as_bytes().to_vec(),
             }
         }
-        // No histogram data without recorded events: the kernel prints only its header.
-        FileKind::EventHist | FileKind::EventHistDebug => Vec::new(),
+        FileKind::EventHist => hist::hist_file(state.events().get(&key)),
+        // Only the kernel's debug build has it, and none was snapshotted with it.
+        FileKind::EventHistDebug => Vec::new(),
         FileKind::EventInject => return Err(FsError::Invalid("inject is write-only".into())),
         _ => return tree.with_static_content(node.ino, <[u8]>::to_vec),
     })
@@ -91,7 +95,8 @@ fn summary_below(state: &State, tree: &Tree, dir: DirId) -> &'static [u8] {
 }
 
 /// Whether `event` runs in soft mode: it has triggers, or another event's
-/// `enable_event`/`disable_event` trigger targets it (`enable` then shows `*`).
+/// `enable_event`/`disable_event`/`enable_hist`/`disable_hist` trigger targets it (`enable`
+/// then shows `*`).
 fn soft_mode(state: &State, tree: &Tree, event: DirId, key: Ino) -> bool {
     let events = state.events();
     if events.is_empty() {
@@ -110,6 +115,14 @@ fn soft_mode(state: &State, tree: &Tree, event: DirId, key: Ino) -> bool {
                 event: e,
             }
             | trigger::Action::DisableEvent {
+                system: s,
+                event: e,
+            }
+            | trigger::Action::EnableHist {
+                system: s,
+                event: e,
+            }
+            | trigger::Action::DisableHist {
                 system: s,
                 event: e,
             } => *s == system && *e == name,
@@ -194,6 +207,11 @@ fn write_trigger(
             "trigger command {command:?} is not in the snapshotted kernel"
         )));
     }
+    if command == "snapshot" {
+        return Err(FsError::Invalid(
+            "the snapshot trigger: the simulation has no snapshot buffer".into(),
+        ));
+    }
     let events_dir = tree.events_dir_of(tree.instance_of(event));
     let exists = |system: &str, name: &str| {
         events_dir.is_some_and(|dir| tree.find_event_in(dir, system, name).is_some())
@@ -202,7 +220,8 @@ fn write_trigger(
     // not under the tree's lock, which a waiting writer would make a second reader wait on.
     let format = tree.with_format(event, str::to_string);
     let fields: Vec<format::Field<'_>> = format::fields(&format).collect();
-    let parsed = trigger::parse(text, &fields, &exists);
+    let dialect = trigger::HistDialect::for_release(&tree.kernel_release());
+    let parsed = trigger::parse_in(dialect, text, &fields, &exists);
     let log = |e: &trigger::TriggerError| {
         let system = tree.dir_name(tree.parent_of(event));
         state.log_error(
@@ -212,7 +231,8 @@ fn write_trigger(
         );
         trigger_errno(e)
     };
-    let command = parsed.map_err(|e| log(&e))?;
+    let mut command = parsed.map_err(|e| log(&e))?;
+    hist::share_named(&state.events(), &mut command).map_err(|e| log(&e))?;
     state
         .update(key, |s| s.triggers.apply(command))
         .map_err(|e| log(&e))
@@ -239,7 +259,7 @@ fn trigger_errno(e: &trigger::TriggerError) -> FsError {
     match e.errno() {
         libc::EINVAL => FsError::Invalid(e.to_string()),
         libc::EEXIST => FsError::Exists,
-        libc::ENOENT => FsError::NotFound,
+        libc::ENOENT => FsError::Os(libc::ENOENT),
         other => FsError::Os(other),
     }
 }

@@ -35,6 +35,7 @@ pub mod cmdlines;
 pub mod dynamic;
 pub mod events;
 pub mod handles;
+mod hist;
 pub mod input;
 pub mod instances;
 pub mod per_cpu;
@@ -242,7 +243,7 @@ impl CatalogSource {
     /// Loads the catalog and starts the simulation.
     pub fn start(options: &CatalogSourceOptions) -> Result<CatalogSource, String> {
         let mut embedded_copy = false;
-        let tree = match &options.catalog {
+        let mut tree = match &options.catalog {
             None => Tree::embedded(options.config),
             Some(path) => {
                 let bytes = match &options.loaded {
@@ -260,7 +261,7 @@ impl CatalogSource {
                 }
             }
         };
-        advertised::prepare_tree(&tree);
+        advertised::prepare_tree(&mut tree);
         let tree = Arc::new(tree);
         let control = Arc::new(CatalogControl::with_options(options.control.clone()));
         let origin = match (&options.catalog, embedded_copy) {

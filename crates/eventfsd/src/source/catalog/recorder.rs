@@ -16,6 +16,7 @@ use ftrace_text::trigger::{self, Action};
 use ftrace_text::{trace_header, FieldValue, Generator, Record, Ring};
 
 use super::cmdlines::Cmdlines;
+use super::hist::{self, Sample};
 use super::state::{self, lock, EventState, FilterSlot, InstanceState, State};
 use super::timeline::{self, Schedule, Timeline};
 
@@ -97,18 +98,33 @@ struct Occurrence<'a> {
     events: &'a HashMap<Ino, EventState>,
     /// Events its `enable_event`/`disable_event` triggers switched, in order.
     switched: &'a mut Vec<(DirId, bool)>,
+    /// Events whose histograms its `enable_hist`/`disable_hist` triggers ran or paused.
+    hists_switched: &'a mut Vec<(DirId, bool)>,
 }
 
 impl Occurrence<'_> {
     /// Runs one trigger whose filter (if any) matched; returns whether it asks for a stack
     /// entry (`stacktrace`). Like the kernel's `*_count_trigger` functions, a counted trigger
     /// that would change nothing neither acts nor counts.
-    fn run_trigger(&mut self, trigger: &mut trigger::Trigger) -> bool {
+    /// `sample` is the occurrence's record, for the triggers that need one (histograms).
+    fn run_trigger(&mut self, trigger: &mut trigger::Trigger, sample: Option<&Sample<'_>>) -> bool {
         if trigger.count == 0 {
             return false;
         }
         let (state, tree) = (self.state, self.tree);
         let acted = match &trigger.action {
+            Action::Hist(spec) => sample.is_some_and(|sample| sample.hit(spec)),
+            // Like `hist_enable_count_trigger`, these count every time they fire.
+            Action::EnableHist { system, event } | Action::DisableHist { system, event } => {
+                let on = matches!(trigger.action, Action::EnableHist { .. });
+                if let Some(target) = tree
+                    .events_dir_of(tree.instance_of(self.dir))
+                    .and_then(|d| tree.find_event_in(d, system, event))
+                {
+                    self.hists_switched.push((target, on));
+                }
+                true
+            }
             Action::TraceOn | Action::TraceOff => {
                 let on = matches!(trigger.action, Action::TraceOn);
                 state.instance(tree, self.dir, |i| {
@@ -143,9 +159,8 @@ impl Occurrence<'_> {
                 }
             }
             Action::StackTrace => true,
-            // Snapshots and histograms are not part of the snapshotted kernel (its events
-            // have no `hist` file): the trigger parser refuses them there.
-            _ => false,
+            // The source refuses snapshot triggers (no snapshot buffer is simulated).
+            Action::Snapshot => false,
         };
         if acted && trigger.count > 0 {
             trigger.count -= 1;
@@ -280,6 +295,7 @@ impl Recorder {
             };
             let trace_ns = timeline.trace_ns(ts);
             let mut switched = Vec::new();
+            let mut hists_switched = Vec::new();
             // Not firing: disabled by a trigger earlier in this interval.
             let fires = event.fires() || driven.contains(&key);
             if let (true, Ok(node)) = (fires, tree.node(key)) {
@@ -289,11 +305,17 @@ impl Recorder {
                     dir: node.dir,
                     events: &events,
                     switched: &mut switched,
+                    hists_switched: &mut hists_switched,
                 };
                 self.occur(&mut occurrence, &mut event, trace_ns, &mut timeline);
             }
             if !event.is_default() {
                 events.insert(key, event);
+            }
+            for (target, running) in hists_switched {
+                if let Some(target) = events.get_mut(&tree.dir_ino(target)) {
+                    hist::set_running(target, running);
+                }
             }
             for (target, on) in switched {
                 let target_key = tree.dir_ino(target);
@@ -385,14 +407,12 @@ impl Recorder {
         if follows_forks && tree.dir_name(dir) == "sched_process_fork" {
             follow_fork(state, tree, dir, &mut record, &fields);
         }
-        let needs_record = event
-            .triggers
-            .triggers()
-            .iter()
-            .any(|t| t.filter.is_some() || is_post_trigger(&t.action));
+        let needs_record = event.triggers.triggers().iter().any(|t| {
+            t.filter.is_some() || is_post_trigger(&t.action) || matches!(t.action, Action::Hist(_))
+        });
         if !needs_record {
             for trigger in event.triggers.triggers_mut() {
-                if at.run_trigger(trigger) {
+                if at.run_trigger(trigger, None) {
                     self.record_stack(at, &ring, &record, timeline);
                 }
             }
@@ -413,6 +433,16 @@ impl Recorder {
         }
         let mut post = false;
         if needs_record {
+            let stack = if hist::wants_stack(&event.triggers) {
+                timeline.generator.call_chain()
+            } else {
+                Vec::new()
+            };
+            let sample = Sample {
+                record: &record,
+                fields: &fields,
+                stack: &stack,
+            };
             for trigger in event.triggers.triggers_mut() {
                 let matches = trigger.filter.as_ref().is_none_or(|f| f.matches(&value_of));
                 if !matches {
@@ -421,7 +451,7 @@ impl Recorder {
                 if is_post_trigger(&trigger.action) {
                     post |= trigger.count != 0;
                 } else {
-                    at.run_trigger(trigger);
+                    at.run_trigger(trigger, Some(&sample));
                 }
             }
         }
@@ -444,7 +474,7 @@ impl Recorder {
         if post {
             for trigger in event.triggers.triggers_mut() {
                 let matches = trigger.filter.as_ref().is_none_or(|f| f.matches(&value_of));
-                if matches && is_post_trigger(&trigger.action) && at.run_trigger(trigger) {
+                if matches && is_post_trigger(&trigger.action) && at.run_trigger(trigger, None) {
                     self.record_stack(at, &ring, &record, timeline);
                 }
             }

@@ -4,10 +4,9 @@
 
 use eventfs_core::control::{slice_at, OpenFlags};
 use eventfs_core::layout::{FileKind, RootFile, OPTIONS};
-use eventfs_core::tree::{DirId, NodeRef, Tree, ROOT_INO};
+use eventfs_core::tree::{DirId, NodeRef, Tree};
 use eventfs_core::FsError;
 
-use super::advertised;
 use super::dynamic::DynamicEvents;
 use super::handles::{HandleKind, Handles};
 use super::input::{parse_kb, written_text};
@@ -144,19 +143,10 @@ impl RootFiles<'_> {
         nonblock: bool,
     ) -> Result<Vec<u8>, FsError> {
         let content: Vec<u8> = match file {
-            // The kernel's texts, cut to what the simulation does (copied out first: the
-            // filter looks names up in the tree).
-            RootFile::Readme => {
-                let text = tree
-                    .with_static_content(node.ino, |b| String::from_utf8_lossy(b).into_owned())?;
-                advertised::readme(&text, |name| tree.find(ROOT_INO, name.as_bytes()).is_ok())
-                    .into_bytes()
+            // Immutable: the FUSE adapter serves them from the tree (see `advertised`).
+            RootFile::Readme | RootFile::AvailableTracers => {
+                return Err(FsError::Invalid(format!("{file:?} is served by the tree")))
             }
-            RootFile::AvailableTracers => tree
-                .with_static_content(node.ino, |b| {
-                    advertised::available_tracers(&String::from_utf8_lossy(b))
-                })?
-                .into_bytes(),
             RootFile::AvailableEvents => self
                 .instance_events(tree, node.dir)
                 .iter()

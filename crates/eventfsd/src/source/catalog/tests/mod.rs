@@ -1,152 +1,16 @@
 //! The catalog source driven through [`ControlFiles`] on a real tree, without FUSE.
 
+mod hist;
+mod sim;
+
 use std::time::Duration;
 
 use eventfs_core::control::{ControlFiles, OpenFlags};
 use eventfs_core::layout::{DirKind, FileKind, RootFile};
-use eventfs_core::tree::{NodeKind, NodeRef, Tree, TreeConfig, ROOT_INO};
+use eventfs_core::tree::NodeKind;
 use eventfs_core::FsError;
 
-use std::sync::Arc;
-
-use super::{CatalogControl, CatalogOptions, RateProfile, SimClock};
-
-/// A tree, its control files and path-based helpers, as a guest's shell would use them.
-struct Sim {
-    tree: Tree,
-    control: CatalogControl,
-}
-
-const READ: OpenFlags = OpenFlags {
-    read: true,
-    write: false,
-    truncate: false,
-    nonblock: false,
-};
-const WRITE: OpenFlags = OpenFlags {
-    read: false,
-    write: true,
-    truncate: true,
-    nonblock: false,
-};
-
-impl Sim {
-    fn new() -> Sim {
-        Sim::with_cpus(1)
-    }
-
-    fn with_cpus(cpus: u32) -> Sim {
-        Sim::with(cpus, RateProfile::uniform(1000.0))
-    }
-
-    /// The built-in rate profile (busy scheduler, rare module events), 10/s elsewhere.
-    fn with_built_in_profile() -> Sim {
-        Sim::with(1, RateProfile::built_in(10.0))
-    }
-
-    fn with(cpus: u32, profile: RateProfile) -> Sim {
-        let tree = Tree::embedded(TreeConfig {
-            cpus,
-            ..TreeConfig::default()
-        });
-        super::advertised::prepare_tree(&tree);
-        Sim {
-            tree,
-            control: CatalogControl::with_clock(
-                CatalogOptions {
-                    profile: Arc::new(profile),
-                    nr_cpus: cpus,
-                    ..CatalogOptions::default()
-                },
-                SimClock::manual(),
-            ),
-        }
-    }
-
-    /// Every page a non-blocking reader of `per_cpu/cpuN/trace_pipe_raw` gets until EAGAIN.
-    fn drain_raw(&self, cpu: u32) -> Vec<Vec<u8>> {
-        let node = self.node(&format!("per_cpu/cpu{cpu}/trace_pipe_raw"));
-        let handle = self.control.open(&self.tree, node, READ).unwrap();
-        let mut pages = Vec::new();
-        loop {
-            match self.control.read(&self.tree, node, handle, 0, 4096, true) {
-                Ok(page) => {
-                    assert_eq!(page.len(), 4096, "whole pages only");
-                    pages.push(page);
-                }
-                Err(FsError::Os(libc::EAGAIN)) => break,
-                Err(e) => panic!("cpu{cpu}: {e:?}"),
-            }
-        }
-        self.control.release(handle);
-        pages
-    }
-
-    /// A counter of `per_cpu/cpuN/stats`.
-    fn stat(&self, cpu: u32, key: &str) -> u64 {
-        let text = self.read(&format!("per_cpu/cpu{cpu}/stats"));
-        text.lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix(": "))
-            .unwrap_or_else(|| panic!("{key} in {text}"))
-            .parse()
-            .unwrap()
-    }
-
-    fn node(&self, path: &str) -> NodeRef {
-        self.try_node(path)
-            .unwrap_or_else(|e| panic!("{path}: {e:?}"))
-    }
-
-    fn try_node(&self, path: &str) -> Result<NodeRef, FsError> {
-        let mut ino = ROOT_INO;
-        for part in path.split('/').filter(|p| !p.is_empty()) {
-            ino = self.tree.find(ino, part.as_bytes())?.node.ino;
-        }
-        self.tree.node(ino)
-    }
-
-    fn read(&self, path: &str) -> String {
-        let node = self.node(path);
-        let handle = self.control.open(&self.tree, node, READ).unwrap();
-        let data = self
-            .control
-            .read(&self.tree, node, handle, 0, 1 << 20, false);
-        self.control.release(handle);
-        String::from_utf8(data.unwrap()).unwrap()
-    }
-
-    /// `echo text > path`: open with O_TRUNC, one write.
-    fn write(&self, path: &str, text: &str) -> Result<usize, FsError> {
-        self.write_with(path, text, WRITE)
-    }
-
-    /// `echo text >> path`: open without O_TRUNC, one write.
-    fn append(&self, path: &str, text: &str) -> Result<usize, FsError> {
-        self.write_with(
-            path,
-            text,
-            OpenFlags {
-                truncate: false,
-                ..WRITE
-            },
-        )
-    }
-
-    fn write_with(&self, path: &str, text: &str, flags: OpenFlags) -> Result<usize, FsError> {
-        let node = self.node(path);
-        let handle = self.control.open(&self.tree, node, flags)?;
-        let result = self
-            .control
-            .write(&self.tree, node, handle, text.as_bytes());
-        self.control.release(handle);
-        result
-    }
-
-    /// Lets `ms` milliseconds of simulated time pass (the next operation catches up).
-    fn run_for(&self, ms: u64) {
-        self.control.clock().advance(Duration::from_millis(ms));
-    }
-}
+use sim::{Sim, READ};
 
 #[test]
 fn enable_fans_out_and_summarises() {

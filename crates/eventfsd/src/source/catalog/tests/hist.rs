@@ -1,0 +1,122 @@
+//! Histograms over the guest kernel's catalog (Debian's 6.1 has `hist` files; the embedded
+//! 6.18 catalog does not), on a manual clock.
+
+use super::super::RateProfile;
+use super::sim::Sim;
+
+const FORK: &str = "events/sched/sched_process_fork";
+const EXEC: &str = "events/sched/sched_process_exec";
+
+/// 10 forks and 10 execs a second, nothing else.
+fn sim() -> Sim {
+    let profile = RateProfile::uniform(0.0)
+        .with_overrides("sched:sched_process_fork 10\nsched:sched_process_exec 10\n")
+        .unwrap();
+    Sim::debian_6_1(profile)
+}
+
+fn hits(sim: &Sim, event: &str) -> u64 {
+    let text = sim.read(&format!("{event}/hist"));
+    text.lines()
+        .find_map(|l| l.strip_prefix("    Hits: "))
+        .unwrap_or_else(|| panic!("no totals in {text:?}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_histogram_counts_every_occurrence_in_soft_mode() {
+    let sim = sim();
+    assert_eq!(sim.read(&format!("{FORK}/hist")), "");
+    sim.write(&format!("{FORK}/trigger"), "hist:keys=common_pid\n")
+        .unwrap();
+    assert_eq!(sim.read(&format!("{FORK}/enable")), "0*\n");
+    sim.run_for(1000);
+    assert_eq!(hits(&sim, FORK), 10);
+    let text = sim.read(&format!("{FORK}/hist"));
+    assert!(text.starts_with(
+        "# event histogram\n#\n# trigger info: hist:keys=common_pid:vals=hitcount:sort=hitcount:size=2048 [active]\n#\n\n{ common_pid: "
+    ), "{text}");
+    let counted: u64 = text
+        .lines()
+        .filter_map(|l| l.split(" hitcount: ").nth(1))
+        .map(|n| n.trim().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(counted, 10, "{text}");
+    // Paused: nothing more; 6.1 never finds the histogram :clear names.
+    sim.write(&format!("{FORK}/trigger"), "hist:keys=common_pid:pause\n")
+        .unwrap();
+    sim.run_for(1000);
+    assert_eq!(hits(&sim, FORK), 10);
+    let clear = sim.write(&format!("{FORK}/trigger"), "hist:keys=common_pid:clear\n");
+    assert!(clear.is_err(), "{clear:?}");
+    assert!(sim
+        .read("error_log")
+        .contains("Can't clear or continue a nonexistent hist trigger"));
+}
+
+#[test]
+fn disable_hist_pauses_the_target_when_its_event_fires() {
+    let sim = sim();
+    sim.write(&format!("{FORK}/trigger"), "hist:keys=common_pid\n")
+        .unwrap();
+    sim.write(
+        &format!("{EXEC}/trigger"),
+        "disable_hist:sched:sched_process_fork\n",
+    )
+    .unwrap();
+    sim.run_for(1000);
+    let listing = sim.read(&format!("{FORK}/trigger"));
+    assert_eq!(
+        listing,
+        "hist:keys=common_pid:vals=hitcount:sort=hitcount:size=2048 [paused]\n"
+    );
+    // Paused by the first exec: at most the forks before it counted.
+    assert!(hits(&sim, FORK) < 10);
+}
+
+#[test]
+fn named_histograms_share_one_table() {
+    let sim = sim();
+    for event in [FORK, EXEC] {
+        sim.write(
+            &format!("{event}/trigger"),
+            "hist:name=both:keys=common_pid\n",
+        )
+        .unwrap();
+    }
+    sim.run_for(500);
+    assert_eq!(hits(&sim, FORK), 10);
+    let body = |event: &str| {
+        let text = sim.read(&format!("{event}/hist"));
+        text.lines()
+            .filter(|l| l.starts_with('{'))
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(body(FORK), body(EXEC));
+    let other = sim.write(
+        "events/sched/sched_switch/trigger",
+        "hist:name=both:keys=prev_pid\n",
+    );
+    assert!(other.is_err());
+    assert!(sim
+        .read("error_log")
+        .contains("Named hist trigger doesn't match existing named trigger"));
+}
+
+#[test]
+fn only_what_the_simulation_does_is_advertised() {
+    let sim = sim();
+    assert_eq!(sim.read("available_tracers"), "nop\n");
+    let readme = sim.read("README");
+    assert!(readme.contains("hist trigger\t- If set"), "{readme}");
+    for gone in ["<var1>", "onmatch", "synthetic_events", "arithmetic"] {
+        assert!(!readme.contains(gone), "{gone} in the README");
+    }
+    assert_eq!(
+        sim.read(&format!("{FORK}/trigger")),
+        "# Available triggers:\n# traceon traceoff stacktrace enable_event disable_event enable_hist disable_hist hist\n"
+    );
+    assert!(sim.write(&format!("{FORK}/trigger"), "snapshot\n").is_err());
+}
