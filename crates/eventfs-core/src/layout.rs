@@ -55,6 +55,11 @@ pub enum CpuFile {
     TracePipe,
     /// `trace_pipe_raw`: this CPU's ring-buffer pages, consumed.
     TracePipeRaw,
+    /// `snapshot`: this CPU's part of the snapshot buffer as text (with `snapshot` at the
+    /// top level).
+    Snapshot,
+    /// `snapshot_raw`: this CPU's snapshot pages, consumed.
+    SnapshotRaw,
 }
 
 /// The files of the tracefs root (and, minus the global-only ones, of every instance).
@@ -112,6 +117,8 @@ pub enum RootFile {
     UprobeEvents,
     /// `set_event_notrace_pid`.
     SetEventNotracePid,
+    /// `snapshot` (kernels built with `CONFIG_TRACER_SNAPSHOT`).
+    Snapshot,
 }
 
 impl RootFile {
@@ -227,6 +234,7 @@ pub const ROOT_FILES: &[FileSpec] = &[
     root("set_event", 0o640, RootFile::SetEvent),
     root("set_event_notrace_pid", 0o640, RootFile::SetEventNotracePid),
     root("set_event_pid", 0o640, RootFile::SetEventPid),
+    root("snapshot", 0o640, RootFile::Snapshot),
     root("synthetic_events", 0o640, RootFile::SyntheticEvents),
     root("trace", 0o640, RootFile::Trace),
     root("trace_clock", 0o640, RootFile::TraceClock),
@@ -247,6 +255,26 @@ pub fn instance_files_mask() -> u64 {
         .fold(0, |mask, (slot, _)| mask | 1 << slot)
 }
 
+/// Presence mask of [`CPU_FILES`] in `per_cpu/cpuN/` under a top level whose files are
+/// `root_files` (a mask of [`ROOT_FILES`]): the snapshot files go with the top-level `snapshot`.
+pub fn cpu_files_mask(root_files: u64) -> u64 {
+    let has_snapshot = ROOT_FILES
+        .iter()
+        .position(|f| f.kind == FileKind::Root(RootFile::Snapshot))
+        .is_some_and(|row| root_files & 1 << row != 0);
+    CPU_FILES
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| {
+            has_snapshot
+                || !matches!(
+                    f.kind,
+                    FileKind::PerCpu(CpuFile::Snapshot | CpuFile::SnapshotRaw)
+                )
+        })
+        .fold(0, |mask, (slot, _)| mask | 1 << slot)
+}
+
 const fn cpu(name: &'static str, mode: u16, file: CpuFile) -> FileSpec {
     spec(name, mode, FileKind::PerCpu(file))
 }
@@ -254,6 +282,8 @@ const fn cpu(name: &'static str, mode: u16, file: CpuFile) -> FileSpec {
 /// Files of `per_cpu/cpuN/`, in `ls` order, with tracefs's modes.
 pub const CPU_FILES: &[FileSpec] = &[
     cpu("buffer_size_kb", 0o640, CpuFile::BufferSizeKb),
+    cpu("snapshot", 0o640, CpuFile::Snapshot),
+    cpu("snapshot_raw", 0o440, CpuFile::SnapshotRaw),
     cpu("stats", 0o440, CpuFile::Stats),
     cpu("trace", 0o640, CpuFile::Trace),
     cpu("trace_pipe", 0o440, CpuFile::TracePipe),
@@ -416,7 +446,14 @@ mod tests {
         let mut sorted = names.clone();
         sorted.sort_unstable();
         assert_eq!(names, sorted, "root files are listed in ls order");
-        assert_eq!(instance_files_mask().count_ones(), 15);
+        assert_eq!(instance_files_mask().count_ones(), 16);
+        let all = all_files(ROOT_FILES);
+        assert_eq!(cpu_files_mask(all), all_files(CPU_FILES));
+        let snapshot_row = ROOT_FILES
+            .iter()
+            .position(|f| f.name == "snapshot")
+            .unwrap();
+        assert_eq!(cpu_files_mask(all & !(1 << snapshot_row)).count_ones(), 5);
         let cpu_names: Vec<&str> = CPU_FILES.iter().map(|f| f.name).collect();
         let mut sorted = cpu_names.clone();
         sorted.sort_unstable();

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use eventfs_core::catalog::{Catalog, EventEntry, SystemEntry};
-use eventfs_core::layout::FileKind;
+use eventfs_core::layout::{all_files, FileKind, ROOT_FILES};
 use eventfs_core::tree::{Image, NewEvent};
 use eventfs_core::{FsError, Ino, NodeKind, SetAttr, Tree, TreeConfig, ROOT_INO};
 use proptest::prelude::*;
@@ -114,12 +114,26 @@ fn shape_modes_and_kernel_file_order() {
             ".",
             "..",
             "buffer_size_kb",
+            "snapshot",
+            "snapshot_raw",
             "stats",
             "trace",
             "trace_pipe",
             "trace_pipe_raw"
         ]
     );
+    // The snapshot files go with the top-level `snapshot`, in instances too.
+    let snapshot_row = ROOT_FILES
+        .iter()
+        .position(|f| f.name == "snapshot")
+        .unwrap();
+    tree.set_root_files(all_files(ROOT_FILES) & !(1 << snapshot_row));
+    assert_eq!(names("per_cpu/cpu0").len(), 7);
+    tree.add_instance("no_snapshot").unwrap();
+    assert!(path(&tree, "instances/no_snapshot/snapshot").is_err());
+    assert_eq!(names("instances/no_snapshot/per_cpu/cpu0").len(), 7);
+    tree.remove_instance("no_snapshot").unwrap();
+    tree.set_root_files(all_files(ROOT_FILES));
     assert_eq!(names("options"), [".", "..", "overwrite"]);
     assert_eq!(names("instances"), [".", ".."]);
     assert_eq!(

@@ -174,6 +174,29 @@ impl Ring {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Exchanges the contents of this buffer and `other` (every CPU's, or `cpu`'s), as the
+    /// kernel's snapshot swaps its buffers: records, counters and sizes go with them, and
+    /// readers waiting on either are woken. Callers lock the two in one order (the main
+    /// buffer's first), so two swaps cannot deadlock.
+    pub fn swap_with(&self, other: &Ring, cpu: Option<u32>) {
+        {
+            let (mut mine, mut theirs) = (self.lock(), other.lock());
+            match cpu {
+                None => std::mem::swap(&mut mine.cpus, &mut theirs.cpus),
+                Some(cpu) => {
+                    let cpu = cpu as usize;
+                    if cpu < mine.cpus.len() && cpu < theirs.cpus.len() {
+                        std::mem::swap(&mut mine.cpus[cpu], &mut theirs.cpus[cpu]);
+                    }
+                }
+            }
+            mine.epoch += 1;
+            theirs.epoch += 1;
+        }
+        self.data.notify_all();
+        other.data.notify_all();
+    }
+
     /// Number of simulated CPUs.
     pub fn nr_cpus(&self) -> u32 {
         self.lock().cpus.len() as u32
@@ -426,6 +449,33 @@ impl Default for Ring {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn swap_exchanges_contents_of_all_or_one_cpu() {
+        let fields: Vec<_> = crate::format::fields(crate::format::testdata::SCHED_SWITCH).collect();
+        let mut generator = crate::Generator::with_cpus(1, 2);
+        let (main, other) = (Ring::new(2, 64), Ring::new(2, 64));
+        let mut on_cpu = |cpu: u32| {
+            let mut rec = generator.record(372, &fields);
+            rec.cpu = cpu;
+            rec
+        };
+        main.push(on_cpu(0));
+        main.push(on_cpu(1));
+        other.push(on_cpu(1));
+        main.swap_with(&other, Some(1));
+        assert_eq!(
+            (main.cpu_stats(0).entries, main.cpu_stats(1).entries),
+            (1, 1)
+        );
+        assert_eq!(
+            (other.cpu_stats(0).entries, other.cpu_stats(1).entries),
+            (0, 1)
+        );
+        main.swap_with(&other, None);
+        assert_eq!(main.len(), 1);
+        assert_eq!(other.len(), 2);
+    }
 
     #[test]
     fn stats_text_is_the_kernels() {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::ino::{encode_ino, DirId, Ino, EVENTS_DIR, INSTANCES_DIR, ROOT_DIR};
 use crate::catalog::Span;
-use crate::layout::{all_files, DirKind, FileKind, MAX_CPUS};
+use crate::layout::{DirKind, FileKind, MAX_CPUS};
 
 /// A string in the metadata: a span of the catalog image, or an owned string for nodes added at
 /// run time. Packed into 8 bytes (top bit tags owned strings) to keep directories small.
@@ -295,8 +295,8 @@ impl Meta {
             // A fixed part of the tree, although its name is an owned string.
             self.dirs[per_cpu as usize].flags = LIVE;
         }
+        let files = crate::layout::cpu_files_mask(self.dirs[ROOT_DIR as usize].files);
         for cpu in 0..cpus.min(MAX_CPUS) {
-            let files = all_files(DirKind::Cpu.files());
             let dir = self.add_dir(image, per_cpu, Text::cpu(cpu), DirKind::Cpu, files);
             self.dirs[dir as usize].event_id = cpu;
         }

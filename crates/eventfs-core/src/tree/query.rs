@@ -193,7 +193,8 @@ impl Tree {
             return Err(FsError::Exists);
         }
         let text = meta.own(name);
-        let mask = crate::layout::instance_files_mask();
+        // An instance has what the top level has, minus the global-only files.
+        let mask = crate::layout::instance_files_mask() & meta.dirs[ROOT_DIR as usize].files;
         let instance = meta.add_dir(
             &self.image,
             INSTANCES_DIR,
@@ -308,11 +309,16 @@ impl Tree {
     /// row; rows outside `mask` give ENOENT on lookup and are not listed). A source serving a
     /// real tracefs instance uses it to hide files that instance does not have or that its
     /// policy hides (the global `kprobe_events`, ...). Returns the previous mask.
+    /// The `per_cpu/cpuN/` directories follow (their snapshot files exist with `snapshot`).
     pub fn set_root_files(&self, mask: u64) -> u64 {
         let mut meta = self.write();
         let root = &mut meta.dirs[ROOT_DIR as usize];
         let old = root.files;
         root.files = mask & all_files(DirKind::Root.files());
+        let cpu_files = crate::layout::cpu_files_mask(root.files);
+        for dir in meta.dirs.iter_mut().filter(|d| d.kind == DirKind::Cpu) {
+            dir.files = cpu_files;
+        }
         old
     }
 

@@ -18,13 +18,18 @@ pub const EMULATED_TRACERS: &[&str] = &["nop"];
 const OPTIONAL_ROOT_FILES: &[RootFile] = &[
     RootFile::DynamicEvents,
     RootFile::KprobeEvents,
+    RootFile::Snapshot,
     RootFile::SyntheticEvents,
     RootFile::UprobeEvents,
 ];
 
 /// Optional root files whose writes the simulation implements; the others are hidden even
 /// when the snapshotted kernel had them.
-const EMULATED_OPTIONAL_FILES: &[RootFile] = &[RootFile::DynamicEvents, RootFile::UprobeEvents];
+const EMULATED_OPTIONAL_FILES: &[RootFile] = &[
+    RootFile::DynamicEvents,
+    RootFile::Snapshot,
+    RootFile::UprobeEvents,
+];
 
 /// `README` entries for things that are not files (kept whenever their parent is).
 const NON_FILE_ENTRIES: &[&str] = &["instances", "events/"];

@@ -8,6 +8,7 @@ use ftrace_text::{filter, format, trigger};
 
 use super::hist;
 use super::input::{parse_enable, written_text};
+use super::snapshot;
 use super::state::{FilterSlot, State};
 
 /// Content of a file of `events/` (event, system and top-level files).
@@ -33,12 +34,13 @@ pub fn read(state: &State, tree: &Tree, node: NodeRef, kind: FileKind) -> Result
         },
         FileKind::SystemFilter => filter::SYSTEM_FILTER_TEXT.as_bytes().to_vec(),
         FileKind::EventTrigger => {
-            // No snapshot buffer is simulated: the help lists what a kernel built with
-            // histograms but without snapshots lists.
-            let help = if tree.event_has_file(node.dir, FileKind::EventHist) {
-                trigger::HELP_TEXT_NO_SNAPSHOT
-            } else {
+            // What the kernel lists depends on what it was built with.
+            let help = if !tree.event_has_file(node.dir, FileKind::EventHist) {
                 trigger::HELP_TEXT_NO_HIST_SNAPSHOT
+            } else if snapshot::is_served(tree) {
+                trigger::HELP_TEXT
+            } else {
+                trigger::HELP_TEXT_NO_SNAPSHOT
             };
             match state.events().get(&key) {
                 Some(s) => s.triggers.render_with_help(help).into_bytes(),
@@ -207,9 +209,9 @@ fn write_trigger(
             "trigger command {command:?} is not in the snapshotted kernel"
         )));
     }
-    if command == "snapshot" {
+    if command == "snapshot" && !snapshot::is_served(tree) {
         return Err(FsError::Invalid(
-            "the snapshot trigger: the simulation has no snapshot buffer".into(),
+            "the snapshot trigger: the snapshotted kernel has no snapshot buffer".into(),
         ));
     }
     let events_dir = tree.events_dir_of(tree.instance_of(event));
@@ -233,9 +235,15 @@ fn write_trigger(
     };
     let mut command = parsed.map_err(|e| log(&e))?;
     hist::share_named(&state.events(), &mut command).map_err(|e| log(&e))?;
+    // Setting a snapshot trigger allocates the snapshot buffer, as the kernel's does.
+    let allocates = matches!(&command, trigger::TriggerCommand::Add(t) if t.action == trigger::Action::Snapshot);
     state
         .update(key, |s| s.triggers.apply(command))
-        .map_err(|e| log(&e))
+        .map_err(|e| log(&e))?;
+    if allocates {
+        snapshot::allocate_for(state, tree, event);
+    }
+    Ok(())
 }
 
 /// Stores a parsed filter (`0` parses to the empty filter, which clears it).

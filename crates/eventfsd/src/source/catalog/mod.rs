@@ -43,6 +43,7 @@ pub mod profile;
 pub mod raw;
 pub mod recorder;
 pub mod root;
+pub mod snapshot;
 pub mod state;
 pub mod timeline;
 

@@ -13,6 +13,7 @@ use super::handles::{HandleKind, Handles};
 use super::input::{parse_kb, written_text};
 use super::raw::RawReader;
 use super::recorder::{PipeReader, Recorder};
+use super::snapshot;
 use super::state::State;
 
 /// The per-CPU files over the layers below them.
@@ -50,6 +51,13 @@ impl PerCpuFiles<'_> {
             )),
             CpuFile::TracePipe => HandleKind::Pipe(Arc::new(PipeReader::new(ring, Some(cpu)))),
             CpuFile::TracePipeRaw => HandleKind::Raw(Arc::new(RawReader::new(ring, cpu))),
+            CpuFile::Snapshot if flags.read => {
+                HandleKind::Snapshot(Arc::new(self.snapshot_text(tree, node, cpu)))
+            }
+            CpuFile::SnapshotRaw => {
+                let ring = self.state.instance(tree, node.dir, |i| i.snapshot.clone());
+                HandleKind::Raw(Arc::new(RawReader::new(ring, cpu)))
+            }
             _ => HandleKind::Plain,
         };
         let instance = tree.instance_ino_of(node.dir);
@@ -72,7 +80,7 @@ impl PerCpuFiles<'_> {
     ) -> Result<Vec<u8>, FsError> {
         let cpu = tree.cpu_of(node.dir);
         let content = match (file, self.handles.kind(handle)) {
-            (CpuFile::TracePipeRaw, Some(HandleKind::Raw(reader))) => {
+            (CpuFile::TracePipeRaw | CpuFile::SnapshotRaw, Some(HandleKind::Raw(reader))) => {
                 return self
                     .recorder
                     .read_raw(self.state, tree, &reader, size, nonblock)
@@ -82,9 +90,13 @@ impl PerCpuFiles<'_> {
                     .recorder
                     .read_pipe(self.state, tree, &pipe, size, nonblock)
             }
-            (CpuFile::TracePipe | CpuFile::TracePipeRaw, _) => {
+            (CpuFile::TracePipe | CpuFile::TracePipeRaw | CpuFile::SnapshotRaw, _) => {
                 return Err(FsError::Os(libc::EBADF))
             }
+            (CpuFile::Snapshot, Some(HandleKind::Snapshot(text))) => {
+                return Ok(slice_at(&text, offset, size))
+            }
+            (CpuFile::Snapshot, _) => self.snapshot_text(tree, node, cpu),
             (CpuFile::Trace, Some(HandleKind::Snapshot(text))) => {
                 return Ok(slice_at(&text, offset, size))
             }
@@ -97,6 +109,13 @@ impl PerCpuFiles<'_> {
             (CpuFile::Stats, _) => self.stats_text(tree, node, cpu).into_bytes(),
         };
         Ok(slice_at(&content, offset, size))
+    }
+
+    /// This CPU's part of the snapshot buffer.
+    fn snapshot_text(&self, tree: &Tree, node: NodeRef, cpu: u32) -> Vec<u8> {
+        snapshot::text(self.state, tree, node.dir, Some(cpu), |ring, cpu| {
+            self.recorder.ring_text(tree, ring, cpu)
+        })
     }
 
     /// `stats`, in the kernel's order and format.
@@ -117,13 +136,22 @@ impl PerCpuFiles<'_> {
         match file {
             CpuFile::BufferSizeKb => {
                 let kb = parse_kb(text)?;
-                self.ring(tree, node)
-                    .resize_cpus(Some(tree.cpu_of(node.dir)), kb);
+                let cpu = Some(tree.cpu_of(node.dir));
+                self.state.instance(tree, node.dir, |i| {
+                    i.ring.resize_cpus(cpu, kb);
+                    if i.snapshot_allocated {
+                        i.snapshot.resize_cpus(cpu, kb);
+                    }
+                });
                 Ok(())
+            }
+            CpuFile::Snapshot => {
+                let cpu = Some(tree.cpu_of(node.dir));
+                snapshot::write(self.state, tree, node.dir, cpu, data)
             }
             // `echo > trace`: the open with O_TRUNC already cleared this CPU.
             CpuFile::Trace => Ok(()),
-            CpuFile::Stats | CpuFile::TracePipe | CpuFile::TracePipeRaw => {
+            CpuFile::Stats | CpuFile::TracePipe | CpuFile::TracePipeRaw | CpuFile::SnapshotRaw => {
                 Err(FsError::Invalid(format!("{file:?} is read-only")))
             }
         }

@@ -17,6 +17,7 @@ use ftrace_text::{trace_header, FieldValue, Generator, Record, Ring};
 
 use super::cmdlines::Cmdlines;
 use super::hist::{self, Sample};
+use super::snapshot;
 use super::state::{self, lock, EventState, FilterSlot, InstanceState, State};
 use super::timeline::{self, Schedule, Timeline};
 
@@ -159,8 +160,11 @@ impl Occurrence<'_> {
                 }
             }
             Action::StackTrace => true,
-            // The source refuses snapshot triggers (no snapshot buffer is simulated).
-            Action::Snapshot => false,
+            // Like `snapshot_count_trigger`, it counts every time it fires.
+            Action::Snapshot => {
+                snapshot::take(state, tree, self.dir);
+                true
+            }
         };
         if acted && trigger.count > 0 {
             trigger.count -= 1;
@@ -613,6 +617,11 @@ impl Recorder {
     /// header and every buffered record.
     pub fn trace_text(&self, state: &State, tree: &Tree, dir: DirId, cpu: Option<u32>) -> Vec<u8> {
         let ring = state.instance(tree, dir, |i| i.ring.clone());
+        self.ring_text(tree, &ring, cpu)
+    }
+
+    /// The `trace` text of `ring` (a main or a snapshot buffer), all CPUs or one.
+    pub fn ring_text(&self, tree: &Tree, ring: &Ring, cpu: Option<u32>) -> Vec<u8> {
         let records = ring.snapshot_of(cpu);
         let written = match cpu {
             Some(cpu) => {

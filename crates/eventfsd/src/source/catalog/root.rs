@@ -11,6 +11,7 @@ use super::dynamic::DynamicEvents;
 use super::handles::{HandleKind, Handles};
 use super::input::{parse_kb, written_text};
 use super::recorder::{PipeReader, Recorder};
+use super::snapshot;
 use super::state::State;
 use ftrace_text::probe::Via;
 
@@ -106,6 +107,9 @@ impl RootFiles<'_> {
             FileKind::Root(RootFile::Trace) if flags.read => HandleKind::Snapshot(Arc::new(
                 self.recorder.trace_text(self.state, tree, node.dir, None),
             )),
+            FileKind::Root(RootFile::Snapshot) if flags.read => {
+                HandleKind::Snapshot(Arc::new(self.snapshot_text(tree, node)))
+            }
             FileKind::Root(RootFile::TracePipe) => HandleKind::Pipe(Arc::new(PipeReader::new(
                 self.state.instance(tree, node.dir, |i| i.ring.clone()),
                 None,
@@ -121,6 +125,13 @@ impl RootFiles<'_> {
             _ => HandleKind::Plain,
         };
         Ok(self.register_handle(tree, node, kind))
+    }
+
+    /// `snapshot` of the instance of `node`.
+    fn snapshot_text(&self, tree: &Tree, node: NodeRef) -> Vec<u8> {
+        snapshot::text(self.state, tree, node.dir, None, |ring, cpu| {
+            self.recorder.ring_text(tree, ring, cpu)
+        })
     }
 
     fn register_handle(&self, tree: &Tree, node: NodeRef, kind: HandleKind) -> u64 {
@@ -256,6 +267,10 @@ impl RootFiles<'_> {
                 Some(HandleKind::Snapshot(text)) => return Ok(slice_at(&text, offset, size)),
                 _ => self.recorder.trace_text(self.state, tree, node.dir, None),
             },
+            RootFile::Snapshot => match self.handles.kind(handle) {
+                Some(HandleKind::Snapshot(text)) => return Ok(slice_at(&text, offset, size)),
+                _ => self.snapshot_text(tree, node),
+            },
             RootFile::TracePipe => match self.handles.kind(handle) {
                 Some(HandleKind::Pipe(pipe)) => {
                     return self
@@ -289,8 +304,15 @@ impl RootFiles<'_> {
             }
             RootFile::BufferSizeKb => {
                 let kb = parse_kb(value)?;
-                self.state.instance(tree, node.dir, |i| i.ring.resize(kb));
+                self.state.instance(tree, node.dir, |i| {
+                    i.ring.resize(kb);
+                    // An allocated snapshot buffer keeps the main buffer's size.
+                    if i.snapshot_allocated {
+                        i.snapshot.resize(kb);
+                    }
+                });
             }
+            RootFile::Snapshot => snapshot::write(self.state, tree, node.dir, None, data)?,
             RootFile::SavedCmdlinesSize => {
                 let size: usize = value
                     .parse()

@@ -102,6 +102,10 @@ pub struct InstanceState {
     pub tracing_on: bool,
     /// The instance's trace buffer (its size is `buffer_size_kb`).
     pub ring: Arc<Ring>,
+    /// The snapshot buffer: empty and not counted while freed (see `snapshot.rs`).
+    pub snapshot: Arc<Ring>,
+    /// `echo 1 > snapshot` (or a snapshot trigger) allocated it.
+    pub snapshot_allocated: bool,
     /// Index of the selected clock in the catalog's `trace_clock` list.
     pub clock: usize,
     /// Trace option values, one bit per row of [`eventfs_core::layout::OPTIONS`].
@@ -129,6 +133,8 @@ impl InstanceState {
         InstanceState {
             tracing_on: true,
             ring: Arc::new(Ring::new(nr_cpus, options.buffer_kb as usize)),
+            snapshot: Arc::new(Ring::new(nr_cpus, options.buffer_kb as usize)),
+            snapshot_allocated: false,
             clock: 0,
             options: default_options,
             event_pids: BTreeSet::new(),

@@ -636,6 +636,8 @@ impl HostControl {
                 Some(fd) => read_full(fd, size, offset),
                 None => Ok(Vec::new()),
             },
+            // The host source serves no snapshot (its tree hides these files).
+            CpuFile::Snapshot | CpuFile::SnapshotRaw => Err(FsError::Os(libc::ENOENT)),
             CpuFile::TracePipe | CpuFile::TracePipeRaw => {
                 let read_now = || -> Result<Vec<u8>, FsError> {
                     if file == CpuFile::TracePipeRaw {

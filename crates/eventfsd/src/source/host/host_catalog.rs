@@ -152,6 +152,9 @@ pub fn root_files_mask(instance_dir: &Path, top_dir: &Path, policy: &Policy) -> 
             RootFile::AvailableEvents => true,
             // Not forwarded: the tenant scope is kept through set_event_pid alone.
             RootFile::SetEventNotracePid => false,
+            // Not forwarded: a snapshot doubles the instance's ring buffers in host memory,
+            // past what the policy sizes.
+            RootFile::Snapshot => false,
             RootFile::Readme => top_dir.join("README").exists(),
             f if f.is_global_only() => {
                 policy.global_file_allowed(spec.name) && top_dir.join(spec.name).exists()

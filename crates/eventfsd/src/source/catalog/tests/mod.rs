@@ -2,6 +2,7 @@
 
 mod hist;
 mod sim;
+mod snapshot;
 
 use std::time::Duration;
 
