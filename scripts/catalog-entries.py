@@ -15,7 +15,7 @@ import struct
 import sys
 
 MAGIC = b"EVFSCAT\0"
-VERSION = 2
+VERSIONS = (2, 3)  # 3 added available_filter_functions after trace_clock
 HEADER_LEN = 32
 EVENTS_ROOT_FILES = 3  # enable, header_page, header_event
 DEFAULT = os.path.join(
@@ -57,14 +57,16 @@ def count(path):
     if len(image) < HEADER_LEN or image[:8] != MAGIC:
         raise ValueError("not a catalog image")
     version, _, body_len, checksum = struct.unpack_from("<IIQQ", image, 8)
-    if version != VERSION:
-        raise ValueError(f"catalog version {version}, this reader knows {VERSION}")
+    if version not in VERSIONS:
+        raise ValueError(f"catalog version {version}, this reader knows {VERSIONS}")
     body = image[HEADER_LEN:]
     if len(body) != body_len or fnv1a64(body) != checksum:
         raise ValueError("length or checksum mismatch")
     b = Body(body)
     for _ in range(6):  # release, header_page, header_event, README, tracers, clock
         b.string()
+    if version >= 3:
+        b.string()  # available_filter_functions
     for _ in range(b.u32()):  # options
         b.string()
         b.u32()

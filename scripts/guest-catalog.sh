@@ -61,5 +61,5 @@ grep -q '@@GUESTCAT DONE@@' "$WORK/console" || {
     exit 1
 }
 LEN=$(head -c 512 "$WORK/disk" | tr -d '\000' | head -n1)
-dd if="$WORK/disk" bs=512 skip=1 status=none | head -c "$LEN" >"$OUT"
+dd if="$WORK/disk" bs=512 skip=1 iflag=count_bytes count="$LEN" status=none >"$OUT"
 echo "guest-catalog: $OUT ($LEN bytes, kernel $(cat "$CACHE/kernel/KVER"))"

@@ -6,6 +6,7 @@
 //! magic "EVFSCAT\0" | version u32 | reserved u32 | body_len u64 | fnv1a64(body) u64
 //! body: str kernel_release, str header_page, str header_event,
 //!       str README, str available_tracers, str trace_clock,
+//!       str available_filter_functions (version 3 only),
 //!       u32 noptions, per option: str name, u32 default (0/1),
 //!       u32 nsystems,
 //!       per system: str name, u32 file_mask, u32 nevents,
@@ -22,8 +23,10 @@ use crate::layout::{all_files, EVENT_FILES, OPTIONS, SYSTEM_FILES};
 
 /// Magic bytes at the start of every catalog file.
 pub const MAGIC: &[u8; 8] = b"EVFSCAT\0";
-/// The only catalog image version this build reads and writes.
-pub const VERSION: u32 = 2;
+/// The catalog image version this build writes: 3 added `available_filter_functions`.
+pub const VERSION: u32 = 3;
+/// The oldest version this build reads (a version 2 image has no function list).
+pub const MIN_VERSION: u32 = 2;
 /// Size of the fixed header before the body.
 pub const HEADER_LEN: usize = 32;
 /// Longest name tracefs (and FUSE) allows for one path component.
@@ -42,7 +45,7 @@ pub enum CatalogProblem {
     #[error("not an eventfs catalog (bad magic)")]
     BadMagic,
     /// Written by a different format version.
-    #[error("unsupported catalog version {found} (this build reads version {VERSION})")]
+    #[error("unsupported catalog version {found} (this build reads versions {MIN_VERSION} to {VERSION})")]
     Version {
         /// Version found in the header.
         found: u32,
@@ -147,6 +150,8 @@ pub struct RawCatalog {
     pub available_tracers: Span,
     /// Content of `trace_clock` (the default clock in brackets).
     pub trace_clock: Span,
+    /// Content of `available_filter_functions` (empty when the kernel did not show it).
+    pub functions: Span,
     /// Which rows of [`OPTIONS`] the kernel has.
     pub options: u64,
     /// Default value of each option row (bit set = 1).
@@ -170,6 +175,9 @@ pub struct Catalog {
     pub available_tracers: String,
     /// Content of `trace_clock`.
     pub trace_clock: String,
+    /// Content of `available_filter_functions` (one function per line, `name [module]` for a
+    /// module's; empty when the kernel did not show it).
+    pub functions: String,
     /// Trace options (`options/<name>`) and their default values.
     pub options: Vec<(String, bool)>,
     /// Systems, in the order they are listed.
@@ -277,8 +285,9 @@ impl RawCatalog {
         }
         let word = |at: usize| u32::from_le_bytes(image[at..at + 4].try_into().unwrap());
         let dword = |at: usize| u64::from_le_bytes(image[at..at + 8].try_into().unwrap());
-        if word(8) != VERSION {
-            return Err(CatalogProblem::Version { found: word(8) });
+        let version = word(8);
+        if !(MIN_VERSION..=VERSION).contains(&version) {
+            return Err(CatalogProblem::Version { found: version });
         }
         let body = &image[HEADER_LEN..];
         if dword(16) != body.len() as u64 {
@@ -308,6 +317,11 @@ impl RawCatalog {
         let readme = cur.str("README")?;
         let available_tracers = cur.str("available_tracers")?;
         let trace_clock = cur.str("trace_clock")?;
+        let functions = if version >= 3 {
+            cur.str("available_filter_functions")?
+        } else {
+            Span { off: 0, len: 0 }
+        };
         let (mut options, mut option_defaults) = (0u64, 0u64);
         let noptions = cur.u32("option count")?;
         for _ in 0..noptions {
@@ -399,6 +413,7 @@ impl RawCatalog {
             readme,
             available_tracers,
             trace_clock,
+            functions,
             options,
             option_defaults,
             systems,
@@ -422,6 +437,7 @@ impl Catalog {
             readme: text(image, raw.readme),
             available_tracers: text(image, raw.available_tracers),
             trace_clock: text(image, raw.trace_clock),
+            functions: text(image, raw.functions),
             options: OPTIONS
                 .iter()
                 .enumerate()
@@ -462,6 +478,7 @@ impl Catalog {
         put_str(&mut body, &self.readme);
         put_str(&mut body, &self.available_tracers);
         put_str(&mut body, &self.trace_clock);
+        put_str(&mut body, &self.functions);
         body.extend_from_slice(&(self.options.len() as u32).to_le_bytes());
         for (name, default) in &self.options {
             put_str(&mut body, name);
@@ -512,6 +529,25 @@ pub fn load_file(path: &Path) -> Result<Vec<u8>, CatalogError> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn version_2_images_have_no_function_list() {
+        let mut catalog = sample();
+        catalog.functions.clear();
+        let v3 = catalog.encode();
+        // The same image as version 2 wrote it: no function list after trace_clock.
+        let raw = RawCatalog::parse(&v3).unwrap();
+        let at = raw.functions.off as usize;
+        let mut body = v3[HEADER_LEN..at - 4].to_vec();
+        body.extend_from_slice(&v3[at..]);
+        let mut v2 = v3[..HEADER_LEN].to_vec();
+        v2[8..12].copy_from_slice(&2u32.to_le_bytes());
+        v2[16..24].copy_from_slice(&(body.len() as u64).to_le_bytes());
+        v2[24..32].copy_from_slice(&fnv1a64(&body).to_le_bytes());
+        v2.extend_from_slice(&body);
+        assert_eq!(Catalog::decode(&v2).unwrap(), catalog);
+        assert_eq!(Catalog::decode(&sample().encode()).unwrap(), sample());
+    }
+
     pub(crate) fn sample() -> Catalog {
         Catalog {
             kernel_release: "6.0-test".into(),
@@ -520,6 +556,7 @@ mod tests {
             readme: "tracing mini-HOWTO:\n".into(),
             available_tracers: "nop\n".into(),
             trace_clock: "[local] global\n".into(),
+            functions: "schedule\nvfs_read\nkvm_init [kvm]\n".into(),
             options: vec![("overwrite".into(), true), ("raw".into(), false)],
             systems: vec![SystemEntry {
                 name: "sched".into(),

@@ -119,6 +119,14 @@ pub enum RootFile {
     SetEventNotracePid,
     /// `snapshot` (kernels built with `CONFIG_TRACER_SNAPSHOT`).
     Snapshot,
+    /// `set_ftrace_filter` (kernels with the function tracer).
+    SetFtraceFilter,
+    /// `set_ftrace_notrace`.
+    SetFtraceNotrace,
+    /// `set_ftrace_notrace_pid`.
+    SetFtraceNotracePid,
+    /// `set_ftrace_pid`.
+    SetFtracePid,
 }
 
 impl RootFile {
@@ -234,6 +242,14 @@ pub const ROOT_FILES: &[FileSpec] = &[
     root("set_event", 0o640, RootFile::SetEvent),
     root("set_event_notrace_pid", 0o640, RootFile::SetEventNotracePid),
     root("set_event_pid", 0o640, RootFile::SetEventPid),
+    root("set_ftrace_filter", 0o640, RootFile::SetFtraceFilter),
+    root("set_ftrace_notrace", 0o640, RootFile::SetFtraceNotrace),
+    root(
+        "set_ftrace_notrace_pid",
+        0o640,
+        RootFile::SetFtraceNotracePid,
+    ),
+    root("set_ftrace_pid", 0o640, RootFile::SetFtracePid),
     root("snapshot", 0o640, RootFile::Snapshot),
     root("synthetic_events", 0o640, RootFile::SyntheticEvents),
     root("trace", 0o640, RootFile::Trace),
@@ -446,7 +462,7 @@ mod tests {
         let mut sorted = names.clone();
         sorted.sort_unstable();
         assert_eq!(names, sorted, "root files are listed in ls order");
-        assert_eq!(instance_files_mask().count_ones(), 16);
+        assert_eq!(instance_files_mask().count_ones(), 20);
         let all = all_files(ROOT_FILES);
         assert_eq!(cpu_files_mask(all), all_files(CPU_FILES));
         let snapshot_row = ROOT_FILES

@@ -165,6 +165,8 @@ pub fn snapshot(tracefs: &Path, kernel_release: &str) -> Result<Catalog, Snapsho
         readme: optional("README"),
         available_tracers: optional("available_tracers"),
         trace_clock: optional("trace_clock"),
+        // EPERM on a kernel in lockdown.
+        functions: optional("available_filter_functions"),
         options,
         systems,
     })

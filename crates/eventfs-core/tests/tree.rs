@@ -25,6 +25,7 @@ fn small_tree() -> Tree {
         readme: "readme\n".into(),
         available_tracers: "nop\n".into(),
         trace_clock: "[local] global\n".into(),
+        functions: String::new(),
         options: vec![("overwrite".into(), true)],
         systems: vec![
             SystemEntry {

@@ -1,6 +1,7 @@
 //! ftrace-text: the languages of tracefs's text files, with no file system attached.
 //!
 //! - [`format`] reads an event's `format` file (fields, offsets, `print fmt`);
+//! - [`functions`] holds a kernel's traceable functions and reads `set_ftrace_filter`;
 //! - [`filter`] parses and evaluates the predicate language of `filter` files, with the
 //!   kernel's error texts;
 //! - [`kparse`] reads numbers, white space and tokens of a write as the kernel does;
@@ -19,6 +20,7 @@
 
 pub mod filter;
 pub mod format;
+pub mod functions;
 pub mod kparse;
 pub mod page;
 pub mod probe;

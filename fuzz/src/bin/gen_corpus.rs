@@ -580,6 +580,7 @@ fn small_catalog() -> Catalog {
         readme: "tracing mini-HOWTO:\n".into(),
         available_tracers: "nop\n".into(),
         trace_clock: "[local] global\n".into(),
+        functions: "schedule\nvfs_read\nkvm_init [kvm]\n".into(),
         options: full.options.into_iter().take(6).collect(),
         systems,
     }

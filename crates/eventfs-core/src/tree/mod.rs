@@ -209,6 +209,8 @@ pub struct Tree {
     readme: RootText,
     available_tracers: RootText,
     trace_clock: Span,
+    /// `available_filter_functions`.
+    functions: Span,
     /// Default values of the trace options (bit per row of [`crate::layout::OPTIONS`]).
     option_defaults: u64,
     config: TreeConfig,
@@ -351,6 +353,7 @@ impl Tree {
             readme: RootText::Image(raw.readme),
             available_tracers: RootText::Image(raw.available_tracers),
             trace_clock: raw.trace_clock,
+            functions: raw.functions,
             option_defaults: raw.option_defaults,
             config,
             created: SystemTime::now(),
@@ -667,6 +670,11 @@ impl Tree {
             entry.gid = change.gid;
         }
         Ok(self.attr_of(&meta, node))
+    }
+
+    /// Calls `f` with the catalog's `available_filter_functions` (empty when it has none).
+    pub fn with_functions<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        f(self.functions.get(&self.image))
     }
 
     /// The release of the kernel the catalog was taken from (`6.1.0-48-amd64`).

@@ -9,15 +9,26 @@
 use eventfs_core::layout::{FileKind, RootFile, ROOT_FILES};
 use eventfs_core::tree::{Tree, ROOT_INO};
 
-/// Tracers the simulation runs. The catalog has no kernel functions (its
-/// `available_filter_functions` is empty), so no function-based tracer can work.
-pub const EMULATED_TRACERS: &[&str] = &["nop"];
+/// Tracers the simulation runs: `function` needs the catalog's function list.
+pub const EMULATED_TRACERS: &[&str] = &["function", "nop"];
+
+/// Root files that need the catalog's function list (the function tracer's).
+const FUNCTION_TRACER_FILES: &[RootFile] = &[
+    RootFile::SetFtraceFilter,
+    RootFile::SetFtraceNotrace,
+    RootFile::SetFtraceNotracePid,
+    RootFile::SetFtracePid,
+];
 
 /// Root files that exist only when the kernel was built with the feature; the README names
 /// each one it has.
 const OPTIONAL_ROOT_FILES: &[RootFile] = &[
     RootFile::DynamicEvents,
     RootFile::KprobeEvents,
+    RootFile::SetFtraceFilter,
+    RootFile::SetFtraceNotrace,
+    RootFile::SetFtraceNotracePid,
+    RootFile::SetFtracePid,
     RootFile::Snapshot,
     RootFile::SyntheticEvents,
     RootFile::UprobeEvents,
@@ -27,6 +38,10 @@ const OPTIONAL_ROOT_FILES: &[RootFile] = &[
 /// when the snapshotted kernel had them.
 const EMULATED_OPTIONAL_FILES: &[RootFile] = &[
     RootFile::DynamicEvents,
+    RootFile::SetFtraceFilter,
+    RootFile::SetFtraceNotrace,
+    RootFile::SetFtraceNotracePid,
+    RootFile::SetFtracePid,
     RootFile::Snapshot,
     RootFile::UprobeEvents,
 ];
@@ -35,11 +50,11 @@ const EMULATED_OPTIONAL_FILES: &[RootFile] = &[
 const NON_FILE_ENTRIES: &[&str] = &["instances", "events/"];
 
 /// `available_tracers` of the simulation: the snapshotted kernel's list, keeping only the
-/// tracers the simulation runs, in the kernel's order.
-pub fn available_tracers(snapshot: &str) -> String {
+/// tracers the simulation runs (`function` only with a function list), in the kernel's order.
+pub fn available_tracers(snapshot: &str, has_functions: bool) -> String {
     let kept: Vec<&str> = snapshot
         .split_whitespace()
-        .filter(|t| EMULATED_TRACERS.contains(t))
+        .filter(|t| EMULATED_TRACERS.contains(t) && (has_functions || *t != "function"))
         .collect();
     let mut out = if kept.is_empty() {
         "nop".to_string()
@@ -53,13 +68,15 @@ pub fn available_tracers(snapshot: &str) -> String {
 /// The bit mask of [`ROOT_FILES`] rows the simulation serves at the top level: every
 /// mandatory file, and an optional one when the snapshotted kernel had it (its README names
 /// it) and the simulation implements it.
-pub fn root_files_mask(readme: &str) -> u64 {
+pub fn root_files_mask(readme: &str, has_functions: bool) -> u64 {
     ROOT_FILES
         .iter()
         .enumerate()
         .filter(|(_, spec)| match spec.kind {
             FileKind::Root(file) if OPTIONAL_ROOT_FILES.contains(&file) => {
-                EMULATED_OPTIONAL_FILES.contains(&file) && readme_names(readme, spec.name)
+                EMULATED_OPTIONAL_FILES.contains(&file)
+                    && readme_names(readme, spec.name)
+                    && (has_functions || !FUNCTION_TRACER_FILES.contains(&file))
             }
             _ => true,
         })
@@ -80,12 +97,13 @@ pub fn prepare_tree(tree: &mut Tree) {
             .unwrap_or_default()
     };
     let (snapshot_readme, snapshot_tracers) = (text_of(b"README"), text_of(b"available_tracers"));
-    tree.set_root_files(root_files_mask(&snapshot_readme));
+    let has_functions = tree.with_functions(|list| !list.is_empty());
+    tree.set_root_files(root_files_mask(&snapshot_readme, has_functions));
     let served = |name: &str| tree.find(ROOT_INO, name.as_bytes()).is_ok();
     let readme = readme(&snapshot_readme, served);
     tree.replace_root_texts(
         readme.into_bytes(),
-        available_tracers(&snapshot_tracers).into_bytes(),
+        available_tracers(&snapshot_tracers, has_functions).into_bytes(),
     );
 }
 
@@ -113,7 +131,7 @@ fn entry_name(line: &str) -> Option<&str> {
 pub fn readme(snapshot: &str, served: impl Fn(&str) -> bool) -> String {
     let mut out = String::with_capacity(snapshot.len());
     let mut skipping = false;
-    let mut hist_skip = HistSkip::No;
+    let mut unsimulated = UnsimulatedText::No;
     for line in snapshot.split_inclusive('\n') {
         if let Some(name) = entry_name(line) {
             skipping = !match name.strip_prefix("events/") {
@@ -122,52 +140,56 @@ pub fn readme(snapshot: &str, served: impl Fn(&str) -> bool) -> String {
                 Some(_) => true,
                 None => served(name) || NON_FILE_ENTRIES.contains(&name),
             };
-            hist_skip = HistSkip::No;
+            unsimulated = UnsimulatedText::No;
         } else if !continues_entry(line) {
             skipping = false;
             if !line.trim().is_empty() {
-                hist_skip = HistSkip::No;
+                unsimulated = UnsimulatedText::No;
             }
         }
-        hist_skip = hist_skip.next(line);
-        if !skipping && hist_skip == HistSkip::No {
+        unsimulated = unsimulated.next(line);
+        if !skipping && unsimulated == UnsimulatedText::No {
             out.push_str(line);
         }
     }
     out
 }
 
-/// Where a README line stands in the unsimulated parts of the hist trigger help.
+/// Where a README line stands in the unsimulated parts of the help: the hist trigger's
+/// variables, expressions, handlers and actions, and `set_ftrace_filter`'s function triggers.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum HistSkip {
+enum UnsimulatedText {
     /// Shown.
     No,
     /// One line (a `[:<var1>=...]` syntax line).
     Line,
     /// Up to and including the next blank line (the variable and expression paragraphs).
     Paragraph,
-    /// To the end of the entry (handlers and actions close the hist help).
+    /// To the end of the entry (handlers and actions close the hist help; the function
+    /// triggers close `set_ftrace_filter`'s).
     Rest,
 }
 
-impl HistSkip {
-    fn next(self, line: &str) -> HistSkip {
+impl UnsimulatedText {
+    fn next(self, line: &str) -> UnsimulatedText {
         let text = line.trim();
         match self {
-            HistSkip::Rest => HistSkip::Rest,
-            HistSkip::Paragraph if text.is_empty() => HistSkip::Line,
-            HistSkip::Paragraph => HistSkip::Paragraph,
-            HistSkip::No | HistSkip::Line => {
+            UnsimulatedText::Rest => UnsimulatedText::Rest,
+            UnsimulatedText::Paragraph if text.is_empty() => UnsimulatedText::Line,
+            UnsimulatedText::Paragraph => UnsimulatedText::Paragraph,
+            UnsimulatedText::No | UnsimulatedText::Line => {
                 if text.starts_with("[:<var1>=") || text.starts_with("[:<handler>.<action>]") {
-                    HistSkip::Line
+                    UnsimulatedText::Line
                 } else if text.starts_with("A hist trigger variable can be")
                     || text.starts_with("hist trigger arithmetic expressions")
                 {
-                    HistSkip::Paragraph
-                } else if text.starts_with("Hist trigger handlers and actions") {
-                    HistSkip::Rest
+                    UnsimulatedText::Paragraph
+                } else if text.starts_with("Hist trigger handlers and actions")
+                    || text.starts_with("triggers: a command to perform when function is hit")
+                {
+                    UnsimulatedText::Rest
                 } else {
-                    HistSkip::No
+                    UnsimulatedText::No
                 }
             }
         }
@@ -187,8 +209,12 @@ mod tests {
 
     #[test]
     fn tracers_keep_only_what_runs() {
-        assert_eq!(available_tracers("blk function nop\n"), "nop\n");
-        assert_eq!(available_tracers(""), "nop\n");
+        assert_eq!(available_tracers("blk function nop\n", false), "nop\n");
+        assert_eq!(
+            available_tracers("blk mmiotrace function_graph function nop\n", true),
+            "function nop\n"
+        );
+        assert_eq!(available_tracers("", false), "nop\n");
     }
 
     #[test]
@@ -210,7 +236,7 @@ mod tests {
 
     #[test]
     fn optional_files_need_the_kernel_and_the_simulation() {
-        let mask = root_files_mask(README);
+        let mask = root_files_mask(README, false);
         let row = |file: RootFile| {
             ROOT_FILES
                 .iter()

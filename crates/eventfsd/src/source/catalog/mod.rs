@@ -34,6 +34,7 @@ pub mod clock;
 pub mod cmdlines;
 pub mod dynamic;
 pub mod events;
+pub mod function_tracer;
 pub mod handles;
 mod hist;
 pub mod input;

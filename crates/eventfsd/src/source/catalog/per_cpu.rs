@@ -113,9 +113,13 @@ impl PerCpuFiles<'_> {
 
     /// This CPU's part of the snapshot buffer.
     fn snapshot_text(&self, tree: &Tree, node: NodeRef, cpu: u32) -> Vec<u8> {
-        snapshot::text(self.state, tree, node.dir, Some(cpu), |ring, cpu| {
-            self.recorder.ring_text(tree, ring, cpu)
-        })
+        snapshot::text(
+            self.state,
+            tree,
+            node.dir,
+            Some(cpu),
+            |ring, cpu, tracer| self.recorder.ring_text(tree, ring, cpu, tracer),
+        )
     }
 
     /// `stats`, in the kernel's order and format.

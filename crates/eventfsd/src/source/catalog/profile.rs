@@ -12,6 +12,7 @@ use std::fmt;
 
 /// The built-in profile: roughly what an idle-to-lightly-loaded 2-vCPU guest produces.
 const BUILT_IN: &str = "\
+ftrace:function 1000
 sched:sched_switch 400
 sched:sched_waking 250
 sched:sched_wakeup 250

@@ -10,12 +10,14 @@ use eventfs_core::layout::{FileKind, OPTIONS};
 use eventfs_core::tree::{DirId, Ino, Tree};
 use eventfs_core::FsError;
 use ftrace_text::format;
+use ftrace_text::functions::FunctionTable;
 use ftrace_text::page::PayloadLayout;
 use ftrace_text::render::{print_fmt_text, CompiledFmt, RenderOutcome};
 use ftrace_text::trigger::{self, Action};
 use ftrace_text::{trace_header, FieldValue, Generator, Record, Ring};
 
 use super::cmdlines::Cmdlines;
+use super::function_tracer;
 use super::hist::{self, Sample};
 use super::snapshot;
 use super::state::{self, lock, EventState, FilterSlot, InstanceState, State};
@@ -185,6 +187,9 @@ pub struct Recorder {
     pub(super) stats: RecorderStats,
     /// `saved_cmdlines`: the comms of the tasks recorded.
     cmdlines: Mutex<Cmdlines>,
+    /// The catalog's functions, read from the tree the first time the function tracer or
+    /// its files are used (megabytes of names a daemon that never traces functions skips).
+    functions: std::sync::OnceLock<FunctionTable>,
 }
 
 impl Recorder {
@@ -196,7 +201,15 @@ impl Recorder {
             rates: Mutex::default(),
             stats: RecorderStats::default(),
             cmdlines: Mutex::default(),
+            functions: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The catalog's functions (`available_filter_functions`).
+    pub fn functions(&self, tree: &Tree) -> &FunctionTable {
+        self.functions.get_or_init(|| {
+            tree.with_functions(|list| FunctionTable::parse(&String::from_utf8_lossy(list)))
+        })
     }
 
     /// Records written so far, records dropped by filters, and lines rendered in the
@@ -266,6 +279,7 @@ impl Recorder {
         let mut events = state.events();
         let mut driven = driven_by_probes(state, tree, &events);
         driven.extend(driven_by_fork_following(state, tree));
+        driven.extend(function_tracer::driven(state, tree));
         if events.is_empty() && driven.is_empty() {
             timeline.retain_credit(|_| false);
             return;
@@ -389,6 +403,21 @@ impl Recorder {
         let id = tree.event_id(dir);
         let render = self.render_info(tree, dir, id);
         let fields: Vec<format::Field<'_>> = format::fields(&render.format).collect();
+        if function_tracer::is_function_event(tree, dir) {
+            let functions = self.functions(tree);
+            let (ring, on, call) = state.instance(tree, dir, |i| {
+                let call = i.function_tracer.then(|| {
+                    function_tracer::call(i, functions, &mut timeline.generator, ts, id, &fields)
+                });
+                (i.ring.clone(), i.tracing_on, call.flatten())
+            });
+            if let (true, Some(call)) = (on, call) {
+                self.note_task(&call);
+                self.stats.records.fetch_add(1, Ordering::Relaxed);
+                ring.push(call);
+            }
+            return;
+        }
         let (ring, pid, follows_forks) = state.instance(tree, dir, |i| {
             let follows_forks = i.options & event_fork_bit() != 0;
             (
@@ -591,7 +620,20 @@ impl Recorder {
         // A local map of the renderers seen so far: one shared-lock access per distinct event,
         // not per record.
         let mut by_id: HashMap<u32, Option<Arc<EventRender>>> = HashMap::new();
+        let function_id = tree
+            .find_event("ftrace", "function")
+            .map(|d| tree.event_id(d));
         for record in records {
+            // Calls of the function tracer print as `trace_fn_trace` prints them.
+            if Some(record.event_id) == function_id {
+                if let Some(render) = self.render_of(record.event_id) {
+                    let fields: Vec<format::Field<'_>> = format::fields(&render.format).collect();
+                    ftrace_text::render_context(record, out);
+                    function_tracer::render_call(self.functions(tree), record, &fields, out);
+                    out.push('\n');
+                    continue;
+                }
+            }
             let render = by_id
                 .entry(record.event_id)
                 .or_insert_with(|| self.render_of(record.event_id));
@@ -616,12 +658,15 @@ impl Recorder {
     /// The whole `cat trace` text of an instance (or of one CPU's `per_cpu/cpuN/trace`):
     /// header and every buffered record.
     pub fn trace_text(&self, state: &State, tree: &Tree, dir: DirId, cpu: Option<u32>) -> Vec<u8> {
-        let ring = state.instance(tree, dir, |i| i.ring.clone());
-        self.ring_text(tree, &ring, cpu)
+        let (ring, tracer) = state.instance(tree, dir, |i| {
+            (i.ring.clone(), function_tracer::tracer_name(i))
+        });
+        self.ring_text(tree, &ring, cpu, tracer)
     }
 
-    /// The `trace` text of `ring` (a main or a snapshot buffer), all CPUs or one.
-    pub fn ring_text(&self, tree: &Tree, ring: &Ring, cpu: Option<u32>) -> Vec<u8> {
+    /// The `trace` text of `ring` (a main or a snapshot buffer), all CPUs or one, under
+    /// `tracer`'s name.
+    pub fn ring_text(&self, tree: &Tree, ring: &Ring, cpu: Option<u32>, tracer: &str) -> Vec<u8> {
         let records = ring.snapshot_of(cpu);
         let written = match cpu {
             Some(cpu) => {
@@ -630,7 +675,7 @@ impl Recorder {
             }
             None => ring.written(),
         };
-        let mut out = trace_header(records.len(), written, ring.nr_cpus(), "nop");
+        let mut out = trace_header(records.len(), written, ring.nr_cpus(), tracer);
         self.render_records(tree, &records, &mut out);
         out.into_bytes()
     }

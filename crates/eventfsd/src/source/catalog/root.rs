@@ -8,6 +8,7 @@ use eventfs_core::tree::{DirId, NodeRef, Tree};
 use eventfs_core::FsError;
 
 use super::dynamic::DynamicEvents;
+use super::function_tracer;
 use super::handles::{HandleKind, Handles};
 use super::input::{parse_kb, written_text};
 use super::recorder::{PipeReader, Recorder};
@@ -92,6 +93,12 @@ impl RootFiles<'_> {
                     .instance(tree, node.dir, |i| i.notrace_pids.clear()),
                 RootFile::ErrorLog => self.state.instance(tree, node.dir, |i| i.error_log.clear()),
                 RootFile::Trace => self.state.instance(tree, node.dir, |i| i.ring.clear()),
+                RootFile::SetFtraceFilter
+                | RootFile::SetFtraceNotrace
+                | RootFile::SetFtracePid
+                | RootFile::SetFtraceNotracePid => {
+                    function_tracer::truncate(self.state, tree, node.dir, file)
+                }
                 RootFile::UprobeEvents => {
                     self.dynamic
                         .clear(self.state, tree, self.recorder, Via::UprobeEvents)?
@@ -129,8 +136,8 @@ impl RootFiles<'_> {
 
     /// `snapshot` of the instance of `node`.
     fn snapshot_text(&self, tree: &Tree, node: NodeRef) -> Vec<u8> {
-        snapshot::text(self.state, tree, node.dir, None, |ring, cpu| {
-            self.recorder.ring_text(tree, ring, cpu)
+        snapshot::text(self.state, tree, node.dir, None, |ring, cpu, tracer| {
+            self.recorder.ring_text(tree, ring, cpu, tracer)
         })
     }
 
@@ -196,7 +203,22 @@ impl RootFiles<'_> {
             }
             // The simulated kernel has no trace_printk() call sites.
             RootFile::PrintkFormats => Vec::new(),
-            RootFile::CurrentTracer => b"nop\n".to_vec(),
+            RootFile::CurrentTracer => self
+                .state
+                .instance(tree, node.dir, |i| {
+                    format!("{}\n", function_tracer::tracer_name(i))
+                })
+                .into_bytes(),
+            RootFile::SetFtraceFilter
+            | RootFile::SetFtraceNotrace
+            | RootFile::SetFtracePid
+            | RootFile::SetFtraceNotracePid => function_tracer::read(
+                self.state,
+                tree,
+                node.dir,
+                self.recorder.functions(tree),
+                file,
+            ),
             RootFile::ErrorLog => self
                 .state
                 .instance(tree, node.dir, |i| i.error_log.concat())
@@ -256,10 +278,12 @@ impl RootFiles<'_> {
             }
             RootFile::UprobeEvents => self.dynamic.listing(Via::UprobeEvents).into_bytes(),
             RootFile::DynamicEvents => self.dynamic.listing(Via::DynamicEvents).into_bytes(),
-            // The catalog has no kernel symbols; kprobe and synthetic events are hidden.
-            RootFile::AvailableFilterFunctions
-            | RootFile::KprobeEvents
-            | RootFile::SyntheticEvents => Vec::new(),
+            // The snapshotted kernel's list (megabytes): sliced in place, never copied whole.
+            RootFile::AvailableFilterFunctions => {
+                return Ok(tree.with_functions(|list| slice_at(list, offset, size)))
+            }
+            // Hidden (not simulated).
+            RootFile::KprobeEvents | RootFile::SyntheticEvents => Vec::new(),
             RootFile::TraceMarker => {
                 return Err(FsError::Invalid("trace_marker is write-only".into()))
             }
@@ -324,14 +348,24 @@ impl RootFiles<'_> {
                     )));
                 }
             }
-            RootFile::CurrentTracer => {
-                // Only the event tracer (nop) is emulated: the catalog has no functions to trace.
-                if value != "nop" {
-                    return Err(FsError::Invalid(format!(
-                        "tracer {value:?} is not emulated"
-                    )));
-                }
-            }
+            RootFile::CurrentTracer => function_tracer::set_tracer(
+                self.state,
+                tree,
+                node.dir,
+                self.recorder.functions(tree),
+                value,
+            )?,
+            RootFile::SetFtraceFilter
+            | RootFile::SetFtraceNotrace
+            | RootFile::SetFtracePid
+            | RootFile::SetFtraceNotracePid => function_tracer::write(
+                self.state,
+                tree,
+                node.dir,
+                self.recorder.functions(tree),
+                file,
+                data,
+            )?,
             RootFile::ErrorLog => self.state.instance(tree, node.dir, |i| i.error_log.clear()),
             RootFile::SetEvent => self.write_set_event(tree, node.dir, text)?,
             // Appended to the list (an open with O_TRUNC emptied it first).

@@ -13,10 +13,11 @@ use eventfs_core::tree::{DirId, Tree, ROOT_INO};
 use eventfs_core::FsError;
 use ftrace_text::{kparse, Ring};
 
+use super::function_tracer;
 use super::state::State;
 
 /// What `cat snapshot` shows before the commands when the snapshot buffer is empty.
-fn help(allocated: bool, per_cpu: bool) -> String {
+fn help(tracer: &str, allocated: bool, per_cpu: bool) -> String {
     let state = if allocated { "allocated" } else { "freed" };
     let commands = if per_cpu {
         "# echo 0 > snapshot : Invalid for per_cpu snapshot file.\n\
@@ -30,7 +31,7 @@ fn help(allocated: bool, per_cpu: bool) -> String {
          # echo 2 > snapshot : Clears snapshot buffer (but does not allocate or free)\n"
     };
     format!(
-        "# tracer: nop\n#\n#\n# * Snapshot is {state} *\n#\n# Snapshot commands:\n{commands}\
+        "# tracer: {tracer}\n#\n#\n# * Snapshot is {state} *\n#\n# Snapshot commands:\n{commands}\
          #                      (Doesn't have to be '2' works with any number that\n\
          #                       is not a '0' or '1')\n"
     )
@@ -49,18 +50,20 @@ pub fn text(
     tree: &Tree,
     dir: DirId,
     cpu: Option<u32>,
-    render: impl FnOnce(&Ring, Option<u32>) -> Vec<u8>,
+    render: impl FnOnce(&Ring, Option<u32>, &str) -> Vec<u8>,
 ) -> Vec<u8> {
-    let (ring, allocated) =
-        state.instance(tree, dir, |i| (i.snapshot.clone(), i.snapshot_allocated));
+    let (ring, allocated, tracer) = state.instance(tree, dir, |i| {
+        let tracer = function_tracer::tracer_name(i);
+        (i.snapshot.clone(), i.snapshot_allocated, tracer)
+    });
     let empty = match cpu {
         Some(cpu) => ring.cpu_stats(cpu).entries == 0,
         None => ring.is_empty(),
     };
     if empty {
-        help(allocated, cpu.is_some()).into_bytes()
+        help(tracer, allocated, cpu.is_some()).into_bytes()
     } else {
-        render(&ring, cpu)
+        render(&ring, cpu, tracer)
     }
 }
 

@@ -96,6 +96,19 @@ pub struct Attachment {
     pub filter: Option<filter::Filter>,
 }
 
+/// What the function tracer of an instance traces.
+#[derive(Default)]
+pub struct FtraceSelection {
+    /// `set_ftrace_filter`: function numbers, sorted (empty: every function).
+    pub filter: Vec<u32>,
+    /// `set_ftrace_notrace`: function numbers, sorted.
+    pub notrace: Vec<u32>,
+    /// `set_ftrace_pid` (empty: every task).
+    pub pids: BTreeSet<u32>,
+    /// `set_ftrace_notrace_pid`.
+    pub notrace_pids: BTreeSet<u32>,
+}
+
 /// The state tracefs keeps per instance.
 pub struct InstanceState {
     /// `tracing_on`.
@@ -106,6 +119,10 @@ pub struct InstanceState {
     pub snapshot: Arc<Ring>,
     /// `echo 1 > snapshot` (or a snapshot trigger) allocated it.
     pub snapshot_allocated: bool,
+    /// `current_tracer` is `function` (else `nop`).
+    pub function_tracer: bool,
+    /// The function tracer's selection (see `function_tracer.rs`).
+    pub ftrace: FtraceSelection,
     /// Index of the selected clock in the catalog's `trace_clock` list.
     pub clock: usize,
     /// Trace option values, one bit per row of [`eventfs_core::layout::OPTIONS`].
@@ -135,6 +152,8 @@ impl InstanceState {
             ring: Arc::new(Ring::new(nr_cpus, options.buffer_kb as usize)),
             snapshot: Arc::new(Ring::new(nr_cpus, options.buffer_kb as usize)),
             snapshot_allocated: false,
+            function_tracer: false,
+            ftrace: FtraceSelection::default(),
             clock: 0,
             options: default_options,
             event_pids: BTreeSet::new(),

@@ -155,6 +155,12 @@ pub fn root_files_mask(instance_dir: &Path, top_dir: &Path, policy: &Policy) -> 
             // Not forwarded: a snapshot doubles the instance's ring buffers in host memory,
             // past what the policy sizes.
             RootFile::Snapshot => false,
+            // Not forwarded: the function tracer is the policy's business (current_tracer);
+            // its filters are not part of what a guest may set on the host.
+            RootFile::SetFtraceFilter
+            | RootFile::SetFtraceNotrace
+            | RootFile::SetFtraceNotracePid
+            | RootFile::SetFtracePid => false,
             RootFile::Readme => top_dir.join("README").exists(),
             f if f.is_global_only() => {
                 policy.global_file_allowed(spec.name) && top_dir.join(spec.name).exists()

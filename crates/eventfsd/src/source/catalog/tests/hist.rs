@@ -108,7 +108,7 @@ fn named_histograms_share_one_table() {
 #[test]
 fn only_what_the_simulation_does_is_advertised() {
     let sim = sim();
-    assert_eq!(sim.read("available_tracers"), "nop\n");
+    assert_eq!(sim.read("available_tracers"), "function nop\n");
     let readme = sim.read("README");
     assert!(readme.contains("hist trigger\t- If set"), "{readme}");
     for gone in ["<var1>", "onmatch", "synthetic_events", "arithmetic"] {

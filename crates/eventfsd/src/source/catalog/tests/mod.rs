@@ -1,5 +1,6 @@
 //! The catalog source driven through [`ControlFiles`] on a real tree, without FUSE.
 
+mod function_tracer;
 mod hist;
 mod sim;
 mod snapshot;

@@ -1,0 +1,244 @@
+//! The `function` tracer over the catalog's `available_filter_functions`: `current_tracer`,
+//! `set_ftrace_filter`, `set_ftrace_notrace`, `set_ftrace_pid`, `set_ftrace_notrace_pid`, and
+//! the calls it records (what `kernel/trace/ftrace.c` and `trace_functions.c` do).
+//!
+//! While an instance's tracer is `function`, its `ftrace/function` event fires at the profile's
+//! rate for `ftrace:function`; each occurrence is a call of one traced function (chosen
+//! evenly among those the filters select) from another function of the list.
+
+use std::collections::BTreeSet;
+
+use eventfs_core::layout::RootFile;
+use eventfs_core::tree::{DirId, Ino, Tree};
+use eventfs_core::FsError;
+use ftrace_text::format;
+use ftrace_text::functions::FunctionTable;
+use ftrace_text::{FieldValue, Generator, Record};
+
+use super::state::{InstanceState, State};
+
+/// The name `current_tracer` and `trace`'s header show for an instance.
+pub fn tracer_name(instance: &InstanceState) -> &'static str {
+    if instance.function_tracer {
+        "function"
+    } else {
+        "nop"
+    }
+}
+
+/// A write to `current_tracer`: `nop`, or `function` when the catalog lists functions.
+/// Setting a tracer empties the buffer, as `tracer_init` does.
+pub fn set_tracer(
+    state: &State,
+    tree: &Tree,
+    dir: DirId,
+    functions: &FunctionTable,
+    name: &str,
+) -> Result<(), FsError> {
+    let function = match name {
+        "nop" => false,
+        "function" if !functions.is_empty() => true,
+        _ => {
+            return Err(FsError::Invalid(format!(
+                "tracer {name:?} is not simulated"
+            )))
+        }
+    };
+    state.instance(tree, dir, |i| {
+        i.ring.clear();
+        i.function_tracer = function;
+    });
+    Ok(())
+}
+
+/// An open with `O_TRUNC` of one of the selection files: it starts empty.
+pub fn truncate(state: &State, tree: &Tree, dir: DirId, file: RootFile) {
+    state.instance(tree, dir, |i| match file {
+        RootFile::SetFtraceFilter => i.ftrace.filter.clear(),
+        RootFile::SetFtraceNotrace => i.ftrace.notrace.clear(),
+        RootFile::SetFtracePid => i.ftrace.pids.clear(),
+        RootFile::SetFtraceNotracePid => i.ftrace.notrace_pids.clear(),
+        _ => {}
+    });
+}
+
+/// A write to one of the selection files (appended to what it holds).
+pub fn write(
+    state: &State,
+    tree: &Tree,
+    dir: DirId,
+    functions: &FunctionTable,
+    file: RootFile,
+    data: &[u8],
+) -> Result<(), FsError> {
+    let text = String::from_utf8_lossy(data);
+    match file {
+        RootFile::SetFtraceFilter | RootFile::SetFtraceNotrace => {
+            let notrace = file == RootFile::SetFtraceNotrace;
+            let mut set: BTreeSet<u32> = state.instance(tree, dir, |i| {
+                let list = if notrace {
+                    &i.ftrace.notrace
+                } else {
+                    &i.ftrace.filter
+                };
+                list.iter().copied().collect()
+            });
+            // The tokens before a failing one stay applied, as in the kernel.
+            let result = functions.apply(&mut set, &text);
+            state.instance(tree, dir, |i| {
+                let list = if notrace {
+                    &mut i.ftrace.notrace
+                } else {
+                    &mut i.ftrace.filter
+                };
+                *list = set.into_iter().collect();
+            });
+            result.map_err(|e| FsError::Invalid(format!("{file:?}: {e}")))
+        }
+        RootFile::SetFtracePid | RootFile::SetFtraceNotracePid => {
+            let pids = ftrace_text::kparse::pids_of_write(data)
+                .map_err(|e| FsError::Invalid(format!("{file:?}: {e:?}")))?;
+            state.instance(tree, dir, |i| {
+                let list = if file == RootFile::SetFtracePid {
+                    &mut i.ftrace.pids
+                } else {
+                    &mut i.ftrace.notrace_pids
+                };
+                list.extend(pids);
+            });
+            Ok(())
+        }
+        _ => Err(FsError::Invalid(format!(
+            "{file:?} is not a function tracer file"
+        ))),
+    }
+}
+
+/// What one of the selection files reads.
+pub fn read(
+    state: &State,
+    tree: &Tree,
+    dir: DirId,
+    functions: &FunctionTable,
+    file: RootFile,
+) -> Vec<u8> {
+    state.instance(tree, dir, |i| {
+        let text = match file {
+            RootFile::SetFtraceFilter if i.ftrace.filter.is_empty() => {
+                "#### all functions enabled ####\n".to_string()
+            }
+            RootFile::SetFtraceFilter => listing(functions, &i.ftrace.filter),
+            RootFile::SetFtraceNotrace if i.ftrace.notrace.is_empty() => {
+                "#### no functions disabled ####\n".to_string()
+            }
+            RootFile::SetFtraceNotrace => listing(functions, &i.ftrace.notrace),
+            RootFile::SetFtracePid | RootFile::SetFtraceNotracePid => {
+                let pids = if file == RootFile::SetFtracePid {
+                    &i.ftrace.pids
+                } else {
+                    &i.ftrace.notrace_pids
+                };
+                if pids.is_empty() {
+                    "no pid\n".to_string()
+                } else {
+                    pids.iter().map(|p| format!("{p}\n")).collect()
+                }
+            }
+            _ => String::new(),
+        };
+        text.into_bytes()
+    })
+}
+
+fn listing(functions: &FunctionTable, list: &[u32]) -> String {
+    functions.listing(&list.iter().copied().collect())
+}
+
+/// The `ftrace/function` event directories of the instances whose tracer is `function`:
+/// the recorder makes them fire.
+pub fn driven(state: &State, tree: &Tree) -> Vec<Ino> {
+    state
+        .instances_where(|i| i.function_tracer)
+        .into_iter()
+        .filter_map(|key| {
+            let instance = tree.node(key).ok()?.dir;
+            let events = tree.events_dir_of(instance)?;
+            let function = tree.find_event_in(events, "ftrace", "function")?;
+            Some(tree.dir_ino(function))
+        })
+        .collect()
+}
+
+/// Whether `dir` is an instance's `ftrace/function` event.
+pub fn is_function_event(tree: &Tree, dir: DirId) -> bool {
+    tree.dir_name(dir) == "function" && tree.dir_name(tree.parent_of(dir)) == "ftrace"
+}
+
+/// One call the function tracer of `instance` records at `ts`, or `None` when the chosen
+/// function or task is not traced (a notrace function, a task outside `set_ftrace_pid` or
+/// on `set_ftrace_notrace_pid`).
+pub fn call(
+    instance: &InstanceState,
+    functions: &FunctionTable,
+    generator: &mut Generator,
+    ts: u64,
+    event_id: u32,
+    fields: &[format::Field<'_>],
+) -> Option<Record> {
+    let count = functions.len() as u64;
+    if count == 0 {
+        return None;
+    }
+    let selection = &instance.ftrace;
+    let callee = if selection.filter.is_empty() {
+        generator.below(count) as u32
+    } else {
+        selection.filter[generator.below(selection.filter.len() as u64) as usize]
+    };
+    if selection.notrace.binary_search(&callee).is_ok() {
+        return None;
+    }
+    let caller = generator.below(count) as u32;
+    let mut record = generator.record_at(ts, event_id, fields);
+    if !selection.pids.is_empty() {
+        let pick = generator.below(selection.pids.len() as u64) as usize;
+        if let Some(&pid) = selection.pids.iter().nth(pick) {
+            record.pid = pid as i32;
+        }
+    }
+    if selection.notrace_pids.contains(&(record.pid as u32)) {
+        return None;
+    }
+    for (field, value) in fields.iter().zip(record.fields.iter_mut()) {
+        match field.name {
+            "ip" => *value = FieldValue::UInt(FunctionTable::address(callee)),
+            "parent_ip" => *value = FieldValue::UInt(FunctionTable::address(caller)),
+            "common_pid" => *value = FieldValue::Int(i64::from(record.pid)),
+            _ => {}
+        }
+    }
+    Some(record)
+}
+
+/// A function record's text after the context columns: `callee <-caller`, as
+/// `trace_fn_trace` prints it with `print-parent` set.
+pub fn render_call(
+    functions: &FunctionTable,
+    record: &Record,
+    fields: &[format::Field<'_>],
+    out: &mut String,
+) {
+    let name = |field: &str| {
+        record
+            .field(fields, field)
+            .and_then(FieldValue::as_bits)
+            .map(|ip| match functions.at(ip) {
+                Some(name) => name.to_string(),
+                None => format!("0x{ip:x}"),
+            })
+            .unwrap_or_default()
+    };
+    out.push_str(&name("ip"));
+    out.push_str(" <-");
+    out.push_str(&name("parent_ip"));
+}
