@@ -13,11 +13,14 @@ const TEXT_BASE: u64 = 0xffff_ffff_8100_0000;
 /// Distance between two simulated functions.
 const FUNCTION_STRIDE: u64 = 0x40;
 
-/// The functions of one kernel, in `available_filter_functions` order.
+/// The functions of one kernel, in `available_filter_functions` order: the lines in one
+/// string and where each starts (a tenth of the memory of a string per function).
 #[derive(Debug, Clone, Default)]
 pub struct FunctionTable {
-    /// Each line as listed: `name`, or `name [module]`.
-    lines: Vec<Box<str>>,
+    /// Every line as listed (`name`, or `name [module]`), each followed by `\n`.
+    text: Box<str>,
+    /// Where each line starts in `text`.
+    starts: Vec<u32>,
 }
 
 /// A rejected `set_ftrace_filter` / `set_ftrace_notrace` token (the kernel answers EINVAL
@@ -35,30 +38,40 @@ pub enum FunctionFilterError {
 impl FunctionTable {
     /// The table of an `available_filter_functions` text.
     pub fn parse(list: &str) -> FunctionTable {
+        let mut text = String::with_capacity(list.len());
+        let mut starts = Vec::new();
+        for line in list.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
+            starts.push(text.len() as u32);
+            text.push_str(line);
+            text.push('\n');
+        }
         FunctionTable {
-            lines: list
-                .lines()
-                .map(str::trim_end)
-                .filter(|l| !l.is_empty())
-                .map(Box::from)
-                .collect(),
+            text: text.into(),
+            starts,
         }
     }
 
     /// Number of functions.
     pub fn len(&self) -> usize {
-        self.lines.len()
+        self.starts.len()
     }
 
     /// Whether there are none (a kernel that did not show its list).
     pub fn is_empty(&self) -> bool {
-        self.lines.is_empty()
+        self.starts.is_empty()
     }
 
     /// Function `n` as the kernel prints it (`%ps`): its name, with ` [module]` for a
     /// module's.
     pub fn line(&self, n: u32) -> Option<&str> {
-        self.lines.get(n as usize).map(|l| &**l)
+        let start = *self.starts.get(n as usize)? as usize;
+        let end = self.text[start..].find('\n')? + start;
+        Some(&self.text[start..end])
+    }
+
+    /// Every line, in order.
+    fn lines(&self) -> impl Iterator<Item = &str> {
+        self.text.lines()
     }
 
     /// The simulated text address of function `n`.
@@ -94,7 +107,7 @@ impl FunctionTable {
             let matcher = Matcher::new(if name.is_empty() { "*" } else { name });
             let module_matcher = module.map(Matcher::new);
             let mut found = false;
-            for (n, line) in self.lines.iter().enumerate() {
+            for (n, line) in self.lines().enumerate() {
                 let (function, line_module) = split_module(line);
                 let module_ok = match (&module_matcher, line_module) {
                     (None, _) => true,

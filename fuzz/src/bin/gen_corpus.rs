@@ -537,6 +537,16 @@ fn policy_seeds() -> Vec<(String, Vec<u8>)> {
     for (name, text) in variants {
         seeds.push((name.to_string(), text.as_bytes().to_vec()));
     }
+    // The fuzzer's hang of the old backtracking matcher: runs of stars around a long
+    // component, against paths that almost match.
+    let stars = format!(
+        "[events]\nvisible = [\"**/{}{}{}**/**/**\"]\n#--\na/b/c/d/e/f/g/h/i/{}**\n",
+        "\u{f3}".repeat(8),
+        "*".repeat(70),
+        "\u{f3}".repeat(120),
+        "\u{f3}".repeat(9),
+    );
+    seeds.push(("star-runs".to_string(), stars.into_bytes()));
     seeds
 }
 
