@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{HistField, HistSpec, SortField, SortKey};
+use super::{HistDialect, HistField, HistSpec, SortField, SortKey};
 
 /// One part of a histogram key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -118,7 +118,9 @@ impl HistTable {
             .collect();
         for (key, entry) in &sorted {
             print_key(spec, key, &entry.comm, out);
-            let _ = write!(out, " hitcount: {:10}", entry.sums[0]);
+            if !spec.nohitcount {
+                let _ = write!(out, " hitcount: {:10}", entry.sums[0]);
+            }
             for (i, field) in spec.vals.iter().enumerate() {
                 out.push(' ');
                 print_val(field, entry.sums[i + 1], totals[i + 1], out);
@@ -234,7 +236,12 @@ fn print_key(spec: &HistSpec, key: &[KeyPart], comm: &str, out: &mut String) {
         let name = &field.name;
         let _ = match (part, field.modifier) {
             (KeyPart::Stack(frames), _) => {
-                out.push_str("stacktrace:\n");
+                // Renamed with the key (`common_stacktrace`) after 6.1.
+                out.push_str(if spec.dialect == HistDialect::Linux6_1 {
+                    "stacktrace:\n"
+                } else {
+                    "common_stacktrace:\n"
+                });
                 for frame in frames.iter().take_while(|&&f| f != 0) {
                     // `%pS` of an address without a symbol (the catalog has none).
                     let _ = writeln!(out, "{:9}0x{frame:x}", "");
@@ -524,6 +531,43 @@ mod tests {
         );
         assert_eq!(HistDialect::for_release("5.15.0"), HistDialect::Linux6_1);
         assert_eq!(HistDialect::for_release("6.18.0-1"), HistDialect::Current);
+    }
+
+    #[test]
+    fn nohitcount_leaves_the_hitcount_out_and_stack_keys_are_named_by_dialect() {
+        let (spec, _) = spec_of(
+            HistDialect::Current,
+            "hist:keys=next_pid:vals=prev_prio:nohitcount",
+        );
+        let mut table = HistTable::default();
+        hit(
+            &mut table,
+            &spec,
+            &[("next_pid", 7), ("prev_prio", 3)],
+            "sh",
+        );
+        let mut out = String::new();
+        table.render(&spec, "-", &mut out);
+        assert!(
+            out.contains("{ next_pid:          7 }  prev_prio:          3\n"),
+            "{out}"
+        );
+        for (dialect, label) in [
+            (HistDialect::Current, "{ common_stacktrace:\n"),
+            (HistDialect::Linux6_1, "{ stacktrace:\n"),
+        ] {
+            let (spec, _) = spec_of(dialect, "hist:keys=stacktrace");
+            let mut table = HistTable::default();
+            table.add(&spec, |_| Some(FieldInput::Stack(&[0x10, 0x20])), "sh");
+            let mut out = String::new();
+            table.render(&spec, "-", &mut out);
+            assert!(
+                out.contains(&format!(
+                    "{label}         0x10\n         0x20\n}} hitcount:"
+                )),
+                "{out}"
+            );
+        }
     }
 
     #[test]

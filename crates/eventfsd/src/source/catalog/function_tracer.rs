@@ -27,7 +27,8 @@ pub fn tracer_name(instance: &InstanceState) -> &'static str {
 }
 
 /// A write to `current_tracer`: `nop`, or `function` when the catalog lists functions.
-/// Setting a tracer empties the buffer, as `tracer_init` does.
+/// Setting another tracer empties the buffer, as `tracer_init` does; setting the current one
+/// again changes nothing (`tracing_set_tracer` returns early).
 pub fn set_tracer(
     state: &State,
     tree: &Tree,
@@ -45,8 +46,10 @@ pub fn set_tracer(
         }
     };
     state.instance(tree, dir, |i| {
-        i.ring.clear();
-        i.function_tracer = function;
+        if i.function_tracer != function {
+            i.ring.clear();
+            i.function_tracer = function;
+        }
     });
     Ok(())
 }

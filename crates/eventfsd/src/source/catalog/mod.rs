@@ -166,6 +166,14 @@ impl ControlFiles for CatalogControl {
                     .instance(tree, node.dir, |i| i.options & (1 << row) != 0);
                 Ok(slice_at(if on { b"1\n" } else { b"0\n" }, offset, size))
             }
+            NodeKind::File(FileKind::EventHist) => match self.handles.kind(handle) {
+                Some(handles::HandleKind::Snapshot(text)) => Ok(slice_at(&text, offset, size)),
+                _ => Ok(slice_at(
+                    &events::read(&self.state, tree, node, FileKind::EventHist)?,
+                    offset,
+                    size,
+                )),
+            },
             NodeKind::File(kind) => Ok(slice_at(
                 &events::read(&self.state, tree, node, kind)?,
                 offset,

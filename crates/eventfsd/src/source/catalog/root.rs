@@ -114,6 +114,11 @@ impl RootFiles<'_> {
             FileKind::Root(RootFile::Trace) if flags.read => HandleKind::Snapshot(Arc::new(
                 self.recorder.trace_text(self.state, tree, node.dir, None),
             )),
+            // Built once per open, as the kernel's seq_file does: a `cat` of a large table
+            // reads one consistent text over many reads.
+            FileKind::EventHist if flags.read => HandleKind::Snapshot(Arc::new(
+                super::events::read(self.state, tree, node, FileKind::EventHist)?,
+            )),
             FileKind::Root(RootFile::Snapshot) if flags.read => {
                 HandleKind::Snapshot(Arc::new(self.snapshot_text(tree, node)))
             }

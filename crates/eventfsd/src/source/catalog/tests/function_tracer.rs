@@ -39,6 +39,8 @@ fn calls_of_the_selected_functions_are_recorded() {
     sim.write("current_tracer", "function\n").unwrap();
     assert_eq!(sim.read("current_tracer"), "function\n");
     sim.run_for(100);
+    // Setting the current tracer again keeps the buffer (another one empties it).
+    sim.write("current_tracer", "function\n").unwrap();
     assert!(sim.read("trace").starts_with("# tracer: function\n"));
     let recorded = calls(&sim);
     assert_eq!(recorded.len(), 10, "{recorded:?}");

@@ -56,6 +56,29 @@ fn a_histogram_counts_every_occurrence_in_soft_mode() {
 }
 
 #[test]
+fn an_open_hist_file_reads_one_text() {
+    use eventfs_core::control::ControlFiles;
+    let sim = sim();
+    sim.write(&format!("{FORK}/trigger"), "hist:keys=common_timestamp\n")
+        .unwrap();
+    sim.run_for(1000);
+    let node = sim.node(&format!("{FORK}/hist"));
+    let handle = sim.control.open(&sim.tree, node, super::sim::READ).unwrap();
+    let read = |offset| {
+        sim.control
+            .read(&sim.tree, node, handle, offset, 1 << 20, false)
+            .unwrap()
+    };
+    let first = read(0);
+    sim.run_for(1000);
+    // Later reads of the same open file continue the text of the open (seq_file).
+    assert_eq!(read(0), first);
+    assert!(read(first.len() as u64).is_empty());
+    sim.control.release(handle);
+    assert_ne!(sim.read(&format!("{FORK}/hist")).into_bytes(), first);
+}
+
+#[test]
 fn disable_hist_pauses_the_target_when_its_event_fires() {
     let sim = sim();
     sim.write(&format!("{FORK}/trigger"), "hist:keys=common_pid\n")
