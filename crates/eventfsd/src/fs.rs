@@ -9,7 +9,11 @@ use std::io;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+/// How long an rmdir that finds files open waits for the RELEASEs of files the guest has
+/// just closed (FUSE sends them after close() returns) before it answers EBUSY.
+const RELEASE_GRACE: Duration = Duration::from_millis(300);
 
 use fuse_backend_rs::abi::fuse_abi::{stat64, statvfs64, CreateIn};
 use fuse_backend_rs::api::filesystem::{
@@ -688,8 +692,19 @@ impl FileSystem for EventFs {
         self.check_writable()?;
         let node = self.tree.node(parent).map_err(|e| self.fail(e))?;
         let name = name_str(name).map_err(|e| self.fail(e))?;
-        self.control
-            .rmdir(&self.tree, node, name)
-            .map_err(|e| self.fail(e))
+        // A guest's close() returns before FUSE delivers its RELEASE, so a `close; rmdir`
+        // (trace-cmd ending `record -B`) can find a file of the instance still open here:
+        // while handles are open, give the RELEASEs in flight a moment before answering EBUSY.
+        let deadline = Instant::now() + RELEASE_GRACE;
+        loop {
+            match self.control.rmdir(&self.tree, node, name) {
+                Err(FsError::Busy | FsError::Os(libc::EBUSY))
+                    if Instant::now() < deadline && self.stats.open_handles.load(Relaxed) > 0 =>
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                result => return result.map_err(|e| self.fail(e)),
+            }
+        }
     }
 }

@@ -39,9 +39,6 @@ const RAW_WAIT: Duration = Duration::from_secs(1);
 
 /// Largest single read forwarded to the host (the guest asks for at most 1 MiB with MAX_PAGES).
 const PIPE_POLL_SLICE: Duration = Duration::from_millis(100);
-/// How long an rmdir of a guest instance waits for the RELEASEs of files the guest has just
-/// closed (FUSE sends them after close() returns) before it answers EBUSY.
-const RELEASE_GRACE: Duration = Duration::from_millis(300);
 
 /// What the host has, as far as the guest's visibility is concerned.
 #[derive(Clone, Debug, Default)]
@@ -308,16 +305,6 @@ impl HostControl {
     pub fn shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
         self.reset();
-    }
-
-    /// Whether a handle of ours is open on a file of guest instance `name`.
-    fn holds_files_of(&self, name: &str) -> bool {
-        let Some(dir) = self.guests.dir(name) else {
-            return false;
-        };
-        self.lock_handles()
-            .values()
-            .any(|h| matches!(&h.instance_dir, InstanceDir::Guest(g) if Arc::ptr_eq(g, &dir)))
     }
 
     fn lock_handles(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Handle>>> {
@@ -907,21 +894,9 @@ impl ControlFiles for HostControl {
         if parent.kind != NodeKind::Dir(DirKind::Instances) {
             return Err(FsError::Os(libc::EPERM));
         }
-        // The host refuses (EBUSY) while a file of the instance is open. A guest's close()
-        // returns before FUSE delivers its RELEASE, so a `close; rmdir` (trace-cmd's end of
-        // `record -B`) can find our host file still open for a moment: wait, briefly, for the
-        // releases in flight before answering EBUSY.
-        let deadline = Instant::now() + RELEASE_GRACE;
-        loop {
-            match self.guests.remove(name) {
-                Err(FsError::Os(libc::EBUSY))
-                    if Instant::now() < deadline && self.holds_files_of(name) =>
-                {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                result => break result?,
-            }
-        }
+        // The host refuses (EBUSY) while a file of the instance is open (the FUSE adapter
+        // gives RELEASEs in flight a moment and asks again).
+        self.guests.remove(name)?;
         tree.remove_instance(name)
     }
 
