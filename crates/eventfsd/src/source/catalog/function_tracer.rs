@@ -78,23 +78,18 @@ pub fn write(
     match file {
         RootFile::SetFtraceFilter | RootFile::SetFtraceNotrace => {
             let notrace = file == RootFile::SetFtraceNotrace;
-            let mut set: BTreeSet<u32> = state.instance(tree, dir, |i| {
-                let list = if notrace {
-                    &i.ftrace.notrace
-                } else {
-                    &i.ftrace.filter
-                };
-                list.iter().copied().collect()
-            });
-            // The tokens before a failing one stay applied, as in the kernel.
-            let result = functions.apply(&mut set, &text);
-            state.instance(tree, dir, |i| {
+            // Under the instance's lock, as the kernel holds ftrace_lock: two writers of one
+            // file each see the other's update. The tokens before a failing one stay applied.
+            let result = state.instance(tree, dir, |i| {
                 let list = if notrace {
                     &mut i.ftrace.notrace
                 } else {
                     &mut i.ftrace.filter
                 };
+                let mut set: BTreeSet<u32> = list.iter().copied().collect();
+                let result = functions.apply(&mut set, &text);
                 *list = set.into_iter().collect();
+                result
             });
             result.map_err(|e| FsError::Invalid(format!("{file:?}: {e}")))
         }
