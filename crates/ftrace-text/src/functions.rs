@@ -130,8 +130,9 @@ impl FunctionTable {
         Ok(())
     }
 
-    /// The listing of a filter set, in `available_filter_functions` order.
-    pub fn listing(&self, set: &BTreeSet<u32>) -> String {
+    /// The listing of a filter set (function numbers in ascending order), in
+    /// `available_filter_functions` order.
+    pub fn listing<'a>(&self, set: impl IntoIterator<Item = &'a u32>) -> String {
         let mut out = String::new();
         for &n in set {
             if let Some(line) = self.line(n) {

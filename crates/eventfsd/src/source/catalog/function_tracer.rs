@@ -125,11 +125,11 @@ pub fn read(
             RootFile::SetFtraceFilter if i.ftrace.filter.is_empty() => {
                 "#### all functions enabled ####\n".to_string()
             }
-            RootFile::SetFtraceFilter => listing(functions, &i.ftrace.filter),
+            RootFile::SetFtraceFilter => functions.listing(&i.ftrace.filter),
             RootFile::SetFtraceNotrace if i.ftrace.notrace.is_empty() => {
                 "#### no functions disabled ####\n".to_string()
             }
-            RootFile::SetFtraceNotrace => listing(functions, &i.ftrace.notrace),
+            RootFile::SetFtraceNotrace => functions.listing(&i.ftrace.notrace),
             RootFile::SetFtracePid | RootFile::SetFtraceNotracePid => {
                 let pids = if file == RootFile::SetFtracePid {
                     &i.ftrace.pids
@@ -148,23 +148,10 @@ pub fn read(
     })
 }
 
-fn listing(functions: &FunctionTable, list: &[u32]) -> String {
-    functions.listing(&list.iter().copied().collect())
-}
-
 /// The `ftrace/function` event directories of the instances whose tracer is `function`:
 /// the recorder makes them fire.
 pub fn driven(state: &State, tree: &Tree) -> Vec<Ino> {
-    state
-        .instances_where(|i| i.function_tracer)
-        .into_iter()
-        .filter_map(|key| {
-            let instance = tree.node(key).ok()?.dir;
-            let events = tree.events_dir_of(instance)?;
-            let function = tree.find_event_in(events, "ftrace", "function")?;
-            Some(tree.dir_ino(function))
-        })
-        .collect()
+    state.event_of_instances_where(tree, ("ftrace", "function"), |i| i.function_tracer)
 }
 
 /// Whether `dir` is an instance's `ftrace/function` event.
@@ -220,23 +207,21 @@ pub fn call(
 
 /// A function record's text after the context columns: `callee <-caller`, as
 /// `trace_fn_trace` prints it with `print-parent` set.
-pub fn render_call(
-    functions: &FunctionTable,
-    record: &Record,
-    fields: &[format::Field<'_>],
-    out: &mut String,
-) {
-    let name = |field: &str| {
-        record
-            .field(fields, field)
-            .and_then(FieldValue::as_bits)
-            .map(|ip| match functions.at(ip) {
-                Some(name) => name.to_string(),
-                None => format!("0x{ip:x}"),
-            })
-            .unwrap_or_default()
+pub fn render_call(functions: &FunctionTable, ip: u64, parent_ip: u64, out: &mut String) {
+    use std::fmt::Write as _;
+    let name = |address: u64, out: &mut String| match functions.at(address) {
+        Some(name) => out.push_str(name),
+        None => {
+            let _ = write!(out, "0x{address:x}");
+        }
     };
-    out.push_str(&name("ip"));
+    name(ip, out);
     out.push_str(" <-");
-    out.push_str(&name("parent_ip"));
+    name(parent_ip, out);
+}
+
+/// Where `ip` and `parent_ip` are among the fields of the `ftrace/function` format.
+pub fn call_fields(fields: &[format::Field<'_>]) -> Option<(usize, usize)> {
+    let at = |name: &str| fields.iter().position(|f| f.name == name);
+    Some((at("ip")?, at("parent_ip")?))
 }

@@ -623,13 +623,22 @@ impl Recorder {
         let function_id = tree
             .find_event("ftrace", "function")
             .map(|d| tree.event_id(d));
+        // Where a function record keeps `ip` and `parent_ip`, found at the first one.
+        let mut call_fields: Option<Option<(usize, usize)>> = None;
         for record in records {
             // Calls of the function tracer print as `trace_fn_trace` prints them.
             if Some(record.event_id) == function_id {
-                if let Some(render) = self.render_of(record.event_id) {
-                    let fields: Vec<format::Field<'_>> = format::fields(&render.format).collect();
+                let slots = *call_fields.get_or_insert_with(|| {
+                    let render = self.render_of(record.event_id)?;
+                    function_tracer::call_fields(
+                        &format::fields(&render.format).collect::<Vec<_>>(),
+                    )
+                });
+                if let Some((ip, parent_ip)) = slots {
+                    let bits = |at: usize| record.fields.get(at).and_then(FieldValue::as_bits);
                     ftrace_text::render_context(record, out);
-                    function_tracer::render_call(self.functions(tree), record, &fields, out);
+                    let (ip, parent_ip) = (bits(ip).unwrap_or(0), bits(parent_ip).unwrap_or(0));
+                    function_tracer::render_call(self.functions(tree), ip, parent_ip, out);
                     out.push('\n');
                     continue;
                 }
@@ -797,18 +806,9 @@ fn event_fork_bit() -> u64 {
 /// enabled, so forks keep happening in the simulation too.
 fn driven_by_fork_following(state: &State, tree: &Tree) -> Vec<Ino> {
     let bit = event_fork_bit();
-    state
-        .instances_where(|i| {
-            i.options & bit != 0 && !(i.event_pids.is_empty() && i.notrace_pids.is_empty())
-        })
-        .into_iter()
-        .filter_map(|key| {
-            let instance = tree.node(key).ok()?.dir;
-            let events = tree.events_dir_of(instance)?;
-            let fork = tree.find_event_in(events, "sched", "sched_process_fork")?;
-            Some(tree.dir_ino(fork))
-        })
-        .collect()
+    state.event_of_instances_where(tree, ("sched", "sched_process_fork"), |i| {
+        i.options & bit != 0 && !(i.event_pids.is_empty() && i.notrace_pids.is_empty())
+    })
 }
 
 /// A fork by the task of `record` (`sched_process_fork`): the child gets a pid of its own,

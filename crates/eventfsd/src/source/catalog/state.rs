@@ -302,6 +302,24 @@ impl State {
             .collect()
     }
 
+    /// The `system/event` directories of the instances whose state satisfies `f` (the
+    /// events the recorder drives for them).
+    pub fn event_of_instances_where(
+        &self,
+        tree: &Tree,
+        (system, event): (&str, &str),
+        f: impl Fn(&InstanceState) -> bool,
+    ) -> Vec<Ino> {
+        self.instances_where(f)
+            .into_iter()
+            .filter_map(|key| {
+                let instance = tree.node(key).ok()?.dir;
+                let events = tree.events_dir_of(instance)?;
+                Some(tree.dir_ino(tree.find_event_in(events, system, event)?))
+            })
+            .collect()
+    }
+
     /// Drops the state of instance `key` unless a file of it is open (the caller answers
     /// EBUSY then, as tracefs). Returns whether it was dropped.
     pub fn remove_instance(&self, key: Ino) -> bool {

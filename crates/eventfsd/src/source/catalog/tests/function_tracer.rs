@@ -11,14 +11,6 @@ fn sim() -> Sim {
     Sim::debian_6_1(profile)
 }
 
-fn calls(sim: &Sim) -> Vec<String> {
-    sim.read("trace")
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(String::from)
-        .collect()
-}
-
 #[test]
 fn calls_of_the_selected_functions_are_recorded() {
     let sim = sim();
@@ -42,7 +34,7 @@ fn calls_of_the_selected_functions_are_recorded() {
     // Setting the current tracer again keeps the buffer (another one empties it).
     sim.write("current_tracer", "function\n").unwrap();
     assert!(sim.read("trace").starts_with("# tracer: function\n"));
-    let recorded = calls(&sim);
+    let recorded = sim.records("trace");
     assert_eq!(recorded.len(), 10, "{recorded:?}");
     assert!(
         recorded.iter().all(|l| l.contains(": vfs_read <-")),
@@ -52,11 +44,11 @@ fn calls_of_the_selected_functions_are_recorded() {
     sim.write("set_ftrace_notrace", "vfs_read\n").unwrap();
     sim.write("trace", "").unwrap();
     sim.run_for(100);
-    assert!(calls(&sim).is_empty());
+    assert!(sim.records("trace").is_empty());
     sim.write("set_ftrace_notrace", "").unwrap();
     sim.write("set_ftrace_pid", "4242\n").unwrap();
     sim.run_for(100);
-    let recorded = calls(&sim);
+    let recorded = sim.records("trace");
     assert_eq!(recorded.len(), 10);
     assert!(
         recorded.iter().all(|l| l.contains("-4242 ")),
@@ -65,7 +57,7 @@ fn calls_of_the_selected_functions_are_recorded() {
     // Back to nop: the buffer starts empty and nothing more is recorded.
     sim.write("current_tracer", "nop\n").unwrap();
     sim.run_for(100);
-    assert!(calls(&sim).is_empty());
+    assert!(sim.records("trace").is_empty());
     assert!(sim.read("trace").starts_with("# tracer: nop\n"));
 }
 

@@ -137,6 +137,15 @@ impl Sim {
     }
 
     /// `echo text > path`: open with O_TRUNC, one write.
+    /// The record lines of a `trace`-like file (its `#` header left out).
+    pub(super) fn records(&self, path: &str) -> Vec<String> {
+        self.read(path)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(String::from)
+            .collect()
+    }
+
     pub(super) fn write(&self, path: &str, text: &str) -> Result<usize, FsError> {
         self.write_with(path, text, WRITE)
     }

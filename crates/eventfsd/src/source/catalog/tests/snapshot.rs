@@ -11,28 +11,20 @@ fn sim() -> Sim {
     Sim::debian_6_1(profile)
 }
 
-fn records(sim: &Sim, path: &str) -> Vec<String> {
-    sim.read(path)
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(String::from)
-        .collect()
-}
-
 #[test]
 fn echo_1_swaps_and_0_frees() {
     let sim = sim();
     assert!(sim.read("snapshot").contains("# * Snapshot is freed *\n"));
     sim.write("trace_marker", "first\n").unwrap();
     sim.write("snapshot", "1\n").unwrap();
-    assert!(records(&sim, "trace").is_empty());
-    let taken = records(&sim, "snapshot");
+    assert!(sim.records("trace").is_empty());
+    let taken = sim.records("snapshot");
     assert_eq!(taken.len(), 1, "{taken:?}");
     assert!(taken[0].ends_with("tracing_mark_write: first"), "{taken:?}");
     sim.write("trace_marker", "second\n").unwrap();
     sim.write("snapshot", "1\n").unwrap();
-    assert!(records(&sim, "trace")[0].ends_with(": first"));
-    assert!(records(&sim, "snapshot")[0].ends_with(": second"));
+    assert!(sim.records("trace")[0].ends_with(": first"));
+    assert!(sim.records("snapshot")[0].ends_with(": second"));
     // A per-CPU file neither frees nor swaps (no CONFIG_RING_BUFFER_ALLOW_SWAP).
     for value in ["0\n", "1\n"] {
         assert!(sim.write("per_cpu/cpu0/snapshot", value).is_err());
@@ -60,6 +52,6 @@ fn the_trigger_allocates_and_swaps_when_its_event_fires() {
         sim.read("events/sched/sched_process_fork/trigger"),
         "snapshot:count=0\n"
     );
-    assert!(records(&sim, "snapshot")[0].ends_with(": before"));
-    assert!(records(&sim, "trace").is_empty());
+    assert!(sim.records("snapshot")[0].ends_with(": before"));
+    assert!(sim.records("trace").is_empty());
 }
