@@ -1,12 +1,14 @@
-//! The dynamic-probe parser (`uprobe_events`/`dynamic_events` lines): first byte picks the
-//! file; what parses is laid out (format, listing, value sources) and its format read back.
+//! The dynamic-probe parser (`uprobe_events`/`kprobe_events`/`dynamic_events` lines): the
+//! first byte picks the file; what parses is laid out (format, listing, value sources) and its
+//! format read back.
 #![no_main]
 
 use ftrace_text::format;
 use ftrace_text::probe::{self, ProbeCommand, Via};
 use libfuzzer_sys::fuzz_target;
 
-/// Event probes may attach to any event of the embedded catalog.
+/// Event probes may attach to any event of the embedded catalog; kprobes may probe a few
+/// functions (one of them listed twice).
 struct Catalog;
 
 impl probe::AttachTarget for Catalog {
@@ -20,16 +22,28 @@ impl probe::AttachTarget for Catalog {
                 .collect(),
         )
     }
+
+    fn has_kprobes(&self) -> bool {
+        true
+    }
+
+    fn functions_named(&self, symbol: &str) -> usize {
+        match symbol {
+            "vfs_read" | "schedule" | "kvm:kvm_exit" => 1,
+            "show_stat" => 2,
+            _ => 0,
+        }
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
     let Some((sel, text)) = eventfsd_fuzz::selector_and_text(data) else {
         return;
     };
-    let via = if sel & 1 == 0 {
-        Via::UprobeEvents
-    } else {
-        Via::DynamicEvents
+    let via = match sel % 3 {
+        0 => Via::UprobeEvents,
+        1 => Via::DynamicEvents,
+        _ => Via::KprobeEvents,
     };
     for line in probe::command_lines(&text) {
         match probe::parse_command(line, via, &Catalog) {
@@ -40,7 +54,7 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(
                     fields.len(),
                     4 + def.args.len()
-                        + usize::from(matches!(def.kind, probe::ProbeKind::Uprobe { .. }))
+                        + usize::from(!matches!(def.kind, probe::ProbeKind::Eprobe { .. }))
                         + usize::from(def.is_return())
                 );
                 let _ = def.listing();

@@ -85,6 +85,8 @@ pub enum RootFile {
     ErrorLog,
     /// `kprobe_events` (global only).
     KprobeEvents,
+    /// `kprobe_profile` (global only): each kprobe's hits and misses.
+    KprobeProfile,
     /// `printk_formats` (global only).
     PrintkFormats,
     /// `saved_cmdlines` (global only).
@@ -139,6 +141,7 @@ impl RootFile {
                 | RootFile::AvailableFilterFunctions
                 | RootFile::DynamicEvents
                 | RootFile::KprobeEvents
+                | RootFile::KprobeProfile
                 | RootFile::PrintkFormats
                 | RootFile::SavedCmdlines
                 | RootFile::SavedCmdlinesSize
@@ -235,6 +238,7 @@ pub const ROOT_FILES: &[FileSpec] = &[
     root("dynamic_events", 0o640, RootFile::DynamicEvents),
     root("error_log", 0o640, RootFile::ErrorLog),
     root("kprobe_events", 0o640, RootFile::KprobeEvents),
+    root("kprobe_profile", 0o440, RootFile::KprobeProfile),
     root("printk_formats", 0o440, RootFile::PrintkFormats),
     root("saved_cmdlines", 0o440, RootFile::SavedCmdlines),
     root("saved_cmdlines_size", 0o640, RootFile::SavedCmdlinesSize),

@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 
 /// Where the simulated kernel's text starts (x86-64's `_text` without KASLR).
 const TEXT_BASE: u64 = 0xffff_ffff_8100_0000;
-/// Distance between two simulated functions.
-const FUNCTION_STRIDE: u64 = 0x40;
+/// Distance between two simulated functions: each function's size.
+pub const FUNCTION_STRIDE: u64 = 0x40;
 
 /// The functions of one kernel, in `available_filter_functions` order: the lines in one
 /// string and where each starts (a tenth of the memory of a string per function).
@@ -86,6 +86,35 @@ impl FunctionTable {
             return None;
         }
         self.line(u32::try_from(offset / FUNCTION_STRIDE).ok()?)
+    }
+
+    /// The function `address` falls in and how far into it, as `%pS` prints it
+    /// (`vfs_read+0x5/0x40`); `None` outside the simulated text.
+    pub fn containing(&self, address: u64) -> Option<(&str, u64)> {
+        let offset = address.checked_sub(TEXT_BASE)?;
+        let name = self.line(u32::try_from(offset / FUNCTION_STRIDE).ok()?)?;
+        Some((name, offset % FUNCTION_STRIDE))
+    }
+
+    /// The functions called `symbol` (`MODULE:NAME` for a module's), as kallsyms finds
+    /// them; ftrace's placeholders for unnamed addresses are not symbols.
+    pub fn named<'a>(&'a self, symbol: &'a str) -> impl Iterator<Item = u32> + 'a {
+        let (module, name) = match symbol.split_once(':') {
+            Some((module, name)) => (Some(module), name),
+            None => (None, symbol),
+        };
+        self.lines()
+            .enumerate()
+            .filter(move |(_, line)| {
+                let (listed, listed_module) = match line.split_once(" [") {
+                    Some((listed, rest)) => (listed, rest.strip_suffix(']')),
+                    None => (*line, None),
+                };
+                listed == name
+                    && !name.starts_with("__ftrace_invalid_address__")
+                    && module.is_none_or(|m| listed_module == Some(m))
+            })
+            .map(|(n, _)| n as u32)
     }
 
     /// Applies one write to a filter set (`set`, the functions listed): every token in turn,
@@ -338,6 +367,24 @@ mod tests {
         assert_eq!(table.at(FunctionTable::address(6)), Some("kvm_exit [kvm]"));
         assert_eq!(table.at(FunctionTable::address(7)), None);
         assert_eq!(table.at(FunctionTable::address(1) + 1), None);
+        assert_eq!(
+            table.containing(FunctionTable::address(2) + 5),
+            Some(("vfs_read", 5))
+        );
+        assert_eq!(table.containing(FunctionTable::address(7)), None);
+    }
+
+    #[test]
+    fn symbols_are_found_as_kallsyms_finds_them() {
+        let table = FunctionTable::parse(
+            "vfs_read\nshow_stat\nkvm_exit [kvm]\nshow_stat\n__ftrace_invalid_address___64\n",
+        );
+        assert_eq!(table.named("vfs_read").collect::<Vec<_>>(), [0]);
+        assert_eq!(table.named("show_stat").count(), 2);
+        assert_eq!(table.named("kvm_exit").count(), 1);
+        assert_eq!(table.named("kvm:kvm_exit").collect::<Vec<_>>(), [2]);
+        assert_eq!(table.named("ext4:kvm_exit").count(), 0);
+        assert_eq!(table.named("__ftrace_invalid_address___64").count(), 0);
     }
 
     #[test]

@@ -25,6 +25,10 @@ pub mod errno {
     pub const EINVAL: i32 = 22;
     /// Numerical result out of range.
     pub const ERANGE: i32 = 34;
+    /// Illegal byte sequence; a kprobe inside an instruction.
+    pub const EILSEQ: i32 = 84;
+    /// Cannot assign requested address; a kprobe on a symbol several functions share.
+    pub const EADDRNOTAVAIL: i32 = 99;
 }
 
 /// Longest write the kernel accepts on a `filter` file, in bytes (it rejects writes of a

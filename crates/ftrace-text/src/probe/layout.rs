@@ -50,7 +50,8 @@ impl ArgType {
                 (name, u32::from(bytes), signed)
             }
             ArgType::Char => ("u8", 1, false),
-            ArgType::String => ("__data_loc char[]", 4, true),
+            ArgType::Symbol => ("u64", 8, false),
+            ArgType::String | ArgType::SymStr => ("__data_loc char[]", 4, true),
         }
     }
 
@@ -76,14 +77,15 @@ impl ArgType {
             ArgType::Int { hex: true, .. } => "0x%x",
             ArgType::Int { .. } => "%u",
             ArgType::Char => "'%c'",
-            ArgType::String => "\\\"%s\\\"",
+            ArgType::Symbol => "%pS",
+            ArgType::String | ArgType::SymStr => "\\\"%s\\\"",
         }
     }
 
     /// Its argument in a print fmt.
     fn print_argument(self, name: &str) -> String {
         match self {
-            ArgType::String => format!("__get_str({name})"),
+            ArgType::String | ArgType::SymStr => format!("__get_str({name})"),
             _ => format!("REC->{name}"),
         }
     }
@@ -102,23 +104,28 @@ impl ProbeArg {
 }
 
 impl ProbeDef {
-    /// Whether this is a return uprobe.
+    /// Whether this is a return uprobe or kretprobe.
     pub fn is_return(&self) -> bool {
-        matches!(self.kind, ProbeKind::Uprobe { ret: true, .. })
+        matches!(
+            self.kind,
+            ProbeKind::Uprobe { ret: true, .. } | ProbeKind::Kprobe { ret: true, .. }
+        )
     }
 
     /// The probe's own fields after the common ones, and the print fmt's head and its
-    /// arguments: `(%lx)` for an entry uprobe, `(%lx <- %lx)` for a return one, nothing for an
+    /// arguments: `(%lx)` for an entry probe, `(%lx <- %lx)` for a return one, nothing for an
     /// event probe.
     fn head(&self) -> (&'static [&'static str], &'static str, &'static str) {
-        match &self.kind {
-            ProbeKind::Uprobe { ret: false, .. } => (&["__probe_ip"], "(%lx)", ", REC->__probe_ip"),
-            ProbeKind::Uprobe { ret: true, .. } => (
+        if matches!(self.kind, ProbeKind::Eprobe { .. }) {
+            return (&[], "", "");
+        }
+        match self.is_return() {
+            false => (&["__probe_ip"], "(%lx)", ", REC->__probe_ip"),
+            true => (
                 &["__probe_func", "__probe_ret_ip"],
                 "(%lx <- %lx)",
                 ", REC->__probe_func, REC->__probe_ret_ip",
             ),
-            ProbeKind::Eprobe { .. } => (&[], "", ""),
         }
     }
 
@@ -175,6 +182,9 @@ impl ProbeDef {
                 ", REC->__probe_ret_ip, REC->__probe_func",
             ),
             ProbeKind::Eprobe { system, event, .. } => (format!("({system}.{event})"), ""),
+            // `(symbol+offset/size)` is not a print fmt: the daemon writes that head itself
+            // (`print_kprobe_event`), so the fmt holds the arguments alone.
+            ProbeKind::Kprobe { .. } => (String::new(), ""),
         };
         ProbeLayout {
             format,
@@ -214,6 +224,22 @@ impl ProbeDef {
             ProbeKind::Eprobe { system, event, .. } => {
                 format!("e:{}/{} {system}.{event}", self.group, self.event)
             }
+            ProbeKind::Kprobe {
+                symbol,
+                offset,
+                ret,
+                maxactive,
+            } => {
+                let mut line = String::from(if *ret { "r" } else { "p" });
+                if let (true, Some(n)) = (*ret, maxactive) {
+                    let _ = write!(line, "{n}");
+                }
+                let _ = write!(line, ":{}/{} {symbol}", self.group, self.event);
+                if *offset != 0 {
+                    let _ = write!(line, "+{offset}");
+                }
+                line
+            }
         };
         for arg in &self.args {
             let _ = write!(line, " {}={}", arg.name, arg.text);
@@ -224,22 +250,28 @@ impl ProbeDef {
     /// Whether another probe may join this one's event (the kernel's multi-probe append):
     /// the same kind and return-ness, and the same argument names and types.
     pub fn same_event_shape(&self, other: &ProbeDef) -> Result<(), ShapeMismatch> {
-        let (ProbeKind::Uprobe { .. }, ProbeKind::Uprobe { .. }) = (&self.kind, &other.kind) else {
+        let appendable = matches!(
+            (&self.kind, &other.kind),
+            (ProbeKind::Uprobe { .. }, ProbeKind::Uprobe { .. })
+                | (ProbeKind::Kprobe { .. }, ProbeKind::Kprobe { .. })
+        );
+        if !appendable {
             return Err(ShapeMismatch::NotAppendable);
-        };
+        }
         if self.is_return() != other.is_return() {
             return Err(ShapeMismatch::ProbeType);
         }
-        if self.args.len() != other.args.len()
-            || self
-                .args
-                .iter()
-                .zip(&other.args)
-                .any(|(a, b)| a.name != b.name || a.ty != b.ty)
-        {
-            return Err(ShapeMismatch::Arguments);
+        let first_different = self
+            .args
+            .iter()
+            .zip(&other.args)
+            .position(|(a, b)| a.name != b.name || a.ty != b.ty)
+            .or((self.args.len() != other.args.len())
+                .then(|| self.args.len().min(other.args.len())));
+        match first_different {
+            Some(at) => Err(ShapeMismatch::Arguments(at)),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Whether `other` probes the same place with the same argument texts.
@@ -261,6 +293,6 @@ pub enum ShapeMismatch {
     NotAppendable,
     /// Entry and return probes differ.
     ProbeType,
-    /// Argument names or types differ.
-    Arguments,
+    /// Argument names or types differ, from this argument (counted from 0) on.
+    Arguments(usize),
 }

@@ -2,20 +2,28 @@
 //! syntax (`kernel/trace/trace_uprobe.c`, `trace_eprobe.c`, `trace_probe.c`), the errors it
 //! logs, and what a definition creates (see [`layout`]: the event's `format`, its listing line).
 //!
-//! Uprobes (`p`/`r`) and event probes (`e`, `dynamic_events` only) are covered; kprobes are
-//! not (a kernel without `kprobe_events` has none). Differences from the kernel, which has the
-//! guest's files and registers at hand and this parser does not: a probed path is not looked
-//! up (any path with a `/` is taken as a regular file), and array and bitfield types are
-//! refused.
+//! Uprobes (`p`/`r`), event probes (`e`, `dynamic_events` only) and kprobes (`p`/`r` on a
+//! function, see [`kprobe`]; only for a kernel that has them) are covered. Differences from
+//! the kernel, which has the guest's files and registers at hand and this parser does not: a
+//! probed path is not looked up (any path with a `/` is taken as a regular file), and array and
+//! bitfield types are refused.
 
 use crate::kparse::{self, NumberError};
 
+pub mod kprobe;
 pub mod layout;
 
+pub use kprobe::KPROBE_GROUP;
 pub use layout::{ProbeLayout, ProbeValueSource};
 
 /// The kernel's limit on argument count per probe (`MAX_TRACE_ARGS`).
 pub const MAX_ARGS: usize = 128;
+/// Where a function's first instruction (the 5-byte `call __fentry__`) ends: a kprobe inside
+/// it is not on an instruction boundary.
+pub const FENTRY_CALL_LEN: u64 = 5;
+/// `PARAM_MAX_STACK` on x86-64 (a 16 KiB stack of 8-byte words): the highest `$stackN` and
+/// `$argN`.
+pub const PARAM_MAX_STACK: u64 = 2048;
 /// `MAX_EVENT_NAME_LEN`: group and event names are shorter.
 pub const MAX_EVENT_NAME_LEN: usize = 64;
 const MAX_ARG_NAME_LEN: usize = 32;
@@ -50,6 +58,8 @@ pub enum Via {
     UprobeEvents,
     /// `dynamic_events`: any dynamic event.
     DynamicEvents,
+    /// `kprobe_events`: kprobes only.
+    KprobeEvents,
 }
 
 /// A fetched value's type (`:u32`, `:string` ...).
@@ -68,6 +78,10 @@ pub enum ArgType {
     Char,
     /// `string` or `ustring`: a NUL-terminated string, stored as `__data_loc char[]`.
     String,
+    /// `symbol` (kprobes): an address, printed as `symbol+offset/size`.
+    Symbol,
+    /// `symstr` (kprobes): an address turned into its `symbol+offset/size` text when fetched.
+    SymStr,
 }
 
 impl ArgType {
@@ -90,8 +104,12 @@ pub enum Fetch {
     Retval,
     /// `$comm`.
     Comm,
+    /// `$argN` (kprobes on a function's entry): the Nth argument, from 1.
+    Arg(u64),
     /// `@ADDR`.
     Address(u64),
+    /// `@SYMBOL[+|-OFFS]` (kprobes), as written: resolved when the probe is registered.
+    Symbol(String),
     /// `@+OFFS`: a file offset in the probed binary.
     FileOffset(u64),
     /// `\IMM`.
@@ -118,11 +136,27 @@ impl Fetch {
             self,
             Fetch::Deref { .. }
                 | Fetch::Address(_)
+                | Fetch::Symbol(_)
                 | Fetch::FileOffset(_)
                 | Fetch::Comm
                 | Fetch::ImmediateString(_)
                 | Fetch::Field(_)
         )
+    }
+
+    /// The `@SYMBOL`s it reads (through dereferences too), as written.
+    fn symbols(&self) -> impl Iterator<Item = &str> {
+        let mut at = Some(self);
+        std::iter::from_fn(move || loop {
+            match at? {
+                Fetch::Deref { base, .. } => at = Some(base),
+                Fetch::Symbol(text) => {
+                    at = None;
+                    return Some(text.as_str());
+                }
+                _ => at = None,
+            }
+        })
     }
 }
 
@@ -152,6 +186,17 @@ pub enum ProbeKind {
         ret: bool,
         /// `(REF_CTR_OFFSET)`, 0 when absent.
         ref_ctr: u64,
+    },
+    /// A kprobe on one of the kernel's functions; `ret` for a kretprobe.
+    Kprobe {
+        /// The function (`MODULE:NAME` for a module's).
+        symbol: String,
+        /// Bytes after its entry.
+        offset: u64,
+        /// `r` or `%return`.
+        ret: bool,
+        /// `rN`: return instances (the daemon fills in the kernel's default when absent).
+        maxactive: Option<u32>,
     },
     /// An event probe on another event.
     Eprobe {
@@ -291,11 +336,22 @@ pub fn is_good_system_name(name: &str) -> bool {
         && bytes.all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
 }
 
-/// What the parser needs to know about the attached event of an event probe: whether it
-/// exists and its fields (names, and whether each holds a string).
+/// What the parser needs to know about the kernel: the attached event of an event probe
+/// (whether it exists, and its fields' names and whether each holds a string), and for kprobes
+/// its functions.
 pub trait AttachTarget {
     /// The fields of `system/event`, or `None` if no such (non-probe) event exists.
     fn fields_of(&self, system: &str, event: &str) -> Option<Vec<(String, bool)>>;
+
+    /// Whether the kernel has kprobes (`kprobe_events`).
+    fn has_kprobes(&self) -> bool {
+        false
+    }
+
+    /// How many of the kernel's functions are called `symbol` (`MODULE:NAME` names a module's).
+    fn functions_named(&self, _symbol: &str) -> usize {
+        0
+    }
 }
 
 /// Parses one command line (already cut at `#`). `Ok(None)` for a line with no words.
@@ -314,8 +370,18 @@ pub fn parse_command(
     if line.starts_with('-') || (via == Via::DynamicEvents && line.starts_with('!')) {
         return parse_remove(&argv).map(Some);
     }
+    let define = |def: ProbeDef| Some(ProbeCommand::Define(def));
     match first.as_bytes()[0] {
-        b'p' | b'r' => parse_uprobe(&argv).map(|d| Some(ProbeCommand::Define(d))),
+        // `dynamic_events` offers a command to the kprobe parser first; a uprobe's place
+        // makes it pass (`-ECANCELED`).
+        b'p' | b'r' if via != Via::UprobeEvents && targets.has_kprobes() => {
+            match ProbeDef::parse_kprobe(&argv, targets)? {
+                Some(def) => Ok(define(def)),
+                None if via == Via::DynamicEvents => parse_uprobe(&argv).map(define),
+                None => Err(ProbeError::silent(libc_errno::EINVAL)),
+            }
+        }
+        b'p' | b'r' if via != Via::KprobeEvents => parse_uprobe(&argv).map(define),
         b'e' if via == Via::DynamicEvents => {
             parse_eprobe(&argv, targets).map(|d| Some(ProbeCommand::Define(d)))
         }
@@ -535,8 +601,17 @@ fn parse_eprobe(argv: &[&str], targets: &dyn AttachTarget) -> Result<ProbeDef, P
 
 /// What fetches are allowed in.
 enum ArgContext<'a> {
-    Uprobe { ret: bool },
-    Eprobe { fields: &'a [(String, bool)] },
+    Uprobe {
+        ret: bool,
+    },
+    /// `entry`: at a function's entry (`$argN` is there).
+    Kprobe {
+        ret: bool,
+        entry: bool,
+    },
+    Eprobe {
+        fields: &'a [(String, bool)],
+    },
 }
 
 fn parse_args(
@@ -544,6 +619,7 @@ fn parse_args(
     words: &[&str],
     context: &ArgContext<'_>,
 ) -> Result<Vec<ProbeArg>, ProbeError> {
+    let kprobe = matches!(context, ArgContext::Kprobe { .. });
     let mut args: Vec<ProbeArg> = Vec::new();
     for (i, word) in words.iter().enumerate() {
         let index = i + 2;
@@ -593,6 +669,10 @@ fn parse_args(
             None => ArgType::DEFAULT,
             Some((text, type_at)) => {
                 let ty = parse_type(log, text, (index, type_at), context)?;
+                if forced_string && ty != ArgType::String && kprobe {
+                    // Linux 6.1 refuses it without a log entry.
+                    return Err(ProbeError::silent(libc_errno::EINVAL));
+                }
                 if forced_string && ty != ArgType::String {
                     return Err(log.inval(
                         index,
@@ -604,7 +684,12 @@ fn parse_args(
             }
         };
         if ty == ArgType::String && !fetch.is_memory() {
-            return Err(log.inval(index, body_at, "String accepts only memory argument"));
+            // Linux 6.1 puts the caret under the type.
+            let at = match type_text {
+                Some((_, type_at)) if kprobe => type_at,
+                _ => body_at,
+            };
+            return Err(log.inval(index, at, "String accepts only memory argument"));
         }
         args.push(ProbeArg {
             name,
@@ -632,9 +717,14 @@ fn parse_type(
         };
         Some(ArgType::Int { bytes, signed, hex })
     };
+    let kprobe = matches!(context, ArgContext::Kprobe { .. });
     let ty = match text {
+        // Linux 6.1 (the kernel kprobes follow here) has no `char`.
+        "char" if kprobe => None,
         "char" => Some(ArgType::Char),
         "string" | "ustring" => Some(ArgType::String),
+        "symbol" if kprobe => Some(ArgType::Symbol),
+        "symstr" if kprobe => Some(ArgType::SymStr),
         "symbol" | "symstr" if matches!(context, ArgContext::Uprobe { .. }) => None,
         "symbol" => int(false, true, "64"),
         _ => match text.split_at_checked(1) {
@@ -659,11 +749,12 @@ fn parse_fetch(
     // Carets point into the argument: `at` is where `text` starts in word `index`.
     let err = |offset: usize, message: &'static str| log.inval(index, at + offset, message);
     let uprobe = matches!(context, ArgContext::Uprobe { .. });
+    let kprobe = matches!(context, ArgContext::Kprobe { .. });
     let first = text.as_bytes().first().copied().unwrap_or(0);
     match first {
         b'%' => {
             let reg = &text[1..];
-            if !uprobe {
+            if !uprobe && !kprobe {
                 return Err(err(0, "Invalid $-valiable specified"));
             }
             if X86_REGISTERS.contains(&reg) {
@@ -693,6 +784,9 @@ fn parse_fetch(
             }
             if uprobe {
                 Err(err(0, "Symbol is not available with uprobe"))
+            } else if kprobe {
+                // Looked up when the probe is registered.
+                Ok(Fetch::Symbol(rest.to_string()))
             } else {
                 // The simulated kernel has no symbols to resolve.
                 Err(err(0, "Invalid memory address"))
@@ -743,7 +837,8 @@ fn parse_fetch(
                 .map(Fetch::Immediate)
                 .map_err(|_| err(0, "Invalid immediate value"))
         }
-        _ if is_good_name(text) => Err(err(0, "BTF is not available or not supported")),
+        // Linux 6.1 has no BTF arguments.
+        _ if is_good_name(text) && !kprobe => Err(err(0, "BTF is not available or not supported")),
         _ => Err(err(0, "Invalid fetch argument")),
     }
 }
@@ -758,31 +853,8 @@ fn parse_variable(
         return Ok(Fetch::Comm);
     }
     match context {
-        ArgContext::Uprobe { ret } => {
-            if name == "retval" {
-                return if *ret {
-                    Ok(Fetch::Retval)
-                } else {
-                    Err(err(0, "$retval is not available on probe"))
-                };
-            }
-            if let Some(n) = name.strip_prefix("stack") {
-                if n.is_empty() {
-                    return Ok(Fetch::Stack(None));
-                }
-                return kparse::kstrtoull(n.as_bytes(), 10)
-                    .map(|n| Fetch::Stack(Some(n)))
-                    .map_err(|_| err(0, "Invalid $-valiable specified"));
-            }
-            if let Some(n) = name.strip_prefix("arg") {
-                return Err(match kparse::kstrtoull(n.as_bytes(), 10) {
-                    Ok(0) => err(0, "Invalid argument number"),
-                    Ok(_) => err(0, "$arg* can be used only on function entry or exit"),
-                    Err(_) => err(0, "Invalid $-valiable specified"),
-                });
-            }
-            Err(err(0, "Invalid $-valiable specified"))
-        }
+        ArgContext::Uprobe { ret } => task_variable(name, *ret, None, err),
+        ArgContext::Kprobe { ret, entry } => task_variable(name, *ret, Some(*entry), err),
         ArgContext::Eprobe { fields } => {
             if fields.iter().any(|(field, _)| field == name) {
                 Ok(Fetch::Field(name.to_string()))
@@ -793,5 +865,48 @@ fn parse_variable(
     }
 }
 
+/// A uprobe's or kprobe's `$` variable other than `$comm`: `$retval`, `$stack[N]` and, for a
+/// kprobe (`kprobe_entry` says whether it sits at a function's entry), `$argN`. Kprobes follow
+/// Linux 6.1's `parse_probe_vars`, uprobes the current kernel's.
+fn task_variable(
+    name: &str,
+    ret: bool,
+    kprobe_entry: Option<bool>,
+    err: impl Fn(usize, &'static str) -> ProbeError,
+) -> Result<Fetch, ProbeError> {
+    let invalid = "Invalid $-valiable specified";
+    if name == "retval" {
+        return if ret {
+            Ok(Fetch::Retval)
+        } else {
+            Err(err(0, "$retval is not available on probe"))
+        };
+    }
+    if let Some(n) = name.strip_prefix("stack") {
+        if n.is_empty() {
+            return Ok(Fetch::Stack(None));
+        }
+        return match (kparse::kstrtoull(n.as_bytes(), 10), kprobe_entry) {
+            (Ok(n), None) => Ok(Fetch::Stack(Some(n))),
+            (Ok(n), Some(_)) if n <= PARAM_MAX_STACK => Ok(Fetch::Stack(Some(n))),
+            (_, None) => Err(err(0, invalid)),
+            (_, Some(_)) => Err(err(0, "Invalid stack number")),
+        };
+    }
+    if let Some(n) = name.strip_prefix("arg") {
+        return match (kparse::kstrtoull(n.as_bytes(), 10), kprobe_entry) {
+            (_, Some(false)) | (Err(_), _) => Err(err(0, invalid)),
+            (Ok(0), _) => Err(err(0, "Invalid argument number")),
+            (Ok(_), None) => Err(err(0, "$arg* can be used only on function entry or exit")),
+            (Ok(n), Some(true)) if n > PARAM_MAX_STACK => Err(err(0, "Invalid argument number")),
+            (Ok(n), Some(true)) => Ok(Fetch::Arg(n)),
+        };
+    }
+    Err(err(0, invalid))
+}
+
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod kprobe_tests;

@@ -371,6 +371,11 @@ fn appending_needs_the_same_shape() {
     let c = define("p:ev /bin/sh:10 y=%ax", Via::UprobeEvents);
     assert_eq!(
         a.same_event_shape(&c),
-        Err(layout::ShapeMismatch::Arguments)
+        Err(layout::ShapeMismatch::Arguments(0))
+    );
+    let d = define("p:ev /bin/sh:10 x=%ax z=%cx", Via::UprobeEvents);
+    assert_eq!(
+        a.same_event_shape(&d),
+        Err(layout::ShapeMismatch::Arguments(1))
     );
 }

@@ -12,8 +12,10 @@ use eventfs_core::tree::{Tree, ROOT_INO};
 /// Tracers the simulation runs: `function` needs the catalog's function list.
 pub const EMULATED_TRACERS: &[&str] = &["function", "nop"];
 
-/// Root files that need the catalog's function list (the function tracer's).
+/// Root files that need the catalog's function list (the function tracer's, and kprobes').
 const FUNCTION_TRACER_FILES: &[RootFile] = &[
+    RootFile::KprobeEvents,
+    RootFile::KprobeProfile,
     RootFile::SetFtraceFilter,
     RootFile::SetFtraceNotrace,
     RootFile::SetFtraceNotracePid,
@@ -25,6 +27,7 @@ const FUNCTION_TRACER_FILES: &[RootFile] = &[
 const OPTIONAL_ROOT_FILES: &[RootFile] = &[
     RootFile::DynamicEvents,
     RootFile::KprobeEvents,
+    RootFile::KprobeProfile,
     RootFile::SetFtraceFilter,
     RootFile::SetFtraceNotrace,
     RootFile::SetFtraceNotracePid,
@@ -38,6 +41,8 @@ const OPTIONAL_ROOT_FILES: &[RootFile] = &[
 /// when the snapshotted kernel had them.
 const EMULATED_OPTIONAL_FILES: &[RootFile] = &[
     RootFile::DynamicEvents,
+    RootFile::KprobeEvents,
+    RootFile::KprobeProfile,
     RootFile::SetFtraceFilter,
     RootFile::SetFtraceNotrace,
     RootFile::SetFtraceNotracePid,
@@ -74,8 +79,13 @@ pub fn root_files_mask(readme: &str, has_functions: bool) -> u64 {
         .enumerate()
         .filter(|(_, spec)| match spec.kind {
             FileKind::Root(file) if OPTIONAL_ROOT_FILES.contains(&file) => {
+                // The README does not name `kprobe_profile`: it comes with `kprobe_events`.
+                let named = match file {
+                    RootFile::KprobeProfile => "kprobe_events",
+                    _ => spec.name,
+                };
                 EMULATED_OPTIONAL_FILES.contains(&file)
-                    && readme_names(readme, spec.name)
+                    && readme_names(readme, named)
                     && (has_functions || !FUNCTION_TRACER_FILES.contains(&file))
             }
             _ => true,
@@ -250,6 +260,12 @@ mod tests {
         assert_eq!(mask & 1 << row(RootFile::DynamicEvents), 0);
         // Not named by the README.
         assert_eq!(mask & 1 << row(RootFile::KprobeEvents), 0);
+        // Named, implemented, but kprobes need the function list.
+        let readme = format!("{README}  kprobe_events\t\t- Create/append/remove/show\n");
+        for file in [RootFile::KprobeEvents, RootFile::KprobeProfile] {
+            assert_eq!(root_files_mask(&readme, false) & 1 << row(file), 0);
+            assert_ne!(root_files_mask(&readme, true) & 1 << row(file), 0);
+        }
     }
 
     #[test]

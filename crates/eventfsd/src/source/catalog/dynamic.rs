@@ -1,15 +1,17 @@
-//! Dynamic events of the simulated kernel: `uprobe_events` and `dynamic_events` create and
-//! remove uprobe and event-probe events, with the kernel's syntax, errors and listings
-//! (`ftrace_text::probe`). Each new event gets a directory in `events/<group>/` of every
-//! instance, a `format` derived from its definition and the next free id; it then fires like
-//! any event: a uprobe at its profile rate (the guest's binaries are not visible here, so every
-//! probed path is taken as it is written), an event probe whenever its attached event fires.
+//! Dynamic events of the simulated kernel: `uprobe_events`, `kprobe_events` and
+//! `dynamic_events` create and remove uprobe, kprobe and event-probe events, with the kernel's
+//! syntax, errors and listings (`ftrace_text::probe`). Each new event gets a directory in
+//! `events/<group>/` of every instance, a `format` derived from its definition and the next
+//! free id; it then fires like any event: a uprobe at its profile rate (the guest's binaries
+//! are not visible here, so every probed path is taken as it is written), a kprobe at its
+//! functions' rates (see [`super::kprobes`]), an event probe whenever its attached event fires.
 
 use std::sync::Mutex;
 
 use eventfs_core::layout::{FileKind, EVENT_FILES};
-use eventfs_core::tree::{NewEvent, Tree};
+use eventfs_core::tree::{NewEvent, Tree, ROOT_INO};
 use eventfs_core::FsError;
+use ftrace_text::functions::FunctionTable;
 use ftrace_text::probe::{
     self, command_lines, layout::ShapeMismatch, libc_errno, LoggedError, ProbeCommand, ProbeDef,
     ProbeKind, Via,
@@ -19,21 +21,20 @@ use ftrace_text::{filter, format};
 use super::recorder::Recorder;
 use super::state::{lock, Attachment, State};
 
-/// Files of a probe event's directory: no `hist` (the snapshotted kernel has none) and no
-/// `inject`.
-fn probe_event_files() -> u64 {
+/// Files of a probe event's directory: `hist` when the snapshotted kernel's events have one
+/// (`has_hist`), never `inject`.
+fn probe_event_files(has_hist: bool) -> u64 {
     EVENT_FILES
         .iter()
         .enumerate()
-        .filter(|(_, spec)| {
-            matches!(
-                spec.kind,
-                FileKind::EventEnable
-                    | FileKind::EventFilter
-                    | FileKind::EventFormat
-                    | FileKind::EventId
-                    | FileKind::EventTrigger
-            )
+        .filter(|(_, spec)| match spec.kind {
+            FileKind::EventEnable
+            | FileKind::EventFilter
+            | FileKind::EventFormat
+            | FileKind::EventId
+            | FileKind::EventTrigger => true,
+            FileKind::EventHist => has_hist,
+            _ => false,
         })
         .fold(0, |mask, (slot, _)| mask | 1 << slot)
 }
@@ -50,11 +51,12 @@ pub struct DynamicEvents {
     probes: Mutex<Vec<Probe>>,
 }
 
-/// Looks up attachable events for the parser: any event of the global `events/` that is not
-/// itself a probe.
+/// Looks up attachable events for the parser (any event of the global `events/` that is not
+/// itself a probe) and, when the kernel has kprobes, its functions.
 struct Targets<'a> {
     tree: &'a Tree,
     probes: &'a [Probe],
+    functions: Option<&'a FunctionTable>,
 }
 
 impl probe::AttachTarget for Targets<'_> {
@@ -75,14 +77,32 @@ impl probe::AttachTarget for Targets<'_> {
                 .collect(),
         )
     }
+
+    fn has_kprobes(&self) -> bool {
+        self.functions.is_some()
+    }
+
+    fn functions_named(&self, symbol: &str) -> usize {
+        self.functions.map_or(0, |f| f.named(symbol).count())
+    }
 }
 
+/// Whether the file `via` lists (and removes) `probe`.
 fn shows(probe: &Probe, via: Via) -> bool {
-    via == Via::DynamicEvents || matches!(probe.def.kind, ProbeKind::Uprobe { .. })
+    match via {
+        Via::DynamicEvents => true,
+        Via::UprobeEvents => matches!(probe.def.kind, ProbeKind::Uprobe { .. }),
+        Via::KprobeEvents => matches!(probe.def.kind, ProbeKind::Kprobe { .. }),
+    }
+}
+
+/// The kernel's default number of kretprobe instances: `max(10, 2 * CPUs)`.
+fn default_maxactive(nr_cpus: u32) -> u32 {
+    10.max(2 * nr_cpus)
 }
 
 impl DynamicEvents {
-    /// What `uprobe_events` or `dynamic_events` reads.
+    /// What `uprobe_events`, `kprobe_events` or `dynamic_events` reads.
     pub fn listing(&self, via: Via) -> String {
         lock(&self.probes)
             .iter()
@@ -102,6 +122,12 @@ impl DynamicEvents {
         text: &str,
     ) -> Result<(), FsError> {
         let mut probes = lock(&self.probes);
+        // Kprobes exist when the top level serves `kprobe_events` (a kernel with them, whose
+        // function list the catalog has).
+        let functions = tree
+            .find(ROOT_INO, b"kprobe_events")
+            .is_ok()
+            .then(|| recorder.functions(tree));
         for line in command_lines(text) {
             let parsed = probe::parse_command(
                 line,
@@ -109,11 +135,20 @@ impl DynamicEvents {
                 &Targets {
                     tree,
                     probes: &probes,
+                    functions,
                 },
             );
             let result = match parsed {
                 Ok(None) => Ok(()),
-                Ok(Some(ProbeCommand::Define(def))) => {
+                Ok(Some(ProbeCommand::Define(mut def))) => {
+                    if let ProbeKind::Kprobe {
+                        ret: true,
+                        maxactive: maxactive @ None,
+                        ..
+                    } = &mut def.kind
+                    {
+                        *maxactive = Some(default_maxactive(state.options.nr_cpus));
+                    }
                     self.define(&mut probes, state, tree, recorder, def, line)
                 }
                 Ok(Some(ProbeCommand::Remove {
@@ -149,17 +184,21 @@ impl DynamicEvents {
     ) -> Result<(), probe::ProbeError> {
         let subsystem = match def.kind {
             ProbeKind::Uprobe { .. } => "trace_uprobe",
+            ProbeKind::Kprobe { .. } => "trace_kprobe",
             ProbeKind::Eprobe { .. } => "event_probe",
         };
-        let refuse = |message: &'static str| probe::ProbeError {
+        let words: Vec<&str> = line.split_ascii_whitespace().collect();
+        // The caret goes under word `word` (past the end if there is none).
+        let refuse_at = |message: &'static str, word: usize| probe::ProbeError {
             errno: libc_errno::EEXIST,
             logged: Some(LoggedError {
                 subsystem,
                 message,
-                command: line.split_ascii_whitespace().collect::<Vec<_>>().join(" "),
-                position: 0,
+                command: words.join(" "),
+                position: words.iter().take(word).map(|w| w.len() + 1).sum(),
             }),
         };
+        let refuse = |message: &'static str| refuse_at(message, 0);
         if let Some(same) = probes
             .iter()
             .find(|p| p.def.group == def.group && p.def.event == def.event)
@@ -171,15 +210,17 @@ impl DynamicEvents {
                 Ok(()) => {
                     // Another place of the same event: one directory, two listing lines.
                     let id = same.id;
+                    add_kprobe_site(recorder, tree, id, &def);
                     probes.push(Probe { def, id });
                     return Ok(());
                 }
                 Err(ShapeMismatch::ProbeType) => {
                     return Err(refuse("Probe type is different from existing probe"))
                 }
-                Err(ShapeMismatch::Arguments) => {
-                    return Err(refuse(
+                Err(ShapeMismatch::Arguments(arg)) => {
+                    return Err(refuse_at(
                         "Argument type or name is different from existing probe",
+                        arg + 2,
                     ))
                 }
                 Err(ShapeMismatch::NotAppendable) => {}
@@ -206,22 +247,31 @@ impl DynamicEvents {
                 filter.as_deref(),
                 line,
             )?),
-            ProbeKind::Uprobe { .. } => None,
+            ProbeKind::Uprobe { .. } | ProbeKind::Kprobe { .. } => None,
         };
         let id = next_free_id(tree, probes);
         let layout = def.layout(id);
+        let has_hist = tree
+            .find_event("sched", "sched_switch")
+            .is_some_and(|dir| tree.find(tree.dir_ino(dir), b"hist").is_ok());
         tree.add_event(&NewEvent {
             system: &def.group,
             name: &def.event,
             id,
-            files: probe_event_files(),
+            files: probe_event_files(has_hist),
             format: &layout.format,
         })
         .map_err(|e| probe::ProbeError {
             errno: e.errno(),
             logged: None,
         })?;
-        recorder.register_probe_render(id, &def.event, &layout);
+        // A kprobe's line is `name: (place)` then the arguments: its fmt prints those alone.
+        let shown_name = match def.kind {
+            ProbeKind::Kprobe { .. } => "",
+            _ => def.event.as_str(),
+        };
+        recorder.register_probe_render(id, shown_name, &layout);
+        add_kprobe_site(recorder, tree, id, &def);
         if let Some(attachment) = attachment {
             state.attach(attachment);
         }
@@ -235,8 +285,8 @@ impl DynamicEvents {
         Ok(())
     }
 
-    /// `O_TRUNC` on `uprobe_events` or `dynamic_events`: every probe it lists goes, unless one
-    /// is enabled (EBUSY, nothing removed).
+    /// `O_TRUNC` on `uprobe_events`, `kprobe_events` or `dynamic_events`: every probe it lists
+    /// goes, unless one is enabled (EBUSY, nothing removed).
     pub fn clear(
         &self,
         state: &State,
@@ -271,7 +321,8 @@ fn errno_of(errno: i32) -> FsError {
     match errno {
         libc_errno::EINVAL => FsError::Invalid("dynamic event refused".into()),
         libc_errno::EEXIST => FsError::Exists,
-        libc_errno::ENOENT => FsError::NotFound,
+        // Not `NotFound`: through an open handle that would read as a removed file (ENODEV).
+        libc_errno::ENOENT => FsError::Os(libc::ENOENT),
         other => FsError::Os(other),
     }
 }
@@ -303,13 +354,18 @@ fn remove_matching(
             .iter()
             .filter(|p| p.def.group == probes[at].def.group && p.def.event == probes[at].def.event)
             .count();
-        if shared == 1 {
-            if is_busy(state, tree, &probes[at].def) {
-                return Err(probe::ProbeError {
-                    errno: libc_errno::EBUSY,
-                    logged: None,
-                });
+        if shared == 1 && is_busy(state, tree, &probes[at].def) {
+            return Err(probe::ProbeError {
+                errno: libc_errno::EBUSY,
+                logged: None,
+            });
+        }
+        if let ProbeKind::Kprobe { symbol, offset, .. } = &probes[at].def.kind {
+            if let Some(function) = recorder.functions(tree).named(symbol).next() {
+                recorder.kprobes.remove(probes[at].id, function, *offset);
             }
+        }
+        if shared == 1 {
             let probe = &probes[at];
             let _ = tree.remove(&probe.def.group, Some(&probe.def.event));
             state.prune(tree);
@@ -327,6 +383,24 @@ fn remove_matching(
         });
     }
     Ok(())
+}
+
+/// Registers a kprobe's place with the recorder, which makes it fire.
+fn add_kprobe_site(recorder: &Recorder, tree: &Tree, id: u32, def: &ProbeDef) {
+    let ProbeKind::Kprobe {
+        symbol,
+        offset,
+        ret,
+        ..
+    } = &def.kind
+    else {
+        return;
+    };
+    if let Some(function) = recorder.functions(tree).named(symbol).next() {
+        recorder
+            .kprobes
+            .add(id, &def.event, function, *offset, *ret);
+    }
 }
 
 /// A group directory goes with its last event, as the kernel removes an empty subsystem.

@@ -7,6 +7,8 @@
 //! (`*` and `?`, as `set_event` takes them); `#` starts a comment. The first rule that matches
 //! wins; user rules (`--rate-profile FILE`) come before the built-in ones, and an event no rule
 //! matches fires at `--rate`.
+//!
+//! A kprobe fires at the rate of the function it probes, looked up as `function:NAME`.
 
 use std::fmt;
 
@@ -34,6 +36,10 @@ module:* 0.01
 oom:* 0.01
 mce:* 0.01
 thermal:* 0.1
+function:schedule 400
+function:vfs_read 60
+function:vfs_write 40
+function:* 20
 ";
 
 /// Most records per second a rule may ask for (so a typo cannot make the simulation spin).

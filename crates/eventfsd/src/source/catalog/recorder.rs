@@ -17,10 +17,12 @@ use ftrace_text::trigger::{self, Action};
 use ftrace_text::{trace_header, FieldValue, Generator, Record, Ring};
 
 use super::cmdlines::Cmdlines;
+use super::eprobe_records::fill_probe_record;
 use super::function_tracer;
 use super::hist::{self, Sample};
+use super::kprobes::{self, Kprobes};
 use super::snapshot;
-use super::state::{self, lock, EventState, FilterSlot, InstanceState, State};
+use super::state::{lock, EventState, FilterSlot, InstanceState, State};
 use super::timeline::{self, Schedule, Timeline};
 
 /// How often a blocked reader catches the simulation up while events fire: new records
@@ -190,6 +192,8 @@ pub struct Recorder {
     /// The catalog's functions, read from the tree the first time the function tracer or
     /// its files are used (megabytes of names a daemon that never traces functions skips).
     functions: std::sync::OnceLock<FunctionTable>,
+    /// Where the kprobes sit, and their hits.
+    pub(super) kprobes: Kprobes,
 }
 
 impl Recorder {
@@ -202,6 +206,7 @@ impl Recorder {
             stats: RecorderStats::default(),
             cmdlines: Mutex::default(),
             functions: std::sync::OnceLock::new(),
+            kprobes: Kprobes::default(),
         }
     }
 
@@ -370,12 +375,20 @@ impl Recorder {
         to: u64,
     ) {
         let Ok(node) = tree.node(key) else { return };
-        let rate = *lock(&self.rates).entry(key).or_insert_with(|| {
-            let system = tree.dir_name(tree.parent_of(node.dir));
-            state
-                .options
-                .profile
-                .rate_of(&system, &tree.dir_name(node.dir))
+        let profile = &state.options.profile;
+        // A kprobe's rate follows its probes (appended or removed at any time): not cached.
+        let kprobe_rate = self
+            .kprobes
+            .describe(tree.event_id(node.dir))
+            .and_then(|_| {
+                self.kprobes
+                    .rate(tree.event_id(node.dir), self.functions(tree), profile)
+            });
+        let rate = kprobe_rate.unwrap_or_else(|| {
+            *lock(&self.rates).entry(key).or_insert_with(|| {
+                let system = tree.dir_name(tree.parent_of(node.dir));
+                profile.rate_of(&system, &tree.dir_name(node.dir))
+            })
         });
         let count = timeline.occurrences(key, rate, from, to);
         schedule.add(key, from, to, count, &mut timeline.generator);
@@ -427,6 +440,10 @@ impl Recorder {
             )
         });
         let mut record = timeline.generator.record_at(ts, id, &fields);
+        if self.kprobes.describe(id).is_some() {
+            let generator = &mut timeline.generator;
+            (self.kprobes).fill(id, &mut record, &fields, self.functions(tree), generator);
+        }
         let ignored = match pid {
             PidChoice::Listed(pid) => {
                 force_pid(&mut record, &fields, pid);
@@ -625,7 +642,22 @@ impl Recorder {
             .map(|d| tree.event_id(d));
         // Where a function record keeps `ip` and `parent_ip`, found at the first one.
         let mut call_fields: Option<Option<(usize, usize)>> = None;
+        let mut kprobes: HashMap<u32, Option<(bool, String)>> = HashMap::new();
         for record in records {
+            // Kprobes print their place with symbols (`print_kprobe_event`), then the
+            // arguments (their renderer's fmt holds those alone).
+            let kprobe = kprobes
+                .entry(record.event_id)
+                .or_insert_with(|| self.kprobes.describe(record.event_id));
+            if let (Some((ret, name)), Some(render)) = (kprobe, self.render_of(record.event_id)) {
+                ftrace_text::render_context(record, out);
+                out.push_str(name);
+                out.push_str(": ");
+                kprobes::render_head(record, *ret, self.functions(tree), out);
+                render.compiled.render(record, out);
+                out.push('\n');
+                continue;
+            }
             // Calls of the function tracer print as `trace_fn_trace` prints them.
             if Some(record.event_id) == function_id {
                 let slots = *call_fields.get_or_insert_with(|| {
@@ -885,65 +917,6 @@ fn driven_by_probes(state: &State, tree: &Tree, events: &HashMap<Ino, EventState
         }
     }
     driven
-}
-
-/// An event probe's record takes the task and context of the record it was made from, and
-/// each argument from its source.
-fn fill_probe_record(
-    probe: &mut Record,
-    probe_fields: &[format::Field<'_>],
-    from: &Record,
-    from_fields: &[format::Field<'_>],
-    attachment: &state::Attachment,
-) {
-    use ftrace_text::probe::ProbeValueSource as Source;
-    probe.cpu = from.cpu;
-    probe.pid = from.pid;
-    probe.comm = from.comm.clone();
-    probe.flags = from.flags;
-    // Written from inside the event's trigger: one preemption level deeper (d..2. -> d..3.).
-    probe.preempt_count = (from.preempt_count & 0xf0) | ((from.preempt_count & 0xf) + 1).min(0xf);
-    for (slot, field) in probe_fields.iter().enumerate() {
-        let value = match field.name {
-            "common_flags" => FieldValue::UInt(u64::from(from.flags)),
-            "common_preempt_count" => FieldValue::UInt(u64::from(probe.preempt_count)),
-            "common_pid" => FieldValue::Int(i64::from(from.pid)),
-            name => match attachment.sources.iter().find(|(n, _)| n == name) {
-                Some((_, Source::Field(source))) => match from.field(from_fields, source) {
-                    Some(FieldValue::Str(s)) if format::is_string(field) => {
-                        FieldValue::Str(s.clone())
-                    }
-                    Some(v) => match v.as_bits() {
-                        Some(bits) => sized(bits, field),
-                        None => continue,
-                    },
-                    None => continue,
-                },
-                Some((_, Source::Comm)) => FieldValue::Str(from.comm.clone()),
-                Some((_, Source::Immediate(v))) => sized(*v, field),
-                Some((_, Source::ImmediateString(s))) => FieldValue::Str(s.as_str().into()),
-                _ => continue,
-            },
-        };
-        probe.fields[slot] = value;
-    }
-}
-
-/// An integer cut to a field's size, signed if the field is.
-fn sized(bits: u64, field: &format::Field<'_>) -> FieldValue {
-    let width = field.size.min(8) * 8;
-    let masked = if width >= 64 {
-        bits
-    } else {
-        bits & ((1 << width) - 1)
-    };
-    if field.signed && width < 64 && masked >> (width - 1) & 1 == 1 {
-        FieldValue::Int((masked | !((1 << width) - 1)) as i64)
-    } else if field.signed {
-        FieldValue::Int(masked as i64)
-    } else {
-        FieldValue::UInt(masked)
-    }
 }
 
 /// Triggers the kernel runs after the event is written (`EVENT_CMD_FL_POST_TRIGGER`): so the

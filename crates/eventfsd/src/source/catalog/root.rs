@@ -99,14 +99,9 @@ impl RootFiles<'_> {
                 | RootFile::SetFtraceNotracePid => {
                     function_tracer::truncate(self.state, tree, node.dir, file)
                 }
-                RootFile::UprobeEvents => {
-                    self.dynamic
-                        .clear(self.state, tree, self.recorder, Via::UprobeEvents)?
-                }
-                RootFile::DynamicEvents => {
-                    self.dynamic
-                        .clear(self.state, tree, self.recorder, Via::DynamicEvents)?
-                }
+                RootFile::UprobeEvents | RootFile::KprobeEvents | RootFile::DynamicEvents => self
+                    .dynamic
+                    .clear(self.state, tree, self.recorder, probe_file(file))?,
                 _ => {}
             }
         }
@@ -281,14 +276,16 @@ impl RootFiles<'_> {
                     b"0\n".to_vec()
                 }
             }
-            RootFile::UprobeEvents => self.dynamic.listing(Via::UprobeEvents).into_bytes(),
-            RootFile::DynamicEvents => self.dynamic.listing(Via::DynamicEvents).into_bytes(),
+            RootFile::UprobeEvents | RootFile::KprobeEvents | RootFile::DynamicEvents => {
+                self.dynamic.listing(probe_file(file)).into_bytes()
+            }
+            RootFile::KprobeProfile => self.recorder.kprobes.profile_text().into_bytes(),
             // The snapshotted kernel's list (megabytes): sliced in place, never copied whole.
             RootFile::AvailableFilterFunctions => {
                 return Ok(tree.with_functions(|list| slice_at(list, offset, size)))
             }
             // Hidden (not simulated).
-            RootFile::KprobeEvents | RootFile::SyntheticEvents => Vec::new(),
+            RootFile::SyntheticEvents => Vec::new(),
             RootFile::TraceMarker => {
                 return Err(FsError::Invalid("trace_marker is write-only".into()))
             }
@@ -411,18 +408,13 @@ impl RootFiles<'_> {
             }
             // Writing these clears them (`echo > trace`), which open with O_TRUNC already did.
             RootFile::Trace => {}
-            RootFile::UprobeEvents => {
-                self.dynamic
-                    .write(self.state, tree, self.recorder, Via::UprobeEvents, text)?
-            }
-            RootFile::DynamicEvents => {
-                self.dynamic
-                    .write(self.state, tree, self.recorder, Via::DynamicEvents, text)?
-            }
-            RootFile::KprobeEvents | RootFile::SyntheticEvents => {
+            RootFile::UprobeEvents | RootFile::KprobeEvents | RootFile::DynamicEvents => self
+                .dynamic
+                .write(self.state, tree, self.recorder, probe_file(file), text)?,
+            RootFile::SyntheticEvents => {
                 if !value.is_empty() {
                     return Err(FsError::Invalid(format!(
-                        "{file:?}: the catalog source cannot probe kernel code"
+                        "{file:?}: synthetic events are not simulated"
                     )));
                 }
             }
@@ -435,6 +427,7 @@ impl RootFiles<'_> {
             | RootFile::AvailableTracers
             | RootFile::AvailableFilterFunctions
             | RootFile::BufferTotalSizeKb
+            | RootFile::KprobeProfile
             | RootFile::PrintkFormats
             | RootFile::SavedCmdlines
             | RootFile::SavedTgids => {
@@ -471,5 +464,14 @@ impl RootFiles<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// Which file a dynamic-event read or write goes through.
+fn probe_file(file: RootFile) -> Via {
+    match file {
+        RootFile::KprobeEvents => Via::KprobeEvents,
+        RootFile::UprobeEvents => Via::UprobeEvents,
+        _ => Via::DynamicEvents,
     }
 }

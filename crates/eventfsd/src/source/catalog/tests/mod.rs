@@ -2,6 +2,7 @@
 
 mod function_tracer;
 mod hist;
+mod kprobes;
 mod sim;
 mod snapshot;
 
@@ -791,9 +792,11 @@ fn uprobes_are_defined_listed_fired_and_removed() {
     sim.write("events/uprobes/myev/enable", "0").unwrap();
     sim.append("uprobe_events", "-:uprobes/myev").unwrap();
     assert!(sim.try_node("events/uprobes/myev").is_err());
+    // ENOENT as an errno of the write, not a missing node (which reads as ENODEV through an
+    // open handle).
     assert!(matches!(
         sim.append("uprobe_events", "-:myev"),
-        Err(FsError::NotFound)
+        Err(FsError::Os(libc::ENOENT))
     ));
     // Truncation removes the rest, and the empty group with it.
     sim.write("uprobe_events", "").unwrap();
