@@ -7,11 +7,17 @@
 //! `trace_pipe_raw` pages carry plausible `ip` values that render back to names.
 
 use std::collections::BTreeSet;
+use std::sync::OnceLock;
 
 /// Where the simulated kernel's text starts (x86-64's `_text` without KASLR).
 const TEXT_BASE: u64 = 0xffff_ffff_8100_0000;
 /// Distance between two simulated functions: each function's size.
 pub const FUNCTION_STRIDE: u64 = 0x40;
+/// Most patterns one `set_ftrace_filter`/`set_ftrace_notrace` write may hold that need a walk
+/// of the whole list (globs, `:mod:`): each costs host CPU, and the kernel's own bound (a
+/// page per write, about a thousand patterns) would cost seconds. Plain names are looked up in
+/// an index and are not counted.
+pub const MAX_PATTERNS_PER_WRITE: usize = 64;
 
 /// The functions of one kernel, in `available_filter_functions` order: the lines in one
 /// string and where each starts (a tenth of the memory of a string per function).
@@ -21,6 +27,9 @@ pub struct FunctionTable {
     text: Box<str>,
     /// Where each line starts in `text`.
     starts: Vec<u32>,
+    /// Line numbers in the order of their names (module suffixes aside), made the first time
+    /// a plain name is looked up.
+    by_name: OnceLock<Box<[u32]>>,
 }
 
 /// A rejected `set_ftrace_filter` / `set_ftrace_notrace` token (the kernel answers EINVAL
@@ -33,6 +42,9 @@ pub enum FunctionFilterError {
     /// `function:command` (function triggers are not simulated).
     #[error("function commands are not simulated: {0:?}")]
     Command(String),
+    /// More than [`MAX_PATTERNS_PER_WRITE`] globs in one write.
+    #[error("more than {MAX_PATTERNS_PER_WRITE} patterns in one write (write them in several)")]
+    TooManyPatterns,
 }
 
 impl FunctionTable {
@@ -48,7 +60,21 @@ impl FunctionTable {
         FunctionTable {
             text: text.into(),
             starts,
+            by_name: OnceLock::new(),
         }
+    }
+
+    /// The functions whose name (module suffix aside) is `name`, in list order.
+    fn exactly(&self, name: &str) -> &[u32] {
+        let name_of = |n: u32| split_module(self.line(n).unwrap_or("")).0;
+        let index = self.by_name.get_or_init(|| {
+            let mut index: Vec<u32> = (0..self.starts.len() as u32).collect();
+            index.sort_by(|&a, &b| name_of(a).cmp(name_of(b)).then(a.cmp(&b)));
+            index.into()
+        });
+        let from = index.partition_point(|&n| name_of(n) < name);
+        let to = from + index[from..].partition_point(|&n| name_of(n) == name);
+        &index[from..to]
     }
 
     /// Number of functions.
@@ -103,24 +129,22 @@ impl FunctionTable {
             Some((module, name)) => (Some(module), name),
             None => (None, symbol),
         };
-        self.lines()
-            .enumerate()
-            .filter(move |(_, line)| {
-                let (listed, listed_module) = match line.split_once(" [") {
-                    Some((listed, rest)) => (listed, rest.strip_suffix(']')),
-                    None => (*line, None),
-                };
-                listed == name
-                    && !name.starts_with("__ftrace_invalid_address__")
-                    && module.is_none_or(|m| listed_module == Some(m))
-            })
-            .map(|(n, _)| n as u32)
+        let found = if name.starts_with("__ftrace_invalid_address__") {
+            &[][..]
+        } else {
+            self.exactly(name)
+        };
+        found.iter().copied().filter(move |&n| {
+            let listed_module = split_module(self.line(n).unwrap_or("")).1;
+            module.is_none_or(|m| listed_module == Some(m))
+        })
     }
 
     /// Applies one write to a filter set (`set`, the functions listed): every token in turn,
     /// as the kernel's parser hands them over. A token that matches nothing fails the write,
     /// with the tokens before it applied.
     pub fn apply(&self, set: &mut BTreeSet<u32>, text: &str) -> Result<(), FunctionFilterError> {
+        let mut walks = 0;
         for token in text.split_ascii_whitespace() {
             let (remove, pattern) = match token.strip_prefix('!') {
                 Some(rest) => (true, rest),
@@ -134,8 +158,27 @@ impl FunctionTable {
                 None => (pattern, None),
             };
             let matcher = Matcher::new(if name.is_empty() { "*" } else { name });
-            let module_matcher = module.map(Matcher::new);
             let mut found = false;
+            let mut mark = |n: u32| {
+                found = true;
+                if remove {
+                    set.remove(&n);
+                } else {
+                    set.insert(n);
+                }
+            };
+            if let (Matcher::Full(name), None) = (&matcher, module) {
+                self.exactly(name).iter().for_each(|&n| mark(n));
+                if !found {
+                    return Err(FunctionFilterError::NoMatch(token.to_string()));
+                }
+                continue;
+            }
+            walks += 1;
+            if walks > MAX_PATTERNS_PER_WRITE {
+                return Err(FunctionFilterError::TooManyPatterns);
+            }
+            let module_matcher = module.map(Matcher::new);
             for (n, line) in self.lines().enumerate() {
                 let (function, line_module) = split_module(line);
                 let module_ok = match (&module_matcher, line_module) {
@@ -144,12 +187,7 @@ impl FunctionTable {
                     (Some(_), None) => false,
                 };
                 if module_ok && matcher.matches(function) {
-                    found = true;
-                    if remove {
-                        set.remove(&(n as u32));
-                    } else {
-                        set.insert(n as u32);
-                    }
+                    mark(n as u32);
                 }
             }
             if !found {
@@ -372,6 +410,24 @@ mod tests {
             Some(("vfs_read", 5))
         );
         assert_eq!(table.containing(FunctionTable::address(7)), None);
+    }
+
+    #[test]
+    fn globs_per_write_are_bounded_and_names_are_not() {
+        let table = FunctionTable::parse(LIST);
+        let mut set = BTreeSet::new();
+        let plain = "vfs_read ".repeat(10 * MAX_PATTERNS_PER_WRITE);
+        assert_eq!(table.apply(&mut set, &plain), Ok(()));
+        let globs = "vfs_* ".repeat(MAX_PATTERNS_PER_WRITE);
+        assert_eq!(table.apply(&mut set, &globs), Ok(()));
+        assert_eq!(names(&table, &set), "vfs_read vfs_write ");
+        let too_many = format!("{globs} !vfs_*");
+        assert_eq!(
+            table.apply(&mut set, &too_many),
+            Err(FunctionFilterError::TooManyPatterns)
+        );
+        // The patterns before the one over the bound applied, as a failing token leaves them.
+        assert_eq!(names(&table, &set), "vfs_read vfs_write ");
     }
 
     #[test]

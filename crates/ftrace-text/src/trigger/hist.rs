@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{HistDialect, HistField, HistSpec, SortField, SortKey};
@@ -41,23 +42,76 @@ struct Entry {
     comm: Box<str>,
 }
 
+/// A bound on the entries of all the histograms of one simulated kernel together. Each table
+/// is bounded by its `size=`, but a guest may make any number of tables; a table that finds
+/// the budget spent drops a new key as a full table does (counted in `Dropped:`).
+#[derive(Debug)]
+pub struct EntryBudget {
+    used: AtomicUsize,
+    limit: usize,
+}
+
+impl EntryBudget {
+    /// A budget of `limit` entries.
+    pub fn new(limit: usize) -> Arc<EntryBudget> {
+        Arc::new(EntryBudget {
+            used: AtomicUsize::new(0),
+            limit,
+        })
+    }
+
+    /// Entries held now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Takes one entry, if any is left.
+    fn take(&self) -> bool {
+        self.used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                (used < self.limit).then_some(used + 1)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, entries: usize) {
+        let _ = self
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                Some(used.saturating_sub(entries))
+            });
+    }
+}
+
 /// One histogram's table.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct HistTable {
     entries: HashMap<Box<[KeyPart]>, Entry>,
     hits: u64,
     drops: u64,
+    /// The budget its entries are taken from (the one of its first entry's `add`).
+    budget: Option<Arc<EntryBudget>>,
+}
+
+impl Drop for HistTable {
+    fn drop(&mut self) {
+        if let Some(budget) = &self.budget {
+            budget.give_back(self.entries.len());
+        }
+    }
 }
 
 impl HistTable {
     /// Adds one hit under the key made of `spec`'s key fields, summing its value fields;
     /// `input` gives each field's raw value (`None`: the record has no such field, which
-    /// the trigger parser rules out). A full table drops the hit, as the kernel's does.
+    /// the trigger parser rules out). A full table drops the hit, as the kernel's does, and
+    /// so does a table whose new key finds `budget` spent.
     pub fn add<'a>(
         &mut self,
         spec: &HistSpec,
         input: impl Fn(&HistField) -> Option<FieldInput<'a>>,
         comm: &str,
+        budget: &Arc<EntryBudget>,
     ) {
         let key: Option<Box<[KeyPart]>> = spec
             .keys
@@ -77,14 +131,17 @@ impl HistTable {
         let full = self.entries.len() >= max_entries;
         let entry = match self.entries.get_mut(&key) {
             Some(entry) => entry,
-            None if full => {
+            None if full || !budget.take() => {
                 self.drops += 1;
                 return;
             }
-            None => self.entries.entry(key).or_insert_with(|| Entry {
-                sums: vec![0; 1 + vals.len()].into(),
-                comm: comm.into(),
-            }),
+            None => {
+                self.budget.get_or_insert_with(|| Arc::clone(budget));
+                self.entries.entry(key).or_insert_with(|| Entry {
+                    sums: vec![0; 1 + vals.len()].into(),
+                    comm: comm.into(),
+                })
+            }
         };
         self.hits += 1;
         entry.sums[0] += 1;
@@ -95,7 +152,11 @@ impl HistTable {
 
     /// Forgets every entry and the totals (`:clear`).
     pub fn clear(&mut self) {
-        *self = HistTable::default();
+        if let Some(budget) = &self.budget {
+            budget.give_back(self.entries.len());
+        }
+        self.entries.clear();
+        (self.hits, self.drops) = (0, 0);
     }
 
     /// Appends one trigger's section of the `hist` file: the header naming `trigger_line`
@@ -350,7 +411,41 @@ mod tests {
                     .or(Some(FieldInput::Str("swapper/0")))
             },
             comm,
+            &EntryBudget::new(usize::MAX),
         );
+    }
+
+    #[test]
+    fn all_tables_together_stay_within_their_budget() {
+        let (spec, _) = spec_of(HistDialect::Current, "hist:keys=next_pid");
+        let budget = EntryBudget::new(3);
+        let add = |table: &mut HistTable, pid: u64| {
+            table.add(&spec, |_| Some(FieldInput::Num(pid)), "sh", &budget);
+        };
+        let mut first = HistTable::default();
+        let mut second = HistTable::default();
+        for pid in [1, 2, 1] {
+            add(&mut first, pid);
+        }
+        for pid in [3, 4, 3] {
+            add(&mut second, pid);
+        }
+        // The second table got one new key (3) before the budget ran out; its 4 was dropped,
+        // and a key it holds still counts.
+        assert_eq!(budget.used(), 3);
+        let mut out = String::new();
+        second.render(&spec, "-", &mut out);
+        assert!(
+            out.contains("Hits: 2\n    Entries: 1\n    Dropped: 1\n"),
+            "{out}"
+        );
+        // Clearing or dropping a table gives its entries back.
+        first.clear();
+        assert_eq!(budget.used(), 1);
+        add(&mut second, 4);
+        assert_eq!(budget.used(), 2);
+        drop(second);
+        assert_eq!(budget.used(), 0);
     }
 
     #[test]
@@ -558,7 +653,13 @@ mod tests {
         ] {
             let (spec, _) = spec_of(dialect, "hist:keys=stacktrace");
             let mut table = HistTable::default();
-            table.add(&spec, |_| Some(FieldInput::Stack(&[0x10, 0x20])), "sh");
+            let budget = EntryBudget::new(10);
+            table.add(
+                &spec,
+                |_| Some(FieldInput::Stack(&[0x10, 0x20])),
+                "sh",
+                &budget,
+            );
             let mut out = String::new();
             table.render(&spec, "-", &mut out);
             assert!(

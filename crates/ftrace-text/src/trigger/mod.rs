@@ -14,7 +14,7 @@ mod hist;
 mod hist_parse;
 mod write_form;
 
-pub use hist::{FieldInput, HistTable, KeyPart, SharedTable};
+pub use hist::{EntryBudget, FieldInput, HistTable, KeyPart, SharedTable};
 
 /// What `cat trigger` shows when an event has no triggers (all trigger commands built in).
 pub const HELP_TEXT: &str = "# Available triggers:\n\

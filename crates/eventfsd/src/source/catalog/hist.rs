@@ -3,12 +3,13 @@
 //! `hist` file. The tables and their text are `ftrace_text::trigger`'s.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use eventfs_core::tree::Ino;
 use ftrace_text::filter::errno;
 use ftrace_text::format;
 use ftrace_text::trigger::{
-    Action, FieldInput, HistField, HistSpec, TriggerCommand, TriggerError, TriggerSet,
+    Action, EntryBudget, FieldInput, HistField, HistSpec, TriggerCommand, TriggerError, TriggerSet,
 };
 use ftrace_text::{FieldValue, Record};
 
@@ -42,14 +43,15 @@ impl Sample<'_> {
         }
     }
 
-    /// Counts this occurrence in `spec`'s table unless it is paused.
-    pub fn hit(&self, spec: &HistSpec) -> bool {
+    /// Counts this occurrence in `spec`'s table unless it is paused; a new key takes an
+    /// entry from `budget`, the bound of all tables together.
+    pub fn hit(&self, spec: &HistSpec, budget: &Arc<EntryBudget>) -> bool {
         if spec.paused {
             return false;
         }
         spec.table
             .lock()
-            .add(spec, |field| self.input(field), &self.record.comm);
+            .add(spec, |field| self.input(field), &self.record.comm, budget);
         true
     }
 }

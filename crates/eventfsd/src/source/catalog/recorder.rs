@@ -118,7 +118,7 @@ impl Occurrence<'_> {
         }
         let (state, tree) = (self.state, self.tree);
         let acted = match &trigger.action {
-            Action::Hist(spec) => sample.is_some_and(|sample| sample.hit(spec)),
+            Action::Hist(spec) => sample.is_some_and(|sample| sample.hit(spec, &state.hist_budget)),
             // Like `hist_enable_count_trigger`, these count every time they fire.
             Action::EnableHist { system, event } | Action::DisableHist { system, event } => {
                 let on = matches!(trigger.action, Action::EnableHist { .. });

@@ -202,7 +202,15 @@ pub struct State {
     pub clock: SimClock,
     /// Tunables.
     pub options: CatalogOptions,
+    /// The entries every histogram together may hold (see [`HIST_ENTRY_BUDGET`]).
+    pub hist_budget: Arc<trigger::EntryBudget>,
 }
+
+/// How many entries all the histograms of one guest's simulated kernel may hold together:
+/// 32 full default-sized tables (a few MB of host memory). A guest may make any number of
+/// `hist:` triggers of up to 2^17 entries each; past this bound new keys are dropped, as in
+/// a full table.
+pub const HIST_ENTRY_BUDGET: usize = 32 * 2048;
 
 impl State {
     /// Empty state: every event disabled, no instance state yet.
@@ -218,6 +226,7 @@ impl State {
             attachments: Mutex::default(),
             clock,
             options,
+            hist_budget: trigger::EntryBudget::new(HIST_ENTRY_BUDGET),
         }
     }
 
