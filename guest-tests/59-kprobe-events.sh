@@ -14,17 +14,9 @@ if [ ! -e kprobe_events ]; then
     exit 77
 fi
 echo >kprobe_events
-# error CMD ERRNO-TEXT MESSAGE CARET-COLUMN: the write fails with that error, logged with the
-# caret under column CARET-COLUMN of the command.
+# error CMD ERRNO-TEXT [MESSAGE CARET]: a kprobe_events write the kernel refuses.
 error() {
-    echo >error_log
-    W_ERR=$( { echo "$1" >>kprobe_events; } 2>&1)
-    expect_eq "'$1' is refused" "sh: write error: $2" "$W_ERR"
-    if [ -n "$3" ]; then
-        expect_eq "'$1' is logged" "trace_kprobe: error: $3" "$(sed -n 's/^\[ *[0-9.]*\] //p' error_log)"
-        caret=$(sed -n '3p' error_log | awk '{ print index($0, "^") - 12 }')
-        expect_eq "'$1' has its caret at $4" "$4" "$caret"
-    fi
+    expect_refused "$1" kprobe_events "$2" "${3:+trace_kprobe: error: $3}" "${4:-}"
 }
 expect_write_ok 'p:myk vfs_read' kprobe_events
 echo 'p vfs_read' >>kprobe_events

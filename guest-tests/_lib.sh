@@ -67,6 +67,20 @@ expect_mode() { # path octal
     expect_eq "mode of $1 is $2" "$2" "$_m"
 }
 
+# expect_refused CMD FILE ERRNO-TEXT [ENTRY CARET]: appending CMD to FILE fails with that
+# error text; with ENTRY (`subsystem: error: message`), error_log holds that one entry, its
+# caret under column CARET of the command.
+expect_refused() {
+    echo >error_log
+    W_ERR=$( { echo "$1" >>"$2"; } 2>&1)
+    expect_eq "'$1' is refused" "sh: write error: $3" "$W_ERR"
+    if [ -n "${4:-}" ]; then
+        expect_eq "'$1' is logged" "$4" "$(sed -n 's/^\[ *[0-9.]*\] //p' error_log)"
+        _caret=$(sed -n '3p' error_log | awk '{ print index($0, "^") - 12 }')
+        expect_eq "'$1' has its caret at $5" "$5" "$_caret"
+    fi
+}
+
 # write with a shell `echo` (one write(2), O_TRUNC), report success and the error text
 # usage: try_write VALUE FILE ; then $W_RC and $W_ERR are set
 try_write() {

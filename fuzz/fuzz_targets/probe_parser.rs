@@ -1,5 +1,5 @@
-//! The dynamic-probe parser (`uprobe_events`/`kprobe_events`/`dynamic_events` lines): the
-//! first byte picks the file; what parses is laid out (format, listing, value sources) and its
+//! The dynamic-event parser (`uprobe_events`/`kprobe_events`/`synthetic_events`/
+//! `dynamic_events` lines): the first byte picks the file; what parses is laid out (format, listing, value sources) and its
 //! format read back.
 #![no_main]
 
@@ -27,6 +27,14 @@ impl probe::AttachTarget for Catalog {
         true
     }
 
+    fn has_synthetic_events(&self) -> bool {
+        true
+    }
+
+    fn synthetic_event_exists(&self, name: &str) -> bool {
+        name == "wakeup_latency"
+    }
+
     fn functions_named(&self, symbol: &str) -> usize {
         match symbol {
             "vfs_read" | "schedule" | "kvm:kvm_exit" => 1,
@@ -40,10 +48,11 @@ fuzz_target!(|data: &[u8]| {
     let Some((sel, text)) = eventfsd_fuzz::selector_and_text(data) else {
         return;
     };
-    let via = match sel % 3 {
+    let via = match sel % 4 {
         0 => Via::UprobeEvents,
         1 => Via::DynamicEvents,
-        _ => Via::KprobeEvents,
+        2 => Via::KprobeEvents,
+        _ => Via::SyntheticEvents,
     };
     for line in probe::command_lines(&text) {
         match probe::parse_command(line, via, &Catalog) {
@@ -51,12 +60,12 @@ fuzz_target!(|data: &[u8]| {
                 let layout = def.layout(u32::from(sel) + 2000);
                 // The format it made is one the format reader takes, field by field.
                 let fields: Vec<_> = format::fields(&layout.format).collect();
-                assert_eq!(
-                    fields.len(),
-                    4 + def.args.len()
-                        + usize::from(!matches!(def.kind, probe::ProbeKind::Eprobe { .. }))
-                        + usize::from(def.is_return())
-                );
+                let expected = match &def.kind {
+                    probe::ProbeKind::Synthetic { fields } => 4 + fields.len(),
+                    probe::ProbeKind::Eprobe { .. } => 4 + def.args.len(),
+                    _ => 5 + def.args.len() + usize::from(def.is_return()),
+                };
+                assert_eq!(fields.len(), expected);
                 let _ = def.listing();
                 let _ = def.value_sources();
             }

@@ -6,6 +6,7 @@
 
 use std::fmt::Write;
 
+use super::synth::{fields_listing, synth_format};
 use super::{ArgType, Fetch, ProbeArg, ProbeDef, ProbeKind};
 
 /// Where an event probe's record gets each argument's value.
@@ -142,6 +143,13 @@ impl ProbeDef {
 
     /// The event's `format` file (with id `id`) and the fmt `trace` renders it with.
     pub fn layout(&self, id: u32) -> ProbeLayout {
+        if let ProbeKind::Synthetic { fields } = &self.kind {
+            let (format, display_fmt) = synth_format(&self.event, id, fields);
+            return ProbeLayout {
+                format,
+                display_fmt,
+            };
+        }
         let mut format = format!(
             "name: {}\nID: {id}\nformat:\n\
              \tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\
@@ -182,6 +190,8 @@ impl ProbeDef {
                 ", REC->__probe_ret_ip, REC->__probe_func",
             ),
             ProbeKind::Eprobe { system, event, .. } => (format!("({system}.{event})"), ""),
+            // Laid out above.
+            ProbeKind::Synthetic { .. } => (String::new(), ""),
             // `(symbol+offset/size)` is not a print fmt: the daemon writes that head itself
             // (`print_kprobe_event`), so the fmt holds the arguments alone.
             ProbeKind::Kprobe { .. } => (String::new(), ""),
@@ -223,6 +233,14 @@ impl ProbeDef {
             }
             ProbeKind::Eprobe { system, event, .. } => {
                 format!("e:{}/{} {system}.{event}", self.group, self.event)
+            }
+            ProbeKind::Synthetic { fields } => {
+                format!(
+                    "s:{}/{}\t{}",
+                    self.group,
+                    self.event,
+                    fields_listing(fields)
+                )
             }
             ProbeKind::Kprobe {
                 symbol,

@@ -12,9 +12,11 @@ use crate::kparse::{self, NumberError};
 
 pub mod kprobe;
 pub mod layout;
+pub mod synth;
 
 pub use kprobe::KPROBE_GROUP;
 pub use layout::{ProbeLayout, ProbeValueSource};
+pub use synth::{SynthField, SYNTH_GROUP};
 
 /// The kernel's limit on argument count per probe (`MAX_TRACE_ARGS`).
 pub const MAX_ARGS: usize = 128;
@@ -60,6 +62,8 @@ pub enum Via {
     DynamicEvents,
     /// `kprobe_events`: kprobes only.
     KprobeEvents,
+    /// `synthetic_events`: synthetic events only.
+    SyntheticEvents,
 }
 
 /// A fetched value's type (`:u32`, `:string` ...).
@@ -197,6 +201,11 @@ pub enum ProbeKind {
         ret: bool,
         /// `rN`: return instances (the daemon fills in the kernel's default when absent).
         maxactive: Option<u32>,
+    },
+    /// A synthetic event (no probe: histogram actions generate it).
+    Synthetic {
+        /// Its fields, in order.
+        fields: Vec<SynthField>,
     },
     /// An event probe on another event.
     Eprobe {
@@ -352,6 +361,16 @@ pub trait AttachTarget {
     fn functions_named(&self, _symbol: &str) -> usize {
         0
     }
+
+    /// Whether the kernel has synthetic events (`synthetic_events`).
+    fn has_synthetic_events(&self) -> bool {
+        false
+    }
+
+    /// Whether a synthetic event called `name` is defined.
+    fn synthetic_event_exists(&self, _name: &str) -> bool {
+        false
+    }
 }
 
 /// Parses one command line (already cut at `#`). `Ok(None)` for a line with no words.
@@ -364,6 +383,9 @@ pub fn parse_command(
         .split(|c: char| c.is_ascii_whitespace())
         .filter(|w| !w.is_empty())
         .collect();
+    if via == Via::SyntheticEvents {
+        return ProbeCommand::parse_synth(line, false, |name| targets.synthetic_event_exists(name));
+    }
     let Some(first) = argv.first() else {
         return Ok(None);
     };
@@ -371,6 +393,9 @@ pub fn parse_command(
         return parse_remove(&argv).map(Some);
     }
     let define = |def: ProbeDef| Some(ProbeCommand::Define(def));
+    if via == Via::DynamicEvents && line.starts_with("s:") && targets.has_synthetic_events() {
+        return ProbeCommand::parse_synth(line, true, |name| targets.synthetic_event_exists(name));
+    }
     match first.as_bytes()[0] {
         // `dynamic_events` offers a command to the kprobe parser first; a uprobe's place
         // makes it pass (`-ECANCELED`).
@@ -910,3 +935,6 @@ mod tests;
 
 #[cfg(test)]
 mod kprobe_tests;
+
+#[cfg(test)]
+mod synth_tests;

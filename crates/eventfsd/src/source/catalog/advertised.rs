@@ -48,6 +48,7 @@ const EMULATED_OPTIONAL_FILES: &[RootFile] = &[
     RootFile::SetFtraceNotracePid,
     RootFile::SetFtracePid,
     RootFile::Snapshot,
+    RootFile::SyntheticEvents,
     RootFile::UprobeEvents,
 ];
 
@@ -79,9 +80,11 @@ pub fn root_files_mask(readme: &str, has_functions: bool) -> u64 {
         .enumerate()
         .filter(|(_, spec)| match spec.kind {
             FileKind::Root(file) if OPTIONAL_ROOT_FILES.contains(&file) => {
-                // The README does not name `kprobe_profile`: it comes with `kprobe_events`.
+                // The README does not name `kprobe_profile`: it comes with `kprobe_events`;
+                // it names `synthetic_events` by its other path, `events/synthetic_events`.
                 let named = match file {
                     RootFile::KprobeProfile => "kprobe_events",
+                    RootFile::SyntheticEvents => "events/synthetic_events",
                     _ => spec.name,
                 };
                 EMULATED_OPTIONAL_FILES.contains(&file)
@@ -262,6 +265,13 @@ mod tests {
         assert_eq!(mask & 1 << row(RootFile::KprobeEvents), 0);
         // Named, implemented, but kprobes need the function list.
         let readme = format!("{README}  kprobe_events\t\t- Create/append/remove/show\n");
+        assert_eq!(mask & 1 << row(RootFile::SyntheticEvents), 0);
+        let with_synthetic =
+            format!("{README}  events/synthetic_events\t- Create/append/remove/show\n");
+        assert_ne!(
+            root_files_mask(&with_synthetic, false) & 1 << row(RootFile::SyntheticEvents),
+            0
+        );
         for file in [RootFile::KprobeEvents, RootFile::KprobeProfile] {
             assert_eq!(root_files_mask(&readme, false) & 1 << row(file), 0);
             assert_ne!(root_files_mask(&readme, true) & 1 << row(file), 0);

@@ -1,10 +1,11 @@
-//! Dynamic events of the simulated kernel: `uprobe_events`, `kprobe_events` and
-//! `dynamic_events` create and remove uprobe, kprobe and event-probe events, with the kernel's
-//! syntax, errors and listings (`ftrace_text::probe`). Each new event gets a directory in
+//! Dynamic events of the simulated kernel: `uprobe_events`, `kprobe_events`,
+//! `synthetic_events` and `dynamic_events` create and remove uprobe, kprobe, synthetic and
+//! event-probe events, with the kernel's syntax, errors and listings (`ftrace_text::probe`). Each new event gets a directory in
 //! `events/<group>/` of every instance, a `format` derived from its definition and the next
 //! free id; it then fires like any event: a uprobe at its profile rate (the guest's binaries
 //! are not visible here, so every probed path is taken as it is written), a kprobe at its
-//! functions' rates (see [`super::kprobes`]), an event probe whenever its attached event fires.
+//! functions' rates (see [`super::kprobes`]), an event probe whenever its attached event fires. A synthetic event never fires by itself:
+//! only histogram actions generate one, as in the kernel.
 
 use std::sync::Mutex;
 
@@ -57,6 +58,7 @@ struct Targets<'a> {
     tree: &'a Tree,
     probes: &'a [Probe],
     functions: Option<&'a FunctionTable>,
+    synthetic_events: bool,
 }
 
 impl probe::AttachTarget for Targets<'_> {
@@ -85,6 +87,16 @@ impl probe::AttachTarget for Targets<'_> {
     fn functions_named(&self, symbol: &str) -> usize {
         self.functions.map_or(0, |f| f.named(symbol).count())
     }
+
+    fn has_synthetic_events(&self) -> bool {
+        self.synthetic_events
+    }
+
+    fn synthetic_event_exists(&self, name: &str) -> bool {
+        self.probes
+            .iter()
+            .any(|p| matches!(p.def.kind, ProbeKind::Synthetic { .. }) && p.def.event == name)
+    }
 }
 
 /// Whether the file `via` lists (and removes) `probe`.
@@ -93,6 +105,7 @@ fn shows(probe: &Probe, via: Via) -> bool {
         Via::DynamicEvents => true,
         Via::UprobeEvents => matches!(probe.def.kind, ProbeKind::Uprobe { .. }),
         Via::KprobeEvents => matches!(probe.def.kind, ProbeKind::Kprobe { .. }),
+        Via::SyntheticEvents => matches!(probe.def.kind, ProbeKind::Synthetic { .. }),
     }
 }
 
@@ -107,7 +120,17 @@ impl DynamicEvents {
         lock(&self.probes)
             .iter()
             .filter(|p| shows(p, via))
-            .map(|p| p.def.listing() + "\n")
+            .map(|p| {
+                let line = p.def.listing();
+                // `synthetic_events` lists `NAME\tFIELDS`, without `dynamic_events`' prefix.
+                let line = match via {
+                    Via::SyntheticEvents => line
+                        .strip_prefix("s:synthetic/")
+                        .map_or(line.clone(), str::to_string),
+                    _ => line,
+                };
+                line + "\n"
+            })
             .collect()
     }
 
@@ -128,6 +151,7 @@ impl DynamicEvents {
             .find(ROOT_INO, b"kprobe_events")
             .is_ok()
             .then(|| recorder.functions(tree));
+        let synthetic_events = tree.find(ROOT_INO, b"synthetic_events").is_ok();
         for line in command_lines(text) {
             let parsed = probe::parse_command(
                 line,
@@ -136,6 +160,7 @@ impl DynamicEvents {
                     tree,
                     probes: &probes,
                     functions,
+                    synthetic_events,
                 },
             );
             let result = match parsed {
@@ -185,6 +210,7 @@ impl DynamicEvents {
         let subsystem = match def.kind {
             ProbeKind::Uprobe { .. } => "trace_uprobe",
             ProbeKind::Kprobe { .. } => "trace_kprobe",
+            ProbeKind::Synthetic { .. } => "synthetic_events",
             ProbeKind::Eprobe { .. } => "event_probe",
         };
         let words: Vec<&str> = line.split_ascii_whitespace().collect();
@@ -247,7 +273,9 @@ impl DynamicEvents {
                 filter.as_deref(),
                 line,
             )?),
-            ProbeKind::Uprobe { .. } | ProbeKind::Kprobe { .. } => None,
+            ProbeKind::Uprobe { .. } | ProbeKind::Kprobe { .. } | ProbeKind::Synthetic { .. } => {
+                None
+            }
         };
         let id = next_free_id(tree, probes);
         let layout = def.layout(id);
@@ -272,6 +300,9 @@ impl DynamicEvents {
         };
         recorder.register_probe_render(id, shown_name, &layout);
         add_kprobe_site(recorder, tree, id, &def);
+        if let ProbeKind::Synthetic { .. } = def.kind {
+            recorder.set_generated_only(id);
+        }
         if let Some(attachment) = attachment {
             state.attach(attachment);
         }

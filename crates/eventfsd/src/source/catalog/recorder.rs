@@ -194,6 +194,9 @@ pub struct Recorder {
     functions: std::sync::OnceLock<FunctionTable>,
     /// Where the kprobes sit, and their hits.
     pub(super) kprobes: Kprobes,
+    /// Events that never fire by themselves (synthetic events: only histogram actions
+    /// generate them), by id.
+    generated_only: Mutex<HashSet<u32>>,
 }
 
 impl Recorder {
@@ -207,6 +210,7 @@ impl Recorder {
             cmdlines: Mutex::default(),
             functions: std::sync::OnceLock::new(),
             kprobes: Kprobes::default(),
+            generated_only: Mutex::default(),
         }
     }
 
@@ -242,6 +246,12 @@ impl Recorder {
     /// Forgets a removed probe event's renderer (its id may be reused).
     pub fn forget_render(&self, id: u32) {
         lock(&self.renders).remove(&id);
+        lock(&self.generated_only).remove(&id);
+    }
+
+    /// Marks event `id` as one that fires only when something generates it.
+    pub fn set_generated_only(&self, id: u32) {
+        lock(&self.generated_only).insert(id);
     }
 
     /// The renderer of an event, compiled on first use.
@@ -375,6 +385,9 @@ impl Recorder {
         to: u64,
     ) {
         let Ok(node) = tree.node(key) else { return };
+        if lock(&self.generated_only).contains(&tree.event_id(node.dir)) {
+            return;
+        }
         let profile = &state.options.profile;
         // A kprobe's rate follows its probes (appended or removed at any time): not cached.
         let kprobe_rate = self

@@ -99,9 +99,13 @@ impl RootFiles<'_> {
                 | RootFile::SetFtraceNotracePid => {
                     function_tracer::truncate(self.state, tree, node.dir, file)
                 }
-                RootFile::UprobeEvents | RootFile::KprobeEvents | RootFile::DynamicEvents => self
-                    .dynamic
-                    .clear(self.state, tree, self.recorder, probe_file(file))?,
+                RootFile::UprobeEvents
+                | RootFile::KprobeEvents
+                | RootFile::SyntheticEvents
+                | RootFile::DynamicEvents => {
+                    self.dynamic
+                        .clear(self.state, tree, self.recorder, probe_file(file))?
+                }
                 _ => {}
             }
         }
@@ -276,16 +280,15 @@ impl RootFiles<'_> {
                     b"0\n".to_vec()
                 }
             }
-            RootFile::UprobeEvents | RootFile::KprobeEvents | RootFile::DynamicEvents => {
-                self.dynamic.listing(probe_file(file)).into_bytes()
-            }
+            RootFile::UprobeEvents
+            | RootFile::KprobeEvents
+            | RootFile::SyntheticEvents
+            | RootFile::DynamicEvents => self.dynamic.listing(probe_file(file)).into_bytes(),
             RootFile::KprobeProfile => self.recorder.kprobes.profile_text().into_bytes(),
             // The snapshotted kernel's list (megabytes): sliced in place, never copied whole.
             RootFile::AvailableFilterFunctions => {
                 return Ok(tree.with_functions(|list| slice_at(list, offset, size)))
             }
-            // Hidden (not simulated).
-            RootFile::SyntheticEvents => Vec::new(),
             RootFile::TraceMarker => {
                 return Err(FsError::Invalid("trace_marker is write-only".into()))
             }
@@ -408,15 +411,12 @@ impl RootFiles<'_> {
             }
             // Writing these clears them (`echo > trace`), which open with O_TRUNC already did.
             RootFile::Trace => {}
-            RootFile::UprobeEvents | RootFile::KprobeEvents | RootFile::DynamicEvents => self
-                .dynamic
-                .write(self.state, tree, self.recorder, probe_file(file), text)?,
-            RootFile::SyntheticEvents => {
-                if !value.is_empty() {
-                    return Err(FsError::Invalid(format!(
-                        "{file:?}: synthetic events are not simulated"
-                    )));
-                }
+            RootFile::UprobeEvents
+            | RootFile::KprobeEvents
+            | RootFile::SyntheticEvents
+            | RootFile::DynamicEvents => {
+                self.dynamic
+                    .write(self.state, tree, self.recorder, probe_file(file), text)?
             }
             RootFile::TraceMarker => self
                 .recorder
@@ -472,6 +472,7 @@ fn probe_file(file: RootFile) -> Via {
     match file {
         RootFile::KprobeEvents => Via::KprobeEvents,
         RootFile::UprobeEvents => Via::UprobeEvents,
+        RootFile::SyntheticEvents => Via::SyntheticEvents,
         _ => Via::DynamicEvents,
     }
 }

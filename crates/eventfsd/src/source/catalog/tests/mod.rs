@@ -5,6 +5,7 @@ mod hist;
 mod kprobes;
 mod sim;
 mod snapshot;
+mod synthetic;
 
 use std::time::Duration;
 
