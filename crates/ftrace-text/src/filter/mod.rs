@@ -23,6 +23,8 @@ pub mod errno {
     pub const ENODEV: i32 = 19;
     /// Invalid argument.
     pub const EINVAL: i32 = 22;
+    /// Numerical argument out of domain; a hist expression divided by a constant 0.
+    pub const EDOM: i32 = 33;
     /// Numerical result out of range.
     pub const ERANGE: i32 = 34;
     /// Illegal byte sequence; a kprobe inside an instruction.

@@ -40,6 +40,8 @@ pub enum FieldInput<'a> {
 struct Entry {
     sums: Box<[u64]>,
     comm: Box<str>,
+    /// The histogram's variables (`None`: not set, or read once and consumed).
+    vars: Box<[Option<u64>]>,
 }
 
 /// A bound on the entries of all the histograms of one simulated kernel together. Each table
@@ -112,13 +114,10 @@ impl HistTable {
         input: impl Fn(&HistField) -> Option<FieldInput<'a>>,
         comm: &str,
         budget: &Arc<EntryBudget>,
-    ) {
-        let key: Option<Box<[KeyPart]>> = spec
-            .keys
-            .iter()
-            .map(|k| input(k).map(|v| key_part(k, v)))
-            .collect();
-        let Some(key) = key else { return };
+    ) -> bool {
+        let Some(key) = HistTable::key_of(spec, &input) else {
+            return false;
+        };
         let vals: Vec<u64> = spec
             .vals
             .iter()
@@ -133,13 +132,14 @@ impl HistTable {
             Some(entry) => entry,
             None if full || !budget.take() => {
                 self.drops += 1;
-                return;
+                return false;
             }
             None => {
                 self.budget.get_or_insert_with(|| Arc::clone(budget));
                 self.entries.entry(key).or_insert_with(|| Entry {
                     sums: vec![0; 1 + vals.len()].into(),
                     comm: comm.into(),
+                    vars: vec![None; spec.vars.len()].into(),
                 })
             }
         };
@@ -147,6 +147,48 @@ impl HistTable {
         entry.sums[0] += 1;
         for (sum, v) in entry.sums[1..].iter_mut().zip(vals) {
             *sum = sum.wrapping_add(v);
+        }
+        true
+    }
+
+    /// The key `spec`'s key fields make of one hit (`None` if the record lacks one).
+    pub fn key_of<'a>(
+        spec: &HistSpec,
+        input: &impl Fn(&HistField) -> Option<FieldInput<'a>>,
+    ) -> Option<Box<[KeyPart]>> {
+        spec.keys
+            .iter()
+            .map(|k| input(k).map(|v| key_part(k, v)))
+            .collect()
+    }
+
+    /// Variable `index` of the entry of `key`, if set; `consume` unsets it (a read-once
+    /// reference).
+    pub fn var(&mut self, key: &[KeyPart], index: usize, consume: bool) -> Option<u64> {
+        let slot = self.entries.get_mut(key)?.vars.get_mut(index)?;
+        if consume {
+            slot.take()
+        } else {
+            *slot
+        }
+    }
+
+    /// Sets the variables of the entry of `key` (those `values` gives).
+    pub fn set_vars(&mut self, key: &[KeyPart], values: &[Option<u64>]) {
+        if let Some(entry) = self.entries.get_mut(key) {
+            for (slot, value) in entry.vars.iter_mut().zip(values) {
+                if value.is_some() {
+                    *slot = *value;
+                }
+            }
+        }
+    }
+
+    /// A field's value as a variable expression reads it (its modifier applied).
+    pub fn value_for_var(field: &HistField, input: FieldInput<'_>) -> Option<u64> {
+        match input {
+            FieldInput::Num(n) => Some(value_of(field, n)),
+            _ => None,
         }
     }
 

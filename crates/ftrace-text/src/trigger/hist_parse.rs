@@ -1,6 +1,7 @@
 //! Parsing `hist:` trigger commands (keys, values, sort keys, attributes) with the kernel's
 //! checks and `error_log` texts.
 
+use super::hist_vars::{parse_assignments, parse_onmatch};
 use super::{
     parse_if, trim_k, Action, HistDialect, HistField, HistSpec, SharedTable, SortField, SortKey,
     Trigger, TriggerError, HIST_BITS_DEFAULT, HIST_BITS_MAX, HIST_BITS_MIN, HIST_KEYS_MAX,
@@ -68,6 +69,7 @@ impl HistSpec {
         rest: Option<&str>,
         fields: &[Field<'_>],
         dialect: HistDialect,
+        event_exists: &dyn Fn(&str, &str) -> bool,
     ) -> Result<Trigger, TriggerError> {
         let legacy = dialect == HistDialect::Linux6_1;
         let param = rest.ok_or(TriggerError::Invalid("hist: missing keys"))?;
@@ -93,7 +95,12 @@ impl HistSpec {
             command: ctx.command.clone(),
             table: SharedTable::default(),
             dialect,
+            vars: Vec::new(),
+            actions: Vec::new(),
         };
+        let err_at =
+            |reason: &'static str, token: &str, errno: i32| ctx.err_errno(reason, token, errno);
+        let field_of = |text: &str| hist_field(&ctx, text, fields, false, legacy);
         for item in spec_text.split(':') {
             let item = trim_k(item);
             if let Some((k, v)) = item.split_once('=') {
@@ -122,11 +129,7 @@ impl HistSpec {
                         spec.clock = clock.to_owned();
                     }
                     "size" => spec.map_bits = parse_map_size(v)?,
-                    _ => {
-                        return Err(TriggerError::Invalid(
-                            "hist: variables are not supported by this emulation",
-                        ))
-                    }
+                    _ => parse_assignments(item, &mut spec.vars, &field_of, &err_at)?,
                 }
             } else {
                 match item {
@@ -134,6 +137,9 @@ impl HistSpec {
                     "cont" | "continue" => spec.cont = true,
                     "clear" => spec.clear = true,
                     "nohitcount" | "NOHC" if !legacy => spec.nohitcount = true,
+                    i if i.starts_with("onmatch(") => {
+                        spec.actions.push(parse_onmatch(i, event_exists, &err_at)?)
+                    }
                     i if i.starts_with("onmatch")
                         || i.starts_with("onmax")
                         || i.starts_with("onchange") =>
@@ -221,6 +227,7 @@ fn hist_field(
             modifier: None,
             buckets: None,
             signed: false,
+            string: false,
         });
     }
     // 6.1 puts the caret of a bad modifier under the field, later kernels under the modifier.
@@ -263,12 +270,12 @@ fn hist_field(
             m => return Err(bad_modifier(m)),
         }),
     };
-    let (name, signed) = match name {
-        "common_timestamp" | "common_cpu" | "hitcount" => (name, false),
-        "cpu" | "CPU" => ("common_cpu", false),
-        "common_stacktrace" | "stacktrace" => ("common_stacktrace", false),
+    let (name, signed, string) = match name {
+        "common_timestamp" | "common_cpu" | "hitcount" => (name, false, false),
+        "cpu" | "CPU" => ("common_cpu", false, false),
+        "common_stacktrace" | "stacktrace" => ("common_stacktrace", false, false),
         _ => match format::find(fields, name) {
-            Some(f) if f.size > 0 => (name, f.signed),
+            Some(f) if f.size > 0 => (name, f.signed, format::is_string(f)),
             _ => return Err(ctx.err("Couldn't find field", name)),
         },
     };
@@ -277,6 +284,7 @@ fn hist_field(
         modifier,
         buckets,
         signed,
+        string,
     })
 }
 

@@ -12,9 +12,11 @@ use crate::format::Field;
 
 mod hist;
 mod hist_parse;
+pub mod hist_vars;
 mod write_form;
 
 pub use hist::{EntryBudget, FieldInput, HistTable, KeyPart, SharedTable};
+pub use hist_vars::{Expr, HistVar, OnMatch};
 
 /// What `cat trigger` shows when an event has no triggers (all trigger commands built in).
 pub const HELP_TEXT: &str = "# Available triggers:\n\
@@ -184,6 +186,8 @@ pub struct HistField {
     pub buckets: Option<u64>,
     /// The event field is signed (keys sort as signed numbers).
     pub signed: bool,
+    /// The event field holds a string.
+    pub string: bool,
 }
 
 impl fmt::Display for HistField {
@@ -250,6 +254,10 @@ pub struct HistSpec {
     pub table: SharedTable,
     /// Whose behaviour it follows.
     pub dialect: HistDialect,
+    /// `NAME=EXPR` variables, set per entry at each hit.
+    pub vars: Vec<HistVar>,
+    /// `onmatch(...)` actions, run after each hit.
+    pub actions: Vec<OnMatch>,
 }
 
 impl HistSpec {
@@ -257,7 +265,13 @@ impl HistSpec {
         self.keys
             .iter()
             .chain(&self.vals)
+            .chain(self.vars.iter().flat_map(|v| v.expr.fields()))
             .any(|f| f.name == "common_timestamp")
+    }
+
+    /// Whether `name` is one of its variables.
+    pub fn defines(&self, name: &str) -> Option<usize> {
+        self.vars.iter().position(|v| v.name == name)
     }
 
     fn same_hist(&self, other: &HistSpec) -> bool {
@@ -267,6 +281,7 @@ impl HistSpec {
             && self.keys == other.keys
             && self.vals == other.vals
             && self.sort == other.sort
+            && self.vars == other.vars
     }
 
     fn fmt_spec(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -298,6 +313,10 @@ impl HistSpec {
             first = false;
             write!(f, "{v}")?;
         }
+        for (i, var) in self.vars.iter().enumerate() {
+            f.write_str(if i == 0 { ":" } else { "," })?;
+            write!(f, "{}={}", var.name, var.expr)?;
+        }
         f.write_str(":sort=")?;
         for (i, s) in self.sort.iter().enumerate() {
             if i > 0 {
@@ -318,6 +337,9 @@ impl HistSpec {
         }
         if self.nohitcount {
             f.write_str(":nohitcount")?;
+        }
+        for action in &self.actions {
+            write!(f, "{action}")?;
         }
         Ok(())
     }
@@ -521,7 +543,7 @@ pub fn parse_in(
     ) {
         parse_enable(name, next, remove, fields, event_exists)?
     } else if name == "hist" {
-        HistSpec::parse(next, fields, dialect)?
+        HistSpec::parse(next, fields, dialect, event_exists)?
     } else {
         return Err(TriggerError::Invalid("unknown trigger command"));
     };
@@ -1059,7 +1081,6 @@ mod tests {
             "hist:keys=a,b,c,d",
             "hist:keys=prev_pid:vals=prev_prio,next_prio,prev_state",
             "hist:keys=prev_pid:bogus",
-            "hist:keys=prev_pid:ts0=common_timestamp",
             "hist:keys=prev_pid:onmax($x).save(prev_pid)",
             "hist:keys=prev_pid:clock=nope",
             "hist:keys=prev_pid if",

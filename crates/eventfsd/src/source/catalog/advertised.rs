@@ -139,8 +139,8 @@ fn entry_name(line: &str) -> Option<&str> {
 
 /// The snapshotted README without the entries (and their continuation lines) for top-level
 /// files the simulation does not serve (`served` says which names it does), and without the
-/// parts of the hist trigger help the simulation does not do (variables, expressions,
-/// handlers and actions: the trigger parser refuses them).
+/// parts of the hist trigger help the simulation does not do (the handlers and actions but
+/// `onmatch().trace()`, which the help describes together: the trigger parser refuses them).
 pub fn readme(snapshot: &str, served: impl Fn(&str) -> bool) -> String {
     let mut out = String::with_capacity(snapshot.len());
     let mut skipping = false;
@@ -169,15 +169,13 @@ pub fn readme(snapshot: &str, served: impl Fn(&str) -> bool) -> String {
 }
 
 /// Where a README line stands in the unsimulated parts of the help: the hist trigger's
-/// variables, expressions, handlers and actions, and `set_ftrace_filter`'s function triggers.
+/// handlers and actions, and `set_ftrace_filter`'s function triggers.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum UnsimulatedText {
     /// Shown.
     No,
-    /// One line (a `[:<var1>=...]` syntax line).
+    /// One line (the `[:<handler>.<action>]` syntax line).
     Line,
-    /// Up to and including the next blank line (the variable and expression paragraphs).
-    Paragraph,
     /// To the end of the entry (handlers and actions close the hist help; the function
     /// triggers close `set_ftrace_filter`'s).
     Rest,
@@ -188,15 +186,9 @@ impl UnsimulatedText {
         let text = line.trim();
         match self {
             UnsimulatedText::Rest => UnsimulatedText::Rest,
-            UnsimulatedText::Paragraph if text.is_empty() => UnsimulatedText::Line,
-            UnsimulatedText::Paragraph => UnsimulatedText::Paragraph,
             UnsimulatedText::No | UnsimulatedText::Line => {
-                if text.starts_with("[:<var1>=") || text.starts_with("[:<handler>.<action>]") {
+                if text.starts_with("[:<handler>.<action>]") {
                     UnsimulatedText::Line
-                } else if text.starts_with("A hist trigger variable can be")
-                    || text.starts_with("hist trigger arithmetic expressions")
-                {
-                    UnsimulatedText::Paragraph
                 } else if text.starts_with("Hist trigger handlers and actions")
                     || text.starts_with("triggers: a command to perform when function is hit")
                 {

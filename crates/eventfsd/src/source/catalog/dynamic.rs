@@ -17,6 +17,7 @@ use ftrace_text::probe::{
     self, command_lines, layout::ShapeMismatch, libc_errno, LoggedError, ProbeCommand, ProbeDef,
     ProbeKind, Via,
 };
+use ftrace_text::trigger::Action;
 use ftrace_text::{filter, format};
 
 use super::recorder::Recorder;
@@ -359,13 +360,21 @@ fn errno_of(errno: i32) -> FsError {
 }
 
 /// Whether an event of `def` is enabled (or has triggers) in any instance.
+/// A synthetic event is also busy while a histogram's action generates it.
 fn is_busy(state: &State, tree: &Tree, def: &ProbeDef) -> bool {
+    let synthetic = matches!(def.kind, ProbeKind::Synthetic { .. });
     state.events().iter().any(|(&key, event)| {
-        event.fires()
-            && tree.node(key).is_ok_and(|node| {
-                tree.dir_name(node.dir) == def.event
-                    && tree.dir_name(tree.parent_of(node.dir)) == def.group
-            })
+        let generates = synthetic
+            && event.triggers.triggers().iter().any(|t| match &t.action {
+                Action::Hist(spec) => spec.actions.iter().any(|a| a.synth == def.event),
+                _ => false,
+            });
+        generates
+            || event.fires()
+                && tree.node(key).is_ok_and(|node| {
+                    tree.dir_name(node.dir) == def.event
+                        && tree.dir_name(tree.parent_of(node.dir)) == def.group
+                })
     })
 }
 

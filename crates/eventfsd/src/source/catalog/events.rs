@@ -235,6 +235,15 @@ fn write_trigger(
     };
     let mut command = parsed.map_err(|e| log(&e))?;
     hist::share_named(&state.events(), &mut command).map_err(|e| log(&e))?;
+    let references = hist::check_references(tree, &state.events(), event, &command);
+    if let Err(entries) = references {
+        // Every entry is logged; the write returns the last one's errno.
+        let mut errno = FsError::Invalid("hist: reference refused".into());
+        for entry in &entries {
+            errno = log(entry);
+        }
+        return Err(errno);
+    }
     // Setting a snapshot trigger allocates the snapshot buffer, as the kernel's does.
     let allocates = matches!(&command, trigger::TriggerCommand::Add(t) if t.action == trigger::Action::Snapshot);
     state

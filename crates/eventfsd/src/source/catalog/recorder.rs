@@ -6,22 +6,22 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use eventfs_core::layout::{FileKind, OPTIONS};
+use eventfs_core::layout::OPTIONS;
 use eventfs_core::tree::{DirId, Ino, Tree};
 use eventfs_core::FsError;
 use ftrace_text::format;
 use ftrace_text::functions::FunctionTable;
 use ftrace_text::page::PayloadLayout;
 use ftrace_text::render::{print_fmt_text, CompiledFmt, RenderOutcome};
-use ftrace_text::trigger::{self, Action};
+use ftrace_text::trigger::Action;
 use ftrace_text::{trace_header, FieldValue, Generator, Record, Ring};
 
 use super::cmdlines::Cmdlines;
-use super::eprobe_records::fill_probe_record;
+use super::derived_records::{fill_probe_record, generated_record};
 use super::function_tracer;
 use super::hist::{self, Sample};
 use super::kprobes::{self, Kprobes};
-use super::snapshot;
+use super::occurrence::Occurrence;
 use super::state::{lock, EventState, FilterSlot, InstanceState, State};
 use super::timeline::{self, Schedule, Timeline};
 
@@ -91,90 +91,6 @@ pub(super) struct RecorderStats {
     /// Simulated time skipped by the catch-up bound (for the log line).
     skipped_ns: AtomicU64,
     pub(super) blocked_readers: AtomicUsize,
-}
-
-/// Where one occurrence happens, and what its triggers may look at and switch.
-struct Occurrence<'a> {
-    state: &'a State,
-    tree: &'a Tree,
-    /// The event's directory.
-    dir: DirId,
-    /// Every other event's state (the firing one is out of the map).
-    events: &'a HashMap<Ino, EventState>,
-    /// Events its `enable_event`/`disable_event` triggers switched, in order.
-    switched: &'a mut Vec<(DirId, bool)>,
-    /// Events whose histograms its `enable_hist`/`disable_hist` triggers ran or paused.
-    hists_switched: &'a mut Vec<(DirId, bool)>,
-}
-
-impl Occurrence<'_> {
-    /// Runs one trigger whose filter (if any) matched; returns whether it asks for a stack
-    /// entry (`stacktrace`). Like the kernel's `*_count_trigger` functions, a counted trigger
-    /// that would change nothing neither acts nor counts.
-    /// `sample` is the occurrence's record, for the triggers that need one (histograms).
-    fn run_trigger(&mut self, trigger: &mut trigger::Trigger, sample: Option<&Sample<'_>>) -> bool {
-        if trigger.count == 0 {
-            return false;
-        }
-        let (state, tree) = (self.state, self.tree);
-        let acted = match &trigger.action {
-            Action::Hist(spec) => sample.is_some_and(|sample| sample.hit(spec, &state.hist_budget)),
-            // Like `hist_enable_count_trigger`, these count every time they fire.
-            Action::EnableHist { system, event } | Action::DisableHist { system, event } => {
-                let on = matches!(trigger.action, Action::EnableHist { .. });
-                if let Some(target) = tree
-                    .events_dir_of(tree.instance_of(self.dir))
-                    .and_then(|d| tree.find_event_in(d, system, event))
-                {
-                    self.hists_switched.push((target, on));
-                }
-                true
-            }
-            Action::TraceOn | Action::TraceOff => {
-                let on = matches!(trigger.action, Action::TraceOn);
-                state.instance(tree, self.dir, |i| {
-                    let changes = i.tracing_on != on;
-                    i.tracing_on = on;
-                    changes
-                })
-            }
-            Action::EnableEvent { system, event } | Action::DisableEvent { system, event } => {
-                let on = matches!(trigger.action, Action::EnableEvent { .. });
-                let target = tree
-                    .events_dir_of(tree.instance_of(self.dir))
-                    .and_then(|d| tree.find_event_in(d, system, event))
-                    .filter(|&t| tree.event_has_file(t, FileKind::EventEnable));
-                match target {
-                    Some(target) => {
-                        let current = self
-                            .switched
-                            .iter()
-                            .rev()
-                            .find(|(t, _)| *t == target)
-                            .map(|&(_, on)| on)
-                            .unwrap_or_else(|| {
-                                self.events
-                                    .get(&tree.dir_ino(target))
-                                    .is_some_and(|s| s.enabled)
-                            });
-                        self.switched.push((target, on));
-                        current != on
-                    }
-                    None => false,
-                }
-            }
-            Action::StackTrace => true,
-            // Like `snapshot_count_trigger`, it counts every time it fires.
-            Action::Snapshot => {
-                snapshot::take(state, tree, self.dir);
-                true
-            }
-        };
-        if acted && trigger.count > 0 {
-            trigger.count -= 1;
-        }
-        acted && matches!(trigger.action, Action::StackTrace)
-    }
 }
 
 /// The data plane: makes records for enabled events, applies filters, pid filtering and
@@ -329,6 +245,7 @@ impl Recorder {
             let trace_ns = timeline.trace_ns(ts);
             let mut switched = Vec::new();
             let mut hists_switched = Vec::new();
+            let mut generated = Vec::new();
             // Not firing: disabled by a trigger earlier in this interval.
             let fires = event.fires() || driven.contains(&key);
             if let (true, Ok(node)) = (fires, tree.node(key)) {
@@ -339,6 +256,7 @@ impl Recorder {
                     events: &events,
                     switched: &mut switched,
                     hists_switched: &mut hists_switched,
+                    generated: &mut generated,
                 };
                 self.occur(&mut occurrence, &mut event, trace_ns, &mut timeline);
             }
@@ -522,14 +440,34 @@ impl Recorder {
         if written {
             self.note_task(&record);
             self.stats.records.fetch_add(1, Ordering::Relaxed);
-            if !post && probe_records.is_empty() {
+            if !post && probe_records.is_empty() && at.generated.is_empty() {
                 ring.push(record);
                 return;
             }
             ring.push(record.clone());
         }
-        // Event probes run as triggers of their event: their entries follow it.
-        for probe_record in probe_records {
+        // Synthetic events generated by its histograms' actions, then the event probes, which
+        // run as triggers of their event: their entries follow it.
+        let instance = tree.instance_of(dir);
+        let generated_records: Vec<Record> = std::mem::take(at.generated)
+            .iter()
+            .filter_map(|g| {
+                generated_record(
+                    tree,
+                    at.events,
+                    instance,
+                    &record,
+                    g,
+                    &mut timeline.generator,
+                )
+            })
+            .collect();
+        let tracing = state.instance(tree, dir, |i| i.tracing_on);
+        for probe_record in generated_records
+            .into_iter()
+            .filter(|_| tracing)
+            .chain(probe_records)
+        {
             self.note_task(&probe_record);
             self.stats.records.fetch_add(1, Ordering::Relaxed);
             ring.push(probe_record);

@@ -134,7 +134,12 @@ fn only_what_the_simulation_does_is_advertised() {
     assert_eq!(sim.read("available_tracers"), "function nop\n");
     let readme = sim.read("README");
     assert!(readme.contains("hist trigger\t- If set"), "{readme}");
-    for gone in ["<var1>", "onmatch", "arithmetic"] {
+    // Variables and expressions are simulated; of the handlers, only `onmatch().trace()`,
+    // which the help describes with the others.
+    for kept in ["<var1>", "arithmetic"] {
+        assert!(readme.contains(kept), "{kept} not in the README");
+    }
+    for gone in ["onmatch", "onmax"] {
         assert!(!readme.contains(gone), "{gone} in the README");
     }
     // Synthetic events can be defined (nothing generates them yet).
@@ -146,5 +151,87 @@ fn only_what_the_simulation_does_is_advertised() {
     assert_eq!(
         sim.read(&format!("{FORK}/trigger")),
         "# Available triggers:\n# traceon traceoff snapshot stacktrace enable_event disable_event enable_hist disable_hist hist\n"
+    );
+}
+
+#[test]
+fn onmatch_generates_synthetic_events_from_variables() {
+    let profile = RateProfile::uniform(0.0)
+        .with_overrides("sched:sched_waking 200\nsched:sched_switch 200\n")
+        .unwrap();
+    let sim = Sim::debian_6_1(profile);
+    sim.write(
+        "synthetic_events",
+        "wakeup_latency u64 lat; pid_t pid; char comm[16]\n",
+    )
+    .unwrap();
+    sim.write(
+        "events/sched/sched_waking/trigger",
+        "hist:keys=pid:ts0=common_timestamp.usecs\n",
+    )
+    .unwrap();
+    let switch = "hist:keys=next_pid:wakeup_lat=common_timestamp.usecs-$ts0:\
+                  onmatch(sched.sched_waking).wakeup_latency($wakeup_lat,next_pid,next_comm)";
+    sim.write("events/sched/sched_switch/trigger", &format!("{switch}\n"))
+        .unwrap();
+    assert_eq!(
+        sim.read("events/sched/sched_switch/trigger"),
+        "hist:keys=next_pid:vals=hitcount:wakeup_lat=common_timestamp.usecs-$ts0:\
+         sort=hitcount:size=2048:clock=global:onmatch(sched.sched_waking).\
+         wakeup_latency($wakeup_lat,next_pid,next_comm) [active]\n"
+    );
+    sim.write("events/synthetic/wakeup_latency/enable", "1\n")
+        .unwrap();
+    sim.run_for(1000);
+    let lines = sim.records("trace");
+    assert!(lines.len() > 10, "{lines:?}");
+    for line in &lines {
+        let body = line.split(" wakeup_latency: lat=").nth(1).expect(line);
+        let lat: u64 = body.split(' ').next().unwrap().parse().expect(line);
+        assert!(lat < 1_000_000, "{line}");
+        assert!(body.contains(" pid=") && body.contains(" comm="), "{line}");
+    }
+    // A switch counts only when its task's waking left a timestamp, which it consumes: each
+    // counted switch generated one event.
+    let hist = sim.read("events/sched/sched_switch/hist");
+    assert!(
+        hist.contains(&format!("    Hits: {}\n", lines.len())),
+        "{} events, {hist}",
+        lines.len()
+    );
+}
+
+#[test]
+fn references_must_exist_when_the_trigger_is_made() {
+    let sim = sim();
+    let refused = |text: &str, message: &str| {
+        assert!(sim
+            .write("events/sched/sched_switch/trigger", text)
+            .is_err());
+        let log = sim.read("error_log");
+        assert!(log.contains(message), "{text}: {log}");
+    };
+    refused(
+        "hist:keys=next_pid:lat=common_timestamp.usecs-$nosuch\n",
+        "hist:sched:sched_switch: error: Couldn't find variable",
+    );
+    refused(
+        "hist:keys=next_pid:onmatch(sched.sched_waking).nosynth(next_pid)\n",
+        "error: Couldn't find synthetic event",
+    );
+    sim.write("synthetic_events", "one u64 a; pid_t p\n")
+        .unwrap();
+    // Parameters are type-checked in order, then counted.
+    refused(
+        "hist:keys=next_pid:onmatch(sched.sched_waking).one(next_pid,next_prio)\n",
+        "error: Param type doesn't match synthetic event field type",
+    );
+    refused(
+        "hist:keys=next_pid:x=next_prio:onmatch(sched.sched_waking).one($x)\n",
+        "error: Param type doesn't match synthetic event field type",
+    );
+    refused(
+        "hist:keys=next_pid:x=next_prio*2:onmatch(sched.sched_waking).one($x)\n",
+        "error: Param count doesn't match synthetic event field count",
     );
 }

@@ -1,0 +1,63 @@
+#!/bin/sh
+# description: inter-event histograms: variables, onmatch().trace() and synthetic events
+# Needs histograms and synthetic events: the guest kernel natively, or eventfsd serving its
+# catalog (crates/eventfs-core/catalog/debian-6.1.evcat). The kernel documentation's wakeup
+# latency: sched_waking saves a timestamp per pid, sched_switch subtracts it when that pid is
+# switched in and generates wakeup_latency. Checks: the triggers read back in the kernel's
+# normalised form; wakeup_latency records appear with a latency, the pid and the comm; the
+# switch histogram counts only switches that matched a waking; references to a missing
+# variable or synthetic event, and a wrong parameter count, are refused with the kernel's
+# error_log entry; the triggers and the event go again.
+. /guest-tests/_lib.sh
+desc "inter-event histograms"
+if [ ! -e synthetic_events ] || [ ! -e events/sched/sched_switch/hist ]; then
+    echo "  SKIP: no synthetic events or histograms in this kernel"
+    exit 77
+fi
+waking=events/sched/sched_waking
+switch=events/sched/sched_switch
+error() { # trigger message caret
+    expect_refused "$1" $switch/trigger 'Invalid argument' "hist:sched:sched_switch: error: $2" "$3"
+}
+cleanup() {
+    [ -e events/synthetic/wakeup_latency ] && echo 0 >events/synthetic/wakeup_latency/enable
+    echo '!hist:keys=next_pid:wakeup_lat=common_timestamp.usecs-$ts0:onmatch(sched.sched_waking).wakeup_latency($wakeup_lat,next_pid,next_comm)' >>$switch/trigger 2>/dev/null
+    echo '!hist:keys=pid:ts0=common_timestamp.usecs' >>$waking/trigger 2>/dev/null
+    echo >synthetic_events
+    echo >trace
+}
+cleanup
+expect_write_ok 'wakeup_latency u64 lat; pid_t pid; char comm[16]' synthetic_events
+expect_write_ok 'hist:keys=pid:ts0=common_timestamp.usecs' $waking/trigger
+expect_write_ok 'hist:keys=next_pid:wakeup_lat=common_timestamp.usecs-$ts0:onmatch(sched.sched_waking).wakeup_latency($wakeup_lat,next_pid,next_comm)' $switch/trigger
+expect_eq "the waking trigger reads back" 'hist:keys=pid:vals=hitcount:ts0=common_timestamp.usecs:sort=hitcount:size=2048:clock=global [active]' "$(cat $waking/trigger)"
+expect_eq "the switch trigger reads back" 'hist:keys=next_pid:vals=hitcount:wakeup_lat=common_timestamp.usecs-$ts0:sort=hitcount:size=2048:clock=global:onmatch(sched.sched_waking).wakeup_latency($wakeup_lat,next_pid,next_comm) [active]' "$(cat $switch/trigger)"
+echo 1 >events/synthetic/wakeup_latency/enable
+sleep 0.5
+echo 0 >events/synthetic/wakeup_latency/enable
+grep ' wakeup_latency: ' trace >"$TMPD/lat"
+n=$(wc -l <"$TMPD/lat")
+if [ "$n" -gt 0 ]; then ok "wakeup_latency records ($n)"; else fail "wakeup_latency records: none in $(show "$(tail -3 trace)")"; fi
+bad=$(grep -Ev ' wakeup_latency: lat=[0-9]+ pid=[0-9]+ comm=[^ ]+$' "$TMPD/lat" | head -1)
+expect_eq "each reads lat=N pid=N comm=NAME" "" "$bad"
+hits=$(sed -n 's/^    Hits: //p' $switch/hist)
+if [ "$hits" -ge "$n" ] && [ "$n" -gt 0 ]; then ok "the switch histogram counted the matched switches ($hits)"; else fail "the switch histogram counted the matched switches: $hits for $n events"; fi
+
+# A missing variable is logged twice, as a variable and then as a field.
+error 'hist:keys=next_pid:lat2=common_timestamp.usecs-$nosuch62' "Couldn't find variable
+hist:sched:sched_switch: error: Couldn't find field" 48
+error 'hist:keys=next_pid:onmatch(sched.sched_waking).nosynth62(next_pid)' "Couldn't find synthetic event" 47
+error 'hist:keys=next_pid:onmatch(sched.sched_waking).wakeup_latency($nosuch62,next_pid,next_comm)' "Couldn't find param" 63
+# Parameters are checked in order, then counted.
+error 'hist:keys=next_pid:onmatch(sched.sched_waking).wakeup_latency(next_pid)' "Param type doesn't match synthetic event field type" 10
+error 'hist:keys=next_pid:onmatch(sched.sched_waking).wakeup_latency($ts0,next_pid)' "Param count doesn't match synthetic event field count" 47
+
+W_ERR=$( { echo >synthetic_events; } 2>&1)
+case "$W_ERR" in
+*"Device or resource busy") ok "a synthetic event an action uses is busy" ;;
+*) fail "a synthetic event an action uses is busy: $(show "$W_ERR")" ;;
+esac
+cleanup
+expect_eq "the triggers go" "# Available triggers:" "$(head -1 $switch/trigger)"
+expect_eq "and the synthetic event" "" "$(cat synthetic_events)"
+finish
