@@ -3,7 +3,7 @@
 # Needs histograms and synthetic events: the guest kernel natively, or eventfsd serving its
 # catalog (crates/eventfs-core/catalog/debian-6.1.evcat). The kernel documentation's wakeup
 # latency: sched_waking saves a timestamp per pid, sched_switch subtracts it when that pid is
-# switched in and generates wakeup_latency. Checks: the triggers read back in the kernel's
+# switched in and generates wakeup_latency; then an onmax that saves fields. Checks: the triggers read back in the kernel's
 # normalised form; wakeup_latency records appear with a latency, the pid and the comm; the
 # switch histogram counts only switches that matched a waking; references to a missing
 # variable or synthetic event, and a wrong parameter count, are refused with the kernel's
@@ -58,6 +58,18 @@ case "$W_ERR" in
 *) fail "a synthetic event an action uses is busy: $(show "$W_ERR")" ;;
 esac
 cleanup
+# onmax: per entry, the largest value of a variable and the fields saved when it was seen.
+onmax='hist:keys=next_pid:prio=next_prio:onmax($prio).save(next_comm,prev_pid)'
+expect_write_ok "$onmax" $switch/trigger
+expect_eq "an onmax trigger reads back" 'hist:keys=next_pid:vals=hitcount:prio=next_prio:sort=hitcount:size=2048:onmax($prio).save(next_comm,prev_pid) [active]' "$(cat $switch/trigger)"
+sleep 0.3
+cat $switch/hist >"$TMPD/hist"
+echo "!$onmax" >>$switch/trigger
+n=$(grep -c '^{' "$TMPD/hist")
+m=$(grep -c '^	max: ' "$TMPD/hist")
+if [ "$n" -gt 0 ] && [ "$m" = "$n" ]; then ok "each entry has its max line ($n)"; else fail "each entry has its max line: $n entries, $m max lines"; fi
+bad=$(grep '^	max: ' "$TMPD/hist" | grep -Ev '^	max: {1,10}[0-9]+  next_comm: .{32}  prev_pid: {1,10}[0-9]+$' | head -1)
+expect_eq "max lines read 'max: N  next_comm: COMM  prev_pid: N'" "" "$bad"
 expect_eq "the triggers go" "# Available triggers:" "$(head -1 $switch/trigger)"
 expect_eq "and the synthetic event" "" "$(cat synthetic_events)"
 finish

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{HistDialect, HistField, HistSpec, SortField, SortKey};
+use super::{Handler, HistDialect, HistField, HistSpec, SortField, SortKey};
 
 /// One part of a histogram key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -42,6 +42,19 @@ struct Entry {
     comm: Box<str>,
     /// The histogram's variables (`None`: not set, or read once and consumed).
     vars: Box<[Option<u64>]>,
+    /// Per action, the value an `onmax`/`onchange` last acted on (0 at first).
+    tracked: Box<[u64]>,
+    /// The fields a `save` action kept, in its order (none until it ran).
+    saved: Box<[Saved]>,
+}
+
+/// A field a `save` action kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Saved {
+    /// A number.
+    Num(u64),
+    /// A string.
+    Str(Box<str>),
 }
 
 /// A bound on the entries of all the histograms of one simulated kernel together. Each table
@@ -140,6 +153,8 @@ impl HistTable {
                     sums: vec![0; 1 + vals.len()].into(),
                     comm: comm.into(),
                     vars: vec![None; spec.vars.len()].into(),
+                    tracked: vec![0; spec.actions.len()].into(),
+                    saved: Box::default(),
                 })
             }
         };
@@ -171,6 +186,37 @@ impl HistTable {
         } else {
             *slot
         }
+    }
+
+    /// Runs the `onmax`/`onchange` test of action `action` on the entry of `key` with
+    /// `value` (`max`: above the tracked value, else different from it); when it passes,
+    /// tracks `value` and keeps `saved` (a `save` action's fields). Returns whether it passed.
+    pub fn track(
+        &mut self,
+        key: &[KeyPart],
+        action: usize,
+        max: bool,
+        value: u64,
+        saved: Option<Vec<Saved>>,
+    ) -> bool {
+        let Some(entry) = self.entries.get_mut(key) else {
+            return false;
+        };
+        let Some(tracked) = entry.tracked.get_mut(action) else {
+            return false;
+        };
+        let passes = if max {
+            value > *tracked
+        } else {
+            value != *tracked
+        };
+        if passes {
+            *tracked = value;
+            if let Some(saved) = saved {
+                entry.saved = saved.into();
+            }
+        }
+        passes
     }
 
     /// Sets the variables of the entry of `key` (those `values` gives).
@@ -228,6 +274,7 @@ impl HistTable {
                 out.push(' ');
                 print_val(field, entry.sums[i + 1], totals[i + 1], out);
             }
+            print_tracked(spec, entry, out);
             out.push('\n');
         }
         let _ = write!(
@@ -237,6 +284,47 @@ impl HistTable {
             sorted.len(),
             self.drops
         );
+    }
+}
+
+/// The blocks `track_data_print` adds to an entry: per `onmax`/`onchange` action the value
+/// it tracks, then every field a `save` kept (0 or empty before it ran).
+fn print_tracked(spec: &HistSpec, entry: &Entry, out: &mut String) {
+    let saves: Vec<(&str, bool)> = spec
+        .actions
+        .iter()
+        .filter(|a| a.synth.is_none())
+        .flat_map(|a| {
+            a.params
+                .iter()
+                .map(String::as_str)
+                .zip(a.saves_strings.iter().copied())
+        })
+        .collect();
+    for (i, action) in spec.actions.iter().enumerate() {
+        let label = match action.handler {
+            Handler::Max(_) => "max",
+            Handler::Change(_) => "changed",
+            Handler::Match { .. } => continue,
+        };
+        let _ = write!(out, "\n\t{label}: {:10}", entry.tracked[i]);
+        for (n, &(name, string)) in saves.iter().enumerate() {
+            match (entry.saved.get(n), string) {
+                (Some(Saved::Str(s)), _) => {
+                    let _ = write!(out, "  {name}: {s:<32}");
+                }
+                (Some(Saved::Num(v)), _) => {
+                    let _ = write!(out, "  {name}: {v:10}");
+                }
+                // Never saved: the kernel reads an empty slot.
+                (None, true) => {
+                    let _ = write!(out, "  {name}: {:<32}", "");
+                }
+                (None, false) => {
+                    let _ = write!(out, "  {name}: {:10}", 0);
+                }
+            }
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Parsing `hist:` trigger commands (keys, values, sort keys, attributes) with the kernel's
 //! checks and `error_log` texts.
 
-use super::hist_vars::{parse_assignments, parse_onmatch};
+use super::hist_vars::{check_handler_vars, parse_action, parse_assignments};
 use super::{
     parse_if, trim_k, Action, HistDialect, HistField, HistSpec, SharedTable, SortField, SortKey,
     Trigger, TriggerError, HIST_BITS_DEFAULT, HIST_BITS_MAX, HIST_BITS_MIN, HIST_KEYS_MAX,
@@ -137,8 +137,14 @@ impl HistSpec {
                     "cont" | "continue" => spec.cont = true,
                     "clear" => spec.clear = true,
                     "nohitcount" | "NOHC" if !legacy => spec.nohitcount = true,
-                    i if i.starts_with("onmatch(") => {
-                        spec.actions.push(parse_onmatch(i, event_exists, &err_at)?)
+                    i if i.starts_with("onmatch(")
+                        || i.starts_with("onmax(")
+                        || i.starts_with("onchange(") =>
+                    {
+                        let field_kind =
+                            |name: &str| format::find(fields, name).map(format::is_string);
+                        spec.actions
+                            .push(parse_action(i, event_exists, &field_kind, &err_at)?)
                     }
                     i if i.starts_with("onmatch")
                         || i.starts_with("onmax")
@@ -183,6 +189,7 @@ impl HistSpec {
             spec.keys.push(hist_field(&ctx, k, fields, true, legacy)?);
         }
 
+        check_handler_vars(&spec.vars, &spec.actions, &err_at)?;
         spec.sort = parse_sort(&ctx, sort_str, &spec)?;
         let filter = match filter_part {
             Some(f) => parse_if(Some(f), fields)?,

@@ -1,8 +1,9 @@
 //! Variables and `onmatch` actions of `hist:` triggers, as Linux 6.1 parses and prints them
 //! (`trace_events_hist.c`): `NAME=EXPR` assignments whose expressions combine fields,
 //! constants and `$NAME` references to variables of any histogram with `+ - * /`, and
-//! `onmatch(SYSTEM.EVENT).trace(SYNTH,PARAMS)` (or `.SYNTH(PARAMS)`), which generates a
-//! synthetic event.
+//! actions run by `onmatch(SYSTEM.EVENT)`, `onmax($VAR)` or `onchange($VAR)`:
+//! `.trace(SYNTH,PARAMS)` (or `.SYNTH(PARAMS)`), which generates a synthetic event, and
+//! `.save(FIELDS)`, which keeps fields of the event in the histogram's entry.
 
 use std::fmt;
 
@@ -153,33 +154,59 @@ pub struct HistVar {
     pub expr: Expr,
 }
 
-/// `onmatch(SYSTEM.EVENT).trace(SYNTH,PARAMS)` / `.SYNTH(PARAMS)`.
+/// When an action runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OnMatch {
-    /// The event whose histogram's variables it matches.
-    pub system: String,
-    /// See `system`.
-    pub event: String,
-    /// The synthetic event it generates.
-    pub synth: String,
-    /// Written as `.trace(SYNTH,...)` (printed the same way).
-    pub trace_keyword: bool,
-    /// `$VAR` or a field of this event, one per field of the synthetic event.
-    pub params: Vec<String>,
+pub enum Handler {
+    /// `onmatch(SYSTEM.EVENT)`: at every hit whose references to that event's variables
+    /// resolved.
+    Match {
+        /// The event whose histogram's variables it matches.
+        system: String,
+        /// See `system`.
+        event: String,
+    },
+    /// `onmax($VAR)`: when the variable exceeds the entry's maximum so far (0 at first).
+    Max(String),
+    /// `onchange($VAR)`: when the variable differs from the entry's last value (0 at first).
+    Change(String),
 }
 
-impl fmt::Display for OnMatch {
+/// A histogram action: `HANDLER.trace(SYNTH,PARAMS)` or `HANDLER.SYNTH(PARAMS)` generates a
+/// synthetic event; `HANDLER.save(FIELDS)` keeps this event's fields in the entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistAction {
+    /// When it runs.
+    pub handler: Handler,
+    /// The synthetic event it generates (`None`: `save`).
+    pub synth: Option<String>,
+    /// Written as `.trace(SYNTH,...)` (printed the same way).
+    pub trace_keyword: bool,
+    /// `$VAR`s or fields of this event, one per field of the synthetic event; for `save`,
+    /// the fields it saves.
+    pub params: Vec<String>,
+    /// For `save`, which of its fields are strings (printed as such before it first runs).
+    pub saves_strings: Vec<bool>,
+}
+
+impl fmt::Display for HistAction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, ":onmatch({}.{}).", self.system, self.event)?;
-        if self.trace_keyword {
-            write!(f, "trace({}", self.synth)?;
-            for p in &self.params {
-                write!(f, ",{p}")?;
-            }
-        } else {
-            write!(f, "{}({}", self.synth, self.params.join(","))?;
+        match &self.handler {
+            Handler::Match { system, event } => write!(f, ":onmatch({system}.{event}).")?,
+            Handler::Max(var) => write!(f, ":onmax(${var}).")?,
+            Handler::Change(var) => write!(f, ":onchange(${var}).")?,
         }
-        f.write_str(")")
+        match &self.synth {
+            None => write!(f, "save({})", self.params.join(","))?,
+            Some(synth) if self.trace_keyword => {
+                write!(f, "trace({synth}")?;
+                for p in &self.params {
+                    write!(f, ",{p}")?;
+                }
+                f.write_str(")")?;
+            }
+            Some(synth) => write!(f, "{synth}({})", self.params.join(","))?,
+        }
+        Ok(())
     }
 }
 
@@ -301,39 +328,61 @@ fn parse_operand(
     field(text).map(Expr::Field)
 }
 
-/// Parses `onmatch(SYSTEM.EVENT).ACTION(PARAMS)`; `exists` says whether an event exists.
-pub(super) fn parse_onmatch(
+/// Parses `onmatch(SYSTEM.EVENT).ACTION(PARAMS)`, `onmax($VAR).ACTION(PARAMS)` or
+/// `onchange($VAR).ACTION(PARAMS)`; `exists` says whether an event exists, `field_kind`
+/// whether this event has a field (what `save` keeps) and if so whether it is a string. Whether `$VAR` is a variable of the
+/// histogram is checked once all its variables are parsed ([`check_handler_vars`]).
+pub(super) fn parse_action(
     item: &str,
     exists: &dyn Fn(&str, &str) -> bool,
+    field_kind: &dyn Fn(&str) -> Option<bool>,
     err: ErrAt<'_>,
-) -> Result<OnMatch, TriggerError> {
-    let inner = &item["onmatch(".len()..];
+) -> Result<HistAction, TriggerError> {
+    let open = item.find('(').unwrap_or(item.len());
+    let (name, inner) = item.split_at(open);
+    let inner = inner.get(1..).unwrap_or("");
     let Some(close) = inner.find(')') else {
         return Err(err("No closing paren found", item, errno::EINVAL));
     };
     let target = &inner[..close];
-    let Some((system, event)) = target.split_once('.') else {
-        return Err(err("Missing subsystem", target, errno::EINVAL));
+    let handler = match name {
+        "onmatch" => {
+            let Some((system, event)) = target.split_once('.') else {
+                return Err(err("Missing subsystem", target, errno::EINVAL));
+            };
+            if !exists(system, event) {
+                return Err(err(
+                    "Invalid subsystem or event name",
+                    target,
+                    errno::EINVAL,
+                ));
+            }
+            Handler::Match {
+                system: system.to_string(),
+                event: event.to_string(),
+            }
+        }
+        _ => {
+            let Some(var) = target.strip_prefix('$') else {
+                return Err(err(
+                    "For onmax(x) or onchange(x), x must be a variable",
+                    target,
+                    errno::EINVAL,
+                ));
+            };
+            if name == "onmax" {
+                Handler::Max(var.to_string())
+            } else {
+                Handler::Change(var.to_string())
+            }
+        }
     };
-    if !exists(system, event) {
-        return Err(err(
-            "Invalid subsystem or event name",
-            target,
-            errno::EINVAL,
-        ));
-    }
     let rest = &inner[close + 1..];
     let action = rest.strip_prefix('.').unwrap_or(rest);
-    let Some(open) = action.find('(') else {
+    let Some(open) = action.find('(').filter(|&at| at > 0) else {
         return Err(err("No action found", "", errno::EINVAL));
     };
-    let name = &action[..open];
-    if name.is_empty() {
-        return Err(err("No action found", "", errno::EINVAL));
-    }
-    if name.starts_with("save") || name.starts_with("snapshot") {
-        return Err(err("Handler doesn't support action", name, errno::EINVAL));
-    }
+    let action_name = &action[..open];
     let Some(params_text) = action[open + 1..].strip_suffix(')') else {
         return Err(err("No closing paren found", action, errno::EINVAL));
     };
@@ -348,22 +397,93 @@ pub(super) fn parse_onmatch(
         return Err(err("Invalid action param", bad, errno::EINVAL));
     }
     params.retain(|p| !p.is_empty());
-    let trace_keyword = name.starts_with("trace");
+    let save = action_name.starts_with("save");
+    if action_name.starts_with("snapshot") {
+        if matches!(handler, Handler::Match { .. }) {
+            return Err(err(
+                "Handler doesn't support action",
+                action_name,
+                errno::EINVAL,
+            ));
+        }
+        return Err(TriggerError::Invalid(
+            "hist: snapshot() actions are not simulated",
+        ));
+    }
+    if save && matches!(handler, Handler::Match { .. }) {
+        return Err(err(
+            "Handler doesn't support action",
+            action_name,
+            errno::EINVAL,
+        ));
+    }
+    if save {
+        if params.is_empty() {
+            return Err(err("No params found for save()", "", errno::EINVAL));
+        }
+        let mut saves_strings = Vec::with_capacity(params.len());
+        for param in &params {
+            match field_kind(param) {
+                Some(string) => saves_strings.push(string),
+                None => return Err(err("Couldn't create field variable", param, errno::EINVAL)),
+            }
+        }
+        return Ok(HistAction {
+            handler,
+            synth: None,
+            trace_keyword: false,
+            params,
+            saves_strings,
+        });
+    }
+    let trace_keyword = action_name.starts_with("trace");
     let synth = if trace_keyword {
         if params.is_empty() {
-            return Err(err("Couldn't find synthetic event", name, errno::EINVAL));
+            return Err(err(
+                "Couldn't find synthetic event",
+                action_name,
+                errno::EINVAL,
+            ));
         }
         params.remove(0)
     } else {
-        name.to_string()
+        action_name.to_string()
     };
-    Ok(OnMatch {
-        system: system.to_string(),
-        event: event.to_string(),
-        synth,
+    Ok(HistAction {
+        handler,
+        synth: Some(synth),
         trace_keyword,
         params,
+        saves_strings: Vec::new(),
     })
+}
+
+/// The checks that need every variable and action of a histogram: an `onmax`/`onchange`
+/// variable is one of its own, and it saves at most once.
+pub(super) fn check_handler_vars(
+    vars: &[HistVar],
+    actions: &[HistAction],
+    err: ErrAt<'_>,
+) -> Result<(), TriggerError> {
+    for action in actions {
+        if let Handler::Max(var) | Handler::Change(var) = &action.handler {
+            if !vars.iter().any(|v| &v.name == var) {
+                return Err(err(
+                    "Couldn't find onmax or onchange variable",
+                    var,
+                    errno::EINVAL,
+                ));
+            }
+        }
+    }
+    if actions.iter().filter(|a| a.synth.is_none()).count() > 1 {
+        return Err(err(
+            "Can't have more than one save() action per hist",
+            "",
+            errno::EEXIST,
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -417,6 +537,50 @@ mod tests {
         assert!(parse("hist:keys=prev_pid:x=16-8-4-2")
             .unwrap()
             .contains(":x=2:"));
+    }
+
+    #[test]
+    fn onmax_and_onchange_print_as_the_kernel_prints_them() {
+        assert_eq!(
+            parse("hist:keys=next_pid:lat=common_timestamp.usecs:onmax($lat).save(next_comm,prev_pid)")
+                .unwrap(),
+            "hist:keys=next_pid:vals=hitcount:lat=common_timestamp.usecs:sort=hitcount:\
+             size=2048:clock=global:onmax($lat).save(next_comm,prev_pid) [active]"
+        );
+        assert_eq!(
+            parse("hist:keys=next_pid:p=next_prio:onchange($p).trace(synth,$p)").unwrap(),
+            "hist:keys=next_pid:vals=hitcount:p=next_prio:sort=hitcount:size=2048:\
+             onchange($p).trace(synth,$p) [active]"
+        );
+        let einval = crate::filter::errno::EINVAL;
+        assert_eq!(
+            refused("hist:keys=next_pid:onmax(next_prio).save(prev_pid)"),
+            (
+                "For onmax(x) or onchange(x), x must be a variable",
+                25,
+                einval
+            )
+        );
+        assert_eq!(
+            refused("hist:keys=next_pid:onmax($nope).save(prev_pid)"),
+            ("Couldn't find onmax or onchange variable", 26, einval)
+        );
+        assert_eq!(
+            refused("hist:keys=next_pid:p=next_prio:onmax($p).save()"),
+            ("No params found for save()", 0, einval)
+        );
+        assert_eq!(
+            refused("hist:keys=next_pid:p=next_prio:onmax($p).save(nofield)"),
+            ("Couldn't create field variable", 46, einval)
+        );
+        assert_eq!(
+            refused("hist:keys=next_pid:p=next_prio:onmax($p).save(prev_pid):onchange($p).save(prev_pid)"),
+            (
+                "Can't have more than one save() action per hist",
+                0,
+                crate::filter::errno::EEXIST
+            )
+        );
     }
 
     #[test]

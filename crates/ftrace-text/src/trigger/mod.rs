@@ -15,8 +15,8 @@ mod hist_parse;
 pub mod hist_vars;
 mod write_form;
 
-pub use hist::{EntryBudget, FieldInput, HistTable, KeyPart, SharedTable};
-pub use hist_vars::{Expr, HistVar, OnMatch};
+pub use hist::{EntryBudget, FieldInput, HistTable, KeyPart, Saved, SharedTable};
+pub use hist_vars::{Expr, Handler, HistAction, HistVar};
 
 /// What `cat trigger` shows when an event has no triggers (all trigger commands built in).
 pub const HELP_TEXT: &str = "# Available triggers:\n\
@@ -256,8 +256,8 @@ pub struct HistSpec {
     pub dialect: HistDialect,
     /// `NAME=EXPR` variables, set per entry at each hit.
     pub vars: Vec<HistVar>,
-    /// `onmatch(...)` actions, run after each hit.
-    pub actions: Vec<OnMatch>,
+    /// `onmatch`/`onmax`/`onchange` actions, run after each hit.
+    pub actions: Vec<HistAction>,
 }
 
 impl HistSpec {

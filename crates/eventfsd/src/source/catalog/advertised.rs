@@ -139,8 +139,8 @@ fn entry_name(line: &str) -> Option<&str> {
 
 /// The snapshotted README without the entries (and their continuation lines) for top-level
 /// files the simulation does not serve (`served` says which names it does), and without the
-/// parts of the hist trigger help the simulation does not do (the handlers and actions but
-/// `onmatch().trace()`, which the help describes together: the trigger parser refuses them).
+/// parts of the help the simulation does not do (the hist trigger's `snapshot()` action and
+/// the function triggers: their parsers refuse them).
 pub fn readme(snapshot: &str, served: impl Fn(&str) -> bool) -> String {
     let mut out = String::with_capacity(snapshot.len());
     let mut skipping = false;
@@ -169,15 +169,14 @@ pub fn readme(snapshot: &str, served: impl Fn(&str) -> bool) -> String {
 }
 
 /// Where a README line stands in the unsimulated parts of the help: the hist trigger's
-/// handlers and actions, and `set_ftrace_filter`'s function triggers.
+/// `snapshot()` action, and `set_ftrace_filter`'s function triggers.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum UnsimulatedText {
     /// Shown.
     No,
-    /// One line (the `[:<handler>.<action>]` syntax line).
+    /// One line (the `snapshot()` action's).
     Line,
-    /// To the end of the entry (handlers and actions close the hist help; the function
-    /// triggers close `set_ftrace_filter`'s).
+    /// To the end of the entry (the function triggers close `set_ftrace_filter`'s help).
     Rest,
 }
 
@@ -187,11 +186,9 @@ impl UnsimulatedText {
         match self {
             UnsimulatedText::Rest => UnsimulatedText::Rest,
             UnsimulatedText::No | UnsimulatedText::Line => {
-                if text.starts_with("[:<handler>.<action>]") {
+                if text.starts_with("snapshot()") {
                     UnsimulatedText::Line
-                } else if text.starts_with("Hist trigger handlers and actions")
-                    || text.starts_with("triggers: a command to perform when function is hit")
-                {
+                } else if text.starts_with("triggers: a command to perform when function is hit") {
                     UnsimulatedText::Rest
                 } else {
                     UnsimulatedText::No

@@ -366,7 +366,10 @@ fn is_busy(state: &State, tree: &Tree, def: &ProbeDef) -> bool {
     state.events().iter().any(|(&key, event)| {
         let generates = synthetic
             && event.triggers.triggers().iter().any(|t| match &t.action {
-                Action::Hist(spec) => spec.actions.iter().any(|a| a.synth == def.event),
+                Action::Hist(spec) => spec
+                    .actions
+                    .iter()
+                    .any(|a| a.synth.as_deref() == Some(def.event.as_str())),
                 _ => false,
             });
         generates

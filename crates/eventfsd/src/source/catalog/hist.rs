@@ -10,8 +10,8 @@ use ftrace_text::filter::errno;
 use ftrace_text::format;
 use ftrace_text::probe::SYNTH_GROUP;
 use ftrace_text::trigger::{
-    Action, EntryBudget, FieldInput, HistField, HistSpec, HistTable, KeyPart, TriggerCommand,
-    TriggerError, TriggerSet,
+    Action, EntryBudget, FieldInput, Handler, HistField, HistSpec, HistTable, KeyPart, Saved,
+    TriggerCommand, TriggerError, TriggerSet,
 };
 use ftrace_text::{FieldValue, Record};
 
@@ -110,7 +110,21 @@ impl Sample<'_> {
         }
         table.set_vars(&key, &values);
         drop(table);
-        for action in &spec.actions {
+        for (index, action) in spec.actions.iter().enumerate() {
+            // `onmax`/`onchange` act only when their variable passes the entry's test.
+            if let Handler::Max(var) | Handler::Change(var) = &action.handler {
+                let Some(value) = spec.defines(var).and_then(|i| values[i]) else {
+                    continue;
+                };
+                let saved = action.synth.is_none().then(|| self.saved(&action.params));
+                let max = matches!(action.handler, Handler::Max(_));
+                if !spec.table.lock().track(&key, index, max, value, saved) {
+                    continue;
+                }
+            }
+            let Some(synth) = &action.synth else {
+                continue;
+            };
             let params: Option<Vec<FieldValue>> = action
                 .params
                 .iter()
@@ -127,12 +141,24 @@ impl Sample<'_> {
                 .collect();
             if let Some(values) = params {
                 generated.push(Generated {
-                    synth: action.synth.clone(),
+                    synth: synth.clone(),
                     values,
                 });
             }
         }
         true
+    }
+
+    /// The fields a `save` action keeps, from this occurrence.
+    fn saved(&self, fields: &[String]) -> Vec<Saved> {
+        fields
+            .iter()
+            .map(|name| match self.record.field(self.fields, name) {
+                Some(FieldValue::Str(s)) => Saved::Str(s.clone()),
+                Some(v) => Saved::Num(v.as_bits().unwrap_or(0)),
+                None => Saved::Num(0),
+            })
+            .collect()
     }
 }
 
@@ -263,11 +289,14 @@ pub(super) fn check_references(
     let own_format = tree.with_format(event, str::to_string);
     let own_fields: Vec<format::Field<'_>> = format::fields(&own_format).collect();
     for action in &spec.actions {
+        let Some(synth_name) = &action.synth else {
+            continue;
+        };
         let synth = tree
             .events_dir_of(instance)
-            .and_then(|d| tree.find_event_in(d, SYNTH_GROUP, &action.synth));
+            .and_then(|d| tree.find_event_in(d, SYNTH_GROUP, synth_name));
         let Some(synth) = synth else {
-            return Err(vec![error("Couldn't find synthetic event", &action.synth)]);
+            return Err(vec![error("Couldn't find synthetic event", synth_name)]);
         };
         let synth_format = tree.with_format(synth, str::to_string);
         let synth_fields: Vec<format::Field<'_>> = format::fields(&synth_format)
@@ -301,7 +330,7 @@ pub(super) fn check_references(
         if synth_fields.len() != action.params.len() {
             return Err(vec![error(
                 "Param count doesn't match synthetic event field count",
-                &action.synth,
+                synth_name,
             )]);
         }
     }

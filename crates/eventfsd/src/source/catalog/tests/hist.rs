@@ -134,14 +134,18 @@ fn only_what_the_simulation_does_is_advertised() {
     assert_eq!(sim.read("available_tracers"), "function nop\n");
     let readme = sim.read("README");
     assert!(readme.contains("hist trigger\t- If set"), "{readme}");
-    // Variables and expressions are simulated; of the handlers, only `onmatch().trace()`,
-    // which the help describes with the others.
-    for kept in ["<var1>", "arithmetic"] {
+    // Variables, expressions, handlers and actions are simulated, but for `snapshot()`.
+    for kept in [
+        "<var1>",
+        "arithmetic",
+        "onmatch(",
+        "onmax(",
+        "onchange(",
+        "save(field",
+    ] {
         assert!(readme.contains(kept), "{kept} not in the README");
     }
-    for gone in ["onmatch", "onmax"] {
-        assert!(!readme.contains(gone), "{gone} in the README");
-    }
+    assert!(!readme.contains("snapshot()"), "{readme}");
     // Synthetic events can be defined (nothing generates them yet).
     assert!(
         readme.contains("events/synthetic_events\t- Create"),
@@ -234,4 +238,31 @@ fn references_must_exist_when_the_trigger_is_made() {
         "hist:keys=next_pid:x=next_prio*2:onmatch(sched.sched_waking).one($x)\n",
         "error: Param count doesn't match synthetic event field count",
     );
+}
+
+#[test]
+fn onmax_keeps_the_largest_value_and_the_fields_of_its_event() {
+    let profile = RateProfile::uniform(0.0)
+        .with_overrides("sched:sched_switch 200\n")
+        .unwrap();
+    let sim = Sim::debian_6_1(profile);
+    let event = "events/sched/sched_switch";
+    sim.write(
+        &format!("{event}/trigger"),
+        "hist:keys=next_pid:prio=next_prio:onmax($prio).save(next_comm,prev_pid)\n",
+    )
+    .unwrap();
+    sim.run_for(1000);
+    let hist = sim.read(&format!("{event}/hist"));
+    let tracked: Vec<&str> = hist.lines().filter(|l| l.starts_with("\tmax: ")).collect();
+    let entries = hist.lines().filter(|l| l.starts_with('{')).count();
+    assert!(entries > 1 && tracked.len() == entries, "{hist}");
+    for line in tracked {
+        // `\tmax: %10llu  next_comm: %-32s  prev_pid: %10llu`
+        let (max, rest) = line["\tmax: ".len()..].split_at(10);
+        assert!(max.trim().parse::<u64>().is_ok(), "{line}");
+        let comm = rest.strip_prefix("  next_comm: ").expect(line);
+        assert_eq!(comm.len(), 32 + "  prev_pid: ".len() + 10, "{line}");
+        assert!(comm[32..].starts_with("  prev_pid: "), "{line}");
+    }
 }
