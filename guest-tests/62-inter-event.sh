@@ -3,7 +3,8 @@
 # Needs histograms and synthetic events: the guest kernel natively, or eventfsd serving its
 # catalog (crates/eventfs-core/catalog/debian-6.1.evcat). The kernel documentation's wakeup
 # latency: sched_waking saves a timestamp per pid, sched_switch subtracts it when that pid is
-# switched in and generates wakeup_latency; then an onmax that saves fields. Checks: the triggers read back in the kernel's
+# switched in and generates wakeup_latency; then an onmax that saves fields and one that
+# takes snapshots. Checks: the triggers read back in the kernel's
 # normalised form; wakeup_latency records appear with a latency, the pid and the comm; the
 # switch histogram counts only switches that matched a waking; references to a missing
 # variable or synthetic event, and a wrong parameter count, are refused with the kernel's
@@ -70,6 +71,16 @@ m=$(grep -c '^	max: ' "$TMPD/hist")
 if [ "$n" -gt 0 ] && [ "$m" = "$n" ]; then ok "each entry has its max line ($n)"; else fail "each entry has its max line: $n entries, $m max lines"; fi
 bad=$(grep '^	max: ' "$TMPD/hist" | grep -Ev '^	max: {1,10}[0-9]+  next_comm: .{32}  prev_pid: {1,10}[0-9]+$' | head -1)
 expect_eq "max lines read 'max: N  next_comm: COMM  prev_pid: N'" "" "$bad"
+# onmax().snapshot(): no per-entry block; the hist file tells the last snapshot's value and key.
+snapact='hist:keys=next_pid:p=next_prio:onmax($p).snapshot()'
+expect_write_ok "$snapact" $switch/trigger
+sleep 0.3
+cat $switch/hist >"$TMPD/hist"
+echo "!$snapact" >>$switch/trigger
+echo 0 >snapshot
+if grep -qx 'Snapshot taken (see tracing/snapshot).  Details:' "$TMPD/hist"; then ok "the hist file tells of the snapshot"; else fail "the hist file tells of the snapshot: $(show "$(tail -8 "$TMPD/hist")")"; fi
+expect_eq "with its value and key" 1 "$(grep -Ec '^	triggering value \{ onmax\(\$p\) \}: {1,10}[0-9]+	triggered by event with key: \{ next_pid: {1,10}[0-9]+ \}$' "$TMPD/hist")"
+expect_eq "and no per-entry block" 0 "$(grep -c '^	max:' "$TMPD/hist")"
 expect_eq "the triggers go" "# Available triggers:" "$(head -1 $switch/trigger)"
 expect_eq "and the synthetic event" "" "$(cat synthetic_events)"
 finish

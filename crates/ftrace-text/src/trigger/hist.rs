@@ -106,6 +106,10 @@ pub struct HistTable {
     drops: u64,
     /// The budget its entries are taken from (the one of its first entry's `add`).
     budget: Option<Arc<EntryBudget>>,
+    /// The value the `snapshot()` actions track across entries (0 at first), and the last
+    /// snapshot taken: which action, at what value, for which key.
+    snapshot_value: u64,
+    snapshot_taken: Option<(usize, u64, Box<[KeyPart]>)>,
 }
 
 impl Drop for HistTable {
@@ -219,6 +223,27 @@ impl HistTable {
         passes
     }
 
+    /// A `snapshot()` action's test across all entries (after its entry's own passed): when
+    /// `value` passes it, it is tracked with `key`, and the caller takes the snapshot.
+    pub fn track_snapshot(
+        &mut self,
+        key: &[KeyPart],
+        action: usize,
+        max: bool,
+        value: u64,
+    ) -> bool {
+        let passes = if max {
+            value > self.snapshot_value
+        } else {
+            value != self.snapshot_value
+        };
+        if passes {
+            self.snapshot_value = value;
+            self.snapshot_taken = Some((action, value, key.into()));
+        }
+        passes
+    }
+
     /// Sets the variables of the entry of `key` (those `values` gives).
     pub fn set_vars(&mut self, key: &[KeyPart], values: &[Option<u64>]) {
         if let Some(entry) = self.entries.get_mut(key) {
@@ -277,6 +302,20 @@ impl HistTable {
             print_tracked(spec, entry, out);
             out.push('\n');
         }
+        if let Some((action, value, key)) = &self.snapshot_taken {
+            let handler = match spec.actions.get(*action).map(|a| &a.handler) {
+                Some(Handler::Max(var)) => format!("onmax(${var})"),
+                Some(Handler::Change(var)) => format!("onchange(${var})"),
+                _ => String::new(),
+            };
+            let _ = write!(
+                out,
+                "\nSnapshot taken (see tracing/snapshot).  Details:\n\ttriggering value \
+                 {{ {handler} }}: {value:10}\ttriggered by event with key: "
+            );
+            print_key(spec, key, "", out);
+            out.push('\n');
+        }
         let _ = write!(
             out,
             "\nTotals:\n    Hits: {}\n    Entries: {}\n    Dropped: {}\n",
@@ -293,7 +332,7 @@ fn print_tracked(spec: &HistSpec, entry: &Entry, out: &mut String) {
     let saves: Vec<(&str, bool)> = spec
         .actions
         .iter()
-        .filter(|a| a.synth.is_none())
+        .filter(|a| a.saves())
         .flat_map(|a| {
             a.params
                 .iter()
@@ -303,6 +342,7 @@ fn print_tracked(spec: &HistSpec, entry: &Entry, out: &mut String) {
         .collect();
     for (i, action) in spec.actions.iter().enumerate() {
         let label = match action.handler {
+            _ if action.snapshot => continue,
             Handler::Max(_) => "max",
             Handler::Change(_) => "changed",
             Handler::Match { .. } => continue,

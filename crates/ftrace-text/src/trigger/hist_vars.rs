@@ -186,6 +186,15 @@ pub struct HistAction {
     pub params: Vec<String>,
     /// For `save`, which of its fields are strings (printed as such before it first runs).
     pub saves_strings: Vec<bool>,
+    /// `snapshot()`: takes a snapshot of the trace buffer (`synth` is `None`).
+    pub snapshot: bool,
+}
+
+impl HistAction {
+    /// Whether it is a `save()`.
+    pub fn saves(&self) -> bool {
+        self.synth.is_none() && !self.snapshot
+    }
 }
 
 impl fmt::Display for HistAction {
@@ -196,6 +205,7 @@ impl fmt::Display for HistAction {
             Handler::Change(var) => write!(f, ":onchange(${var}).")?,
         }
         match &self.synth {
+            None if self.snapshot => f.write_str("snapshot()")?,
             None => write!(f, "save({})", self.params.join(","))?,
             Some(synth) if self.trace_keyword => {
                 write!(f, "trace({synth}")?;
@@ -406,9 +416,14 @@ pub(super) fn parse_action(
                 errno::EINVAL,
             ));
         }
-        return Err(TriggerError::Invalid(
-            "hist: snapshot() actions are not simulated",
-        ));
+        return Ok(HistAction {
+            handler,
+            synth: None,
+            trace_keyword: false,
+            params: Vec::new(),
+            saves_strings: Vec::new(),
+            snapshot: true,
+        });
     }
     if save && matches!(handler, Handler::Match { .. }) {
         return Err(err(
@@ -434,6 +449,7 @@ pub(super) fn parse_action(
             trace_keyword: false,
             params,
             saves_strings,
+            snapshot: false,
         });
     }
     let trace_keyword = action_name.starts_with("trace");
@@ -455,6 +471,7 @@ pub(super) fn parse_action(
         trace_keyword,
         params,
         saves_strings: Vec::new(),
+        snapshot: false,
     })
 }
 
@@ -476,7 +493,7 @@ pub(super) fn check_handler_vars(
             }
         }
     }
-    if actions.iter().filter(|a| a.synth.is_none()).count() > 1 {
+    if actions.iter().filter(|a| a.saves()).count() > 1 {
         return Err(err(
             "Can't have more than one save() action per hist",
             "",
@@ -546,6 +563,11 @@ mod tests {
                 .unwrap(),
             "hist:keys=next_pid:vals=hitcount:lat=common_timestamp.usecs:sort=hitcount:\
              size=2048:clock=global:onmax($lat).save(next_comm,prev_pid) [active]"
+        );
+        assert!(
+            parse("hist:keys=next_pid:p=next_prio:onchange($p).snapshot()")
+                .unwrap()
+                .contains(":onchange($p).snapshot() [active]")
         );
         assert_eq!(
             parse("hist:keys=next_pid:p=next_prio:onchange($p).trace(synth,$p)").unwrap(),

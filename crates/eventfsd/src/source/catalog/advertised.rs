@@ -139,8 +139,8 @@ fn entry_name(line: &str) -> Option<&str> {
 
 /// The snapshotted README without the entries (and their continuation lines) for top-level
 /// files the simulation does not serve (`served` says which names it does), and without the
-/// parts of the help the simulation does not do (the hist trigger's `snapshot()` action and
-/// the function triggers: their parsers refuse them).
+/// part of the help the simulation does not do (the function triggers: the
+/// `set_ftrace_filter` parser refuses them).
 pub fn readme(snapshot: &str, served: impl Fn(&str) -> bool) -> String {
     let mut out = String::with_capacity(snapshot.len());
     let mut skipping = false;
@@ -168,14 +168,12 @@ pub fn readme(snapshot: &str, served: impl Fn(&str) -> bool) -> String {
     out
 }
 
-/// Where a README line stands in the unsimulated parts of the help: the hist trigger's
-/// `snapshot()` action, and `set_ftrace_filter`'s function triggers.
+/// Where a README line stands in the unsimulated part of the help: `set_ftrace_filter`'s
+/// function triggers.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum UnsimulatedText {
     /// Shown.
     No,
-    /// One line (the `snapshot()` action's).
-    Line,
     /// To the end of the entry (the function triggers close `set_ftrace_filter`'s help).
     Rest,
 }
@@ -185,10 +183,8 @@ impl UnsimulatedText {
         let text = line.trim();
         match self {
             UnsimulatedText::Rest => UnsimulatedText::Rest,
-            UnsimulatedText::No | UnsimulatedText::Line => {
-                if text.starts_with("snapshot()") {
-                    UnsimulatedText::Line
-                } else if text.starts_with("triggers: a command to perform when function is hit") {
+            UnsimulatedText::No => {
+                if text.starts_with("triggers: a command to perform when function is hit") {
                     UnsimulatedText::Rest
                 } else {
                     UnsimulatedText::No

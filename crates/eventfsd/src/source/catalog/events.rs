@@ -245,7 +245,15 @@ fn write_trigger(
         return Err(errno);
     }
     // Setting a snapshot trigger allocates the snapshot buffer, as the kernel's does.
-    let allocates = matches!(&command, trigger::TriggerCommand::Add(t) if t.action == trigger::Action::Snapshot);
+    // So does a histogram with a `snapshot()` action.
+    let allocates = match &command {
+        trigger::TriggerCommand::Add(t) => match &t.action {
+            trigger::Action::Snapshot => true,
+            trigger::Action::Hist(spec) => spec.actions.iter().any(|a| a.snapshot),
+            _ => false,
+        },
+        _ => false,
+    };
     state
         .update(key, |s| s.triggers.apply(command))
         .map_err(|e| log(&e))?;

@@ -49,14 +49,16 @@ impl Sample<'_> {
     /// entry from `budget`, the bound of all tables together. With variables, the kernel's
     /// order: the references to other histograms' variables are read first (`cross` reads one
     /// for this key, consuming it when asked); if one is missing the occurrence is ignored.
-    /// Then the hit is counted, the variables are set, and each `onmatch` action appends the
-    /// synthetic event it generates to `generated`.
+    /// Then the hit is counted, the variables are set, and each action that runs appends the
+    /// synthetic event it generates to `generated`, or sets `snapshot` (`snapshot()`: the
+    /// caller takes the snapshot).
     pub fn hit(
         &self,
         spec: &HistSpec,
         budget: &Arc<EntryBudget>,
         cross: &mut CrossVar<'_>,
         generated: &mut Vec<Generated>,
+        snapshot: &mut bool,
     ) -> bool {
         if spec.paused {
             return false;
@@ -116,9 +118,14 @@ impl Sample<'_> {
                 let Some(value) = spec.defines(var).and_then(|i| values[i]) else {
                     continue;
                 };
-                let saved = action.synth.is_none().then(|| self.saved(&action.params));
+                let saved = action.saves().then(|| self.saved(&action.params));
                 let max = matches!(action.handler, Handler::Max(_));
-                if !spec.table.lock().track(&key, index, max, value, saved) {
+                let mut table = spec.table.lock();
+                if !table.track(&key, index, max, value, saved) {
+                    continue;
+                }
+                if action.snapshot {
+                    *snapshot |= table.track_snapshot(&key, index, max, value);
                     continue;
                 }
             }

@@ -48,7 +48,14 @@ impl Occurrence<'_> {
                 let mut cross = |name: &str, key: &[KeyPart], consume: bool| {
                     hist::cross_var(tree, events, instance, name, key, consume)
                 };
-                sample.hit(spec, &state.hist_budget, &mut cross, self.generated)
+                let mut take_snapshot = false;
+                let budget = &state.hist_budget;
+                let counted =
+                    sample.hit(spec, budget, &mut cross, self.generated, &mut take_snapshot);
+                if take_snapshot {
+                    snapshot::take(state, tree, self.dir);
+                }
+                counted
             }),
             // Like `hist_enable_count_trigger`, these count every time they fire.
             Action::EnableHist { system, event } | Action::DisableHist { system, event } => {

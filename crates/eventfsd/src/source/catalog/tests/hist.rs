@@ -134,7 +134,7 @@ fn only_what_the_simulation_does_is_advertised() {
     assert_eq!(sim.read("available_tracers"), "function nop\n");
     let readme = sim.read("README");
     assert!(readme.contains("hist trigger\t- If set"), "{readme}");
-    // Variables, expressions, handlers and actions are simulated, but for `snapshot()`.
+    // Variables, expressions, handlers and actions are simulated.
     for kept in [
         "<var1>",
         "arithmetic",
@@ -142,11 +142,11 @@ fn only_what_the_simulation_does_is_advertised() {
         "onmax(",
         "onchange(",
         "save(field",
+        "snapshot()",
     ] {
         assert!(readme.contains(kept), "{kept} not in the README");
     }
-    assert!(!readme.contains("snapshot()"), "{readme}");
-    // Synthetic events can be defined (nothing generates them yet).
+    // Synthetic events can be defined.
     assert!(
         readme.contains("events/synthetic_events\t- Create"),
         "{readme}"
@@ -240,20 +240,29 @@ fn references_must_exist_when_the_trigger_is_made() {
     );
 }
 
-#[test]
-fn onmax_keeps_the_largest_value_and_the_fields_of_its_event() {
+/// The `hist` file of `sched_switch` after 1 s of switches at 200/s under `trigger`
+/// (`enable`: with the event itself recorded), and the simulation.
+fn switch_hist(trigger: &str, enable: bool) -> (String, Sim) {
     let profile = RateProfile::uniform(0.0)
         .with_overrides("sched:sched_switch 200\n")
         .unwrap();
     let sim = Sim::debian_6_1(profile);
     let event = "events/sched/sched_switch";
-    sim.write(
-        &format!("{event}/trigger"),
-        "hist:keys=next_pid:prio=next_prio:onmax($prio).save(next_comm,prev_pid)\n",
-    )
-    .unwrap();
+    sim.write(&format!("{event}/trigger"), &format!("{trigger}\n"))
+        .unwrap();
+    if enable {
+        sim.write(&format!("{event}/enable"), "1\n").unwrap();
+    }
     sim.run_for(1000);
-    let hist = sim.read(&format!("{event}/hist"));
+    (sim.read(&format!("{event}/hist")), sim)
+}
+
+#[test]
+fn onmax_keeps_the_largest_value_and_the_fields_of_its_event() {
+    let (hist, _) = switch_hist(
+        "hist:keys=next_pid:prio=next_prio:onmax($prio).save(next_comm,prev_pid)",
+        false,
+    );
     let tracked: Vec<&str> = hist.lines().filter(|l| l.starts_with("\tmax: ")).collect();
     let entries = hist.lines().filter(|l| l.starts_with('{')).count();
     assert!(entries > 1 && tracked.len() == entries, "{hist}");
@@ -265,4 +274,26 @@ fn onmax_keeps_the_largest_value_and_the_fields_of_its_event() {
         assert_eq!(comm.len(), 32 + "  prev_pid: ".len() + 10, "{line}");
         assert!(comm[32..].starts_with("  prev_pid: "), "{line}");
     }
+}
+
+#[test]
+fn a_snapshot_action_swaps_the_buffer_when_its_variable_passes_across_entries() {
+    let (hist, sim) = switch_hist("hist:keys=next_pid:p=next_prio:onmax($p).snapshot()", true);
+    // No per-entry block for a snapshot action; one block for the last snapshot.
+    assert!(!hist.contains("\tmax:"), "{hist}");
+    let details = hist
+        .split("\nSnapshot taken (see tracing/snapshot).  Details:\n")
+        .nth(1)
+        .expect(&hist);
+    assert!(
+        details.starts_with("\ttriggering value { onmax($p) }: "),
+        "{details}"
+    );
+    assert!(
+        details.contains("\ttriggered by event with key: { next_pid: "),
+        "{details}"
+    );
+    // The snapshot buffer was allocated with the trigger and swapped in: it reads as a trace.
+    let snapshot = sim.read("snapshot");
+    assert!(!snapshot.contains("# * Snapshot is freed *"), "{snapshot}");
 }
