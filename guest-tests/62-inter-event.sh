@@ -53,6 +53,8 @@ error 'hist:keys=next_pid:onmatch(sched.sched_waking).wakeup_latency($nosuch62,n
 error 'hist:keys=next_pid:onmatch(sched.sched_waking).wakeup_latency(next_pid)' "Param type doesn't match synthetic event field type" 10
 error 'hist:keys=next_pid:onmatch(sched.sched_waking).wakeup_latency($ts0,next_pid)' "Param count doesn't match synthetic event field count" 47
 
+W_ERR=$( { echo '!hist:keys=pid:ts0=common_timestamp.usecs' >>$waking/trigger; } 2>&1)
+expect_eq "a histogram whose variable another reads is busy" "sh: write error: Device or resource busy" "$W_ERR"
 W_ERR=$( { echo >synthetic_events; } 2>&1)
 case "$W_ERR" in
 *"Device or resource busy") ok "a synthetic event an action uses is busy" ;;

@@ -235,6 +235,9 @@ fn write_trigger(
     };
     let mut command = parsed.map_err(|e| log(&e))?;
     hist::share_named(&state.events(), &mut command).map_err(|e| log(&e))?;
+    if hist::removes_referenced(tree, &state.events(), event, &command) {
+        return Err(FsError::Os(libc::EBUSY));
+    }
     let references = hist::check_references(tree, &state.events(), event, &command);
     if let Err(entries) = references {
         // Every entry is logged; the write returns the last one's errno.

@@ -169,6 +169,24 @@ impl Sample<'_> {
     }
 }
 
+/// The triggers of the events of `instance` (but `except`), which hold the histograms whose
+/// variables others read.
+fn hists_of_instance<'a>(
+    tree: &'a Tree,
+    events: &'a HashMap<Ino, EventState>,
+    instance: DirId,
+    except: Option<DirId>,
+) -> impl Iterator<Item = &'a ftrace_text::trigger::Trigger> + 'a {
+    events
+        .iter()
+        .filter(move |(&ino, _)| {
+            tree.node(ino).is_ok_and(|node| {
+                tree.instance_of(node.dir) == instance && Some(node.dir) != except
+            })
+        })
+        .flat_map(|(_, e)| e.triggers.triggers())
+}
+
 /// Reads variable `name` of another histogram for a key (`true`: consume it).
 pub(super) type CrossVar<'a> = dyn FnMut(&str, &[KeyPart], bool) -> Option<u64> + 'a;
 
@@ -190,13 +208,7 @@ pub(super) fn cross_var(
     key: &[KeyPart],
     consume: bool,
 ) -> Option<u64> {
-    events
-        .iter()
-        .filter(|(&ino, _)| {
-            tree.node(ino)
-                .is_ok_and(|node| tree.instance_of(node.dir) == instance)
-        })
-        .flat_map(|(_, event)| event.triggers.triggers())
+    hists_of_instance(tree, events, instance, None)
         .find_map(|t| match &t.action {
             Action::Hist(other) => other.defines(name).map(|index| (other, index)),
             _ => None,
@@ -263,17 +275,10 @@ pub(super) fn check_references(
     let instance = tree.instance_of(event);
     // The variable `name` of a histogram of another event of the instance, if any.
     let elsewhere = |name: &str| -> Option<Option<HistField>> {
-        events
-            .iter()
-            .filter(|(&ino, _)| {
-                tree.node(ino)
-                    .is_ok_and(|node| tree.instance_of(node.dir) == instance && node.dir != event)
-            })
-            .flat_map(|(_, e)| e.triggers.triggers())
-            .find_map(|t| match &t.action {
-                Action::Hist(other) => other.defines(name).map(|i| plain_field(&other.vars[i])),
-                _ => None,
-            })
+        hists_of_instance(tree, events, instance, Some(event)).find_map(|t| match &t.action {
+            Action::Hist(other) => other.defines(name).map(|i| plain_field(&other.vars[i])),
+            _ => None,
+        })
     };
     let error = |reason: &'static str, token: &str| TriggerError::Hist {
         reason,
@@ -385,6 +390,59 @@ impl ParamShape {
             _ => false,
         }
     }
+}
+
+/// Whether `command` removes a histogram of `event` whose variables a histogram of another
+/// event of its instance reads: the kernel refuses that with EBUSY (and logs nothing).
+pub(super) fn removes_referenced(
+    tree: &Tree,
+    events: &HashMap<Ino, EventState>,
+    event: DirId,
+    command: &TriggerCommand,
+) -> bool {
+    let TriggerCommand::Remove(removed) = command else {
+        return false;
+    };
+    let Action::Hist(removed) = &removed.action else {
+        return false;
+    };
+    let own = events.get(&tree.dir_ino(event));
+    let Some(existing) = own
+        .into_iter()
+        .flat_map(|e| e.triggers.triggers())
+        .find_map(|t| match &t.action {
+            Action::Hist(spec) if spec.keys == removed.keys && spec.vars == removed.vars => {
+                Some(spec)
+            }
+            _ => None,
+        })
+    else {
+        return false;
+    };
+    let instance = tree.instance_of(event);
+    let readers =
+        hists_of_instance(tree, events, instance, Some(event)).filter_map(|t| match &t.action {
+            Action::Hist(reader) => Some(reader),
+            _ => None,
+        });
+    for reader in readers {
+        let mut refs = Vec::new();
+        for var in &reader.vars {
+            var.expr.refs(&mut refs);
+        }
+        let params = reader.actions.iter().flat_map(|a| &a.params);
+        let names = refs
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .chain(params.filter_map(|p| p.strip_prefix('$')));
+        if names
+            .into_iter()
+            .any(|name| reader.defines(name).is_none() && existing.defines(name).is_some())
+        {
+            return true;
+        }
+    }
+    false
 }
 
 /// A new named histogram joins the table of the existing one of that name (on any event, as

@@ -195,6 +195,14 @@ fn onmatch_generates_synthetic_events_from_variables() {
         assert!(lat < 1_000_000, "{line}");
         assert!(body.contains(" pid=") && body.contains(" comm="), "{line}");
     }
+    // The waking histogram cannot go while the switch one reads its variable.
+    assert!(matches!(
+        sim.append(
+            "events/sched/sched_waking/trigger",
+            "!hist:keys=pid:ts0=common_timestamp.usecs\n"
+        ),
+        Err(eventfs_core::FsError::Os(libc::EBUSY))
+    ));
     // A switch counts only when its task's waking left a timestamp, which it consumes: each
     // counted switch generated one event.
     let hist = sim.read("events/sched/sched_switch/hist");
