@@ -95,6 +95,11 @@ impl FunctionTable {
         Some(&self.text[start..end])
     }
 
+    /// Function `n`'s name, without its module.
+    pub fn name(&self, n: u32) -> Option<&str> {
+        self.line(n).map(|line| split_module(line).0)
+    }
+
     /// Every line, in order.
     fn lines(&self) -> impl Iterator<Item = &str> {
         self.text.lines()

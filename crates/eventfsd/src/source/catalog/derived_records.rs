@@ -31,11 +31,7 @@ pub fn generated_record(
     let format_text = tree.with_format(dir, str::to_string);
     let fields: Vec<format::Field<'_>> = format::fields(&format_text).collect();
     let mut record = generator.record_at(from.ts_ns, tree.event_id(dir), &fields);
-    record.cpu = from.cpu;
-    record.pid = from.pid;
-    record.comm = from.comm.clone();
-    record.flags = from.flags;
-    record.preempt_count = from.preempt_count;
+    take_context(&mut record, from);
     let own = fields
         .iter()
         .enumerate()
@@ -65,10 +61,7 @@ pub fn fill_probe_record(
     attachment: &state::Attachment,
 ) {
     use ftrace_text::probe::ProbeValueSource as Source;
-    probe.cpu = from.cpu;
-    probe.pid = from.pid;
-    probe.comm = from.comm.clone();
-    probe.flags = from.flags;
+    take_context(probe, from);
     // Written from inside the event's trigger: one preemption level deeper (d..2. -> d..3.).
     probe.preempt_count = (from.preempt_count & 0xf0) | ((from.preempt_count & 0xf) + 1).min(0xf);
     for (slot, field) in probe_fields.iter().enumerate() {
@@ -112,4 +105,13 @@ fn sized(bits: u64, field: &format::Field<'_>) -> FieldValue {
     } else {
         FieldValue::UInt(masked)
     }
+}
+
+/// A derived record happens where its source did: same CPU, task and context flags.
+fn take_context(record: &mut Record, from: &Record) {
+    record.cpu = from.cpu;
+    record.pid = from.pid;
+    record.comm = from.comm.clone();
+    record.flags = from.flags;
+    record.preempt_count = from.preempt_count;
 }

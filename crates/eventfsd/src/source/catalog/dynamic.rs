@@ -282,7 +282,7 @@ impl DynamicEvents {
         let layout = def.layout(id);
         let has_hist = tree
             .find_event("sched", "sched_switch")
-            .is_some_and(|dir| tree.find(tree.dir_ino(dir), b"hist").is_ok());
+            .is_some_and(|dir| tree.event_has_file(dir, FileKind::EventHist));
         tree.add_event(&NewEvent {
             system: &def.group,
             name: &def.event,

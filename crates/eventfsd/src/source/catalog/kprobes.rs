@@ -69,29 +69,33 @@ impl Kprobes {
     }
 
     /// How often event `id` fires: the sum of its probed functions' rates (`None` if it is
-    /// not a kprobe's).
-    pub fn rate(&self, id: u32, functions: &FunctionTable, profile: &RateProfile) -> Option<f64> {
+    /// not a kprobe's). `functions` is asked for only then (it loads the function list).
+    pub fn rate<'f>(
+        &self,
+        id: u32,
+        functions: impl FnOnce() -> &'f FunctionTable,
+        profile: &RateProfile,
+    ) -> Option<f64> {
         let sites = lock(&self.sites);
         let mut of_event = sites.iter().filter(|s| s.id == id).peekable();
         of_event.peek()?;
+        let functions = functions();
         Some(
             of_event
-                .map(|s| {
-                    let line = functions.line(s.function).unwrap_or("");
-                    profile.rate_of("function", line.split(" [").next().unwrap_or(line))
-                })
+                .map(|s| profile.rate_of("function", functions.name(s.function).unwrap_or("")))
                 .sum(),
         )
     }
 
     /// Fills the probe's own fields of a record of event `id` (which of its probes fired is
-    /// drawn), and counts the hit.
-    pub fn fill(
+    /// drawn), and counts the hit; nothing for an event that is not a kprobe's (`functions`
+    /// is asked for only when it is).
+    pub fn fill<'f>(
         &self,
         id: u32,
         record: &mut Record,
         fields: &[format::Field<'_>],
-        functions: &FunctionTable,
+        functions: impl FnOnce() -> &'f FunctionTable,
         generator: &mut Generator,
     ) {
         let mut sites = lock(&self.sites);
@@ -99,6 +103,7 @@ impl Kprobes {
         if count == 0 {
             return;
         }
+        let functions = functions();
         let pick = generator.below(count) as usize;
         let Some(site) = sites.iter_mut().filter(|s| s.id == id).nth(pick) else {
             return;
@@ -210,10 +215,10 @@ mod tests {
             .with_overrides("function:vfs_read 60\nfunction:schedule 400\n")
             .unwrap();
         let functions = FunctionTable::parse(LIST);
-        assert_eq!(kprobes.rate(7, &functions, &profile), Some(460.0));
-        assert_eq!(kprobes.rate(9, &functions, &profile), None);
+        assert_eq!(kprobes.rate(7, || &functions, &profile), Some(460.0));
+        assert_eq!(kprobes.rate(9, || &functions, &profile), None);
         kprobes.remove(7, 0, 0);
-        assert_eq!(kprobes.rate(7, &functions, &profile), Some(60.0));
+        assert_eq!(kprobes.rate(7, || &functions, &profile), Some(60.0));
         let text = kprobes.profile_text();
         assert_eq!(
             text,

@@ -73,6 +73,8 @@ fn a_catalog_without_functions_has_no_kprobes() {
     let sim = Sim::new();
     assert!(sim.try_node("kprobe_events").is_err());
     assert!(sim.try_node("kprobe_profile").is_err());
-    // dynamic_events hands `p` to the uprobe parser alone there.
+    // dynamic_events hands `p` to the uprobe parser alone there, which wants a path.
+    assert!(sim.try_node("dynamic_events").is_ok());
     assert!(sim.append("dynamic_events", "p:k vfs_read\n").is_err());
+    sim.append("dynamic_events", "p:u /bin/sh:0x10\n").unwrap();
 }
