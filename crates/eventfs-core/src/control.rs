@@ -71,6 +71,12 @@ pub trait ControlFiles: Send + Sync {
         let _ = (tree, parent, name);
         Err(FsError::Os(libc::EPERM))
     }
+    /// The guest is about to look at `tree` (a lookup, an attribute, a listing or an open). A
+    /// source whose events change behind the guest's back brings the tree up to date here,
+    /// cheaply and at the pace it chooses; an idle guest then costs it nothing.
+    fn observe(&self, tree: &Tree) {
+        let _ = tree;
+    }
     /// A new client session starts (FUSE INIT/DESTROY): drop per-open state and wake any
     /// blocked reader, whose requests the old session will never see answered.
     fn reset(&self) {}

@@ -254,6 +254,7 @@ impl EventFs {
         plus: bool,
         add: &mut dyn FnMut(FuseDirEntry<'_>, &Attr) -> io::Result<usize>,
     ) -> io::Result<()> {
+        self.control.observe(&self.tree);
         let mut result = Ok(());
         self.tree
             .readdir(inode, offset, &mut |e| {
@@ -340,6 +341,7 @@ impl FileSystem for EventFs {
     }
 
     fn lookup(&self, _ctx: &Context, parent: u64, name: &CStr) -> io::Result<Entry> {
+        self.control.observe(&self.tree);
         let attr = self
             .tree
             .lookup(parent, name.to_bytes())
@@ -366,6 +368,7 @@ impl FileSystem for EventFs {
         inode: u64,
         _handle: Option<u64>,
     ) -> io::Result<(stat64, Duration)> {
+        self.control.observe(&self.tree);
         let attr = self.tree.getattr(inode).map_err(|e| self.fail(e))?;
         Ok((self.stat(&attr), self.attr_timeout(&attr)))
     }
@@ -417,6 +420,7 @@ impl FileSystem for EventFs {
         flags: u32,
         _fuse_flags: u32,
     ) -> io::Result<(Option<u64>, OpenOptions, Option<u32>)> {
+        self.control.observe(&self.tree);
         let node = self.tree.node(inode).map_err(|e| self.fail(e))?;
         let NodeKind::File(kind) = node.kind else {
             return Err(self.fail(FsError::Os(libc::EISDIR)));

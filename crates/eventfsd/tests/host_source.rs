@@ -20,6 +20,7 @@ use fuse_backend_rs::api::server::Server;
 
 use eventfs_core::{NodeKind, TreeConfig, ROOT_INO};
 use eventfsd::fs::{CachePolicy, EventFs};
+use eventfsd::source::host::change_watch::ChangeWatch;
 use eventfsd::source::host::{build_tree, rescan::rescan, ForwardLimits, HostControl, Policy};
 use eventfsd::source::Source;
 use eventfsd::stats::Stats;
@@ -949,6 +950,50 @@ fn cached_listings_follow_the_rescan() {
             Instant::now() < deadline,
             "the removed event stayed in the listing"
         );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    m.stop();
+}
+
+/// The host's changes are checked for only while the guest looks: a change made while it
+/// looks at nothing stays unseen by the tree (no thread, no timer), and the guest's next look
+/// after the interval brings it in, the same request answered with it.
+#[test]
+fn host_changes_are_checked_when_the_guest_looks() {
+    if can_run("watch").is_none() {
+        return;
+    }
+    let m = FakeHostMount::start("watch", &[("sched", "sched_switch", 1)]);
+    let (root, dir, tree, control) = (&m.root, &m.dir, &m.tree, &m.control);
+    control.watch_changes(ChangeWatch::new(root, Duration::from_millis(100), rescan));
+    let has_kprobes = |names: Vec<String>| names.iter().any(|n| n == "kprobes");
+    let listing = || -> Vec<String> {
+        fs::read_dir(dir.join("events"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect()
+    };
+    assert!(!has_kprobes(listing()));
+    fake_event(root, "kprobes", "probe", 4);
+    fs::write(root.join("dynamic_events"), "p:kprobes/probe do_sys_open\n").unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(
+        tree.find_event("kprobes", "probe").is_none(),
+        "the host was checked while the guest looked at nothing"
+    );
+    // The first look after the interval checks; the listing follows within the guest's
+    // attribute timeout of `events/` (1 s).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !has_kprobes(listing()) {
+        assert!(Instant::now() < deadline, "the new event never showed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(tree.find_event("kprobes", "probe").is_some());
+    fs::remove_dir_all(root.join("events/kprobes")).unwrap();
+    fs::write(root.join("dynamic_events"), "").unwrap();
+    sync_available_events(root);
+    while has_kprobes(listing()) {
+        assert!(Instant::now() < deadline, "the removed event stayed");
         std::thread::sleep(Duration::from_millis(100));
     }
     m.stop();

@@ -20,6 +20,7 @@ use eventfs_core::tree::DirId;
 use eventfs_core::{FsError, NodeKind, NodeRef, Tree};
 
 use super::buffers::{self, InstanceBuffers};
+use super::change_watch::ChangeWatch;
 use super::guard::{self, Decision, WriteContext};
 use super::guest_instances::{GuestDir, GuestInstances};
 pub use super::hostio::check_relative_path;
@@ -152,6 +153,8 @@ pub struct HostControl {
     usage: Usage,
     /// The process tree the instances are pinned to, if any.
     scope: std::sync::OnceLock<Scope>,
+    /// Detects events added and removed on the host while the guest looks, if asked to.
+    watch: std::sync::OnceLock<ChangeWatch<HostControl>>,
 }
 
 impl HostControl {
@@ -200,6 +203,7 @@ impl HostControl {
             dynamic_names: Mutex::new(BTreeSet::new()),
             usage: Usage::default(),
             scope: std::sync::OnceLock::new(),
+            watch: std::sync::OnceLock::new(),
         })
     }
 
@@ -214,6 +218,12 @@ impl HostControl {
             Err(FsError::Os(libc::ENOENT)) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// From now on, events added or removed on the host reach the tree while the guest looks
+    /// at it, as `watch` paces the checks. Set once; a second watch is ignored.
+    pub fn watch_changes(&self, watch: ChangeWatch<HostControl>) {
+        let _ = self.watch.set(watch);
     }
 
     /// Pins our instance (and every instance the guest makes later) to `scope`.
@@ -700,6 +710,12 @@ fn scopeguard<F: FnMut()>(f: F) -> impl Drop {
 }
 
 impl ControlFiles for HostControl {
+    fn observe(&self, tree: &Tree) {
+        if let Some(watch) = self.watch.get() {
+            watch.observe(tree, self, &self.top_path);
+        }
+    }
+
     fn open(&self, tree: &Tree, node: NodeRef, flags: OpenFlags) -> Result<u64, FsError> {
         let NodeKind::File(kind) = node.kind else {
             return Err(FsError::IsDir);

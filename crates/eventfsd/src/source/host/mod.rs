@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub mod buffers;
+pub mod change_watch;
 mod error;
 pub mod forward;
 pub mod guard;
@@ -50,7 +51,8 @@ pub struct HostOptions {
     pub policy: Option<PathBuf>,
     /// Remove leftover `eventfsd-<pid>` instances of dead daemons.
     pub reclaim_stale: bool,
-    /// How often the host's events are rescanned (zero: never).
+    /// How often, at most, the host's events are checked for changes while the guest looks
+    /// (zero: never).
     pub rescan_interval: Duration,
     /// Forwarding tunables.
     pub limits: ForwardLimits,
@@ -111,8 +113,8 @@ pub fn handle_stale_instances(tracefs: &Tracefs, reclaim: bool) {
     }
 }
 
-/// A running host source: the instance, the tree served from it, the control forwarding and the
-/// rescan thread. Dropping it (or [`HostSource::shutdown`]) removes the instance.
+/// A running host source: the instance, the tree served from it and the control forwarding
+/// (which also watches the host for added and removed events). Dropping it (or [`HostSource::shutdown`]) removes the instance.
 pub struct HostSource {
     tree: Arc<Tree>,
     control: Arc<HostControl>,
@@ -123,7 +125,6 @@ pub struct HostSource {
 
 /// The parts of a host source that shutdown takes down.
 struct Running {
-    rescanner: Option<rescan::Rescanner>,
     instance: Instance,
     /// Kept until the instance is gone: dropping it unmounts a tracefs we mounted.
     _tracefs: Tracefs,
@@ -222,15 +223,18 @@ impl HostSource {
         }
         let tree = Arc::new(tree);
         let control = Arc::new(control);
-        let rescanner = (!options.rescan_interval.is_zero()).then(|| {
-            rescan::Rescanner::start(tree.clone(), control.clone(), options.rescan_interval)
-        });
+        if !options.rescan_interval.is_zero() {
+            control.watch_changes(change_watch::ChangeWatch::new(
+                control.top_path(),
+                options.rescan_interval,
+                rescan::rescan,
+            ));
+        }
         Ok(HostSource {
             tree,
             control,
             instance_dir: instance.dir.clone(),
             running: Mutex::new(Some(Running {
-                rescanner,
                 instance,
                 _tracefs: tracefs,
             })),
@@ -278,7 +282,7 @@ impl Source for HostSource {
         self.control.shutdown();
     }
 
-    /// Stops the rescan, closes every host file and removes the instance (and unmounts a
+    /// Closes every host file and removes the instance (and unmounts a
     /// tracefs we mounted). Idempotent; also done on drop.
     fn shutdown(&self) {
         let running = self
@@ -288,9 +292,6 @@ impl Source for HostSource {
             .take();
         self.control.shutdown();
         if let Some(mut running) = running {
-            if let Some(mut r) = running.rescanner.take() {
-                r.stop();
-            }
             self.control.shutdown();
             self.control.remove_guest_instances();
             let _ = running.instance.remove();

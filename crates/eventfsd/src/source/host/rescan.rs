@@ -1,58 +1,25 @@
 //! Keeping the tree in step with the host: dynamic events (kprobes, uprobes, synthetic,
 //! eprobes) and module tracepoints come and go on the host. A rescan diffs the host's events
 //! (the top level's `available_events`, one file) against the tree and adds or removes
-//! events; added nodes are dynamic, so the guest caches them only briefly. The periodic check
-//! that decides whether to rescan is cheaper still: the list of systems and the content of
+//! events; added nodes are dynamic, so the guest caches them only briefly. The check that
+//! decides whether to rescan is cheaper still: the list of systems and the content of
 //! `dynamic_events`, with a full rescan now and then for events a module adds to an existing
-//! system.
+//! system. Checks run only while the guest looks
+//! ([`super::change_watch::ChangeWatch`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
-use eventfs_core::catalog::fnv1a64;
 use eventfs_core::catalog::valid_name;
 use eventfs_core::layout::{DirKind, EVENT_FILES};
 use eventfs_core::snapshot::{parse_id, read_whole};
 use eventfs_core::tree::NewEvent;
 use eventfs_core::{NodeKind, Tree, ROOT_INO};
 
+use super::change_watch::list_dirs;
+pub use super::change_watch::RescanReport;
 use super::forward::{HostControl, HostView};
-
-/// What one rescan changed.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct RescanReport {
-    /// Events added to the tree.
-    pub added: Vec<(String, String)>,
-    /// Events removed from the tree.
-    pub removed: Vec<(String, String)>,
-}
-
-fn list_dirs(dir: &Path) -> io::Result<(Vec<String>, Vec<String>)> {
-    let mut dirs = Vec::new();
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
-        };
-        if !valid_name(name.as_bytes()) {
-            continue;
-        }
-        // d_type from getdents: no stat, no symlink followed.
-        let ft = entry.file_type()?;
-        if ft.is_dir() {
-            dirs.push(name);
-        } else if ft.is_file() {
-            files.push(name);
-        }
-    }
-    Ok((dirs, files))
-}
 
 /// Every (system, event) the host has, from the top level's `available_events` (`system:event`
 /// lines): one read of one file, where listing `events/` would make the kernel build an inode
@@ -70,25 +37,6 @@ pub fn host_events(top: &Path) -> io::Result<BTreeSet<(String, String)>> {
 /// The kernel's own formats (`ftrace/function`, `ftrace/print`, ...): built in, never
 /// enabled through tracefs, so `available_events` does not list them; they are never removed.
 const INTERNAL_SYSTEM: &str = "ftrace";
-
-/// What changes when events come or go, cheap to read every second: the names of the
-/// systems (one directory listing) and the dynamic event definitions (a short file).
-pub fn change_signature(top: &Path) -> u64 {
-    let mut key = Vec::new();
-    if let Ok((systems, _)) = list_dirs(&top.join("events")) {
-        let mut systems = systems;
-        systems.sort();
-        for name in systems {
-            key.extend_from_slice(name.as_bytes());
-            key.push(b'\n');
-        }
-    }
-    key.push(0);
-    if let Ok(text) = read_whole(&top.join("dynamic_events")) {
-        key.extend_from_slice(&text);
-    }
-    fnv1a64(&key)
-}
 
 /// Every (system, event) in the tree's `events/`.
 pub fn tree_events(tree: &Tree) -> BTreeMap<String, BTreeSet<String>> {
@@ -207,81 +155,4 @@ pub fn reconcile(tree: &Tree, control: &HostControl, startup: bool) -> io::Resul
         hidden,
     });
     Ok(report)
-}
-
-/// How often the rescanner diffs everything even when the cheap check saw no change: a
-/// module may add events to a system that exists already.
-const FULL_RESCAN: Duration = Duration::from_secs(30);
-
-/// A thread checking for changes every `interval` until stopped.
-pub struct Rescanner {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Rescanner {
-    /// Starts watching `control`'s host for `tree`.
-    pub fn start(tree: Arc<Tree>, control: Arc<HostControl>, interval: Duration) -> Rescanner {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("rescan".into())
-            .spawn(move || {
-                let mut last_error = String::new();
-                let mut signature = change_signature(control.top_path());
-                let mut last_full = Instant::now();
-                loop {
-                    // Parked, not polling: an idle daemon wakes once per interval.
-                    std::thread::park_timeout(interval);
-                    if flag.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let now = change_signature(control.top_path());
-                    if now == signature && last_full.elapsed() < FULL_RESCAN {
-                        continue;
-                    }
-                    signature = now;
-                    last_full = Instant::now();
-                    match rescan(&tree, &control) {
-                        Ok(report) => {
-                            last_error.clear();
-                            for (s, e) in &report.added {
-                                log::info!("dynamic event {s}/{e} appeared on the host");
-                            }
-                            for (s, e) in &report.removed {
-                                log::info!("event {s}/{e} is gone from the host");
-                            }
-                        }
-                        Err(e) => {
-                            // Log each distinct failure once, not every second.
-                            let text = e.to_string();
-                            if text != last_error {
-                                log::warn!("rescan of the host events failed: {text}");
-                                last_error = text;
-                            }
-                        }
-                    }
-                }
-            })
-            .expect("spawning the rescan thread");
-        Rescanner {
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// Stops the thread and waits for it.
-    pub fn stop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            t.thread().unpark();
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for Rescanner {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
