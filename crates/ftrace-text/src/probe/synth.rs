@@ -235,6 +235,9 @@ pub(super) fn synth_format(name: &str, id: u32, fields: &[SynthField]) -> (Strin
     let mut offset = 8;
     let mut conversions = Vec::new();
     let mut arguments = String::new();
+    // What `trace` shows: the kernel prints a number through its field's unsigned width
+    // (print_synth_event casts to u8/u16/u32), so an s8 or s16 of -1 shows as 255 or 65535.
+    let mut display_arguments = String::new();
     for field in fields {
         let signed = u8::from(field.signed());
         let name = &field.name;
@@ -247,6 +250,7 @@ pub(super) fn synth_format(name: &str, id: u32, fields: &[SynthField]) -> (Strin
                 );
                 conversions.push(format!("{name}={conversion}"));
                 let _ = write!(arguments, ", REC->{name}");
+                let _ = write!(display_arguments, ", {}REC->{name}", display_cast(size));
                 offset += 8;
             }
             Some(Shape::FixedString(size)) => {
@@ -256,6 +260,7 @@ pub(super) fn synth_format(name: &str, id: u32, fields: &[SynthField]) -> (Strin
                 );
                 conversions.push(format!("{name}=%s"));
                 let _ = write!(arguments, ", REC->{name}");
+                let _ = write!(display_arguments, ", REC->{name}");
                 offset += STR_SLOT;
             }
             Some(Shape::DynamicString) | None => {
@@ -265,6 +270,7 @@ pub(super) fn synth_format(name: &str, id: u32, fields: &[SynthField]) -> (Strin
                 );
                 conversions.push(format!("{name}=%s"));
                 let _ = write!(arguments, ", __get_str({name})");
+                let _ = write!(display_arguments, ", __get_str({name})");
                 offset += 8;
             }
         }
@@ -274,5 +280,18 @@ pub(super) fn synth_format(name: &str, id: u32, fields: &[SynthField]) -> (Strin
         "\nprint fmt: \"{}\"{arguments}",
         conversions.join(", ")
     );
-    (format, format!("\"{}\"{arguments}", conversions.join(" ")))
+    (
+        format,
+        format!("\"{}\"{display_arguments}", conversions.join(" ")),
+    )
+}
+
+/// The cast `trace` applies to a number of `size` bytes before its conversion: the narrow
+/// ones reach `%d` zero-extended. Four bytes keep their sign (`%d` reads the int back).
+fn display_cast(size: u32) -> &'static str {
+    match size {
+        1 => "(u8)",
+        2 => "(u16)",
+        _ => "",
+    }
 }

@@ -153,3 +153,44 @@ fn synthetic_event_errors_are_the_kernels() {
         (e, Some(("Too many fields", 0)))
     );
 }
+
+/// `trace` shows a synthetic number through its field's unsigned width, as 6.1's
+/// print_synth_event does: s8, char and s16 of -1 read 255 and 65535; s32 and s64 keep the sign.
+#[test]
+fn narrow_signed_synthetic_fields_print_as_the_kernel_shows_them() {
+    use crate::format;
+    use crate::record::{FieldValue, Record};
+    use crate::render::CompiledFmt;
+    let def = define(
+        "narrow s8 a; char b; s16 c; s32 d; s64 e; u8 f",
+        Via::SyntheticEvents,
+    );
+    let layout = def.layout(7);
+    assert!(layout.format.ends_with(
+        "print fmt: \"a=%d, b=%d, c=%d, d=%d, e=%lld, f=%u\", \
+         REC->a, REC->b, REC->c, REC->d, REC->e, REC->f\n"
+    ));
+    let fields: Vec<format::Field<'_>> = format::fields(&layout.format).collect();
+    let compiled = CompiledFmt::for_event("narrow", &layout.display_fmt, &fields);
+    let mut values = vec![
+        FieldValue::UInt(7),
+        FieldValue::UInt(0),
+        FieldValue::UInt(0),
+    ];
+    values.push(FieldValue::Int(1));
+    values.extend([-1, -1, -1, -1, -1].map(FieldValue::Int));
+    values.push(FieldValue::UInt(255));
+    let record = Record {
+        ts_ns: 0,
+        cpu: 0,
+        pid: 1,
+        comm: "sh".into(),
+        flags: 0,
+        preempt_count: 0,
+        event_id: 7,
+        fields: values.into(),
+    };
+    let mut body = String::new();
+    compiled.render(&record, &mut body);
+    assert_eq!(body, "narrow: a=255 b=255 c=65535 d=-1 e=-1 f=255");
+}

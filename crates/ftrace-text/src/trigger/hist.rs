@@ -139,7 +139,7 @@ impl HistTable {
             .vals
             .iter()
             .map(|v| match input(v) {
-                Some(FieldInput::Num(n)) => value_of(v, n),
+                Some(FieldInput::Num(n)) => value_of(spec, v, n),
                 _ => 0,
             })
             .collect();
@@ -177,7 +177,7 @@ impl HistTable {
     ) -> Option<Box<[KeyPart]>> {
         spec.keys
             .iter()
-            .map(|k| input(k).map(|v| key_part(k, v)))
+            .map(|k| input(k).map(|v| key_part(spec, k, v)))
             .collect()
     }
 
@@ -255,10 +255,10 @@ impl HistTable {
         }
     }
 
-    /// A field's value as a variable expression reads it (its modifier applied).
-    pub fn value_for_var(field: &HistField, input: FieldInput<'_>) -> Option<u64> {
+    /// A field's value as a variable expression of `spec` reads it (its modifier applied).
+    pub fn value_for_var(spec: &HistSpec, field: &HistField, input: FieldInput<'_>) -> Option<u64> {
         match input {
-            FieldInput::Num(n) => Some(value_of(field, n)),
+            FieldInput::Num(n) => Some(value_of(spec, field, n)),
             _ => None,
         }
     }
@@ -394,22 +394,23 @@ impl PartialEq for SharedTable {
 impl Eq for SharedTable {}
 
 /// The key the kernel stores for `field` (its modifier applied).
-fn key_part(field: &HistField, input: FieldInput<'_>) -> KeyPart {
+fn key_part(spec: &HistSpec, field: &HistField, input: FieldInput<'_>) -> KeyPart {
     match input {
         FieldInput::Num(n) => KeyPart::Num(match (field.modifier, field.buckets) {
             (Some("log2"), _) => log2_of(n),
             (Some("buckets"), Some(size)) => n / size * size,
-            _ => value_of(field, n),
+            _ => value_of(spec, field, n),
         }),
         FieldInput::Str(s) => KeyPart::Str(s.into()),
         FieldInput::Stack(frames) => KeyPart::Stack(frames.into()),
     }
 }
 
-/// A value after its modifier: `common_timestamp.usecs` is in microseconds.
-fn value_of(field: &HistField, n: u64) -> u64 {
-    if field.modifier == Some("usecs") {
-        n / 1000
+/// A value after its modifier: `common_timestamp.usecs` is in microseconds (rounded, as
+/// the kernel's `ns2usecs`), and so is every `common_timestamp` of a histogram that has one.
+fn value_of(spec: &HistSpec, field: &HistField, n: u64) -> u64 {
+    if field.name == "common_timestamp" && spec.ts_in_usecs {
+        n.saturating_add(500) / 1000
     } else {
         n
     }

@@ -1,7 +1,7 @@
 //! Parsing `hist:` trigger commands (keys, values, sort keys, attributes) with the kernel's
 //! checks and `error_log` texts.
 
-use super::hist_vars::{check_handler_vars, parse_action, parse_assignments};
+use super::hist_vars::{check_handler_vars, parse_action, parse_assignments, Expr, HistVar};
 use super::{
     parse_if, trim_k, Action, HistDialect, HistField, HistSpec, SharedTable, SortField, SortKey,
     Trigger, TriggerError, HIST_BITS_DEFAULT, HIST_BITS_MAX, HIST_BITS_MIN, HIST_KEYS_MAX,
@@ -97,6 +97,8 @@ impl HistSpec {
             dialect,
             vars: Vec::new(),
             actions: Vec::new(),
+            ts_in_usecs: false,
+            bindings: Vec::new(),
         };
         let err_at =
             |reason: &'static str, token: &str, errno: i32| ctx.err_errno(reason, token, errno);
@@ -189,6 +191,13 @@ impl HistSpec {
             spec.keys.push(hist_field(&ctx, k, fields, true, legacy)?);
         }
 
+        substitute_local_vars(&mut spec.vars);
+        spec.ts_in_usecs = spec
+            .keys
+            .iter()
+            .chain(&spec.vals)
+            .chain(spec.vars.iter().flat_map(|v| v.expr.fields()))
+            .any(|f| f.name == "common_timestamp" && f.modifier == Some("usecs"));
         check_handler_vars(&spec.vars, &spec.actions, &err_at)?;
         spec.sort = parse_sort(&ctx, sort_str, &spec)?;
         let filter = match filter_part {
@@ -341,4 +350,35 @@ fn parse_sort(
         out.push(SortKey { field, descending });
     }
     Ok(out)
+}
+
+/// `$NAME` of a variable of the same trigger that holds one field is that field, in any
+/// order of definition; other references stay, for the instance to resolve. A variable
+/// defined earlier by an expression counts as its leftmost operand: 6.1 cuts the text of a
+/// parsed expression at its operators, so `c=next_prio-1,d=$c` makes `d=next_prio`.
+fn substitute_local_vars(vars: &mut [HistVar]) {
+    let defined: Vec<(String, Expr)> = vars
+        .iter()
+        .map(|v| (v.name.clone(), v.expr.clone()))
+        .collect();
+    for (position, var) in vars.iter_mut().enumerate() {
+        let local = |name: &str| {
+            let at = defined.iter().position(|(n, _)| n == name)?;
+            match &defined[at].1 {
+                Expr::Field(f) => Some(f.clone()),
+                Expr::Binary(..) if at < position => leftmost_field(&defined[at].1),
+                _ => None,
+            }
+        };
+        var.expr.substitute_local(&local);
+    }
+}
+
+/// The first operand of an expression, if it is a field.
+fn leftmost_field(expr: &Expr) -> Option<HistField> {
+    match expr {
+        Expr::Binary(_, a, _) => leftmost_field(a),
+        Expr::Field(f) => Some(f.clone()),
+        _ => None,
+    }
 }

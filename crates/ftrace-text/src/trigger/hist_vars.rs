@@ -58,7 +58,8 @@ impl Op {
 pub enum Expr {
     /// An event field (modifier applied), `common_timestamp` included.
     Field(HistField),
-    /// `$NAME`: a variable of this or another histogram.
+    /// `$NAME`: a variable of another histogram, or `SYSTEM.EVENT.NAME` of one of that
+    /// event's (written `SYSTEM.EVENT.$NAME`, printed `$SYSTEM.EVENT.NAME` as the kernel does).
     Ref(String),
     /// A number (constant expressions are folded into one).
     Const(u64),
@@ -126,6 +127,52 @@ impl Expr {
                 let a = a.eval_as(true, field, var)?;
                 let b = b.eval_as(true, field, var)?;
                 Some(op.apply(a, b))
+            }
+        }
+    }
+
+    /// Replaces each unqualified `$NAME` that `local` knows by the field it names: the
+    /// kernel's `field_name_from_var`, which reads a variable of the trigger being created
+    /// that holds one field (`b=$a` with `a=pid`) as that field itself.
+    pub fn substitute_local(&mut self, local: &dyn Fn(&str) -> Option<HistField>) {
+        match self {
+            Expr::Ref(name) => {
+                if let Some(field) = local(name) {
+                    *self = Expr::Field(field);
+                }
+            }
+            Expr::Neg(e) => e.substitute_local(local),
+            Expr::Binary(_, a, b) => {
+                a.substitute_local(local);
+                b.substitute_local(local);
+            }
+            Expr::Field(_) | Expr::Const(_) => {}
+        }
+    }
+
+    /// Whether its value is in microseconds (the kernel's `HIST_FIELD_FL_TIMESTAMP_USECS`):
+    /// a `.usecs` field, a reference to such a variable (`ref_usecs`), or an expression whose
+    /// left operand is one.
+    pub fn usecs(&self, ref_usecs: &dyn Fn(&str) -> bool) -> bool {
+        match self {
+            Expr::Field(f) => f.modifier == Some("usecs"),
+            Expr::Ref(name) => ref_usecs(name),
+            Expr::Const(_) => false,
+            Expr::Neg(e) => e.usecs(ref_usecs),
+            Expr::Binary(_, a, _) => a.usecs(ref_usecs),
+        }
+    }
+
+    /// Whether a binary operator in it combines a microsecond operand with one that is not:
+    /// the kernel's `Timestamp units in expression don't match` (a constant counts as not).
+    pub fn units_mismatch(&self, ref_usecs: &dyn Fn(&str) -> bool) -> bool {
+        match self {
+            Expr::Field(_) | Expr::Ref(_) | Expr::Const(_) => false,
+            Expr::Neg(e) => e.units_mismatch(ref_usecs),
+            Expr::Binary(_, a, b) => {
+                a.units_mismatch(ref_usecs)
+                    || b.units_mismatch(ref_usecs)
+                    || a.usecs(ref_usecs) != b.usecs(ref_usecs)
             }
         }
     }
@@ -329,6 +376,16 @@ fn parse_operand(
 ) -> Result<Expr, TriggerError> {
     if let Some(name) = text.strip_prefix('$') {
         return Ok(Expr::Ref(name.to_string()));
+    }
+    // `SYSTEM.EVENT.$VAR` names a variable of that event's histograms; with no `$` after
+    // the second dot the kernel reads what follows as a field of this event.
+    if let Some((system, rest)) = text.split_once('.') {
+        if let Some((event, var)) = rest.split_once('.') {
+            return match var.strip_prefix('$') {
+                Some(name) if !name.is_empty() => Ok(Expr::Ref(format!("{system}.{event}.{name}"))),
+                _ => field(var).map(Expr::Field),
+            };
+        }
     }
     if text.starts_with(|c: char| c.is_ascii_digit()) {
         return kparse::kstrtoull(text.as_bytes(), 0)

@@ -16,6 +16,7 @@ pub mod hist_vars;
 mod write_form;
 
 pub use hist::{EntryBudget, FieldInput, HistTable, KeyPart, Saved, SharedTable};
+
 pub use hist_vars::{Expr, Handler, HistAction, HistVar};
 
 /// What `cat trigger` shows when an event has no triggers (all trigger commands built in).
@@ -258,6 +259,26 @@ pub struct HistSpec {
     pub vars: Vec<HistVar>,
     /// `onmatch`/`onmax`/`onchange` actions, run after each hit.
     pub actions: Vec<HistAction>,
+    /// A `common_timestamp.usecs` anywhere in it makes every `common_timestamp` it reads
+    /// microseconds, printed with or without `.usecs` (the kernel's `ts_in_usecs`).
+    pub ts_in_usecs: bool,
+    /// The other histograms' variables its `$NAME` references read, bound when the trigger is
+    /// created (as the kernel's `create_var_ref` does); set by whoever knows the instance.
+    pub bindings: Vec<VarBinding>,
+}
+
+/// A reference of a histogram to a variable of another: the table holding it and its index
+/// there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VarBinding {
+    /// The reference as written (`NAME`, or `SYSTEM.EVENT.NAME`).
+    pub name: String,
+    /// The table of the histogram that defines it.
+    pub table: SharedTable,
+    /// Its index among that histogram's variables.
+    pub index: usize,
+    /// It holds microseconds (the unit `Timestamp units in expression don't match` checks).
+    pub usecs: bool,
 }
 
 impl HistSpec {
@@ -680,6 +701,11 @@ impl TriggerSet {
     /// The triggers, for the record producer to count down and fire them.
     pub fn triggers_mut(&mut self) -> &mut [Trigger] {
         &mut self.triggers
+    }
+
+    /// Keeps only the triggers `keep` accepts, in order.
+    pub fn retain(&mut self, keep: impl FnMut(&Trigger) -> bool) {
+        self.triggers.retain(keep);
     }
 
     /// True when no trigger is set.

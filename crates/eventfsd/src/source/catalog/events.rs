@@ -7,6 +7,7 @@ use eventfs_core::FsError;
 use ftrace_text::{filter, format, trigger};
 
 use super::hist;
+use super::hist_refs;
 use super::input::{parse_enable, written_text};
 use super::snapshot;
 use super::state::{FilterSlot, State};
@@ -235,10 +236,10 @@ fn write_trigger(
     };
     let mut command = parsed.map_err(|e| log(&e))?;
     hist::share_named(&state.events(), &mut command).map_err(|e| log(&e))?;
-    if hist::removes_referenced(tree, &state.events(), event, &command) {
+    if hist_refs::removes_referenced(tree, &state.events(), event, &command) {
         return Err(FsError::Os(libc::EBUSY));
     }
-    let references = hist::check_references(tree, &state.events(), event, &command);
+    let references = hist_refs::bind_references(tree, &state.events(), event, &mut command);
     if let Err(entries) = references {
         // Every entry is logged; the write returns the last one's errno.
         let mut errno = FsError::Invalid("hist: reference refused".into());
@@ -264,6 +265,26 @@ fn write_trigger(
         snapshot::allocate_for(state, tree, event);
     }
     Ok(())
+}
+
+/// Opening `trigger` with O_TRUNC removes the event's histograms and its `enable_hist` and
+/// `disable_hist` triggers (the kernel's `unreg_all`), the other triggers stay; histograms
+/// another reads all stay, silently.
+pub fn truncate_triggers(state: &State, tree: &Tree, event: DirId) {
+    if hist_refs::event_is_read(tree, &state.events(), event) {
+        log::debug!("trigger opened with O_TRUNC: its histograms are read by others, kept");
+        return;
+    }
+    state.update(tree.dir_ino(event), |s| {
+        s.triggers.retain(|t| {
+            !matches!(
+                t.action,
+                trigger::Action::Hist(_)
+                    | trigger::Action::EnableHist { .. }
+                    | trigger::Action::DisableHist { .. }
+            )
+        })
+    });
 }
 
 /// Stores a parsed filter (`0` parses to the empty filter, which clears it).

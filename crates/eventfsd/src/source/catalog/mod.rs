@@ -38,6 +38,7 @@ pub mod events;
 pub mod function_tracer;
 pub mod handles;
 mod hist;
+mod hist_refs;
 pub mod input;
 pub mod instances;
 pub mod kprobes;

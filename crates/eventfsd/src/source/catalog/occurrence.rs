@@ -6,9 +6,9 @@ use std::collections::HashMap;
 
 use eventfs_core::layout::FileKind;
 use eventfs_core::tree::{DirId, Ino, Tree};
-use ftrace_text::trigger::{self, Action, KeyPart};
+use ftrace_text::trigger::{self, Action};
 
-use super::hist::{self, Generated, Sample};
+use super::hist::{Generated, Sample};
 use super::snapshot;
 use super::state::{EventState, State};
 
@@ -44,14 +44,9 @@ impl Occurrence<'_> {
         let (state, tree) = (self.state, self.tree);
         let acted = match &trigger.action {
             Action::Hist(spec) => sample.is_some_and(|sample| {
-                let (events, instance) = (self.events, tree.instance_of(self.dir));
-                let mut cross = |name: &str, key: &[KeyPart], consume: bool| {
-                    hist::cross_var(tree, events, instance, name, key, consume)
-                };
                 let mut take_snapshot = false;
                 let budget = &state.hist_budget;
-                let counted =
-                    sample.hit(spec, budget, &mut cross, self.generated, &mut take_snapshot);
+                let counted = sample.hit(spec, budget, self.generated, &mut take_snapshot);
                 if take_snapshot {
                     snapshot::take(state, tree, self.dir);
                 }

@@ -76,6 +76,9 @@ impl RootFiles<'_> {
         flags: OpenFlags,
     ) -> Result<u64, FsError> {
         if flags.truncate {
+            if kind == FileKind::EventTrigger {
+                super::events::truncate_triggers(self.state, tree, node.dir);
+            }
             let FileKind::Root(file) = kind else {
                 return Ok(self.register_handle(tree, node, HandleKind::Plain));
             };

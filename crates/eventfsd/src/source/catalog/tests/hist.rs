@@ -44,11 +44,11 @@ fn a_histogram_counts_every_occurrence_in_soft_mode() {
         .sum();
     assert_eq!(counted, 10, "{text}");
     // Paused: nothing more; 6.1 never finds the histogram :clear names.
-    sim.write(&format!("{FORK}/trigger"), "hist:keys=common_pid:pause\n")
+    sim.append(&format!("{FORK}/trigger"), "hist:keys=common_pid:pause\n")
         .unwrap();
     sim.run_for(1000);
     assert_eq!(hits(&sim, FORK), 10);
-    let clear = sim.write(&format!("{FORK}/trigger"), "hist:keys=common_pid:clear\n");
+    let clear = sim.append(&format!("{FORK}/trigger"), "hist:keys=common_pid:clear\n");
     assert!(clear.is_err(), "{clear:?}");
     assert!(sim
         .read("error_log")

@@ -2,6 +2,7 @@
 
 mod function_tracer;
 mod hist;
+mod hist_refs;
 mod kprobes;
 mod sim;
 mod snapshot;

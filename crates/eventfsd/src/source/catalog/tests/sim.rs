@@ -136,7 +136,6 @@ impl Sim {
         String::from_utf8(data.unwrap()).unwrap()
     }
 
-    /// `echo text > path`: open with O_TRUNC, one write.
     /// The record lines of a `trace`-like file (its `#` header left out).
     pub(super) fn records(&self, path: &str) -> Vec<String> {
         self.read(path)
@@ -146,6 +145,7 @@ impl Sim {
             .collect()
     }
 
+    /// `echo text > path`: open with O_TRUNC, one write.
     pub(super) fn write(&self, path: &str, text: &str) -> Result<usize, FsError> {
         self.write_with(path, text, WRITE)
     }
