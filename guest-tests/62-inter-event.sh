@@ -11,10 +11,7 @@
 # error_log entry; the triggers and the event go again.
 . /guest-tests/_lib.sh
 desc "inter-event histograms"
-if [ ! -e synthetic_events ] || [ ! -e events/sched/sched_switch/hist ]; then
-    echo "  SKIP: no synthetic events or histograms in this kernel"
-    exit 77
-fi
+need_files "synthetic events or histograms" synthetic_events events/sched/sched_switch/hist
 waking=events/sched/sched_waking
 switch=events/sched/sched_switch
 error() { # trigger message caret
@@ -33,14 +30,7 @@ expect_write_ok 'hist:keys=pid:ts0=common_timestamp.usecs' $waking/trigger
 expect_write_ok 'hist:keys=next_pid:wakeup_lat=common_timestamp.usecs-$ts0:onmatch(sched.sched_waking).wakeup_latency($wakeup_lat,next_pid,next_comm)' $switch/trigger
 expect_eq "the waking trigger reads back" 'hist:keys=pid:vals=hitcount:ts0=common_timestamp.usecs:sort=hitcount:size=2048:clock=global [active]' "$(cat $waking/trigger)"
 expect_eq "the switch trigger reads back" 'hist:keys=next_pid:vals=hitcount:wakeup_lat=common_timestamp.usecs-$ts0:sort=hitcount:size=2048:clock=global:onmatch(sched.sched_waking).wakeup_latency($wakeup_lat,next_pid,next_comm) [active]' "$(cat $switch/trigger)"
-echo 1 >events/synthetic/wakeup_latency/enable
-sleep 0.5
-echo 0 >events/synthetic/wakeup_latency/enable
-grep ' wakeup_latency: ' trace >"$TMPD/lat"
-n=$(wc -l <"$TMPD/lat")
-if [ "$n" -gt 0 ]; then ok "wakeup_latency records ($n)"; else fail "wakeup_latency records: none in $(show "$(tail -3 trace)")"; fi
-bad=$(grep -Ev ' wakeup_latency: lat=[0-9]+ pid=[0-9]+ comm=[^ ]+$' "$TMPD/lat" | head -1)
-expect_eq "each reads lat=N pid=N comm=NAME" "" "$bad"
+expect_synth_records wakeup_latency 'lat=[0-9]+ pid=[0-9]+ comm=[^ ]+' 'lat=N pid=N comm=NAME'
 hits=$(sed -n 's/^    Hits: //p' $switch/hist)
 if [ "$hits" -ge "$n" ] && [ "$n" -gt 0 ]; then ok "the switch histogram counted the matched switches ($hits)"; else fail "the switch histogram counted the matched switches: $hits for $n events"; fi
 

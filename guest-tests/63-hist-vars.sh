@@ -13,10 +13,7 @@
 # histograms, unless another reads one of them.
 . /guest-tests/_lib.sh
 desc "histogram variable references"
-if [ ! -e events/sched/sched_switch/hist ]; then
-    echo "  SKIP: no histograms in this kernel"
-    exit 77
-fi
+need_files "histograms" events/sched/sched_switch/hist
 waking=events/sched/sched_waking
 switch=events/sched/sched_switch
 fork=events/sched/sched_process_fork

@@ -97,6 +97,31 @@ expect_write_ok() { # value file
     fi
 }
 
+# need_files WHAT PATH...: the test is skipped (exit 77) unless this kernel has every PATH
+need_files() {
+    _what=$1
+    shift
+    for _path in "$@"; do
+        if [ ! -e "$_path" ]; then
+            echo "  SKIP: no $_what in this kernel"
+            exit 77
+        fi
+    done
+}
+
+# expect_synth_records EVENT BODY-RE WHAT: synthetic EVENT, enabled for half a second, leaves
+# records in trace whose bodies all match BODY-RE (WHAT describes it); $n holds their number.
+expect_synth_records() {
+    echo 1 >"events/synthetic/$1/enable"
+    sleep 0.5
+    echo 0 >"events/synthetic/$1/enable"
+    grep " $1: " trace >"$TMPD/synth"
+    n=$(wc -l <"$TMPD/synth")
+    if [ "$n" -gt 0 ]; then ok "$1 records ($n)"; else fail "$1 records: none in $(show "$(tail -3 trace)")"; fi
+    _bad=$(grep -Ev " $1: $2\$" "$TMPD/synth" | head -1)
+    expect_eq "each reads $3" "" "$_bad"
+}
+
 # need_command NAME: the guest image must have NAME (a FAIL, and the end of the test, if not)
 need_command() {
     command -v "$1" >/dev/null && return 0

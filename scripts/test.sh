@@ -66,14 +66,14 @@ scripts/guest-test.sh
 # lists, the trace buffer) also run against the guest kernel's own tracefs: they pass there
 # too, so they test ftrace, not eventfsd's idea of it.
 step "guest tests against the guest kernel's own tracefs (--mode native)"
-scripts/native-check.sh 48,50,51,52,53,54,55,56,57,58,59,61,62,63
+scripts/native-check.sh 48,50,51,52,53,54,55,56,57,58,59,61,62,63,64
 
 # The guest kernel's own catalog (Debian's 6.1, crates/eventfs-core/catalog/debian-6.1.evcat)
 # has hist files, snapshots and a readable function list, which the embedded 6.18 catalog
 # lacks: their scripts run over it.
 step "guest tests (catalog source, the guest kernel's catalog)"
 EVENTFSD_ARGS="--catalog crates/eventfs-core/catalog/debian-6.1.evcat" scripts/guest-test.sh \
-    --no-build --tests 56,57,58,59,61,62,63
+    --no-build --tests 56,57,58,59,61,62,63,64
 
 # The host source serves a private instance of this machine's tracefs. One script is left out
 # here: 32-top-enable turns on every host event at once (a load test of the host, not of

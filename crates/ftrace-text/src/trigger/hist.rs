@@ -567,7 +567,7 @@ mod tests {
         let Action::Hist(spec) = t.action else {
             panic!("{text} is no histogram")
         };
-        (spec, line)
+        (*spec, line)
     }
 
     /// Adds one hit with the given `(name, value)` numbers and strings.

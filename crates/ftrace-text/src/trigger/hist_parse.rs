@@ -99,6 +99,7 @@ impl HistSpec {
             actions: Vec::new(),
             ts_in_usecs: false,
             bindings: Vec::new(),
+            created: Vec::new(),
         };
         let err_at =
             |reason: &'static str, token: &str, errno: i32| ctx.err_errno(reason, token, errno);
@@ -206,7 +207,7 @@ impl HistSpec {
         };
         spec.paused = spec.pause;
         Ok(Trigger {
-            action: Action::Hist(spec),
+            action: Action::Hist(Box::new(spec)),
             count: -1,
             filter,
         })

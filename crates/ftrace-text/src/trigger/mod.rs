@@ -122,7 +122,7 @@ pub enum Action {
         event: String,
     },
     /// `hist:keys=...`
-    Hist(HistSpec),
+    Hist(Box<HistSpec>),
 }
 
 impl Action {
@@ -265,6 +265,20 @@ pub struct HistSpec {
     /// The other histograms' variables its `$NAME` references read, bound when the trigger is
     /// created (as the kernel's `create_var_ref` does); set by whoever knows the instance.
     pub bindings: Vec<VarBinding>,
+    /// The histograms it created on other events to hold the fields its actions read there
+    /// (the kernel's field variable histograms), removed with it.
+    pub created: Vec<CreatedHist>,
+}
+
+/// A histogram made for another's field variable: `hist:keys=...:synthetic_FIELD=FIELD`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedHist {
+    /// The event it was made on: its system.
+    pub system: String,
+    /// See `system`.
+    pub event: String,
+    /// Its command as parsed (`hist:` + parameters), which identifies it there.
+    pub command: String,
 }
 
 /// A reference of a histogram to a variable of another: the table holding it and its index

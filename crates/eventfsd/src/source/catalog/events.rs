@@ -240,14 +240,31 @@ fn write_trigger(
         return Err(FsError::Os(libc::EBUSY));
     }
     let references = hist_refs::bind_references(tree, &state.events(), event, &mut command);
-    if let Err(entries) = references {
-        // Every entry is logged; the write returns the last one's errno.
-        let mut errno = FsError::Invalid("hist: reference refused".into());
-        for entry in &entries {
-            errno = log(entry);
+    let bound = match references {
+        Ok(bound) => bound,
+        Err(entries) => {
+            // Every entry is logged; the write returns the last one's errno.
+            let mut errno = FsError::Invalid("hist: reference refused".into());
+            for entry in &entries {
+                errno = log(entry);
+            }
+            return Err(errno);
         }
-        return Err(errno);
+    };
+    for entry in &bound.logged {
+        log(entry);
     }
+    // The histograms its field variables need go first; like 6.1's, they stay if the
+    // trigger itself then fails.
+    for made in bound.created {
+        let added = state.update(tree.dir_ino(made.event), |s| {
+            s.triggers.apply(trigger::TriggerCommand::Add(made.trigger))
+        });
+        if let Err(e) = added {
+            log::warn!("catalog: a field variable histogram was refused: {e}");
+        }
+    }
+    let created = hist_refs::created_by(tree, &state.events(), event, &command);
     // Setting a snapshot trigger allocates the snapshot buffer, as the kernel's does.
     // So does a histogram with a `snapshot()` action.
     let allocates = match &command {
@@ -261,10 +278,28 @@ fn write_trigger(
     state
         .update(key, |s| s.triggers.apply(command))
         .map_err(|e| log(&e))?;
+    remove_created(state, tree, event, &created);
     if allocates {
         snapshot::allocate_for(state, tree, event);
     }
     Ok(())
+}
+
+/// Removes the field variable histograms a removed histogram made.
+fn remove_created(state: &State, tree: &Tree, event: DirId, created: &[trigger::CreatedHist]) {
+    let events_dir = tree.events_dir_of(tree.instance_of(event));
+    for made in created {
+        let Some(target) =
+            events_dir.and_then(|d| tree.find_event_in(d, &made.system, &made.event))
+        else {
+            continue;
+        };
+        state.update(tree.dir_ino(target), |s| {
+            s.triggers.retain(
+                |t| !matches!(&t.action, trigger::Action::Hist(h) if h.command == made.command),
+            )
+        });
+    }
 }
 
 /// Opening `trigger` with O_TRUNC removes the event's histograms and its `enable_hist` and

@@ -15,7 +15,7 @@ use ftrace_text::trigger::{
 };
 use ftrace_text::{FieldValue, Record};
 
-use super::hist_refs::param_ref;
+use super::hist_refs::{param_field, param_ref};
 use super::state::EventState;
 
 /// One occurrence as a histogram sees it.
@@ -96,8 +96,16 @@ impl Sample<'_> {
             };
             values.push(var.expr.eval(&number, &mut read));
         }
+        // A parameter reads a variable: `$NAME`, or a field of another event that a histogram
+        // there holds (bound under the parameter's text).
+        let param_var = |param: &str| {
+            param_ref(param).or_else(|| {
+                let bound = spec.bindings.iter().any(|b| b.name == param);
+                bound.then(|| param.to_string())
+            })
+        };
         for action in &spec.actions {
-            for name in action.params.iter().filter_map(|p| param_ref(p)) {
+            for name in action.params.iter().filter_map(|p| param_var(p)) {
                 let own = spec.defines(&name).is_some();
                 if !own && !crossed.iter().any(|(n, _)| *n == name) {
                     match cross(&name, false) {
@@ -139,7 +147,7 @@ impl Sample<'_> {
             let params: Option<Vec<FieldValue>> = action
                 .params
                 .iter()
-                .map(|param| match param_ref(param) {
+                .map(|param| match param_var(param) {
                     Some(name) => match spec.defines(&name) {
                         Some(index) => values[index].map(FieldValue::UInt),
                         None => crossed
@@ -147,7 +155,7 @@ impl Sample<'_> {
                             .find(|(n, _)| *n == name)
                             .map(|&(_, v)| FieldValue::UInt(v)),
                     },
-                    None => self.record.field(self.fields, param).cloned(),
+                    None => self.record.field(self.fields, param_field(param)).cloned(),
                 })
                 .collect();
             if let Some(values) = params {

@@ -14,7 +14,8 @@ use ftrace_text::filter::errno;
 use ftrace_text::format;
 use ftrace_text::probe::SYNTH_GROUP;
 use ftrace_text::trigger::{
-    Action, Expr, Handler, HistField, HistSpec, HistVar, TriggerCommand, TriggerError, VarBinding,
+    self, Action, CreatedHist, Expr, Handler, HistField, HistSpec, HistVar, Trigger,
+    TriggerCommand, TriggerError, VarBinding,
 };
 
 use super::state::EventState;
@@ -55,14 +56,19 @@ impl<'a> Instance<'a> {
 
     /// The histograms of `event`, in the order they were registered.
     fn hists(&self, event: DirId) -> impl Iterator<Item = &'a HistSpec> + 'a {
+        self.hist_triggers(event).filter_map(|t| match &t.action {
+            Action::Hist(spec) => Some(&**spec),
+            _ => None,
+        })
+    }
+
+    /// The histogram triggers of `event`, in the order they were registered.
+    fn hist_triggers(&self, event: DirId) -> impl Iterator<Item = &'a Trigger> + 'a {
         self.events
             .get(&self.tree.dir_ino(event))
             .into_iter()
             .flat_map(|e| e.triggers.triggers())
-            .filter_map(|t| match &t.action {
-                Action::Hist(spec) => Some(spec),
-                _ => None,
-            })
+            .filter(|t| matches!(t.action, Action::Hist(_)))
     }
 
     /// Every event of the instance that has a histogram.
@@ -149,6 +155,12 @@ pub(super) fn param_ref(param: &str) -> Option<String> {
         .map(|name| format!("{system}.{event}.{name}"))
 }
 
+/// The field a parameter that reads no variable names: `FIELD`, or `SYSTEM.EVENT.FIELD` of
+/// the firing event.
+pub(super) fn param_field(param: &str) -> &str {
+    qualified(param).map_or(param, |(_, _, field)| field)
+}
+
 /// Whether a variable holds microseconds: its expression's unit, its references' as bound.
 fn var_usecs(spec: &HistSpec, index: usize) -> bool {
     spec.vars[index]
@@ -175,12 +187,13 @@ pub(super) fn bind_references(
     events: &HashMap<Ino, EventState>,
     event: DirId,
     command: &mut TriggerCommand,
-) -> Result<(), Vec<TriggerError>> {
+) -> Result<Bound, Vec<TriggerError>> {
+    let mut bound = Bound::default();
     let TriggerCommand::Add(trigger) = command else {
-        return Ok(());
+        return Ok(bound);
     };
     let Action::Hist(spec) = &mut trigger.action else {
-        return Ok(());
+        return Ok(bound);
     };
     let instance = Instance::of(tree, events, event);
     let error = |reason: &'static str, token: &str| TriggerError::Hist {
@@ -227,9 +240,31 @@ pub(super) fn bind_references(
             }]);
         }
     }
-    check_actions(&instance, event, spec, &mut bindings, &error)?;
-    spec.bindings = bindings;
-    Ok(())
+    bound.bindings = bindings;
+    check_actions(&instance, event, spec, &mut bound, &error)?;
+    spec.bindings = std::mem::take(&mut bound.bindings);
+    spec.created = bound.created.iter().map(|c| c.record.clone()).collect();
+    Ok(bound)
+}
+
+/// What binding a new histogram's references made besides its bindings.
+#[derive(Default)]
+pub(super) struct Bound {
+    bindings: Vec<VarBinding>,
+    /// Histograms to register on other events before it, for its field variables.
+    pub created: Vec<FieldVarHist>,
+    /// `error_log` entries of a command that succeeds nonetheless (6.1 logs its failed
+    /// attempt to find a field on the firing event before it looks at the matched one).
+    pub logged: Vec<TriggerError>,
+}
+
+/// A histogram made to hold a field of another event for an action's parameter.
+pub(super) struct FieldVarHist {
+    /// The event it goes on.
+    pub event: DirId,
+    /// It, parsed.
+    pub trigger: Trigger,
+    record: CreatedHist,
 }
 
 const NOT_UNIQUE: &str =
@@ -242,7 +277,7 @@ fn check_actions(
     instance: &Instance<'_>,
     event: DirId,
     spec: &HistSpec,
-    bindings: &mut Vec<VarBinding>,
+    bound: &mut Bound,
     error: &dyn Fn(&'static str, &str) -> TriggerError,
 ) -> Result<(), Vec<TriggerError>> {
     let tree = instance.tree;
@@ -261,6 +296,7 @@ fn check_actions(
             .filter(|f| !f.name.starts_with("common_"))
             .collect();
         for (i, param) in action.params.iter().enumerate() {
+            let bindings = &mut bound.bindings;
             let shape = match param_ref(param) {
                 Some(name) if qualified(&name).is_none() && spec.defines(&name).is_some() => {
                     let index = spec.defines(&name).unwrap_or_default();
@@ -293,10 +329,17 @@ fn check_actions(
                     bind(bindings, &name, &found);
                     shape
                 }
-                None => match format::find(&own_fields, param) {
-                    Some(field) => ParamShape::of(field),
-                    None => return Err(vec![error("Couldn't find param", param)]),
-                },
+                None => {
+                    let context = FieldParam {
+                        instance,
+                        event,
+                        spec,
+                        own_fields: &own_fields,
+                        handler: &action.handler,
+                        error,
+                    };
+                    context.check(param, bound)?
+                }
             };
             if !synth_fields.get(i).is_some_and(|f| shape.fits(f)) {
                 return Err(vec![error(
@@ -313,6 +356,187 @@ fn check_actions(
         }
     }
     Ok(())
+}
+
+/// An action parameter that names a field rather than a variable, and where to look for it.
+struct FieldParam<'a, 'i> {
+    instance: &'a Instance<'i>,
+    /// The firing event.
+    event: DirId,
+    spec: &'a HistSpec,
+    own_fields: &'a [format::Field<'a>],
+    handler: &'a Handler,
+    error: &'a dyn Fn(&'static str, &str) -> TriggerError,
+}
+
+impl FieldParam<'_, '_> {
+    /// The shape of field parameter `param`: a field of the firing event (`FIELD`, or
+    /// `SYSTEM.EVENT.FIELD` naming it), or of another event (`SYSTEM.EVENT.FIELD`, or for
+    /// `onmatch()` a `FIELD` the firing event lacks), which a histogram on that event holds.
+    fn check(&self, param: &str, bound: &mut Bound) -> Result<ParamShape, Vec<TriggerError>> {
+        let tree = self.instance.tree;
+        let (target, field) = match qualified(param) {
+            Some((system, event, field)) => {
+                let own = tree.dir_name(self.event) == event
+                    && tree.dir_name(tree.parent_of(self.event)) == system;
+                (
+                    (!own).then(|| (system.to_string(), event.to_string())),
+                    field,
+                )
+            }
+            // `a.b`, `common_timestamp.usecs`: refused, and nothing logged.
+            None if param.contains('.') => return Err(Vec::new()),
+            None => (None, param),
+        };
+        if target.is_none() {
+            if let Some(found) = format::find(self.own_fields, field) {
+                return Ok(ParamShape::of(found));
+            }
+            bound
+                .logged
+                .push((self.error)("Couldn't find field", field));
+            bound
+                .logged
+                .push((self.error)("Couldn't parse field variable", field));
+        }
+        let target = match (target, self.handler) {
+            (Some(target), _) => target,
+            (None, Handler::Match { system, event }) => (system.clone(), event.clone()),
+            (None, _) => return Err(std::mem::take(&mut bound.logged)),
+        };
+        self.field_var_hist(param, &target, field, bound)
+            .map_err(|mut entries| {
+                bound.logged.append(&mut entries);
+                std::mem::take(&mut bound.logged)
+            })
+    }
+
+    /// Binds `param` to variable `synthetic_FIELD` of a histogram of `target`: one that
+    /// defines it already, else one made now (`keys=KEYS:synthetic_FIELD=FIELD[ if FILTER]`)
+    /// with the keys and filter of the first histogram there whose keys match ours.
+    fn field_var_hist(
+        &self,
+        param: &str,
+        (system, event): &(String, String),
+        field: &str,
+        bound: &mut Bound,
+    ) -> Result<ParamShape, Vec<TriggerError>> {
+        let error = self.error;
+        let instance = self.instance;
+        let Some(target) = instance.event(system, event) else {
+            return Err(vec![error("Event file not found", field)]);
+        };
+        let format_text = instance.tree.with_format(target, str::to_string);
+        let fields: Vec<format::Field<'_>> = format::fields(&format_text).collect();
+        let shape = format::find(&fields, field).map_or(ParamShape::U64, ParamShape::of);
+        if shape.string {
+            // The simulated tables hold numbers: a string would reach the event empty.
+            return Err(vec![TriggerError::Invalid(
+                "hist: a field variable of a string field on another event is not simulated",
+            )]);
+        }
+        let var = format!("synthetic_{field}");
+        let table = match instance.file_var(target, &var) {
+            Some(found) => Some((found.spec.table.clone(), found.index)),
+            None => bound.created.iter().find_map(|c| match &c.trigger.action {
+                Action::Hist(spec) if c.event == target => {
+                    spec.defines(&var).map(|i| (spec.table.clone(), i))
+                }
+                _ => None,
+            }),
+        };
+        let (table, index) = match table {
+            Some(existing) => existing,
+            None => {
+                let made = self.make_field_var_hist(target, &fields, field)?;
+                let Action::Hist(spec) = &made.action else {
+                    return Err(Vec::new());
+                };
+                let table = (spec.table.clone(), 0);
+                bound.created.push(FieldVarHist {
+                    event: target,
+                    record: CreatedHist {
+                        system: system.clone(),
+                        event: event.clone(),
+                        command: spec.command.clone(),
+                    },
+                    trigger: made,
+                });
+                table
+            }
+        };
+        bound.bindings.push(VarBinding {
+            name: param.to_string(),
+            table,
+            index,
+            usecs: false,
+        });
+        Ok(shape)
+    }
+
+    fn make_field_var_hist(
+        &self,
+        target: DirId,
+        fields: &[format::Field<'_>],
+        field: &str,
+    ) -> Result<Trigger, Vec<TriggerError>> {
+        let error = self.error;
+        let own = self.own_fields;
+        let compatible = self
+            .instance
+            .hist_triggers(target)
+            .find_map(|t| match &t.action {
+                Action::Hist(other)
+                    if compatible_keys(&self.spec.keys, own, &other.keys, fields) =>
+                {
+                    Some((other, t.filter.as_ref().and_then(|f| f.text())))
+                }
+                _ => None,
+            });
+        let Some((other, filter)) = compatible else {
+            return Err(vec![error("Matching event histogram not found", field)]);
+        };
+        let keys: Vec<&str> = other.keys.iter().map(|k| k.name.as_str()).collect();
+        let mut text = format!("hist:keys={}:synthetic_{field}={field}", keys.join(","));
+        if let Some(filter) = filter {
+            text.push_str(" if ");
+            text.push_str(filter);
+        }
+        let parsed = trigger::parse_in(self.spec.dialect, &text, fields, &|_, _| false);
+        match parsed {
+            Ok(TriggerCommand::Add(made)) => Ok(made),
+            Ok(TriggerCommand::Remove(_)) => Err(Vec::new()),
+            Err(e) => {
+                let mut entries = Vec::new();
+                if let TriggerError::Hist { reason, .. } = e {
+                    entries.push(error(reason, field));
+                }
+                entries.push(error("Couldn't create histogram for field", field));
+                Err(entries)
+            }
+        }
+    }
+}
+
+/// Whether two histograms' keys have the same types, sizes and signedness, in order (the
+/// kernel's `compatible_keys`); a key that is no field of its event compares by name.
+fn compatible_keys(
+    ours: &[HistField],
+    our_fields: &[format::Field<'_>],
+    theirs: &[HistField],
+    their_fields: &[format::Field<'_>],
+) -> bool {
+    ours.len() == theirs.len()
+        && ours.iter().zip(theirs).all(|(a, b)| {
+            match (
+                format::find(our_fields, &a.name),
+                format::find(their_fields, &b.name),
+            ) {
+                (Some(x), Some(y)) => x.ty == y.ty && x.size == y.size && x.signed == y.signed,
+                (None, None) => a.name == b.name,
+                _ => false,
+            }
+        })
 }
 
 /// What `check_synth_field` compares of an action parameter.
@@ -339,12 +563,18 @@ impl ParamShape {
         }
     }
 
-    /// A variable: the field it holds as it is (`x=next_comm`) in `fields`, its event's, or
-    /// a u64.
+    /// A variable: the type of its expression's first operand (6.1 gives an expression the
+    /// size and signedness of its left operand), a field's in `fields`, its event's; a
+    /// timestamp, constant or reference is a u64.
     fn of_var(var: &HistVar, fields: &[format::Field<'_>]) -> ParamShape {
-        plain_field(var)
-            .and_then(|f| format::find(fields, &f.name).map(ParamShape::of))
-            .unwrap_or(ParamShape::U64)
+        let mut first = &var.expr;
+        while let Expr::Binary(_, left, _) | Expr::Neg(left) = first {
+            first = left;
+        }
+        match first {
+            Expr::Field(f) => format::find(fields, &f.name).map_or(ParamShape::U64, ParamShape::of),
+            _ => ParamShape::U64,
+        }
     }
 
     /// Whether it fits synthetic field `field`: a string any dynamic string or one of its
@@ -355,14 +585,6 @@ impl ParamShape {
             (false, false) => field.size == self.size && field.signed == self.signed,
             _ => false,
         }
-    }
-}
-
-/// The field a variable holds as it is (`x=next_comm`), if it holds one.
-fn plain_field(var: &HistVar) -> Option<HistField> {
-    match &var.expr {
-        Expr::Field(f) if f.modifier.is_none() => Some(f.clone()),
-        _ => None,
     }
 }
 
@@ -404,4 +626,26 @@ pub(super) fn removes_referenced(
         return false;
     };
     is_read(&instance, existing)
+}
+
+/// The histograms the histogram `command` removes from `event` made on other events for its
+/// field variables (they go with it).
+pub(super) fn created_by(
+    tree: &Tree,
+    events: &HashMap<Ino, EventState>,
+    event: DirId,
+    command: &TriggerCommand,
+) -> Vec<CreatedHist> {
+    let TriggerCommand::Remove(removed) = command else {
+        return Vec::new();
+    };
+    let instance = Instance::of(tree, events, event);
+    instance
+        .hist_triggers(event)
+        .find(|t| t.matches(removed))
+        .and_then(|t| match &t.action {
+            Action::Hist(spec) => Some(spec.created.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
 }

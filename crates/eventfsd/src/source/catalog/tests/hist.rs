@@ -242,8 +242,13 @@ fn references_must_exist_when_the_trigger_is_made() {
         "hist:keys=next_pid:x=next_prio:onmatch(sched.sched_waking).one($x)\n",
         "error: Param type doesn't match synthetic event field type",
     );
+    // An expression has the type of its first operand: next_prio*2 is an int.
     refused(
         "hist:keys=next_pid:x=next_prio*2:onmatch(sched.sched_waking).one($x)\n",
+        "error: Param type doesn't match synthetic event field type",
+    );
+    refused(
+        "hist:keys=next_pid:x=2*next_prio:onmatch(sched.sched_waking).one($x)\n",
         "error: Param count doesn't match synthetic event field count",
     );
 }

@@ -237,3 +237,53 @@ fn opening_trigger_with_o_trunc_removes_the_histograms_nobody_reads() {
     sim.write(WAKING, "hist:keys=common_pid\n").unwrap();
     assert_eq!(sim.read(WAKING).lines().count(), 2, "{}", sim.read(WAKING));
 }
+
+#[test]
+fn a_field_of_the_matched_event_is_held_by_a_histogram_made_there() {
+    let sim = sim();
+    sim.write("synthetic_events", "wl u64 lat; pid_t pid; int prio\n")
+        .unwrap();
+    sim.append(
+        WAKING,
+        "hist:keys=pid:ts0=common_timestamp.usecs if prio < 200\n",
+    )
+    .unwrap();
+    let lat = "hist:keys=next_pid:lat=common_timestamp.usecs-$ts0:\
+               onmatch(sched.sched_waking).wl($lat,next_pid,sched.sched_waking.prio)";
+    sim.append(SWITCH, &format!("{lat}\n")).unwrap();
+    let waking: Vec<String> = sim.read(WAKING).lines().map(String::from).collect();
+    assert_eq!(
+        waking[1],
+        "hist:keys=pid:vals=hitcount:synthetic_prio=prio:sort=hitcount:size=2048 \
+         if prio < 200 [active]",
+        "{waking:?}"
+    );
+    // It is busy while the histogram that made it exists, and goes with it.
+    assert!(matches!(
+        sim.append(WAKING, "!hist:keys=pid:synthetic_prio=prio if prio < 200\n"),
+        Err(FsError::Os(libc::EBUSY))
+    ));
+    sim.write("events/synthetic/wl/enable", "1\n").unwrap();
+    sim.run_for(1000);
+    let lines = sim.records("trace");
+    assert!(lines.len() > 10, "{lines:?}");
+    for line in &lines {
+        let prio: u32 = line
+            .split(" prio=")
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .expect(line);
+        assert!(prio < 200, "{line}");
+    }
+    sim.append(SWITCH, &format!("!{lat}\n")).unwrap();
+    assert_eq!(sim.read(WAKING).lines().count(), 1, "{}", sim.read(WAKING));
+    // onmax() has no matched event to look at; a plain field there is missing.
+    assert_eq!(
+        refused(
+            &sim,
+            SWITCH,
+            "hist:keys=next_pid:p=2*next_prio:onmax($p).wl($p,next_pid,prio)"
+        ),
+        ["Couldn't find field", "Couldn't parse field variable"]
+    );
+}
