@@ -508,6 +508,18 @@ fn run(options: Options) -> Result<ExitCode, String> {
     serve(options, opened, signals, instance_pid).map(|()| ExitCode::SUCCESS)
 }
 
+/// One malloc arena for the whole daemon, set before any thread starts. glibc gives each
+/// thread that meets contention an arena of its own, whose touched pages (and page tables)
+/// stay private to the daemon; the data path allocates nothing, so one arena costs no speed
+/// and saves memory in every daemon of a host.
+fn one_malloc_arena() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets an allocator parameter; no thread is running yet.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
 fn main() -> ExitCode {
     let command = match cli::parse_in(std::env::args().skip(1), &cli::Environment::take()) {
         Ok(command) => command,
@@ -533,6 +545,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Serve(options) => {
+            one_malloc_arena();
             init_logger(options.log_level, options.syslog);
             for note in &options.compat_notes {
                 log::info!("{note}");
