@@ -11,6 +11,7 @@
 
 pub mod cli;
 pub mod fs;
+pub mod heap;
 pub mod sandbox;
 pub mod source;
 pub mod stats;

@@ -144,6 +144,13 @@ struct Opened {
     shared_image: Option<SharedImage>,
 }
 
+impl Opened {
+    /// What the sandbox's parent keeps while the child serves; the rest is dropped.
+    fn into_parent_part(self) -> (OpenTransport, Option<Tracefs>) {
+        (self.transport, self.tracefs)
+    }
+}
+
 /// `--rlimit-nofile`: the soft and hard open-file limit, as virtiofsd sets it.
 fn set_open_file_limit(limit: u64) -> Result<(), String> {
     let rlim = libc::rlimit {
@@ -329,6 +336,7 @@ fn start_source(
         }
     };
     log::info!("{}", source.describe());
+    eventfsd::heap::give_back_free_pages();
     Ok(source)
 }
 
@@ -343,9 +351,10 @@ fn remove_socket(path: &Path) {
 /// The sandbox's parent: closes its copies of what the child serves, waits for the child, then
 /// removes what only the host's namespaces can see.
 fn supervise(child: sandbox::Child, opened: Opened) -> ExitCode {
-    let Opened {
-        transport, tracefs, ..
-    } = opened;
+    let (transport, tracefs) = opened.into_parent_part();
+    // What only the child serves (the catalog, the policy, the image) goes, and with it the
+    // heap pages start-up used: the parent only waits.
+    eventfsd::heap::give_back_free_pages();
     log::debug!("sandboxed daemon is pid {}", child.pid());
     let status = child.wait().unwrap_or_else(|e| {
         log::error!("{e}");
@@ -508,18 +517,6 @@ fn run(options: Options) -> Result<ExitCode, String> {
     serve(options, opened, signals, instance_pid).map(|()| ExitCode::SUCCESS)
 }
 
-/// One malloc arena for the whole daemon, set before any thread starts. glibc gives each
-/// thread that meets contention an arena of its own, whose touched pages (and page tables)
-/// stay private to the daemon; the data path allocates nothing, so one arena costs no speed
-/// and saves memory in every daemon of a host.
-fn one_malloc_arena() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: mallopt only sets an allocator parameter; no thread is running yet.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-    }
-}
-
 fn main() -> ExitCode {
     let command = match cli::parse_in(std::env::args().skip(1), &cli::Environment::take()) {
         Ok(command) => command,
@@ -545,7 +542,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Serve(options) => {
-            one_malloc_arena();
+            eventfsd::heap::one_arena();
             init_logger(options.log_level, options.syslog);
             for note in &options.compat_notes {
                 log::info!("{note}");

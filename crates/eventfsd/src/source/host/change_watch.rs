@@ -139,6 +139,7 @@ impl WatchState {
         self.last_full = Instant::now();
         match rescan() {
             Ok(report) => {
+                crate::heap::give_back_free_pages();
                 self.last_error.clear();
                 for (s, e) in &report.added {
                     log::info!("dynamic event {s}/{e} appeared on the host");

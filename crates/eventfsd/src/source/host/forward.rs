@@ -21,6 +21,7 @@ use eventfs_core::{FsError, NodeKind, NodeRef, Tree};
 
 use super::buffers::{self, InstanceBuffers};
 use super::change_watch::ChangeWatch;
+use super::event_set::EventSet;
 use super::guard::{self, Decision, WriteContext};
 use super::guest_instances::{GuestDir, GuestInstances};
 pub use super::hostio::check_relative_path;
@@ -45,18 +46,15 @@ const PIPE_POLL_SLICE: Duration = Duration::from_millis(100);
 #[derive(Clone, Debug, Default)]
 pub struct HostView {
     /// Every event of the host instance as (system, event), visible or not.
-    pub events: BTreeSet<(String, String)>,
+    pub events: EventSet,
     /// Host events the guest must not see or reach (policy-hidden, or dynamic events when the
     /// policy does not show them).
-    pub hidden: BTreeSet<(String, String)>,
+    pub hidden: EventSet,
 }
 
 impl HostView {
     fn system_has_hidden(&self, system: &str) -> bool {
-        self.hidden
-            .range((system.to_string(), String::new())..)
-            .next()
-            .is_some_and(|(s, _)| s == system)
+        self.hidden.has_system(system)
     }
 }
 

@@ -14,6 +14,7 @@ use eventfs_core::FsError;
 use ftrace_text::kparse::{self, Token};
 use ftrace_text::trigger::{self, Action, TriggerCommand};
 
+use super::event_set::EventSet;
 use super::policy::Policy;
 
 /// `trace_options` and `trace_clock` refuse writes of 64 bytes or more.
@@ -60,9 +61,9 @@ pub struct WriteContext<'a> {
     /// See `system`; empty for a system file.
     pub event: &'a str,
     /// Every host event, visible or not.
-    pub events: &'a BTreeSet<(String, String)>,
+    pub events: &'a EventSet,
     /// The events the guest must not see or reach.
-    pub hidden: &'a BTreeSet<(String, String)>,
+    pub hidden: &'a EventSet,
     /// The events enabled in the file's instance now (read from the host when asked).
     pub enabled: &'a dyn Fn() -> Result<BTreeSet<(String, String)>, FsError>,
 }
@@ -72,15 +73,15 @@ pub struct WriteContext<'a> {
 fn check_enable_limit<'e>(
     policy: &Policy,
     ctx: &WriteContext<'_>,
-    more: impl Iterator<Item = &'e (String, String)>,
+    more: impl Iterator<Item = (&'e str, &'e str)>,
 ) -> Result<(), FsError> {
     let limit = policy.max_enabled_events;
     if limit == 0 {
         return Ok(());
     }
     let mut after = (ctx.enabled)()?;
-    for key in more {
-        after.insert(key.clone());
+    for (system, event) in more {
+        after.insert((system.to_string(), event.to_string()));
         if after.len() > limit {
             return Err(refuse(
                 ctx,
@@ -93,13 +94,13 @@ fn check_enable_limit<'e>(
 }
 
 /// The visible events an `enable` file covers.
-fn enable_scope<'e>(ctx: &'e WriteContext<'_>) -> impl Iterator<Item = &'e (String, String)> {
-    ctx.events.iter().filter(move |k| {
-        !ctx.hidden.contains(*k)
+fn enable_scope<'e>(ctx: &'e WriteContext<'_>) -> impl Iterator<Item = (&'e str, &'e str)> {
+    ctx.events.iter().filter(move |&(system, event)| {
+        !ctx.hidden.contains(system, event)
             && match ctx.kind {
                 FileKind::EventsEnable => true,
-                FileKind::SystemEnable => k.0 == ctx.system,
-                _ => k.0 == ctx.system && k.1 == ctx.event,
+                FileKind::SystemEnable => system == ctx.system,
+                _ => system == ctx.system && event == ctx.event,
             }
     })
 }
@@ -340,8 +341,7 @@ fn check_trigger(
     let format_text = format()?;
     let fields: Vec<_> = ftrace_text::format::fields(&format_text).collect();
     let reachable = |system: &str, event: &str| {
-        let key = (system.to_string(), event.to_string());
-        ctx.events.contains(&key) && !ctx.hidden.contains(&key)
+        ctx.events.contains(system, event) && !ctx.hidden.contains(system, event)
     };
     let command = trigger::parse(&text, &fields, &reachable)
         .map_err(|e| refuse(ctx, e.errno(), format_args!("{e}")))?;
@@ -378,11 +378,7 @@ fn check_trigger(
     }
     if let (TriggerCommand::Add(_), Action::EnableEvent { system, event }) = (&command, &t.action) {
         // The target's probe is registered (soft-disabled) as soon as the trigger is set.
-        check_enable_limit(
-            policy,
-            ctx,
-            std::iter::once(&(system.clone(), event.clone())),
-        )?;
+        check_enable_limit(policy, ctx, std::iter::once((&**system, &**event)))?;
     }
     let mut out = command.write_text().into_bytes();
     out.push(b'\n');
@@ -459,20 +455,17 @@ fn set_event_token(
         // Disabling reaches hidden events too, which the guest could not have enabled.
         return Ok(vec![line(text)]);
     }
-    let matched: Vec<&(String, String)> = ctx
+    let matched: Vec<(&str, &str)> = ctx
         .events
         .iter()
         .filter(|(s, e)| set_event_matches(text, s, e))
         .collect();
-    check_enable_limit(
-        policy,
-        ctx,
-        matched.iter().copied().filter(|k| !ctx.hidden.contains(*k)),
-    )?;
-    if !matched.iter().any(|k| ctx.hidden.contains(*k)) {
+    let hidden = |&(s, e): &(&str, &str)| ctx.hidden.contains(s, e);
+    check_enable_limit(policy, ctx, matched.iter().copied().filter(|k| !hidden(k)))?;
+    if !matched.iter().any(hidden) {
         return Ok(vec![line(text)]);
     }
-    if matched.iter().all(|k| ctx.hidden.contains(*k)) {
+    if matched.iter().all(hidden) {
         // As the kernel answers a name that matches no event: hidden is not there.
         return Err(refuse(
             ctx,
@@ -483,7 +476,7 @@ fn set_event_token(
     log::info!("policy: set_event {text:?} covers hidden events: enabling only the visible ones");
     Ok(matched
         .into_iter()
-        .filter(|k| !ctx.hidden.contains(*k))
+        .filter(|k| !hidden(k))
         .map(|(s, e)| line(&format!("{s}:{e}")))
         .collect())
 }

@@ -13,8 +13,8 @@ const SCHED_SWITCH_FORMAT: &str = "name: sched_switch\nID: 1\nformat:\n\
 print fmt: \"prev_pid=%d\", REC->prev_pid\n";
 
 struct Host {
-    events: BTreeSet<(String, String)>,
-    hidden: BTreeSet<(String, String)>,
+    events: EventSet,
+    hidden: EventSet,
     enabled: BTreeSet<(String, String)>,
 }
 
@@ -28,8 +28,11 @@ fn host() -> Host {
             key("kvm", "kvm_exit"),
             key("irq", "irq_handler_entry"),
         ]
-        .into(),
-        hidden: [key("sched", "sched_waking"), key("kvm", "kvm_exit")].into(),
+        .into_iter()
+        .collect(),
+        hidden: [key("sched", "sched_waking"), key("kvm", "kvm_exit")]
+            .into_iter()
+            .collect(),
         enabled: BTreeSet::new(),
     }
 }

@@ -111,16 +111,17 @@ pub fn filtered_catalog(
         .collect();
     catalog.available_tracers = format!("{}\n", tracers.join(" "));
     let dynamic_names = dynamic_event_names(top_dir);
-    let mut view = HostView::default();
+    let mut events = Vec::new();
+    let mut hidden = Vec::new();
     let mut dynamic = Vec::new();
     let mut dynamic_set = BTreeSet::new();
     for system in &mut catalog.systems {
         let name = system.name.clone();
         system.events.retain(|event| {
             let key = (name.clone(), event.name.clone());
-            view.events.insert(key.clone());
+            events.push(key.clone());
             if !policy.event_visible(&name, &event.name) {
-                view.hidden.insert(key);
+                hidden.push(key);
                 return false;
             }
             if is_dynamic(&dynamic_names, &name, &event.name) {
@@ -129,7 +130,7 @@ pub fn filtered_catalog(
                     // Added after the build, as a dynamic node: the guest caches it briefly.
                     dynamic.push((key, event.id, u64::from(event.files), event.format.clone()));
                 } else {
-                    view.hidden.insert(key);
+                    hidden.push(key);
                 }
                 return false;
             }
@@ -137,6 +138,10 @@ pub fn filtered_catalog(
         });
     }
     catalog.systems.retain(|s| !s.events.is_empty());
+    let view = HostView {
+        events: events.into_iter().collect(),
+        hidden: hidden.into_iter().collect(),
+    };
     Ok((catalog, view, dynamic, dynamic_set))
 }
 

@@ -16,6 +16,7 @@ use std::time::Duration;
 pub mod buffers;
 pub mod change_watch;
 mod error;
+pub mod event_set;
 pub mod forward;
 pub mod guard;
 pub mod guest_instances;

@@ -151,8 +151,8 @@ pub fn reconcile(tree: &Tree, control: &HostControl, startup: bool) -> io::Resul
         }
     }
     control.set_view(HostView {
-        events: host,
-        hidden,
+        events: host.into_iter().collect(),
+        hidden: hidden.into_iter().collect(),
     });
     Ok(report)
 }
