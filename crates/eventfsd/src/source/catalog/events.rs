@@ -294,6 +294,17 @@ fn remove_created(state: &State, tree: &Tree, event: DirId, created: &[trigger::
         else {
             continue;
         };
+        // Another maker that reused its variable still reads it: the kernel's removal is then
+        // refused (EBUSY, which it only warns about), and the histogram stays.
+        if hist_refs::hist_is_read(tree, &state.events(), target, &made.command) {
+            log::info!(
+                "{}/{}: {} stays, another histogram reads it",
+                made.system,
+                made.event,
+                made.command
+            );
+            continue;
+        }
         state.update(tree.dir_ino(target), |s| {
             s.triggers.retain(
                 |t| !matches!(&t.action, trigger::Action::Hist(h) if h.command == made.command),

@@ -594,6 +594,21 @@ pub(super) fn event_is_read(tree: &Tree, events: &HashMap<Ino, EventState>, even
     instance.hists(event).any(|spec| is_read(&instance, spec))
 }
 
+/// Whether a histogram of the instance reads a variable of `event`'s histogram whose command
+/// is `command`.
+pub(super) fn hist_is_read(
+    tree: &Tree,
+    events: &HashMap<Ino, EventState>,
+    event: DirId,
+    command: &str,
+) -> bool {
+    let instance = Instance::of(tree, events, event);
+    instance
+        .hists(event)
+        .filter(|spec| spec.command == command)
+        .any(|spec| is_read(&instance, spec))
+}
+
 /// Whether a histogram of the instance but `spec` that has variables of its own (the kernel
 /// tracks only those, `has_hist_vars`) reads a variable of `spec`.
 fn is_read(instance: &Instance<'_>, spec: &HistSpec) -> bool {

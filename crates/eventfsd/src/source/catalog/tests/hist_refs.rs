@@ -287,3 +287,20 @@ fn a_field_of_the_matched_event_is_held_by_a_histogram_made_there() {
         ["Couldn't find field", "Couldn't parse field variable"]
     );
 }
+
+#[test]
+fn a_field_variable_histogram_another_maker_reuses_stays_with_it() {
+    let sim = sim();
+    sim.write("synthetic_events", "pr int prio\n").unwrap();
+    sim.append(WAKING, "hist:keys=pid:ts0=common_timestamp\n")
+        .unwrap();
+    let first = "hist:keys=next_pid:a=$ts0:onmatch(sched.sched_waking).pr(sched.sched_waking.prio)";
+    let second =
+        "hist:keys=prev_pid:b=$ts0:onmatch(sched.sched_waking).pr(sched.sched_waking.prio)";
+    sim.append(SWITCH, &format!("{first}\n")).unwrap();
+    sim.append(SWITCH, &format!("{second}\n")).unwrap();
+    // One histogram holds prio for both.
+    assert_eq!(sim.read(WAKING).lines().count(), 2, "{}", sim.read(WAKING));
+    sim.append(SWITCH, &format!("!{first}\n")).unwrap();
+    assert_eq!(sim.read(WAKING).lines().count(), 2, "{}", sim.read(WAKING));
+}
