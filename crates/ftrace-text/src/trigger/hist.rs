@@ -409,7 +409,7 @@ fn key_part(spec: &HistSpec, field: &HistField, input: FieldInput<'_>) -> KeyPar
 /// A value after its modifier: `common_timestamp.usecs` is in microseconds (rounded, as
 /// the kernel's `ns2usecs`), and so is every `common_timestamp` of a histogram that has one.
 fn value_of(spec: &HistSpec, field: &HistField, n: u64) -> u64 {
-    if field.name == "common_timestamp" && spec.ts_in_usecs {
+    if spec.ts_in_usecs && field.name == "common_timestamp" {
         n.saturating_add(500) / 1000
     } else {
         n

@@ -379,13 +379,11 @@ fn parse_operand(
     }
     // `SYSTEM.EVENT.$VAR` names a variable of that event's histograms; with no `$` after
     // the second dot the kernel reads what follows as a field of this event.
-    if let Some((system, rest)) = text.split_once('.') {
-        if let Some((event, var)) = rest.split_once('.') {
-            return match var.strip_prefix('$') {
-                Some(name) if !name.is_empty() => Ok(Expr::Ref(format!("{system}.{event}.{name}"))),
-                _ => field(var).map(Expr::Field),
-            };
-        }
+    if let Some((system, event, var)) = qualified(text) {
+        return match var.strip_prefix('$') {
+            Some(name) if !name.is_empty() => Ok(Expr::Ref(format!("{system}.{event}.{name}"))),
+            _ => field(var).map(Expr::Field),
+        };
     }
     if text.starts_with(|c: char| c.is_ascii_digit()) {
         return kparse::kstrtoull(text.as_bytes(), 0)
@@ -393,6 +391,14 @@ fn parse_operand(
             .map_err(|_| err("Expecting numeric literal", text, errno::EINVAL));
     }
     field(text).map(Expr::Field)
+}
+
+/// `SYSTEM.EVENT.REST` split at its first two dots (the kernel's qualified names of
+/// variables and fields of another event), if it has two.
+pub fn qualified(name: &str) -> Option<(&str, &str, &str)> {
+    let (system, rest) = name.split_once('.')?;
+    let (event, rest) = rest.split_once('.')?;
+    Some((system, event, rest))
 }
 
 /// Parses `onmatch(SYSTEM.EVENT).ACTION(PARAMS)`, `onmax($VAR).ACTION(PARAMS)` or

@@ -16,8 +16,7 @@ pub mod hist_vars;
 mod write_form;
 
 pub use hist::{EntryBudget, FieldInput, HistTable, KeyPart, Saved, SharedTable};
-
-pub use hist_vars::{Expr, Handler, HistAction, HistVar};
+pub use hist_vars::{qualified, Expr, Handler, HistAction, HistVar};
 
 /// What `cat trigger` shows when an event has no triggers (all trigger commands built in).
 pub const HELP_TEXT: &str = "# Available triggers:\n\

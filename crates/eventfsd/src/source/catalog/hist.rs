@@ -3,6 +3,7 @@
 //! `hist` file. The tables and their text are `ftrace_text::trigger`'s; how histograms find
 //! each other's variables is [`super::hist_refs`]'s.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use ftrace_text::trigger::{
 };
 use ftrace_text::{FieldValue, Record};
 
-use super::hist_refs::{param_field, param_ref};
+use super::hist_refs::{param_ref, unqualified};
 use super::state::EventState;
 
 /// One occurrence as a histogram sees it.
@@ -96,20 +97,12 @@ impl Sample<'_> {
             };
             values.push(var.expr.eval(&number, &mut read));
         }
-        // A parameter reads a variable: `$NAME`, or a field of another event that a histogram
-        // there holds (bound under the parameter's text).
-        let param_var = |param: &str| {
-            param_ref(param).or_else(|| {
-                let bound = spec.bindings.iter().any(|b| b.name == param);
-                bound.then(|| param.to_string())
-            })
-        };
         for action in &spec.actions {
-            for name in action.params.iter().filter_map(|p| param_var(p)) {
+            for name in action.params.iter().filter_map(|p| param_var(spec, p)) {
                 let own = spec.defines(&name).is_some();
                 if !own && !crossed.iter().any(|(n, _)| *n == name) {
                     match cross(&name, false) {
-                        Some(v) => crossed.push((name, v)),
+                        Some(v) => crossed.push((name.into_owned(), v)),
                         None => missing = true,
                     }
                 }
@@ -147,7 +140,7 @@ impl Sample<'_> {
             let params: Option<Vec<FieldValue>> = action
                 .params
                 .iter()
-                .map(|param| match param_var(param) {
+                .map(|param| match param_var(spec, param) {
                     Some(name) => match spec.defines(&name) {
                         Some(index) => values[index].map(FieldValue::UInt),
                         None => crossed
@@ -155,7 +148,7 @@ impl Sample<'_> {
                             .find(|(n, _)| *n == name)
                             .map(|&(_, v)| FieldValue::UInt(v)),
                     },
-                    None => self.record.field(self.fields, param_field(param)).cloned(),
+                    None => self.record.field(self.fields, unqualified(param)).cloned(),
                 })
                 .collect();
             if let Some(values) = params {
@@ -179,6 +172,15 @@ impl Sample<'_> {
             })
             .collect()
     }
+}
+
+/// The variable an action's parameter reads: `$NAME`, or a field of another event that a
+/// histogram there holds (bound under the parameter's text); `None` for a field of its own.
+fn param_var<'p>(spec: &HistSpec, param: &'p str) -> Option<Cow<'p, str>> {
+    param_ref(param).or_else(|| {
+        let bound = spec.bindings.iter().any(|b| b.name == param);
+        bound.then_some(Cow::Borrowed(param))
+    })
 }
 
 /// A synthetic event an `onmatch` action generated: its name and one value per field.

@@ -7,6 +7,7 @@
 //! fit the synthetic event they generate. A histogram whose variables another reads cannot be
 //! removed.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use eventfs_core::tree::{DirId, Ino, Tree};
@@ -14,8 +15,8 @@ use ftrace_text::filter::errno;
 use ftrace_text::format;
 use ftrace_text::probe::SYNTH_GROUP;
 use ftrace_text::trigger::{
-    self, Action, CreatedHist, Expr, Handler, HistField, HistSpec, HistVar, Trigger,
-    TriggerCommand, TriggerError, VarBinding,
+    self, qualified, Action, CreatedHist, Expr, Handler, HistField, HistSpec, HistVar, SharedTable,
+    Trigger, TriggerCommand, TriggerError, VarBinding,
 };
 
 use super::state::EventState;
@@ -39,6 +40,7 @@ enum Lookup<'a> {
 }
 
 /// The registered histograms of an instance, by event.
+#[derive(Clone, Copy)]
 struct Instance<'a> {
     tree: &'a Tree,
     events: &'a HashMap<Ino, EventState>,
@@ -73,15 +75,25 @@ impl<'a> Instance<'a> {
 
     /// Every event of the instance that has a histogram.
     fn events_with_hists(&self) -> impl Iterator<Item = DirId> + 'a {
-        let (tree, instance) = (self.tree, self.instance);
-        self.events.iter().filter_map(move |(&ino, state)| {
-            let dir = tree.node(ino).ok()?.dir;
-            let hists = state.triggers.triggers().iter();
-            let has_hist = hists
-                .into_iter()
-                .any(|t| matches!(t.action, Action::Hist(_)));
-            (has_hist && tree.instance_of(dir) == instance).then_some(dir)
+        let this = *self;
+        self.events.keys().filter_map(move |&ino| {
+            let dir = this.tree.node(ino).ok()?.dir;
+            let has_hist = this.hist_triggers(dir).next().is_some();
+            (has_hist && this.tree.instance_of(dir) == this.instance).then_some(dir)
         })
+    }
+
+    /// The registered histogram trigger that removal `command` names on `event` (the one
+    /// the removal would take), if it is one.
+    fn removed_by(&self, event: DirId, command: &TriggerCommand) -> Option<&'a HistSpec> {
+        let TriggerCommand::Remove(removed) = command else {
+            return None;
+        };
+        let stored = self.hist_triggers(event).find(|t| t.matches(removed))?;
+        match &stored.action {
+            Action::Hist(spec) => Some(spec),
+            _ => None,
+        }
     }
 
     fn event(&self, system: &str, name: &str) -> Option<DirId> {
@@ -137,28 +149,21 @@ impl<'a> Instance<'a> {
     }
 }
 
-/// `SYSTEM.EVENT.NAME` split in three.
-fn qualified(name: &str) -> Option<(&str, &str, &str)> {
-    let (system, rest) = name.split_once('.')?;
-    let (event, var) = rest.split_once('.')?;
-    Some((system, event, var))
-}
-
 /// The variable a parameter of an action reads: `$NAME` or `SYSTEM.EVENT.$NAME` (as a
 /// reference name), else `None` (a field).
-pub(super) fn param_ref(param: &str) -> Option<String> {
+pub(super) fn param_ref(param: &str) -> Option<Cow<'_, str>> {
     if let Some(name) = param.strip_prefix('$') {
-        return Some(name.to_string());
+        return Some(Cow::Borrowed(name));
     }
     let (system, event, var) = qualified(param)?;
     var.strip_prefix('$')
-        .map(|name| format!("{system}.{event}.{name}"))
+        .map(|name| Cow::Owned(format!("{system}.{event}.{name}")))
 }
 
-/// The field a parameter that reads no variable names: `FIELD`, or `SYSTEM.EVENT.FIELD` of
-/// the firing event.
-pub(super) fn param_field(param: &str) -> &str {
-    qualified(param).map_or(param, |(_, _, field)| field)
+/// The last part of a possibly qualified name: the field of a `SYSTEM.EVENT.FIELD` parameter,
+/// the variable of a `SYSTEM.EVENT.NAME` reference.
+pub(super) fn unqualified(name: &str) -> &str {
+    qualified(name).map_or(name, |(_, _, last)| last)
 }
 
 /// Whether a variable holds microseconds: its expression's unit, its references' as bound.
@@ -168,16 +173,28 @@ fn var_usecs(spec: &HistSpec, index: usize) -> bool {
         .usecs(&|name| spec.bindings.iter().any(|b| b.name == name && b.usecs))
 }
 
-/// Binds reference `name` to the variable found for it (once per name).
-fn bind(bindings: &mut Vec<VarBinding>, name: &str, found: &Found<'_>) {
+/// Binds reference `name` to variable `index` of `table` (once per name).
+fn bind(
+    bindings: &mut Vec<VarBinding>,
+    name: &str,
+    table: &SharedTable,
+    index: usize,
+    usecs: bool,
+) {
     if !bindings.iter().any(|b| b.name == name) {
         bindings.push(VarBinding {
             name: name.to_string(),
-            table: found.spec.table.clone(),
-            index: found.index,
-            usecs: var_usecs(found.spec, found.index),
+            table: table.clone(),
+            index,
+            usecs,
         });
     }
+}
+
+/// Binds reference `name` to the variable found for it.
+fn bind_found(bindings: &mut Vec<VarBinding>, name: &str, found: &Found<'_>) {
+    let usecs = var_usecs(found.spec, found.index);
+    bind(bindings, name, &found.spec.table, found.index, usecs);
 }
 
 /// Binds a new histogram's references, after the kernel's checks (see the module). Returns
@@ -202,7 +219,6 @@ pub(super) fn bind_references(
         command: spec.command.clone(),
         errno: errno::EINVAL,
     };
-    let mut bindings: Vec<VarBinding> = Vec::new();
     for var in &spec.vars {
         if instance
             .hists(event)
@@ -213,7 +229,7 @@ pub(super) fn bind_references(
         let mut refs = Vec::new();
         var.expr.refs(&mut refs);
         for (name, _) in &refs {
-            let var_name = qualified(name).map_or(name.as_str(), |(_, _, v)| v);
+            let var_name = unqualified(name);
             let not_found = || {
                 vec![
                     error("Couldn't find variable", var_name),
@@ -221,7 +237,7 @@ pub(super) fn bind_references(
                 ]
             };
             match instance.lookup(spec, name) {
-                Lookup::Found(found) => bind(&mut bindings, name, &found),
+                Lookup::Found(found) => bind_found(&mut bound.bindings, name, &found),
                 Lookup::Missing => return Err(not_found()),
                 Lookup::NotUnique => {
                     let mut entries = vec![error(NOT_UNIQUE, var_name)];
@@ -230,7 +246,7 @@ pub(super) fn bind_references(
                 }
             }
         }
-        let ref_usecs = |name: &str| bindings.iter().any(|b| b.name == name && b.usecs);
+        let ref_usecs = |name: &str| bound.bindings.iter().any(|b| b.name == name && b.usecs);
         if var.expr.units_mismatch(&ref_usecs) {
             return Err(vec![TriggerError::Hist {
                 reason: "Timestamp units in expression don't match",
@@ -240,7 +256,6 @@ pub(super) fn bind_references(
             }]);
         }
     }
-    bound.bindings = bindings;
     check_actions(&instance, event, spec, &mut bound, &error)?;
     spec.bindings = std::mem::take(&mut bound.bindings);
     spec.created = bound.created.iter().map(|c| c.record.clone()).collect();
@@ -296,14 +311,16 @@ fn check_actions(
             .filter(|f| !f.name.starts_with("common_"))
             .collect();
         for (i, param) in action.params.iter().enumerate() {
-            let bindings = &mut bound.bindings;
-            let shape = match param_ref(param) {
-                Some(name) if qualified(&name).is_none() && spec.defines(&name).is_some() => {
-                    let index = spec.defines(&name).unwrap_or_default();
-                    ParamShape::of_var(&spec.vars[index], &own_fields)
-                }
-                Some(name) => {
-                    let var_name = qualified(&name).map_or(name.as_str(), |(_, _, v)| v);
+            let reference = param_ref(param);
+            // The histogram's own variables come first (a qualified name is never one).
+            let own = reference
+                .as_deref()
+                .filter(|name| qualified(name).is_none())
+                .and_then(|name| spec.defines(name));
+            let shape = match (own, reference) {
+                (Some(index), _) => ParamShape::of_var(&spec.vars[index], &own_fields),
+                (None, Some(name)) => {
+                    let var_name = unqualified(&name);
                     let lookup = match (&action.handler, qualified(&name)) {
                         (Handler::Match { system, event }, None) => instance
                             .event(system, event)
@@ -326,10 +343,10 @@ fn check_actions(
                     let format = tree.with_format(found.event, str::to_string);
                     let fields: Vec<format::Field<'_>> = format::fields(&format).collect();
                     let shape = ParamShape::of_var(&found.spec.vars[found.index], &fields);
-                    bind(bindings, &name, &found);
+                    bind_found(&mut bound.bindings, &name, &found);
                     shape
                 }
-                None => {
+                (None, None) => {
                     let context = FieldParam {
                         instance,
                         event,
@@ -465,12 +482,7 @@ impl FieldParam<'_, '_> {
                 table
             }
         };
-        bound.bindings.push(VarBinding {
-            name: param.to_string(),
-            table,
-            index,
-            usecs: false,
-        });
+        bind(&mut bound.bindings, param, &table, index, false);
         Ok(shape)
     }
 
@@ -627,20 +639,10 @@ pub(super) fn removes_referenced(
     event: DirId,
     command: &TriggerCommand,
 ) -> bool {
-    let TriggerCommand::Remove(removed) = command else {
-        return false;
-    };
-    let Action::Hist(removed) = &removed.action else {
-        return false;
-    };
     let instance = Instance::of(tree, events, event);
-    let Some(existing) = instance
-        .hists(event)
-        .find(|spec| spec.keys == removed.keys && spec.vars == removed.vars)
-    else {
-        return false;
-    };
-    is_read(&instance, existing)
+    instance
+        .removed_by(event, command)
+        .is_some_and(|existing| is_read(&instance, existing))
 }
 
 /// The histograms the histogram `command` removes from `event` made on other events for its
@@ -651,16 +653,8 @@ pub(super) fn created_by(
     event: DirId,
     command: &TriggerCommand,
 ) -> Vec<CreatedHist> {
-    let TriggerCommand::Remove(removed) = command else {
-        return Vec::new();
-    };
-    let instance = Instance::of(tree, events, event);
-    instance
-        .hist_triggers(event)
-        .find(|t| t.matches(removed))
-        .and_then(|t| match &t.action {
-            Action::Hist(spec) => Some(spec.created.clone()),
-            _ => None,
-        })
+    Instance::of(tree, events, event)
+        .removed_by(event, command)
+        .map(|spec| spec.created.clone())
         .unwrap_or_default()
 }

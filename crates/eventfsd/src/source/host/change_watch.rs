@@ -3,7 +3,7 @@
 //! while the guest looks at the tree. What a change then runs (the diff) is the caller's.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -75,6 +75,8 @@ const FULL_RESCAN: Duration = Duration::from_secs(30);
 /// interval, the request that noticed runs the check before it is answered, so what the
 /// guest then sees is at most one interval old. Concurrent requests do not wait for it.
 pub struct ChangeWatch<C> {
+    /// The host tracefs's top level, whose signature is checked.
+    top: PathBuf,
     /// The rescan a changed signature runs.
     rescan: Rescan<C>,
     interval_ms: u64,
@@ -96,6 +98,7 @@ impl<C> ChangeWatch<C> {
     /// once per `interval`.
     pub fn new(top: &Path, interval: Duration, rescan: Rescan<C>) -> ChangeWatch<C> {
         ChangeWatch {
+            top: top.to_path_buf(),
             rescan,
             interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
             epoch: Instant::now(),
@@ -110,7 +113,7 @@ impl<C> ChangeWatch<C> {
 
     /// The guest is looking: checks for changes if the last check is older than the interval
     /// and no other request is checking.
-    pub fn observe(&self, tree: &Tree, control: &C, top: &Path) {
+    pub fn observe(&self, tree: &Tree, control: &C) {
         let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
         let last = self.last_check_ms.load(Ordering::Relaxed);
         if now.saturating_sub(last) < self.interval_ms
@@ -124,7 +127,7 @@ impl<C> ChangeWatch<C> {
         let Ok(mut state) = self.state.try_lock() else {
             return;
         };
-        state.check(top, || (self.rescan)(tree, control));
+        state.check(&self.top, || (self.rescan)(tree, control));
     }
 }
 

@@ -710,7 +710,7 @@ fn scopeguard<F: FnMut()>(f: F) -> impl Drop {
 impl ControlFiles for HostControl {
     fn observe(&self, tree: &Tree) {
         if let Some(watch) = self.watch.get() {
-            watch.observe(tree, self, &self.top_path);
+            watch.observe(tree, self);
         }
     }
 

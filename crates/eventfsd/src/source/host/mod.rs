@@ -1,11 +1,12 @@
 //! The host source: a private, policy-filtered tracefs instance of the host per guest.
 //!
-//! At start-up eventfsd finds (or mounts) the host tracefs, creates `instances/<name>`,
-//! snapshots that instance's `events/` into an eventfs-core catalog image (so metadata and the
-//! immutable `format`s are served from memory, with no host fd per node), hides what the
-//! policy hides, and forwards control files to the instance ([`forward`]). A rescan thread
-//! keeps dynamic events in step ([`rescan`]). On exit the instance is removed (and a tracefs we
-//! mounted is unmounted).
+//! At start-up eventfsd finds (or mounts) the host tracefs, creates `instances/<name>`, and
+//! serves the host's events from an eventfs-core catalog image taken once per boot and policy
+//! and shared by every daemon ([`shared_image`]: metadata and the immutable `format`s come
+//! from memory, with no host fd per node). It hides what the policy hides and forwards control
+//! files to the instance ([`forward`]). While the guest looks, events added and removed on
+//! the host are brought in ([`change_watch`], [`rescan`]). On exit the instance is removed
+//! (and a tracefs we mounted is unmounted).
 
 use eventfs_core::control::ControlFiles;
 use eventfs_core::{Tree, TreeConfig};
@@ -115,7 +116,8 @@ pub fn handle_stale_instances(tracefs: &Tracefs, reclaim: bool) {
 }
 
 /// A running host source: the instance, the tree served from it and the control forwarding
-/// (which also watches the host for added and removed events). Dropping it (or [`HostSource::shutdown`]) removes the instance.
+/// (which also watches the host for added and removed events). Dropping it (or
+/// [`HostSource::shutdown`]) removes the instance.
 pub struct HostSource {
     tree: Arc<Tree>,
     control: Arc<HostControl>,

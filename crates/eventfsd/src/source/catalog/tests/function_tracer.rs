@@ -1,14 +1,10 @@
 //! The function tracer over the guest kernel's catalog (its function list; the embedded
 //! catalog's kernel hides it).
 
-use super::super::RateProfile;
 use super::sim::Sim;
 
 fn sim() -> Sim {
-    let profile = RateProfile::uniform(0.0)
-        .with_overrides("ftrace:function 100\n")
-        .unwrap();
-    Sim::debian_6_1(profile)
+    Sim::debian_6_1_firing("ftrace:function 100\n")
 }
 
 #[test]

@@ -1,7 +1,6 @@
 //! Histograms over the guest kernel's catalog (Debian's 6.1 has `hist` files; the embedded
 //! 6.18 catalog does not), on a manual clock.
 
-use super::super::RateProfile;
 use super::sim::Sim;
 
 const FORK: &str = "events/sched/sched_process_fork";
@@ -9,10 +8,7 @@ const EXEC: &str = "events/sched/sched_process_exec";
 
 /// 10 forks and 10 execs a second, nothing else.
 fn sim() -> Sim {
-    let profile = RateProfile::uniform(0.0)
-        .with_overrides("sched:sched_process_fork 10\nsched:sched_process_exec 10\n")
-        .unwrap();
-    Sim::debian_6_1(profile)
+    Sim::debian_6_1_firing("sched:sched_process_fork 10\nsched:sched_process_exec 10\n")
 }
 
 fn hits(sim: &Sim, event: &str) -> u64 {
@@ -160,10 +156,7 @@ fn only_what_the_simulation_does_is_advertised() {
 
 #[test]
 fn onmatch_generates_synthetic_events_from_variables() {
-    let profile = RateProfile::uniform(0.0)
-        .with_overrides("sched:sched_waking 200\nsched:sched_switch 200\n")
-        .unwrap();
-    let sim = Sim::debian_6_1(profile);
+    let sim = Sim::debian_6_1_firing("sched:sched_waking 200\nsched:sched_switch 200\n");
     sim.write(
         "synthetic_events",
         "wakeup_latency u64 lat; pid_t pid; char comm[16]\n",
@@ -256,10 +249,7 @@ fn references_must_exist_when_the_trigger_is_made() {
 /// The `hist` file of `sched_switch` after 1 s of switches at 200/s under `trigger`
 /// (`enable`: with the event itself recorded), and the simulation.
 fn switch_hist(trigger: &str, enable: bool) -> (String, Sim) {
-    let profile = RateProfile::uniform(0.0)
-        .with_overrides("sched:sched_switch 200\n")
-        .unwrap();
-    let sim = Sim::debian_6_1(profile);
+    let sim = Sim::debian_6_1_firing("sched:sched_switch 200\n");
     let event = "events/sched/sched_switch";
     sim.write(&format!("{event}/trigger"), &format!("{trigger}\n"))
         .unwrap();

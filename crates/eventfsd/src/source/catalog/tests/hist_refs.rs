@@ -3,7 +3,6 @@
 
 use eventfs_core::FsError;
 
-use super::super::RateProfile;
 use super::sim::Sim;
 
 const SWITCH: &str = "events/sched/sched_switch/trigger";
@@ -12,10 +11,7 @@ const FORK: &str = "events/sched/sched_process_fork/trigger";
 
 /// Switches and wakings at 200/s.
 fn sim() -> Sim {
-    let profile = RateProfile::uniform(0.0)
-        .with_overrides("sched:sched_waking 200\nsched:sched_switch 200\n")
-        .unwrap();
-    Sim::debian_6_1(profile)
+    Sim::debian_6_1_firing("sched:sched_waking 200\nsched:sched_switch 200\n")
 }
 
 /// The messages `error_log` holds, oldest first.

@@ -1,14 +1,10 @@
 //! Kprobes over the guest kernel's catalog (its function list; the embedded catalog's kernel
 //! has no `kprobe_events`).
 
-use super::super::RateProfile;
 use super::sim::Sim;
 
 fn sim() -> Sim {
-    let profile = RateProfile::uniform(0.0)
-        .with_overrides("function:vfs_read 100\nfunction:vfs_write 50\n")
-        .unwrap();
-    Sim::debian_6_1(profile)
+    Sim::debian_6_1_firing("function:vfs_read 100\nfunction:vfs_write 50\n")
 }
 
 #[test]

@@ -63,6 +63,15 @@ impl Sim {
         Sim::on(tree, 1, profile)
     }
 
+    /// The 6.1 catalog where only the events `rates` names fire (`system:event per_second`
+    /// lines), on one CPU.
+    pub(super) fn debian_6_1_firing(rates: &str) -> Sim {
+        let profile = RateProfile::uniform(0.0)
+            .with_overrides(rates)
+            .expect("valid rates");
+        Sim::debian_6_1(profile)
+    }
+
     fn on(mut tree: Tree, cpus: u32, profile: RateProfile) -> Sim {
         super::super::advertised::prepare_tree(&mut tree);
         Sim {

@@ -1,14 +1,10 @@
 //! The snapshot buffer over the guest kernel's catalog (Debian's 6.1 has `snapshot`; the
 //! embedded 6.18 catalog does not).
 
-use super::super::RateProfile;
 use super::sim::Sim;
 
 fn sim() -> Sim {
-    let profile = RateProfile::uniform(0.0)
-        .with_overrides("sched:sched_process_fork 10\n")
-        .unwrap();
-    Sim::debian_6_1(profile)
+    Sim::debian_6_1_firing("sched:sched_process_fork 10\n")
 }
 
 #[test]
