@@ -5,13 +5,9 @@ use std::io::Write;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::Duration;
 
 use fuse_backend_rs::api::server::Server;
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
 
 use eventfs_core::TreeConfig;
 use vhost::vhost_user::Listener;
@@ -26,12 +22,10 @@ use eventfsd::source::host::{
     Tracefs,
 };
 use eventfsd::source::Source;
-use eventfsd::stats::{spawn_stats_writer, Stats, StatsFile, StatsHook};
+use eventfsd::stats::{Stats, StatsFile, StatsHook, StatsPacer};
 use eventfsd::transport::fusedev::{self, FuseMounted};
 use eventfsd::transport::vhost_user::{self, ServeOptions, Shutdown};
-
-/// How often the main thread checks whether the transport ended by itself.
-const POLL: Duration = Duration::from_millis(200);
+use eventfsd::wake::{MainWait, Woken};
 
 /// Logs to syslog (`--syslog`), or to stderr as `eventfsd: LEVEL: message`. When stderr is the
 /// journal (systemd sets `JOURNAL_STREAM`), each line starts with its sd-daemon(3) priority, so
@@ -94,23 +88,6 @@ fn init_logger(level: log::LevelFilter, syslog: bool) {
              in fuse-backend-rs"
         );
     }
-}
-
-/// SIGINT and SIGTERM, delivered as messages to the main thread. `signals` was registered
-/// before the sandbox, so that the confined child has its handlers from birth.
-fn termination_signals(mut signals: Signals) -> Result<Receiver<i32>, String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            for signal in signals.forever() {
-                if tx.send(signal).is_err() {
-                    return;
-                }
-            }
-        })
-        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
-    Ok(rx)
 }
 
 /// The transport, opened before the sandbox.
@@ -379,11 +356,10 @@ fn supervise(child: sandbox::Child, opened: Opened) -> ExitCode {
 fn serve(
     options: Options,
     mut opened: Opened,
-    signals: Signals,
+    wait: MainWait,
     instance_pid: Option<u32>,
 ) -> Result<(), String> {
     let sandboxed = instance_pid.is_some();
-    let signals = termination_signals(signals)?;
     let source = start_source(&options, &mut opened, instance_pid)?;
     let tree = source.tree().clone();
     let stats = Arc::new(Stats::default());
@@ -398,41 +374,50 @@ fn serve(
     };
     let fs = EventFs::new(tree.clone(), source.control(), stats.clone(), policy)
         .read_only(options.read_only);
+    // The main thread rewrites the stats file between its other wake-ups: no thread of its own.
+    let mut pacer = opened
+        .stats_file
+        .as_ref()
+        .map(|file| StatsPacer::new(file.clone(), stats.clone(), tree.clone()));
     if let Some(file) = &opened.stats_file {
         file.write(&stats, &tree)
             .map_err(|e| format!("stats file {}: {e}", file.path().display()))?;
-        spawn_stats_writer(
-            file.clone(),
-            stats.clone(),
-            tree.clone(),
-            Duration::from_millis(500),
-        );
     }
+    let period = pacer.as_ref().map(|_| StatsPacer::PERIOD);
+    let mut sleep = || -> Result<Woken, String> {
+        let woken = wait.wait(period).map_err(|e| format!("main thread: {e}"))?;
+        if let Some(pacer) = pacer.as_mut() {
+            pacer.tick();
+        }
+        Ok(woken)
+    };
     // Every thread that exists now gets the filter too (TSYNC), and every later one inherits it.
     sandbox::seccomp::install(options.seccomp, sandboxed)
         .map_err(|e| format!("cannot install the seccomp filter: {e}"))?;
 
     let result = match opened.transport {
         OpenTransport::Mount { mounted, dir } => {
+            let ended = wait.poke();
             let mount = mounted
                 .serve(
                     Arc::new(Server::new(fs)),
                     stats.clone(),
                     options.thread_pool_size,
                     !sandboxed,
+                    move || ended.poke(),
                 )
                 .map_err(|e| e.to_string())?;
             loop {
-                match signals.recv_timeout(POLL) {
-                    Ok(sig) => {
+                match sleep()? {
+                    Woken::Signal(sig) => {
                         log::info!("signal {sig}: unmounting {}", dir.display());
                         break;
                     }
-                    Err(RecvTimeoutError::Timeout) if !mount.finished() => {}
-                    Err(_) => {
+                    _ if mount.finished() => {
                         log::info!("{} was unmounted", dir.display());
                         break;
                     }
+                    _ => {}
                 }
             }
             source.wake_readers();
@@ -455,17 +440,26 @@ fn serve(
                 ..ServeOptions::default()
             };
             let fs = Arc::new(fs);
+            let poke = wait.poke();
+            // Set before the poke: the thread is not `finished` yet when the poke wakes us.
+            let ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let server_ended = ended.clone();
             let server = std::thread::Builder::new()
                 .name("vhost-user".into())
-                .spawn(move || vhost_user::serve(fs, listener, serve_options))
+                .spawn(move || {
+                    let result = vhost_user::serve(fs, listener, serve_options);
+                    server_ended.store(true, std::sync::atomic::Ordering::SeqCst);
+                    poke.poke();
+                    result
+                })
                 .map_err(|e| format!("cannot start the server thread: {e}"))?;
             let result = loop {
-                if let Ok(sig) = signals.recv_timeout(POLL) {
+                if let Woken::Signal(sig) = sleep()? {
                     log::info!("signal {sig}: shutting down");
                     source.wake_readers();
                     shutdown.trigger();
                 }
-                if server.is_finished() {
+                if ended.load(std::sync::atomic::Ordering::SeqCst) {
                     break server
                         .join()
                         .map_err(|_| "the server thread panicked".to_string())?;
@@ -488,8 +482,7 @@ fn serve(
 /// Opens what the daemon needs, enters the sandbox (unless `--sandbox none`) and serves.
 /// Returns the exit code (the sandbox's parent passes on its child's).
 fn run(options: Options) -> Result<ExitCode, String> {
-    let signals =
-        Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("cannot handle signals: {e}"))?;
+    let wait = MainWait::new().map_err(|e| format!("cannot handle signals: {e}"))?;
     let mut opened = open(&options)?;
     let mut instance_pid = None;
     if options.sandbox == SandboxMode::Namespace {
@@ -514,7 +507,7 @@ fn run(options: Options) -> Result<ExitCode, String> {
         sandbox::caps::drop_all().map_err(|e| e.to_string())?;
         instance_pid = Some(parent_pid);
     }
-    serve(options, opened, signals, instance_pid).map(|()| ExitCode::SUCCESS)
+    serve(options, opened, wait, instance_pid).map(|()| ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {

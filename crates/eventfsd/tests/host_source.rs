@@ -21,7 +21,9 @@ use fuse_backend_rs::api::server::Server;
 use eventfs_core::{NodeKind, TreeConfig, ROOT_INO};
 use eventfsd::fs::{CachePolicy, EventFs};
 use eventfsd::source::host::change_watch::ChangeWatch;
-use eventfsd::source::host::{build_tree, rescan::rescan, ForwardLimits, HostControl, Policy};
+use eventfsd::source::host::{
+    build_tree, rescan::rescan, ForwardLimits, HostControl, OwnInstanceAt, Policy,
+};
 use eventfsd::source::Source;
 use eventfsd::stats::Stats;
 use eventfsd::transport::fusedev::FuseMount;
@@ -603,7 +605,7 @@ fn rescan_adds_and_removes_dynamic_events() {
             .dynamic
     );
     let control = HostControl::new(
-        &root,
+        OwnInstanceAt::Existing(&root),
         &root,
         Arc::new(policy),
         view,
@@ -728,11 +730,20 @@ fn daemon_removes_its_instance_on_sigterm_and_reports_stale_ones() {
             assert!(child.try_wait().unwrap().is_none(), "daemon exited early");
             std::thread::sleep(Duration::from_millis(50));
         }
-        assert!(ours.is_dir());
         // Served from the shared snapshot: the kernel's own formats, which available_events
         // does not list, are there too.
         assert!(dir.join("events/ftrace/function/format").exists());
         assert!(dir.join("events/sched/sched_switch/format").exists());
+        // Listing and looking up need no instance: it is made on the first open of a file.
+        assert!(
+            !ours.exists(),
+            "instance made before the guest opened anything"
+        );
+        assert_eq!(
+            fs::read_to_string(dir.join("events/sched/sched_switch/enable")).unwrap(),
+            "0\n"
+        );
+        assert!(ours.is_dir(), "no instance after the first open");
         assert_eq!(stale.exists(), !reclaim);
         assert_eq!(stale_guest.exists(), !reclaim);
         // SAFETY: signalling the child we spawned.
@@ -858,7 +869,7 @@ impl FakeHostMount {
         let tree = Arc::new(tree);
         let control = Arc::new(
             HostControl::new(
-                &root,
+                OwnInstanceAt::Existing(&root),
                 &root,
                 Arc::new(policy),
                 view,

@@ -50,7 +50,7 @@ pub struct HostArgs {
 /// `--sandbox`: how the daemon confines itself once it has opened what it needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SandboxMode {
-    /// New mount, pid, network and IPC namespaces with an empty root, and no capabilities.
+    /// New mount, pid and IPC namespaces with an empty root, and no capabilities.
     Namespace,
     /// No confinement (debugging).
     None,

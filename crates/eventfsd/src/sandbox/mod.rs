@@ -6,7 +6,7 @@
 //! * the **parent** stays in the host's namespaces and only supervises ([`parent`]): it forwards
 //!   SIGTERM/SIGINT, waits for the child and then removes what only the host can see (the
 //!   socket file, the `--mount` mount point);
-//! * the **child** is pid 1 of a new pid namespace, in new mount, network and IPC namespaces
+//! * the **child** is pid 1 of a new pid namespace, in new mount and IPC namespaces
 //!   whose root is an empty read-only tmpfs ([`root`]) holding only the host tracefs (host
 //!   source) and the daemon's own `/proc/self/fd` and `/proc/self/smaps_rollup`. The caller
 //!   then drops every capability ([`caps`]) and installs the syscall allow-list ([`seccomp`]).

@@ -4,7 +4,8 @@
 //! transports: walks, reads of `trace`/`trace_pipe`/`trace_pipe_raw`, control writes, instance
 //! mkdir/rmdir, the stats file, reconnects, SIGTERM; see README, "Sandbox"). Rules take no
 //! arguments: the list is about which kernel surfaces exist for the daemon at all. Left out on
-//! purpose: `execve`, `socket`/`connect`/`bind`, `ptrace`, `mount`/`pivot_root`/`unshare`/
+//! purpose: `execve`, `socket`/`socketpair`/`connect`/`bind` (their absence, not a network
+//! namespace, keeps the daemon off every network), `ptrace`, `mount`/`pivot_root`/`unshare`/
 //! `setns`, `kill` (of other processes), `setuid` and friends, `bpf`, `perf_event_open`, module
 //! and keyring calls: nothing the daemon does after start-up needs them.
 
@@ -184,6 +185,8 @@ mod tests {
             "SYS_execve",
             "SYS_execveat",
             "SYS_socket",
+            "SYS_socketpair",
+            "SYS_io_uring_setup",
             "SYS_connect",
             "SYS_bind",
             "SYS_ptrace",

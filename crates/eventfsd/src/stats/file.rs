@@ -108,35 +108,47 @@ impl StatsFile {
 /// move a little): one write per scrape interval of a typical collector.
 const IDLE_REWRITE: Duration = Duration::from_secs(15);
 
-/// Starts a thread that keeps the stats file up to date until the process exits: within
-/// `period` of the guest's activity, and every [`IDLE_REWRITE`] otherwise (figures that move
-/// without a guest request, such as the catalog's record count, may lag that long), so that
-/// an idle daemon (one per guest on a host) does not spend its CPU rewriting an unchanged
-/// file.
-pub fn spawn_stats_writer(
+/// Keeps a stats file up to date from the main thread's wake-ups (every `period` while the
+/// daemon serves): rewritten when the guest was active since the last write, and every
+/// [`IDLE_REWRITE`] otherwise (figures that move without a guest request, such as the catalog's
+/// record count, may lag that long), so that an idle daemon (one per guest on a host) does not
+/// spend its CPU rewriting an unchanged file.
+pub struct StatsPacer {
     file: Arc<StatsFile>,
     stats: Arc<Stats>,
     tree: Arc<Tree>,
-    period: Duration,
-) {
-    std::thread::Builder::new()
-        .name("stats".into())
-        .spawn(move || {
-            let mut written: Option<(u64, std::time::Instant)> = None;
-            loop {
-                let activity = stats.activity();
-                let due = written
-                    .is_none_or(|(seen, at)| seen != activity || at.elapsed() >= IDLE_REWRITE);
-                if due {
-                    if let Err(e) = file.write(&stats, &tree) {
-                        log::warn!("stats file {}: {e}", file.path().display());
-                    }
-                    written = Some((activity, std::time::Instant::now()));
-                }
-                std::thread::sleep(period);
+    /// The activity count and time of the last write.
+    written: Option<(u64, std::time::Instant)>,
+}
+
+impl StatsPacer {
+    /// How often the owner should call [`StatsPacer::tick`].
+    pub const PERIOD: Duration = Duration::from_millis(500);
+
+    /// A pacer for `file`; the first [`StatsPacer::tick`] writes.
+    pub fn new(file: Arc<StatsFile>, stats: Arc<Stats>, tree: Arc<Tree>) -> StatsPacer {
+        StatsPacer {
+            file,
+            stats,
+            tree,
+            written: None,
+        }
+    }
+
+    /// Rewrites the file if it is due (a failure is logged: the figures are not worth
+    /// stopping a guest's file system for).
+    pub fn tick(&mut self) {
+        let activity = self.stats.activity();
+        let due = self
+            .written
+            .is_none_or(|(seen, at)| seen != activity || at.elapsed() >= IDLE_REWRITE);
+        if due {
+            if let Err(e) = self.file.write(&self.stats, &self.tree) {
+                log::warn!("stats file {}: {e}", self.file.path().display());
             }
-        })
-        .expect("spawning the stats thread");
+            self.written = Some((activity, std::time::Instant::now()));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ mod file;
 pub mod process;
 mod prometheus;
 
-pub use file::{spawn_stats_writer, StatsFile, StatsFormat};
+pub use file::{StatsFile, StatsFormat, StatsPacer};
 pub use process::ProcessFigures;
 
 use std::collections::BTreeMap;

@@ -2,14 +2,13 @@
 
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use fuse_backend_rs::abi::fuse_abi::InHeader;
 use fuse_backend_rs::api::filesystem::FileSystem;
 use fuse_backend_rs::api::server::Server;
-use fuse_backend_rs::transport::FuseSession;
+use fuse_backend_rs::transport::{FuseChannel, FuseDevWriter, FuseSession};
 
 use super::reply;
 use crate::stats::{Stats, StatsHook};
@@ -38,14 +37,95 @@ pub struct FuseMounted {
 
 /// A mounted filesystem and the threads serving it.
 pub struct FuseMount {
-    /// `None` once stopped.
-    session: Option<FuseSession>,
-    workers: Vec<JoinHandle<()>>,
-    /// Set before unmounting, so workers take the channel error that follows as the end.
-    stopping: Arc<AtomicBool>,
+    /// Shared with the workers (each makes its channel from it); `None` once stopped.
+    crew: Option<Arc<Crew>>,
     /// Whether stopping unmounts. A sandboxed daemon cannot see its mount point any more (and
     /// may not call umount2): its parent unmounts instead.
     unmount: bool,
+}
+
+/// The workers of one mount. One waits for the next request; when it takes one and no other
+/// is waiting, it starts another (up to `max`), so that a blocking read (`trace_pipe`) never
+/// stalls the rest. An idle guest so costs one thread, a busy one at most `max`; workers stay
+/// once started. (libfuse's multi-threaded loop grows the same way.)
+struct Crew {
+    session: FuseSession,
+    /// Serves one request: the file system behind fuse-backend-rs's protocol server.
+    serve: Box<dyn Fn(fuse_backend_rs::transport::Reader, FuseDevWriter) + Send + Sync>,
+    max: usize,
+    state: Mutex<CrewState>,
+    /// Called once, by the last worker to leave (the file system was unmounted or stopped).
+    on_end: Box<dyn Fn() + Send + Sync>,
+}
+
+#[derive(Default)]
+struct CrewState {
+    /// Workers started and not yet exited.
+    live: usize,
+    /// Workers waiting in `get_request`.
+    waiting: usize,
+    /// Set before unmounting, so workers take the channel error that follows as the end and
+    /// start no others.
+    stopping: bool,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl Crew {
+    fn state(&self) -> std::sync::MutexGuard<'_, CrewState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Starts a worker. Called with the state locked, so that a stop that follows wakes its
+    /// channel and joins its thread.
+    fn start_worker(self: &Arc<Self>, state: &mut CrewState) -> Result<(), String> {
+        let channel = self.session.new_channel().map_err(|e| e.to_string())?;
+        let crew = self.clone();
+        let index = state.live;
+        let handle = std::thread::Builder::new()
+            .name(format!("fuse-{index}"))
+            .spawn(move || crew.work(channel))
+            .map_err(|e| e.to_string())?;
+        state.live += 1;
+        state.handles.push(handle);
+        Ok(())
+    }
+
+    fn work(self: Arc<Self>, mut channel: FuseChannel) {
+        loop {
+            self.state().waiting += 1;
+            let request = channel.get_request();
+            {
+                let mut state = self.state();
+                state.waiting -= 1;
+                let busy = matches!(request, Ok(Some(_)));
+                if busy && state.waiting == 0 && state.live < self.max && !state.stopping {
+                    if let Err(e) = self.start_worker(&mut state) {
+                        log::warn!("cannot start another fuse worker: {e}");
+                    }
+                }
+            }
+            match request {
+                Ok(Some((reader, writer))) => (self.serve)(reader, writer),
+                // Unmounted or woken for shutdown.
+                Ok(None) => break,
+                Err(_) if self.state().stopping => break,
+                Err(e) => {
+                    log::error!("fuse channel: {e}");
+                    break;
+                }
+            }
+        }
+        let last = {
+            let mut state = self.state();
+            state.live -= 1;
+            state.live == 0
+        };
+        if last {
+            (self.on_end)();
+        }
+    }
 }
 
 impl FuseMounted {
@@ -73,65 +153,50 @@ impl FuseMounted {
         }
     }
 
-    /// Serves `fs` with `threads` workers. With `unmount` false, stopping leaves the mount to
-    /// someone else (the sandbox's parent).
+    /// Serves `fs` with up to `threads` workers (one to begin with; see [`Crew`]). With
+    /// `unmount` false, stopping leaves the mount to someone else (the sandbox's parent).
+    /// `on_end` is called once every worker has left (unmounted from outside, or stopped).
     pub fn serve<F: FileSystem + Send + Sync + 'static>(
         self,
         fs: Arc<Server<F>>,
         stats: Arc<Stats>,
         threads: usize,
         unmount: bool,
+        on_end: impl Fn() + Send + Sync + 'static,
     ) -> Result<FuseMount, FusedevError> {
         let mountpoint = self.session.mountpoint().to_path_buf();
+        let hook = StatsHook(stats);
+        let crew = Arc::new(Crew {
+            session: self.session,
+            serve: Box::new(move |reader, writer| {
+                let header = reader.clone().read_obj::<InHeader>().ok();
+                // /dev/fuse keeps the reply buffer to itself, so a request that failed
+                // without an answer can only be logged here.
+                if let Err(e) = reply::run(&fs, reader, writer.into(), Some(&hook)) {
+                    log::warn!(
+                        "fuse request failed ({}): {e}",
+                        reply::describe(header.as_ref())
+                    );
+                }
+            }),
+            max: threads.max(1),
+            state: Mutex::new(CrewState::default()),
+            on_end: Box::new(on_end),
+        });
         // Owned by the FuseMount from here, so that an error below drops it as stop() would.
-        let mut mount = FuseMount {
-            session: Some(self.session),
-            workers: Vec::new(),
-            stopping: Arc::new(AtomicBool::new(false)),
+        let mount = FuseMount {
+            crew: Some(crew.clone()),
             unmount,
         };
-        for i in 0..threads.max(1) {
-            let mut channel = mount
-                .session
-                .as_ref()
-                .expect("set above")
-                .new_channel()
-                .map_err(|e| mount_error(&mountpoint, e))?;
-            let server = fs.clone();
-            let hook = StatsHook(stats.clone());
-            let stopping = mount.stopping.clone();
-            let worker = std::thread::Builder::new()
-                .name(format!("fuse-{i}"))
-                .spawn(move || loop {
-                    match channel.get_request() {
-                        Ok(Some((reader, writer))) => {
-                            let header = reader.clone().read_obj::<InHeader>().ok();
-                            // /dev/fuse keeps the reply buffer to itself, so a request that
-                            // failed without an answer can only be logged here.
-                            if let Err(e) = reply::run(&server, reader, writer.into(), Some(&hook))
-                            {
-                                log::warn!(
-                                    "fuse request failed ({}): {e}",
-                                    reply::describe(header.as_ref())
-                                );
-                            }
-                        }
-                        // Unmounted or woken for shutdown.
-                        Ok(None) => break,
-                        Err(_) if stopping.load(Ordering::Relaxed) => break,
-                        Err(e) => {
-                            log::error!("fuse channel: {e}");
-                            break;
-                        }
-                    }
-                })
-                .expect("spawning a fuse worker");
-            mount.workers.push(worker);
-        }
+        crew.start_worker(&mut crew.state())
+            .map_err(|reason| FusedevError::Mount {
+                path: mountpoint.display().to_string(),
+                reason,
+            })?;
         log::info!(
-            "serving on {} with {} threads",
+            "serving on {} with up to {} threads",
             mountpoint.display(),
-            mount.workers.len()
+            crew.max
         );
         Ok(mount)
     }
@@ -178,45 +243,57 @@ fn mount_error(mountpoint: &Path, e: fuse_backend_rs::transport::Error) -> Fused
 }
 
 impl FuseMount {
-    /// Mounts `fs` on `mountpoint` and serves it with `threads` workers; stopping unmounts.
+    /// Mounts `fs` on `mountpoint` and serves it with up to `threads` workers; stopping
+    /// unmounts.
     pub fn start<F: FileSystem + Send + Sync + 'static>(
         fs: Arc<Server<F>>,
         stats: Arc<Stats>,
         mountpoint: &Path,
         threads: usize,
     ) -> Result<FuseMount, FusedevError> {
-        FuseMounted::mount(mountpoint)?.serve(fs, stats, threads, true)
+        FuseMounted::mount(mountpoint)?.serve(fs, stats, threads, true, || {})
     }
 
     /// Unmounts (unless the mount is left to the sandbox's parent) and waits for the workers
     /// to finish.
     pub fn stop(mut self) {
-        self.stopping.store(true, Ordering::Relaxed);
-        if let Some(session) = self.session.as_mut() {
-            if self.unmount {
-                // (The session's own umount, when it is dropped, then finds nothing to do.)
-                unmount(session.mountpoint());
-            }
-            let _ = session.wake();
+        let Some(crew) = self.crew.take() else {
+            return;
+        };
+        let handles = {
+            let mut state = crew.state();
+            state.stopping = true;
+            std::mem::take(&mut state.handles)
+        };
+        if self.unmount {
+            // (The session's own umount, when it is dropped, then finds nothing to do.)
+            unmount(crew.session.mountpoint());
         }
-        for worker in self.workers.drain(..) {
+        let _ = crew.session.wake();
+        for worker in handles {
             let _ = worker.join();
         }
+        self.release(crew);
     }
 
     /// True once every worker has exited (the filesystem was unmounted from outside).
     pub fn finished(&self) -> bool {
-        self.workers.iter().all(JoinHandle::is_finished)
+        self.crew.as_ref().is_none_or(|crew| crew.state().live == 0)
+    }
+
+    /// Drops the session (which unmounts), or forgets it when the mount is the parent's.
+    fn release(&self, crew: Arc<Crew>) {
+        if !self.unmount {
+            // FuseSession unmounts when dropped; here that is the parent's job.
+            std::mem::forget(crew);
+        }
     }
 }
 
 impl Drop for FuseMount {
     fn drop(&mut self) {
-        if !self.unmount {
-            // FuseSession unmounts when dropped; here that is the parent's job.
-            if let Some(session) = self.session.take() {
-                std::mem::forget(session);
-            }
+        if let Some(crew) = self.crew.take() {
+            self.release(crew);
         }
     }
 }

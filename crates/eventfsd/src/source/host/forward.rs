@@ -30,6 +30,7 @@ use super::hostio::{
     MAX_READ,
 };
 use super::limits::{Limit, Usage};
+use super::own_instance::{MakeWith, OwnInstance};
 use super::per_cpu::{self, RawState};
 use super::policy::Policy;
 use super::scope::Scope;
@@ -85,11 +86,20 @@ enum Base {
     Top,
 }
 
+impl InstanceDir {
+    /// The host instance's directory and ring buffers.
+    fn host(&self) -> &GuestDir {
+        match self {
+            InstanceDir::Ours(dir) | InstanceDir::Guest(dir) => dir,
+        }
+    }
+}
+
 /// Which host instance a guest file belongs to.
 #[derive(Clone)]
 enum InstanceDir {
     /// Ours: the guest's top level.
-    Ours,
+    Ours(Arc<GuestDir>),
     /// A guest instance's own host instance.
     Guest(Arc<GuestDir>),
 }
@@ -118,6 +128,23 @@ struct Handle {
     truncate_pids: AtomicBool,
 }
 
+/// Where [`HostControl`] finds our instance.
+#[derive(Debug, Clone, Copy)]
+pub enum OwnInstanceAt<'a> {
+    /// This directory, which exists (made, and removed, by the caller).
+    Existing(&'a Path),
+    /// This directory, made on the guest's first open of one of its files and removed by
+    /// [`HostControl::remove_own_instance`] if it was.
+    FirstOpen(&'a Path),
+}
+
+/// The last component of an instance's path: its name.
+fn instance_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 struct RateLimiter {
     tokens: f64,
     last: Instant,
@@ -126,9 +153,11 @@ struct RateLimiter {
 
 /// Forwards control files of a tree built from a tracefs instance to that instance.
 pub struct HostControl {
-    instance: OwnedFd,
+    /// Our instance (made on the guest's first open when the control was made lazily).
+    own: OwnInstance,
+    /// Its name, for log lines.
+    own_name: String,
     top: OwnedFd,
-    instance_path: PathBuf,
     top_path: PathBuf,
     policy: Arc<Policy>,
     view: RwLock<HostView>,
@@ -144,8 +173,6 @@ pub struct HostControl {
     guests: GuestInstances,
     /// CPUs of the host instance (`per_cpu/cpuN` directories).
     host_cpus: u32,
-    /// Our instance's ring buffers (idle at the minimum until the guest traces).
-    buffers: InstanceBuffers,
     pub(crate) dynamic_names: Mutex<BTreeSet<(String, String)>>,
     /// What the guest holds, and the refusals of the limits.
     usage: Usage,
@@ -156,22 +183,39 @@ pub struct HostControl {
 }
 
 impl HostControl {
-    /// Forwards to the instance at `instance_dir`; global files go to `top_dir`.
+    /// Forwards to our instance (see [`OwnInstanceAt`]); global files go to `top_dir`.
     pub fn new(
-        instance_dir: &Path,
+        instance: OwnInstanceAt<'_>,
         top_dir: &Path,
         policy: Arc<Policy>,
         view: HostView,
         limits: ForwardLimits,
     ) -> io::Result<HostControl> {
-        let prefix = instance_dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let instance = open_dir(instance_dir)?;
-        Self::prepare_instance(std::os::fd::AsFd::as_fd(&instance))
-            .map_err(|e| io::Error::other(format!("{}: {e}", instance_dir.display())))?;
-        let host_cpus = count_cpus(instance_dir);
+        let (own, host_cpus) = match instance {
+            OwnInstanceAt::Existing(dir) => {
+                let fd = open_dir(dir)?;
+                Self::prepare_instance(fd.as_fd())
+                    .map_err(|e| io::Error::other(format!("{}: {e}", dir.display())))?;
+                let host_cpus = count_cpus(dir);
+                let buffers = InstanceBuffers::prepare(fd.as_fd(), &instance_name(dir), host_cpus);
+                let own = OwnInstance::existing(dir, GuestDir { fd, buffers });
+                (own, host_cpus)
+            }
+            // It will have a ring buffer on each CPU the top level has.
+            OwnInstanceAt::FirstOpen(dir) => (OwnInstance::lazy(dir), count_cpus(top_dir)),
+        };
+        Self::build(own, host_cpus, top_dir, policy, view, limits)
+    }
+
+    fn build(
+        own: OwnInstance,
+        host_cpus: u32,
+        top_dir: &Path,
+        policy: Arc<Policy>,
+        view: HostView,
+        limits: ForwardLimits,
+    ) -> io::Result<HostControl> {
+        let prefix = instance_name(own.path());
         Ok(HostControl {
             guests: GuestInstances::new(
                 open_dir(&top_dir.join("instances")).ok(),
@@ -179,10 +223,9 @@ impl HostControl {
                 policy.max_instances,
                 host_cpus,
             ),
-            buffers: InstanceBuffers::prepare(instance.as_fd(), &prefix, host_cpus),
-            instance,
+            own,
+            own_name: prefix,
             top: open_dir(top_dir)?,
-            instance_path: instance_dir.to_path_buf(),
             top_path: top_dir.to_path_buf(),
             limiter: Mutex::new(RateLimiter {
                 tokens: f64::from(policy.writes_per_second),
@@ -203,6 +246,26 @@ impl HostControl {
             scope: std::sync::OnceLock::new(),
             watch: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Our instance, made now if the guest had not opened any of its files before.
+    fn own_dir(&self) -> Result<&Arc<GuestDir>, FsError> {
+        self.own.get_or_make(&MakeWith {
+            name: &self.own_name,
+            host_cpus: self.host_cpus,
+            prepare: &Self::prepare_instance,
+            scope: self.scope.get(),
+        })
+    }
+
+    /// Removes our instance if this control made it ([`OwnInstanceAt::FirstOpen`]).
+    pub fn remove_own_instance(&self) {
+        self.own.remove();
+    }
+
+    /// Whether our instance exists on the host (always, unless made lazily and not used yet).
+    pub fn own_instance_exists(&self) -> bool {
+        self.own.get().is_some()
     }
 
     /// What every instance the guest reads through needs: `pause-on-trace`, so that a
@@ -226,7 +289,10 @@ impl HostControl {
 
     /// Pins our instance (and every instance the guest makes later) to `scope`.
     pub fn set_scope(&self, scope: Scope) -> Result<(), FsError> {
-        scope.apply(self.instance.as_fd())?;
+        // A lazy instance is pinned when it is made.
+        if let Some(own) = self.own.get() {
+            scope.apply(own.fd.as_fd())?;
+        }
         log::info!(
             "scope: events of process tree {} only ({} tasks now)",
             scope.root,
@@ -250,8 +316,12 @@ impl HostControl {
                 .unwrap_or(0)
         };
         let (mut ring_kb, mut requested_kb) = (0u64, 0u64);
-        for (dir, buffers) in std::iter::once((self.instance.as_fd(), &self.buffers))
-            .chain(guest_dirs.iter().map(|g| (g.fd.as_fd(), &g.buffers)))
+        for (dir, buffers) in self
+            .own
+            .get()
+            .into_iter()
+            .chain(guest_dirs.iter())
+            .map(|g| (g.fd.as_fd(), &g.buffers))
         {
             let host = host_kb(dir);
             ring_kb += host;
@@ -276,9 +346,9 @@ impl HostControl {
         out
     }
 
-    /// The instance directory (for the rescan).
+    /// Our instance's directory (which exists once [`HostControl::own_instance_exists`]).
     pub fn instance_path(&self) -> &Path {
-        &self.instance_path
+        self.own.path()
     }
 
     /// The top-level tracefs directory.
@@ -335,7 +405,7 @@ impl HostControl {
     /// in the tree (`instances/NAME/` for a guest instance).
     fn instance_dir_of(&self, tree: &Tree, dir: DirId) -> Result<(InstanceDir, String), FsError> {
         if tree.instance_ino_of(dir) == eventfs_core::ROOT_INO {
-            return Ok((InstanceDir::Ours, String::new()));
+            return Ok((InstanceDir::Ours(self.own_dir()?.clone()), String::new()));
         }
         let name = tree.dir_name(tree.instance_of(dir));
         let fd = self.guests.dir(&name).ok_or(FsError::Removed)?;
@@ -343,24 +413,24 @@ impl HostControl {
     }
 
     fn instance_fd<'a>(&'a self, dir: &'a InstanceDir) -> BorrowedFd<'a> {
-        match dir {
-            InstanceDir::Ours => self.instance.as_fd(),
-            InstanceDir::Guest(g) => g.fd.as_fd(),
-        }
+        dir.host().fd.as_fd()
     }
 
     /// The ring buffers of a host instance, with its directory.
     fn buffers_of<'a>(&'a self, dir: &'a InstanceDir) -> (&'a InstanceBuffers, BorrowedFd<'a>) {
-        match dir {
-            InstanceDir::Ours => (&self.buffers, self.instance.as_fd()),
-            InstanceDir::Guest(g) => (&g.buffers, g.fd.as_fd()),
-        }
+        let host = dir.host();
+        (&host.buffers, host.fd.as_fd())
     }
 
     /// Shrinks each instance's ring buffer that the guest no longer uses (see [`buffers`]).
     fn settle_all(&self) {
-        self.buffers.settle(self.instance.as_fd());
-        for g in self.guests.dirs() {
+        for g in self
+            .own
+            .get()
+            .cloned()
+            .into_iter()
+            .chain(self.guests.dirs())
+        {
             g.buffers.settle(g.fd.as_fd());
         }
     }
@@ -370,11 +440,9 @@ impl HostControl {
         self.guests.remove_all();
     }
 
-    fn base_fd(&self, base: Base) -> BorrowedFd<'_> {
-        match base {
-            Base::Instance => self.instance.as_fd(),
-            Base::Top => self.top.as_fd(),
-        }
+    /// The top-level tracefs directory, where the global files are.
+    fn top_fd(&self) -> BorrowedFd<'_> {
+        self.top.as_fd()
     }
 
     /// Where the file of `kind` lives on the host.
@@ -504,7 +572,7 @@ impl HostControl {
 
     /// The top level's `available_events`, restricted to the events the guest sees.
     fn filtered_available_events(&self, tree: &Tree) -> Result<Vec<u8>, FsError> {
-        let fd = open_beneath(self.base_fd(Base::Top), "available_events", libc::O_RDONLY)?;
+        let fd = open_beneath(self.top_fd(), "available_events", libc::O_RDONLY)?;
         let mut all = Vec::new();
         loop {
             let chunk = read_fd(&fd, 1 << 16, None)?;
@@ -792,7 +860,7 @@ impl ControlFiles for HostControl {
                 Some(match Self::base_of(kind) {
                     // Global files live at the top level under their own name.
                     Base::Top => open_beneath(
-                        self.base_fd(Base::Top),
+                        self.top_fd(),
                         path.rsplit('/').next().unwrap_or(&path),
                         oflags,
                     )?,

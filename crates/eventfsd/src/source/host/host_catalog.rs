@@ -78,7 +78,7 @@ pub fn build_tree(
             log::warn!("cannot add dynamic event {system}/{name}: {e}");
         }
     }
-    tree.set_root_files(root_files_mask(instance_dir, top_dir, policy));
+    tree.set_root_files(root_files_mask(Some(instance_dir), top_dir, policy));
     Ok((tree, view, dynamic_set))
 }
 
@@ -147,7 +147,13 @@ pub fn filtered_catalog(
 
 /// Which root files the guest sees: those the instance has, `README` and a filtered
 /// `available_events`, and the global files the policy allows (if the host has them).
-pub fn root_files_mask(instance_dir: &Path, top_dir: &Path, policy: &Policy) -> u64 {
+///
+/// `instance_dir` is `None` while the instance is not made yet (see
+/// [`super::OwnInstanceAt::FirstOpen`]): an instance then has each per-instance file the top level
+/// has. (On 6.18 the top level's extra files are all global ones: README, available_events,
+/// the function lists, dynamic and uprobe events, printk_formats, saved_*, tracing_thresh.)
+pub fn root_files_mask(instance_dir: Option<&Path>, top_dir: &Path, policy: &Policy) -> u64 {
+    let instance_dir = instance_dir.unwrap_or(top_dir);
     let mut mask = 0u64;
     for (slot, spec) in ROOT_FILES.iter().enumerate() {
         let FileKind::Root(file) = spec.kind else {

@@ -1,9 +1,10 @@
 //! The host source: a private, policy-filtered tracefs instance of the host per guest.
 //!
-//! At start-up eventfsd finds (or mounts) the host tracefs, creates `instances/<name>`, and
-//! serves the host's events from an eventfs-core catalog image taken once per boot and policy
-//! and shared by every daemon ([`shared_image`]: metadata and the immutable `format`s come
-//! from memory, with no host fd per node). It hides what the policy hides and forwards control
+//! At start-up eventfsd finds (or mounts) the host tracefs and serves the host's events from an
+//! eventfs-core catalog image taken once per boot and policy and shared by every daemon
+//! ([`shared_image`]: metadata and the immutable `format`s come from memory, with no host fd
+//! per node). Its private `instances/<name>` is made when the guest first opens a file
+//! ([`own_instance`]): a guest that only lists the tree costs the host no instance. It hides what the policy hides and forwards control
 //! files to the instance ([`forward`]). While the guest looks, events added and removed on
 //! the host are brought in ([`change_watch`], [`rescan`]). On exit the instance is removed
 //! (and a tracefs we mounted is unmounted).
@@ -25,6 +26,7 @@ pub mod host_catalog;
 pub mod hostio;
 pub mod instance;
 pub mod limits;
+mod own_instance;
 pub mod per_cpu;
 pub mod policy;
 pub mod rescan;
@@ -35,7 +37,7 @@ use super::Source;
 use crate::stats::SourceFigure;
 
 pub use error::HostError;
-pub use forward::{ForwardLimits, HostControl, HostView};
+pub use forward::{ForwardLimits, HostControl, HostView, OwnInstanceAt};
 pub use host_catalog::{
     build_tree, dynamic_event_names, filtered_catalog, is_dynamic, root_files_mask, EventNames,
 };
@@ -128,7 +130,8 @@ pub struct HostSource {
 
 /// The parts of a host source that shutdown takes down.
 struct Running {
-    instance: Instance,
+    /// Made at start (without the shared snapshot); otherwise the control makes it lazily.
+    instance: Option<Instance>,
     /// Kept until the instance is gone: dropping it unmounts a tracefs we mounted.
     _tracefs: Tracefs,
 }
@@ -156,13 +159,28 @@ impl HostSource {
             (None, Some(store)) => Some(shared_image::obtain(&tracefs, &policy, store, pid)?),
             (None, None) => None,
         };
-        let instance = Instance::create(&tracefs, &name)?;
+        // With the shared snapshot, nothing of the instance is needed to build the tree: it
+        // is made on the guest's first open (OwnInstanceAt::FirstOpen). Without it, the tree is
+        // walked from the instance, which must exist now.
+        let instance = match shared {
+            Some(_) => None,
+            None => Some(Instance::create(&tracefs, &name)?),
+        };
+        let instance_dir = tracefs.root.join("instances").join(&name);
+        if instance.is_none() {
+            instance::check_instance_name(&name)?;
+            if instance_dir.exists() {
+                return Err(HostError::InstanceExists(
+                    instance_dir.display().to_string(),
+                ));
+            }
+        }
         let (tree, view, dynamic) = match &shared {
             Some(shared) => {
                 // The snapshot's events now; the first reconcile below adds what is new and
                 // decides what is hidden.
                 let tree = Tree::from_image(shared.image.clone(), config)?;
-                tree.set_root_files(root_files_mask(&instance.dir, &tracefs.root, &policy));
+                tree.set_root_files(root_files_mask(None, &tracefs.root, &policy));
                 let dynamic_names = dynamic_event_names(&tracefs.root);
                 let dynamic = rescan::host_events(&tracefs.root)
                     .map_err(|source| HostError::Io {
@@ -174,20 +192,20 @@ impl HostSource {
                     .collect();
                 (tree, HostView::default(), dynamic)
             }
-            None => build_tree(&instance.dir, &tracefs.root, &policy, config)?,
+            None => build_tree(&instance_dir, &tracefs.root, &policy, config)?,
         };
         let policy_scope = policy.scope_pid;
-        let control = HostControl::new(
-            &instance.dir,
-            &tracefs.root,
-            Arc::new(policy),
-            view,
-            options.limits,
-        )
-        .map_err(|source| HostError::Io {
-            what: format!("open {}", instance.dir.display()),
-            source,
-        })?;
+        let policy = Arc::new(policy);
+        let at = match instance {
+            Some(_) => OwnInstanceAt::Existing(&instance_dir),
+            None => OwnInstanceAt::FirstOpen(&instance_dir),
+        };
+        let control = HostControl::new(at, &tracefs.root, policy, view, options.limits).map_err(
+            |source| HostError::Io {
+                what: format!("open {}", instance_dir.display()),
+                source,
+            },
+        )?;
         let scope_pid = options
             .scope_pid
             .or((policy_scope != 0).then_some(policy_scope));
@@ -202,7 +220,7 @@ impl HostSource {
             control
                 .set_scope(scope::Scope { root, initial })
                 .map_err(|e| HostError::Io {
-                    what: format!("scope: pin {} to {root}", instance.dir.display()),
+                    what: format!("scope: pin {} to {root}", instance_dir.display()),
                     source: std::io::Error::other(e.to_string()),
                 })?;
         }
@@ -236,7 +254,7 @@ impl HostSource {
         Ok(HostSource {
             tree,
             control,
-            instance_dir: instance.dir.clone(),
+            instance_dir,
             running: Mutex::new(Some(Running {
                 instance,
                 _tracefs: tracefs,
@@ -249,7 +267,8 @@ impl HostSource {
         &self.control
     }
 
-    /// `<tracefs>/instances/<name>`.
+    /// `<tracefs>/instances/<name>` (made on the guest's first open when the source serves
+    /// the shared snapshot: see [`HostControl::own_instance_exists`]).
     pub fn instance_dir(&self) -> &Path {
         &self.instance_dir
     }
@@ -297,7 +316,12 @@ impl Source for HostSource {
         if let Some(mut running) = running {
             self.control.shutdown();
             self.control.remove_guest_instances();
-            let _ = running.instance.remove();
+            match running.instance.as_mut() {
+                Some(instance) => {
+                    let _ = instance.remove();
+                }
+                None => self.control.remove_own_instance(),
+            }
         }
     }
 }

@@ -89,7 +89,9 @@ pub fn rescan(tree: &Tree, control: &HostControl) -> io::Result<RescanReport> {
 /// kernel the daemon started on (loaded after the shared snapshot was taken), not events that
 /// appeared later, and are shown as the snapshot's are.
 pub fn reconcile(tree: &Tree, control: &HostControl, startup: bool) -> io::Result<RescanReport> {
-    let events_dir = control.instance_path().join("events");
+    // A new event's files read from the top level: an instance's are the same in shape (and
+    // ours may not exist yet).
+    let events_dir = control.top_path().join("events");
     let host = host_events(control.top_path())?;
     let policy = control.policy();
     let initial_dynamic = control

@@ -10,70 +10,116 @@ use log::warn;
 
 pub(super) type Job = Box<dyn FnOnce() + Send + 'static>;
 
-/// Fixed-size pool of request threads fed through one channel.
+/// Pool of request threads fed through one channel. It starts with one worker and starts
+/// another when a job finds every worker busy (up to `max`), so that a blocking read never
+/// stalls the other requests while an idle guest costs one thread. Workers stay once started.
 pub(super) struct WorkerPool {
     tx: Mutex<Option<mpsc::Sender<Job>>>,
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
     handles: Mutex<Vec<JoinHandle<()>>>,
+    max: usize,
+    /// Live workers and who takes the next job, to grow on demand and to wait for the workers
+    /// with a timeout.
+    live: Arc<(Mutex<Crew>, Condvar)>,
+}
 
-    /// Number of worker threads still running, to wait for them with a timeout.
-    live: Arc<(Mutex<usize>, Condvar)>,
+/// The pool's workers, counted.
+#[derive(Default)]
+pub(super) struct Crew {
+    /// Workers running.
+    live: usize,
+    /// Workers waiting for a job that no submitted job has claimed yet.
+    idle: usize,
+    /// Jobs submitted that no idle worker was there for: the next workers to come back take them.
+    backlog: usize,
 }
 
 /// Decrements the live count when a worker exits, even by unwinding.
-pub(super) struct LiveGuard(Arc<(Mutex<usize>, Condvar)>);
+pub(super) struct LiveGuard(Arc<(Mutex<Crew>, Condvar)>);
 
 impl Drop for LiveGuard {
     fn drop(&mut self) {
-        let (count, cvar) = &*self.0;
-        *lock(count) -= 1;
+        let (crew, cvar) = &*self.0;
+        let mut crew = lock(crew);
+        crew.live -= 1;
+        // An idle worker that leaves (shutdown) is no longer there to take a job.
+        crew.idle = crew.idle.min(crew.live);
         cvar.notify_all();
     }
 }
 
 impl WorkerPool {
-    pub(super) fn new(size: usize) -> io::Result<Self> {
+    pub(super) fn new(max: usize) -> io::Result<Self> {
         let (tx, rx) = mpsc::channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
-        let live = Arc::new((Mutex::new(0usize), Condvar::new()));
         let pool = WorkerPool {
             tx: Mutex::new(Some(tx)),
+            rx: Arc::new(Mutex::new(rx)),
             handles: Mutex::new(Vec::new()),
-            live: live.clone(),
+            max: max.max(1),
+            live: Arc::new((Mutex::new(Crew::default()), Condvar::new())),
         };
-        for i in 0..size.max(1) {
-            let rx = rx.clone();
-            *lock(&live.0) += 1;
-            let guard = LiveGuard(live.clone());
-            let spawned = thread::Builder::new()
-                .name(format!("vfs-worker-{i}"))
-                .spawn(move || {
-                    let _guard = guard;
-                    loop {
-                        // Hold the receiver lock only while waiting, not while working.
-                        let job = lock(&rx).recv();
-                        match job {
-                            Ok(job) => job(),
-                            Err(_) => break, // sender dropped: pool shut down
+        pool.start_worker(&mut lock(&pool.live.0))?;
+        Ok(pool)
+    }
+
+    /// Starts a worker; `crew` is the locked count.
+    fn start_worker(&self, crew: &mut Crew) -> io::Result<()> {
+        let rx = self.rx.clone();
+        let live = self.live.clone();
+        crew.live += 1;
+        let spawned = thread::Builder::new()
+            .name(format!("vfs-worker-{}", crew.live - 1))
+            .spawn(move || {
+                let _guard = LiveGuard(live.clone());
+                loop {
+                    {
+                        let mut crew = lock(&live.0);
+                        if crew.backlog > 0 {
+                            crew.backlog -= 1;
+                        } else {
+                            crew.idle += 1;
                         }
                     }
-                });
-            match spawned {
-                Ok(handle) => lock(&pool.handles).push(handle),
-                Err(e) => {
-                    pool.shutdown(Duration::from_secs(1));
-                    return Err(e);
+                    // Hold the receiver lock only while waiting, not while working.
+                    let job = lock(&rx).recv();
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => break, // sender dropped: pool shut down
+                    }
                 }
+            });
+        match spawned {
+            Ok(handle) => {
+                lock(&self.handles).push(handle);
+                Ok(())
+            }
+            Err(e) => {
+                crew.live -= 1;
+                Err(e)
             }
         }
-        Ok(pool)
     }
 
     /// Queue a job; gives it back if the pool is shut down.
     pub(super) fn submit(&self, job: Job) -> Result<(), Job> {
-        match lock(&self.tx).as_ref() {
-            Some(tx) => tx.send(job).map_err(|e| e.0),
-            None => Err(job),
+        let tx = lock(&self.tx);
+        let Some(tx) = tx.as_ref() else {
+            return Err(job);
+        };
+        {
+            let mut crew = lock(&self.live.0);
+            if crew.idle > 0 {
+                crew.idle -= 1;
+            } else {
+                crew.backlog += 1;
+                if crew.live < self.max {
+                    if let Err(e) = self.start_worker(&mut crew) {
+                        warn!("vhost-user: cannot start another request worker: {e}");
+                    }
+                }
+            }
         }
+        tx.send(job).map_err(|e| e.0)
     }
 
     /// Stop accepting jobs, let queued ones finish, and join the workers if they all exit
@@ -82,9 +128,9 @@ impl WorkerPool {
     pub(super) fn shutdown(&self, timeout: Duration) -> bool {
         lock(&self.tx).take();
         let deadline = Instant::now() + timeout;
-        let (count, cvar) = &*self.live;
-        let mut live = lock(count);
-        while *live > 0 {
+        let (crew, cvar) = &*self.live;
+        let mut live = lock(crew);
+        while live.live > 0 {
             let now = Instant::now();
             if now >= deadline {
                 break;
@@ -94,7 +140,7 @@ impl WorkerPool {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
-        let stuck = *live;
+        let stuck = live.live;
         drop(live);
         let handles = std::mem::take(&mut *lock(&self.handles));
         if stuck == 0 {
@@ -114,4 +160,78 @@ impl WorkerPool {
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic elsewhere must not take the transport down with it.
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live(pool: &WorkerPool) -> usize {
+        lock(&pool.live.0).live
+    }
+
+    /// Waits until the pool's workers are all back waiting for a job.
+    fn settle(pool: &WorkerPool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while {
+            let crew = lock(&pool.live.0);
+            crew.idle < crew.live
+        } {
+            assert!(Instant::now() < deadline, "workers never came back");
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn grows_only_when_every_worker_is_busy() {
+        let pool = WorkerPool::new(3).unwrap();
+        assert_eq!(live(&pool), 1, "an idle pool runs one worker");
+        // Jobs that find the worker waiting never start another.
+        for _ in 0..20 {
+            settle(&pool);
+            let (done_tx, done_rx) = mpsc::channel();
+            assert!(pool
+                .submit(Box::new(move || done_tx.send(()).unwrap()))
+                .is_ok());
+            done_rx.recv().unwrap();
+        }
+        assert_eq!(live(&pool), 1);
+        // Two blocked jobs (trace_pipe reads): a third job still runs, on a third worker.
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let release_rx = Arc::new(Mutex::new(release_rx));
+        for _ in 0..2 {
+            let release = release_rx.clone();
+            assert!(pool
+                .submit(Box::new(move || {
+                    let _ = lock(&release).recv();
+                }))
+                .is_ok());
+        }
+        let (done_tx, done_rx) = mpsc::channel();
+        assert!(pool
+            .submit(Box::new(move || done_tx.send(()).unwrap()))
+            .is_ok());
+        done_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a job waited behind blocked ones");
+        assert_eq!(live(&pool), 3);
+        // At the limit, a job waits for a worker instead of starting a fourth.
+        let (late_tx, late_rx) = mpsc::channel();
+        let release = release_rx.clone();
+        assert!(pool
+            .submit(Box::new(move || {
+                let _ = lock(&release).recv();
+            }))
+            .is_ok());
+        assert!(pool
+            .submit(Box::new(move || late_tx.send(()).unwrap()))
+            .is_ok());
+        assert_eq!(live(&pool), 3);
+        for _ in 0..3 {
+            release_tx.send(()).unwrap();
+        }
+        late_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(pool.shutdown(Duration::from_secs(10)));
+        assert_eq!(live(&pool), 0);
+    }
 }

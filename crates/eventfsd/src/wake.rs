@@ -1,0 +1,134 @@
+//! What the main thread sleeps on while a transport serves: SIGINT/SIGTERM, the end of the
+//! transport, or the next rewrite of the stats file.
+//!
+//! One descriptor (the read end of a self-pipe) carries all three, so the main thread needs no
+//! helper thread and no polling period: an idle daemon, one per guest on a host, sleeps until
+//! there is something to do. The signal handlers (signal-hook's) only record the signal and
+//! write a byte, which is async-signal-safe.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+/// Why [`MainWait::wait`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Woken {
+    /// SIGINT or SIGTERM arrived (the number).
+    Signal(i32),
+    /// A [`Poke`]: the transport ended, or asks to be looked at.
+    Poked,
+    /// The timeout passed without either.
+    TimedOut,
+}
+
+/// The main thread's sleep: a self-pipe that termination signals and [`Poke`]s write to.
+#[derive(Debug)]
+pub struct MainWait {
+    read: OwnedFd,
+    write: Arc<OwnedFd>,
+    /// The last termination signal not yet reported (0: none).
+    signal: Arc<AtomicUsize>,
+}
+
+/// Wakes a [`MainWait`] from any thread.
+#[derive(Debug, Clone)]
+pub struct Poke(Arc<OwnedFd>);
+
+impl Poke {
+    /// Wakes the main thread (a full pipe already will: the error is not worth reporting).
+    pub fn poke(&self) {
+        // SAFETY: one byte from a valid buffer to our own pipe.
+        unsafe { libc::write(self.0.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
+    }
+}
+
+impl MainWait {
+    /// Makes the pipe and registers SIGINT and SIGTERM on it. Call it before the sandbox forks,
+    /// so that the confined child has its handlers from birth (and the parent replaces them
+    /// with its own forwarding).
+    pub fn new() -> io::Result<MainWait> {
+        let mut fds = [0; 2];
+        // SAFETY: a valid array for the two descriptors.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: both were just returned by pipe2 and are owned by nobody else.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let wait = MainWait {
+            read,
+            write: Arc::new(write),
+            signal: Arc::new(AtomicUsize::new(0)),
+        };
+        for sig in [SIGINT, SIGTERM] {
+            // The flag first: the byte may wake the main thread before the handler returns.
+            signal_hook::flag::register_usize(sig, wait.signal.clone(), sig as usize)?;
+            signal_hook::low_level::pipe::register_raw(sig, wait.write.as_raw_fd())?;
+        }
+        Ok(wait)
+    }
+
+    /// A handle that wakes this wait from another thread.
+    pub fn poke(&self) -> Poke {
+        Poke(self.write.clone())
+    }
+
+    /// Sleeps until a termination signal, a [`Poke`] or `timeout` (`None`: no timeout).
+    pub fn wait(&self, timeout: Option<Duration>) -> io::Result<Woken> {
+        let millis = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
+        let mut poll = libc::pollfd {
+            fd: self.read.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let ready = unsafe { libc::poll(&mut poll, 1, millis) };
+        if ready < 0 {
+            let error = io::Error::last_os_error();
+            // A signal interrupts poll before its handler's byte is read: look at the flag.
+            if error.kind() != io::ErrorKind::Interrupted {
+                return Err(error);
+            }
+        }
+        self.drain();
+        match self.signal.swap(0, Ordering::Relaxed) {
+            0 if ready > 0 => Ok(Woken::Poked),
+            0 => Ok(Woken::TimedOut),
+            sig => Ok(Woken::Signal(sig as i32)),
+        }
+    }
+
+    /// Empties the pipe, so that the next wait sleeps again.
+    fn drain(&self) {
+        let mut buf = [0u8; 64];
+        // SAFETY: reads into a local buffer of the given length; the pipe is non-blocking.
+        while unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) }
+            == buf.len() as isize
+        {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pokes_wake_and_timeouts_pass() {
+        let wait = MainWait::new().unwrap();
+        assert_eq!(
+            wait.wait(Some(Duration::from_millis(1))).unwrap(),
+            Woken::TimedOut
+        );
+        let poke = wait.poke();
+        std::thread::spawn(move || poke.poke()).join().unwrap();
+        assert_eq!(wait.wait(None).unwrap(), Woken::Poked);
+        // Several pokes before a wait wake it once, and the pipe is empty after it.
+        wait.poke().poke();
+        wait.poke().poke();
+        assert_eq!(wait.wait(None).unwrap(), Woken::Poked);
+        assert_eq!(wait.wait(Some(Duration::ZERO)).unwrap(), Woken::TimedOut);
+    }
+}
