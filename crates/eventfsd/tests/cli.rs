@@ -166,6 +166,72 @@ fn mount_serves_and_unmounts_on_sigterm() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The names of a process's threads.
+fn thread_names(pid: u32) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .map(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// One thread waits for the mount's requests until a read may block: a guest that only walks
+/// the tree costs one worker, and a reader blocked in `trace_pipe` still leaves the other
+/// requests a worker. (No helper threads: signals and the stats file are the main thread's.)
+#[test]
+fn mount_workers_grow_only_while_reads_may_block() {
+    if !test_prereq::root_and_fuse("mount_workers_grow_only_while_reads_may_block") {
+        return;
+    }
+    let dir = temp_dir("workers");
+    let mnt = dir.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let stats = dir.join("stats.json");
+    let mut child = StopOnDrop(
+        Command::new(BIN)
+            .args(["--mount", mnt.to_str().unwrap(), "--sandbox", "none"])
+            .args([
+                "--stats-file",
+                stats.to_str().unwrap(),
+                "--log-level",
+                "warn",
+            ])
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(&mnt.join("events/sched/enable"), &mut child);
+    let walked = Command::new("find").arg(&mnt).output().unwrap();
+    assert!(walked.status.success());
+    assert!(walked.stdout.split(|&b| b == b'\n').count() > 10_000);
+    assert_eq!(thread_names(child.id()), ["eventfsd", "fuse-0"]);
+    let mut reader = Command::new("cat")
+        .arg(mnt.join("trace_pipe"))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // The blocked read left a worker waiting: a lookup and a read are still answered.
+    let format = std::fs::read_to_string(mnt.join("events/sched/sched_wakeup/format")).unwrap();
+    assert!(format.starts_with("name: sched_wakeup\n"));
+    let threads = thread_names(child.id());
+    assert!(
+        threads.len() >= 3 && threads.len() <= 5,
+        "main thread and up to --thread-pool-size (4) workers: {threads:?}"
+    );
+    // The daemon first: a FUSE read already handed to it ends only when it answers.
+    assert!(signal_and_wait(&mut child, libc::SIGTERM).success());
+    let _ = reader.kill();
+    let _ = reader.wait();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// `systemctl stop` and libvirt expect one SIGTERM to end the daemon, however its mount is
 /// used: a shell with its working directory in it, a reader blocked in `trace_pipe`, and a
 /// copy of the mount in another mount namespace.

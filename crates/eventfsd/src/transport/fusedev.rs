@@ -44,10 +44,11 @@ pub struct FuseMount {
     unmount: bool,
 }
 
-/// The workers of one mount. One waits for the next request; when it takes one and no other
-/// is waiting, it starts another (up to `max`), so that a blocking read (`trace_pipe`) never
-/// stalls the rest. An idle guest so costs one thread, a busy one at most `max`; workers stay
-/// once started. (libfuse's multi-threaded loop grows the same way.)
+/// The workers of one mount. One waits for the next request; when it takes one that may block
+/// ([`reply::may_block`]: a READ) and no other is waiting, it starts another (up to `max`), so
+/// that a blocking read (`trace_pipe`) never stalls the rest. A guest that walks the tree is so
+/// served by one thread, a tracing one by at most `max`; workers stay once started. (libfuse's
+/// multi-threaded loop grows the same way, on every request.)
 struct Crew {
     session: FuseSession,
     /// Serves one request: the file system behind fuse-backend-rs's protocol server.
@@ -99,8 +100,14 @@ impl Crew {
             {
                 let mut state = self.state();
                 state.waiting -= 1;
-                let busy = matches!(request, Ok(Some(_)));
-                if busy && state.waiting == 0 && state.live < self.max && !state.stopping {
+                let may_block = match &request {
+                    Ok(Some((reader, _))) => reader
+                        .clone()
+                        .read_obj::<InHeader>()
+                        .is_ok_and(|h| reply::may_block(h.opcode)),
+                    _ => false,
+                };
+                if may_block && state.waiting == 0 && state.live < self.max && !state.stopping {
                     if let Err(e) = self.start_worker(&mut state) {
                         log::warn!("cannot start another fuse worker: {e}");
                     }

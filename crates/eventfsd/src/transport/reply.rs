@@ -22,6 +22,14 @@ pub fn expects_reply(opcode: u32) -> bool {
         && opcode != Opcode::Interrupt as u32
 }
 
+/// Whether a request may wait in the file system for long: a READ (`trace_pipe` and its kin
+/// wait for records). Every other request is answered from memory or by a quick host call, so
+/// the transports keep a spare worker waiting only while a READ runs: a guest that only walks
+/// the tree is served by one thread.
+pub fn may_block(opcode: u32) -> bool {
+    opcode == Opcode::Read as u32
+}
+
 /// Size of the success reply of requests that hand out an inode reference (LOOKUP and the
 /// creating operations). A request without room for it must be refused before it runs:
 /// otherwise the filesystem counts a reference the guest never receives and so never

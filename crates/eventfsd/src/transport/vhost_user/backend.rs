@@ -262,6 +262,8 @@ impl<F: FileSystem + Send + Sync + 'static> VhostUserBackend for VhostUserFsBack
             }
             REQUEST_QUEUE => {
                 self.drain_queue(device_event, vring, |chain, generation| {
+                    let may_block = peek_in_header(chain.memory(), &chain)
+                        .is_some_and(|h| reply::may_block(h.opcode));
                     let server = self.server.clone();
                     let stats = self.stats.clone();
                     let metrics = self.metrics.clone();
@@ -271,7 +273,7 @@ impl<F: FileSystem + Send + Sync + 'static> VhostUserBackend for VhostUserFsBack
                         let len = process_chain(&server, &chain, &stats, metrics.as_deref());
                         complete(&vring2, head, len, generation, &stats);
                     });
-                    if let Err(job) = self.pool.submit(job) {
+                    if let Err(job) = self.pool.submit(job, may_block) {
                         // Pool already stopped (disconnect in progress): still answer.
                         job();
                     }
