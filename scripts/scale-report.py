@@ -409,7 +409,13 @@ How the figures are taken (every number above comes from the one run in the head
   source's ring buffers (pages, not slab: the kernel's `buffer_total_size_kb` of the daemon's
   instance; the stats file's `ring_buffer_bytes` is in the JSON), plus the daemons' page
   tables and kernel stacks. Slab and MemAvailable figures are machine-wide: other work on the
-  machine shows in them, divided by N.
+  machine shows in them, divided by N. The host source makes its private instance on the
+  guest's first open of a file, not at start-up, and a walk opens none: the instance's cost
+  (its per-event slab and its ring buffers) first shows at the "after the trace" checkpoint,
+  in a guest that asked for it.
+- **Threads**: the serving child starts with its main thread and one request worker, and starts
+  another worker only while a READ runs (one that may block, as `trace_pipe` does); the parent
+  has one thread.
 - **MemAvailable drop** is everything the host lost, the daemons' own memory included; the
   slope is fitted over the samples taken after each start.
 - **Idle CPU**: on-CPU time of every thread (`/proc/PID/task/*/schedstat`, ns) over the idle
