@@ -14,7 +14,7 @@ RESULTS lines (written by scripts/bench.sh):
   footprint KEY=VALUE ...
   CONFIG sample w=WORKLOAD rep=N us=MICROSECONDS n=ENTRIES err=FAILED_OPERATIONS
   CONFIG info KEY=VALUE ...
-  CONFIG mem cp=CHECKPOINT rss_kb=N pss_kb=N fds=N [nodes=N]
+  CONFIG mem cp=CHECKPOINT rss_kb=N pss_kb=N fds=N threads=N pte_kb=N cpu_ms=N [nodes=N]
   CONFIG slab when=before|peak|after dentry_objs=N dentry_kb=N ...
   CONFIG skipped w=WORKLOAD reason=TEXT     (not run by design, e.g. native enable toggles)
   CONFIG unavailable|incomplete reason=TEXT
@@ -261,7 +261,9 @@ def main():
         md.append(
             "RSS / PSS in KiB, summed over the daemon's processes, then *own* RSS: RSS without the mapped guest "
             "RAM (QEMU's memfd, shared with QEMU: the descriptor buffers the daemon has written into), then "
-            "open fds, for eventfsd its materialised-node count, and the daemon's CPU time (user + system) so far.\n"
+            "open fds, threads (each holds a 16 KiB kernel stack) and page tables (which also map the guest RAM "
+            "the daemon touched), for eventfsd its materialised-node count, and the daemon's CPU time (user + "
+            "system) so far.\n"
         )
         md.append("| checkpoint | " + " | ".join(daemons) + " |")
         md.append("|---|" + "---|" * len(daemons))
@@ -273,6 +275,8 @@ def main():
                     row.append("-")
                     continue
                 cell = f"{m['rss_kb']} / {m['pss_kb']}, own {m['rss_kb'] - m.get('guest_rss_kb', 0)}, {m['fds']} fds"
+                if "threads" in m:
+                    cell += f", {m['threads']} threads, page tables {m['pte_kb']} KiB"
                 if "nodes" in m:
                     cell += f", {m['nodes']} nodes"
                 if "cpu_ms" in m:

@@ -160,10 +160,10 @@ pid_tree() { # pid -> the pid and all its descendants
     echo "$p"
     for c in $(pgrep -P "$p" 2>/dev/null); do pid_tree "$c"; done
 }
-mem_sample() { # config checkpoint: RSS/PSS (kB) and fds summed over the daemon's processes
+mem_sample() { # config checkpoint: RSS/PSS (kB), fds, threads and page tables over the daemon's processes
     # guest_*: the part of RSS/PSS that is mapped guest RAM (QEMU's memfd, shared with QEMU:
     # the descriptor buffers the daemon has touched), not the daemon's own memory.
-    local cfg=$1 cp=$2 rss=0 pss=0 grss=0 gpss=0 fds=0 ticks=0 p r s g f t nodes=""
+    local cfg=$1 cp=$2 rss=0 pss=0 grss=0 gpss=0 fds=0 ticks=0 threads=0 pte=0 p r s g f t n nodes=""
     [ -n "$DPID" ] && kill -0 "$DPID" 2>/dev/null || return 0
     for p in $(pid_tree "$DPID"); do
         r=$(awk '/^Rss:/ { print $2 }' "/proc/$p/smaps_rollup" 2>/dev/null)
@@ -174,6 +174,10 @@ mem_sample() { # config checkpoint: RSS/PSS (kB) and fds summed over the daemon'
         f=$(ls "/proc/$p/fd" 2>/dev/null | wc -l)
         t=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }')
         ticks=$((ticks + ${t:-0}))
+        # each thread has a kernel stack; page tables also map the guest RAM the daemon touched
+        n=$(awk '$1 == "Threads:" { t = $2 } $1 == "VmPTE:" { p = $2 } END { print t + 0, p + 0 }' "/proc/$p/status" 2>/dev/null)
+        threads=$((threads + ${n% *}))
+        pte=$((pte + ${n#* }))
         rss=$((rss + ${r:-0}))
         pss=$((pss + ${s:-0}))
         grss=$((grss + ${g% *}))
@@ -184,7 +188,7 @@ mem_sample() { # config checkpoint: RSS/PSS (kB) and fds summed over the daemon'
         nodes=$(sed -n 's/.*"materialised_nodes": *\([0-9]*\).*/\1/p' "$TMP/$cfg.stats.json" | head -n1)
         cp -f "$TMP/$cfg.stats.json" "$TMP/$cfg.stats.$cp.json" 2>/dev/null
     fi
-    res "$cfg mem cp=$cp rss_kb=$rss pss_kb=$pss guest_rss_kb=$grss guest_pss_kb=$gpss fds=$fds cpu_ms=$((ticks * 1000 / $(getconf CLK_TCK)))${nodes:+ nodes=$nodes}"
+    res "$cfg mem cp=$cp rss_kb=$rss pss_kb=$pss guest_rss_kb=$grss guest_pss_kb=$gpss fds=$fds threads=$threads pte_kb=$pte cpu_ms=$((ticks * 1000 / $(getconf CLK_TCK)))${nodes:+ nodes=$nodes}"
 }
 slab_sample() { # config when
     [ -r /proc/slabinfo ] || return 0

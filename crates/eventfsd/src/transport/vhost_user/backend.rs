@@ -262,8 +262,22 @@ impl<F: FileSystem + Send + Sync + 'static> VhostUserBackend for VhostUserFsBack
             }
             REQUEST_QUEUE => {
                 self.drain_queue(device_event, vring, |chain, generation| {
+                    // A request that answers at once runs here, in order, as virtiofsd runs
+                    // them without a thread pool; a READ may wait (`trace_pipe`), so it goes
+                    // to the pool and the queue keeps moving.
                     let may_block = peek_in_header(chain.memory(), &chain)
                         .is_some_and(|h| reply::may_block(h.opcode));
+                    if !may_block {
+                        let head = chain.head_index();
+                        let len = process_chain(
+                            &self.server,
+                            &chain,
+                            &self.stats,
+                            self.metrics.as_deref(),
+                        );
+                        complete(vring, head, len, generation, &self.stats);
+                        return;
+                    }
                     let server = self.server.clone();
                     let stats = self.stats.clone();
                     let metrics = self.metrics.clone();
@@ -273,7 +287,7 @@ impl<F: FileSystem + Send + Sync + 'static> VhostUserBackend for VhostUserFsBack
                         let len = process_chain(&server, &chain, &stats, metrics.as_deref());
                         complete(&vring2, head, len, generation, &stats);
                     });
-                    if let Err(job) = self.pool.submit(job, may_block) {
+                    if let Err(job) = self.pool.submit(job) {
                         // Pool already stopped (disconnect in progress): still answer.
                         job();
                     }

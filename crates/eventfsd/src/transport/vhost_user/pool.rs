@@ -1,4 +1,5 @@
-//! The request worker pool: a blocking read never stalls the other requests.
+//! The worker pool for requests that may block (READs): a blocking read never stalls the
+//! other requests.
 
 use std::io::{self};
 use std::sync::mpsc;
@@ -10,18 +11,18 @@ use log::warn;
 
 pub(super) type Job = Box<dyn FnOnce() + Send + 'static>;
 
-/// Pool of request threads fed through one channel. It starts with one worker; a worker that
-/// starts a job that may block (a READ: [`crate::transport::reply::may_block`]) while no other
-/// waits starts another (up to `max`), so that a blocking read never stalls the other requests
-/// while a guest that only walks the tree is served by one thread. Workers stay once started.
+/// Pool of request threads fed through one channel, for the requests that may block (READs:
+/// [`crate::transport::reply::may_block`]; the others run on the vring thread). It starts with
+/// no worker and starts one when a job finds every worker busy (up to `max`): a guest that only
+/// walks the tree costs no thread here, a tracing one at most `max`. Workers stay once started.
 pub(super) struct WorkerPool {
-    tx: Mutex<Option<mpsc::Sender<(Job, bool)>>>,
+    tx: Mutex<Option<mpsc::Sender<Job>>>,
     shared: Arc<Shared>,
 }
 
 /// What the workers share with the pool.
 struct Shared {
-    rx: Mutex<mpsc::Receiver<(Job, bool)>>,
+    rx: Mutex<mpsc::Receiver<Job>>,
     handles: Mutex<Vec<JoinHandle<()>>>,
     max: usize,
     /// The workers counted, to grow on demand and to wait for them with a timeout.
@@ -89,17 +90,9 @@ impl Shared {
             }
             // Hold the receiver lock only while waiting, not while working.
             let job = lock(&self.rx).recv();
-            let Ok((job, may_block)) = job else {
+            let Ok(job) = job else {
                 break; // sender dropped: pool shut down
             };
-            if may_block {
-                let mut crew = lock(&self.crew);
-                if crew.idle == 0 && crew.live < self.max {
-                    if let Err(e) = self.start_worker(&mut crew) {
-                        warn!("vhost-user: cannot start another request worker: {e}");
-                    }
-                }
-            }
             job();
         }
     }
@@ -115,15 +108,15 @@ impl WorkerPool {
             crew: Mutex::new(Crew::default()),
             exited: Condvar::new(),
         });
-        shared.start_worker(&mut lock(&shared.crew))?;
         Ok(WorkerPool {
             tx: Mutex::new(Some(tx)),
             shared,
         })
     }
 
-    /// Queue a job (`may_block`: see [`WorkerPool`]); gives it back if the pool is shut down.
-    pub(super) fn submit(&self, job: Job, may_block: bool) -> Result<(), Job> {
+    /// Queue a job, starting a worker if every one is busy; gives it back if the pool is shut
+    /// down.
+    pub(super) fn submit(&self, job: Job) -> Result<(), Job> {
         let tx = lock(&self.tx);
         let Some(tx) = tx.as_ref() else {
             return Err(job);
@@ -134,9 +127,14 @@ impl WorkerPool {
                 crew.idle -= 1;
             } else {
                 crew.backlog += 1;
+                if crew.live < self.shared.max {
+                    if let Err(e) = self.shared.start_worker(&mut crew) {
+                        warn!("vhost-user: cannot start another request worker: {e}");
+                    }
+                }
             }
         }
-        tx.send((job, may_block)).map_err(|e| e.0 .0)
+        tx.send(job).map_err(|e| e.0)
     }
 
     /// Stop accepting jobs, let queued ones finish, and join the workers if they all exit
@@ -196,42 +194,47 @@ mod tests {
         })
     }
 
-    #[test]
-    fn grows_only_while_reads_may_block() {
-        let pool = WorkerPool::new(3).unwrap();
-        assert_eq!(live(&pool), 1, "an idle pool runs one worker");
-        // Requests that answer at once (a walk) never start another, even back to back.
-        let (done_tx, done_rx) = mpsc::channel();
-        for _ in 0..50 {
-            let done = done_tx.clone();
-            assert!(pool
-                .submit(Box::new(move || done.send(()).unwrap()), false)
-                .is_ok());
+    /// Waits until every worker is back waiting for a job.
+    fn settle(pool: &WorkerPool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while {
+            let crew = lock(&pool.shared.crew);
+            crew.idle < crew.live
+        } {
+            assert!(Instant::now() < deadline, "workers never came back");
+            thread::sleep(Duration::from_millis(1));
         }
-        for _ in 0..50 {
+    }
+
+    #[test]
+    fn grows_only_when_every_worker_is_busy() {
+        let pool = WorkerPool::new(3).unwrap();
+        assert_eq!(live(&pool), 0, "an idle pool runs no thread");
+        // Jobs that find a worker waiting never start another.
+        let (done_tx, done_rx) = mpsc::channel();
+        for _ in 0..20 {
+            let done = done_tx.clone();
+            assert!(pool.submit(Box::new(move || done.send(()).unwrap())).is_ok());
             done_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            settle(&pool);
         }
         assert_eq!(live(&pool), 1);
-        // Two blocked reads: each leaves a worker waiting, so a third request still runs.
+        // Two blocked reads: a third job still runs, on a third worker.
         let (release_tx, release_rx) = mpsc::channel::<()>();
         let release_rx = Arc::new(Mutex::new(release_rx));
         for _ in 0..2 {
-            assert!(pool.submit(blocked(&release_rx), true).is_ok());
+            assert!(pool.submit(blocked(&release_rx)).is_ok());
         }
         let done = done_tx.clone();
-        assert!(pool
-            .submit(Box::new(move || done.send(()).unwrap()), false)
-            .is_ok());
+        assert!(pool.submit(Box::new(move || done.send(()).unwrap())).is_ok());
         done_rx
             .recv_timeout(Duration::from_secs(10))
-            .expect("a request waited behind blocked reads");
+            .expect("a job waited behind blocked reads");
         assert_eq!(live(&pool), 3);
-        // At the limit, a request waits for a worker instead of starting a fourth.
-        assert!(pool.submit(blocked(&release_rx), true).is_ok());
+        // At the limit, a job waits for a worker instead of starting a fourth.
+        assert!(pool.submit(blocked(&release_rx)).is_ok());
         let done = done_tx.clone();
-        assert!(pool
-            .submit(Box::new(move || done.send(()).unwrap()), false)
-            .is_ok());
+        assert!(pool.submit(Box::new(move || done.send(()).unwrap())).is_ok());
         assert_eq!(live(&pool), 3);
         for _ in 0..3 {
             release_tx.send(()).unwrap();
