@@ -375,19 +375,30 @@ fn serve(
     let fs = EventFs::new(tree.clone(), source.control(), stats.clone(), policy)
         .read_only(options.read_only);
     // The main thread rewrites the stats file between its other wake-ups: no thread of its own.
-    let mut pacer = opened
-        .stats_file
-        .as_ref()
-        .map(|file| StatsPacer::new(file.clone(), stats.clone(), tree.clone()));
+    let pacer = opened.stats_file.as_ref().map(|file| {
+        Arc::new(std::sync::Mutex::new(StatsPacer::new(
+            file.clone(),
+            stats.clone(),
+            tree.clone(),
+        )))
+    });
     if let Some(file) = &opened.stats_file {
         file.write(&stats, &tree)
             .map_err(|e| format!("stats file {}: {e}", file.path().display()))?;
     }
-    let period = pacer.as_ref().map(|_| StatsPacer::PERIOD);
-    let mut sleep = || -> Result<Woken, String> {
+    let tick = pacer.clone().map(|pacer| {
+        move || {
+            pacer
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .tick()
+        }
+    });
+    let period = tick.as_ref().map(|_| StatsPacer::PERIOD);
+    let sleep = || -> Result<Woken, String> {
         let woken = wait.wait(period).map_err(|e| format!("main thread: {e}"))?;
-        if let Some(pacer) = pacer.as_mut() {
-            pacer.tick();
+        if let Some(tick) = &tick {
+            tick();
         }
         Ok(woken)
     };
@@ -430,41 +441,39 @@ fn serve(
                 OpenTransport::Fd(listener) => (listener, None),
                 OpenTransport::Mount { .. } => unreachable!("handled above"),
             };
+            // Served on this thread: a termination signal writes to the transport's own stop
+            // request, which the serving loop polls along with its sockets.
             let shutdown = Shutdown::new().map_err(|e| format!("cannot create eventfd: {e}"))?;
+            let (forward, earlier) = wait
+                .signals_also_write(shutdown.as_raw_fd())
+                .map_err(|e| format!("cannot handle signals: {e}"))?;
+            if let Some(sig) = earlier {
+                log::info!("signal {sig}: shutting down");
+            }
+            let readers = source.clone();
+            let seen = wait.seen();
             let serve_options = ServeOptions {
                 thread_pool_size: options.thread_pool_size,
                 exit_on_disconnect: options.exit_on_disconnect,
                 shutdown: Some(shutdown.clone()),
                 metrics: Some(Arc::new(StatsHook(stats.clone()))),
                 stats: stats.transport.clone(),
+                on_shutdown: Some(Arc::new(move || {
+                    if let Some(sig) = seen.take() {
+                        log::info!("signal {sig}: shutting down");
+                    }
+                    readers.wake_readers();
+                })),
+                tick: tick.clone().map(|tick| {
+                    (
+                        StatsPacer::PERIOD,
+                        Arc::new(tick) as Arc<dyn Fn() + Send + Sync>,
+                    )
+                }),
                 ..ServeOptions::default()
             };
-            let fs = Arc::new(fs);
-            let poke = wait.poke();
-            // Set before the poke: the thread is not `finished` yet when the poke wakes us.
-            let ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let server_ended = ended.clone();
-            let server = std::thread::Builder::new()
-                .name("vhost-user".into())
-                .spawn(move || {
-                    let result = vhost_user::serve(fs, listener, serve_options);
-                    server_ended.store(true, std::sync::atomic::Ordering::SeqCst);
-                    poke.poke();
-                    result
-                })
-                .map_err(|e| format!("cannot start the server thread: {e}"))?;
-            let result = loop {
-                if let Woken::Signal(sig) = sleep()? {
-                    log::info!("signal {sig}: shutting down");
-                    source.wake_readers();
-                    shutdown.trigger();
-                }
-                if ended.load(std::sync::atomic::Ordering::SeqCst) {
-                    break server
-                        .join()
-                        .map_err(|_| "the server thread panicked".to_string())?;
-                }
-            };
+            let result = vhost_user::serve(Arc::new(fs), listener, serve_options);
+            drop(forward);
             // A sandboxed daemon cannot see the socket's path: its parent removes it.
             if let (Some(path), false) = (&socket_path, sandboxed) {
                 remove_socket(path);

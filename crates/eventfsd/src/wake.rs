@@ -7,7 +7,7 @@
 //! write a byte, which is async-signal-safe.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +32,34 @@ pub struct MainWait {
     write: Arc<OwnedFd>,
     /// The last termination signal not yet reported (0: none).
     signal: Arc<AtomicUsize>,
+}
+
+/// Keeps the signals writing to an eventfd ([`MainWait::signals_also_write`]) until dropped:
+/// drop it before the eventfd is closed, so that a late signal never writes to a reused
+/// descriptor.
+#[derive(Debug)]
+pub struct SignalForward(Vec<signal_hook::SigId>);
+
+impl Drop for SignalForward {
+    fn drop(&mut self) {
+        for id in self.0.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
+/// The termination signal a [`MainWait`] recorded, readable from any thread.
+#[derive(Debug, Clone)]
+pub struct SignalSeen(Arc<AtomicUsize>);
+
+impl SignalSeen {
+    /// The signal that came since the last wait or take, if any.
+    pub fn take(&self) -> Option<i32> {
+        match self.0.swap(0, Ordering::Relaxed) {
+            0 => None,
+            sig => Some(sig as i32),
+        }
+    }
 }
 
 /// Wakes a [`MainWait`] from any thread.
@@ -69,6 +97,38 @@ impl MainWait {
             signal_hook::low_level::pipe::register_raw(sig, wait.write.as_raw_fd())?;
         }
         Ok(wait)
+    }
+
+    /// From now on, until the returned guard is dropped, SIGINT and SIGTERM also write to the
+    /// eventfd `fd` (a transport's own stop request), which must stay open meanwhile. A signal
+    /// that came before is passed on at once. Returns the signal, if one came before.
+    pub fn signals_also_write(&self, fd: RawFd) -> io::Result<(SignalForward, Option<i32>)> {
+        let mut ids = Vec::new();
+        for sig in [SIGINT, SIGTERM] {
+            let write_one = move || {
+                let one = 1u64;
+                // SAFETY: an 8-byte write from a local to an eventfd: async-signal-safe.
+                unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+            };
+            // SAFETY: the action only calls write(2), which is async-signal-safe.
+            ids.push(unsafe { signal_hook::low_level::register(sig, write_one) }?);
+        }
+        let forward = SignalForward(ids);
+        let earlier = match self.signal.swap(0, Ordering::Relaxed) {
+            0 => None,
+            sig => {
+                let one = 1u64;
+                // SAFETY: as above, from an ordinary thread.
+                unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+                Some(sig as i32)
+            }
+        };
+        Ok((forward, earlier))
+    }
+
+    /// Which termination signal came, for another thread to tell.
+    pub fn seen(&self) -> SignalSeen {
+        SignalSeen(self.signal.clone())
     }
 
     /// A handle that wakes this wait from another thread.

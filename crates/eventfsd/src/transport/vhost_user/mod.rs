@@ -140,6 +140,12 @@ pub struct ServeOptions {
     pub drain_timeout: Duration,
     /// Called before and after every FUSE request (request and error counters).
     pub metrics: Option<Metrics>,
+    /// Called on the serving thread when it sees the shutdown, before the connection is closed:
+    /// wakes what holds a worker (blocked readers).
+    pub on_shutdown: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// Called on the serving thread every `.0` while it waits (the stats file's pacing).
+    /// Without it, the serving thread sleeps until there is something to do.
+    pub tick: Option<(Duration, Arc<dyn Fn() + Send + Sync>)>,
 }
 
 impl std::fmt::Debug for ServeOptions {
@@ -150,6 +156,8 @@ impl std::fmt::Debug for ServeOptions {
             .field("shutdown", &self.shutdown)
             .field("drain_timeout", &self.drain_timeout)
             .field("metrics", &self.metrics.is_some())
+            .field("on_shutdown", &self.on_shutdown.is_some())
+            .field("tick", &self.tick.as_ref().map(|(period, _)| period))
             .finish()
     }
 }
@@ -163,6 +171,8 @@ impl Default for ServeOptions {
             stats: Arc::new(TransportStats::default()),
             drain_timeout: Duration::from_secs(5),
             metrics: None,
+            on_shutdown: None,
+            tick: None,
         }
     }
 }

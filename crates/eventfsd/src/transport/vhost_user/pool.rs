@@ -214,7 +214,9 @@ mod tests {
         let (done_tx, done_rx) = mpsc::channel();
         for _ in 0..20 {
             let done = done_tx.clone();
-            assert!(pool.submit(Box::new(move || done.send(()).unwrap())).is_ok());
+            assert!(pool
+                .submit(Box::new(move || done.send(()).unwrap()))
+                .is_ok());
             done_rx.recv_timeout(Duration::from_secs(10)).unwrap();
             settle(&pool);
         }
@@ -226,7 +228,9 @@ mod tests {
             assert!(pool.submit(blocked(&release_rx)).is_ok());
         }
         let done = done_tx.clone();
-        assert!(pool.submit(Box::new(move || done.send(()).unwrap())).is_ok());
+        assert!(pool
+            .submit(Box::new(move || done.send(()).unwrap()))
+            .is_ok());
         done_rx
             .recv_timeout(Duration::from_secs(10))
             .expect("a job waited behind blocked reads");
@@ -234,7 +238,9 @@ mod tests {
         // At the limit, a job waits for a worker instead of starting a fourth.
         assert!(pool.submit(blocked(&release_rx)).is_ok());
         let done = done_tx.clone();
-        assert!(pool.submit(Box::new(move || done.send(()).unwrap())).is_ok());
+        assert!(pool
+            .submit(Box::new(move || done.send(()).unwrap()))
+            .is_ok());
         assert_eq!(live(&pool), 3);
         for _ in 0..3 {
             release_tx.send(()).unwrap();

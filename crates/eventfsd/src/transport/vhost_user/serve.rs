@@ -63,7 +63,7 @@ where
         })?;
     loop {
         let ready =
-            poll_fds(&[listener.as_raw_fd(), shutdown.as_raw_fd()], -1).map_err(|source| {
+            wait_ready(&[listener.as_raw_fd(), shutdown.as_raw_fd()], &opts).map_err(|source| {
                 TransportError::Io {
                     context: "waiting for a vhost-user connection",
                     source,
@@ -71,6 +71,9 @@ where
             })?;
         if ready[1] {
             info!("vhost-user: shutdown requested");
+            if let Some(on_shutdown) = &opts.on_shutdown {
+                on_shutdown();
+            }
             return Ok(());
         }
         let end = serve_connection(&server, &mut listener, &opts, &shutdown)?;
@@ -156,7 +159,7 @@ where
 
     let mut interrupted = false;
     loop {
-        let ready = poll_fds(&[done_fd, shutdown.as_raw_fd()], -1).map_err(|source| {
+        let ready = wait_ready(&[done_fd, shutdown.as_raw_fd()], opts).map_err(|source| {
             TransportError::Io {
                 context: "waiting for the vhost-user connection",
                 source,
@@ -167,6 +170,9 @@ where
         }
         if ready[1] && !interrupted {
             interrupted = true;
+            if let Some(on_shutdown) = &opts.on_shutdown {
+                on_shutdown();
+            }
             if let Some(fd) = lock(&conn).as_ref() {
                 info!("vhost-user: shutdown requested, closing the connection");
                 // SAFETY: shutdown(2) on a socket fd we own (a dup).
@@ -190,6 +196,22 @@ where
         Ok(()) => ConnectionEnd::Disconnected,
         Err(e) => classify_failure(e, &backend, interrupted),
     })
+}
+
+/// Waits until one of `fds` is readable, calling `opts.tick` every period meanwhile.
+fn wait_ready(fds: &[std::os::fd::RawFd], opts: &ServeOptions) -> io::Result<Vec<bool>> {
+    let timeout_ms = opts.tick.as_ref().map_or(-1, |(period, _)| {
+        period.as_millis().clamp(1, i32::MAX as u128) as i32
+    });
+    loop {
+        let ready = poll_fds(fds, timeout_ms)?;
+        if ready.iter().any(|&r| r) {
+            return Ok(ready);
+        }
+        if let Some((_, tick)) = &opts.tick {
+            tick();
+        }
+    }
 }
 
 pub(super) fn classify_failure<F: FileSystem + Send + Sync + 'static>(

@@ -630,7 +630,7 @@ impl Daemon {
             shutdown: Some(shutdown.clone()),
             stats: stats.clone(),
             drain_timeout: Duration::from_secs(5),
-            metrics: None,
+            ..ServeOptions::default()
         };
         let fs2 = fs.clone();
         let thread = thread::spawn(move || serve(fs2, listener, opts));
