@@ -11,10 +11,15 @@ use log::warn;
 
 pub(super) type Job = Box<dyn FnOnce() + Send + 'static>;
 
+/// How long a worker waits for a job before it leaves: a guest that stopped reading holds no
+/// pool thread again after this (the next READ starts one).
+const IDLE_EXIT: Duration = Duration::from_secs(30);
+
 /// Pool of request threads fed through one channel, for the requests that may block (READs:
 /// [`crate::transport::reply::may_block`]; the others run on the vring thread). It starts with
 /// no worker and starts one when a job finds every worker busy (up to `max`): a guest that only
-/// walks the tree costs no thread here, a tracing one at most `max`. Workers stay once started.
+/// walks the tree costs no thread here, a tracing one at most `max`. A worker left without a
+/// job for [`IDLE_EXIT`] leaves.
 pub(super) struct WorkerPool {
     tx: Mutex<Option<mpsc::Sender<Job>>>,
     shared: Arc<Shared>,
@@ -25,6 +30,8 @@ struct Shared {
     rx: Mutex<mpsc::Receiver<Job>>,
     handles: Mutex<Vec<JoinHandle<()>>>,
     max: usize,
+    /// [`IDLE_EXIT`], shorter in tests.
+    idle_exit: Duration,
     /// The workers counted, to grow on demand and to wait for them with a timeout.
     crew: Mutex<Crew>,
     /// Notified when a worker exits.
@@ -68,7 +75,10 @@ impl Shared {
             });
         match spawned {
             Ok(handle) => {
-                lock(&self.handles).push(handle);
+                let mut handles = lock(&self.handles);
+                // Workers that left for idleness are joined by nobody: forget them.
+                handles.retain(|h| !h.is_finished());
+                handles.push(handle);
                 Ok(())
             }
             Err(e) => {
@@ -88,10 +98,24 @@ impl Shared {
                     crew.idle += 1;
                 }
             }
-            // Hold the receiver lock only while waiting, not while working.
-            let job = lock(&self.rx).recv();
-            let Ok(job) = job else {
-                break; // sender dropped: pool shut down
+            let job = loop {
+                // Hold the receiver lock only while waiting, not while working.
+                match lock(&self.rx).recv_timeout(self.idle_exit) {
+                    Ok(job) => break Some(job),
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break None, // pool shut down
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        let mut crew = lock(&self.crew);
+                        // `idle` counts waiting workers less the jobs on their way to them: if
+                        // it is not zero, one waiting worker may leave.
+                        if crew.idle > 0 {
+                            crew.idle -= 1;
+                            return;
+                        }
+                    }
+                }
+            };
+            let Some(job) = job else {
+                break;
             };
             job();
         }
@@ -100,11 +124,16 @@ impl Shared {
 
 impl WorkerPool {
     pub(super) fn new(max: usize) -> io::Result<Self> {
+        Self::with_idle_exit(max, IDLE_EXIT)
+    }
+
+    fn with_idle_exit(max: usize, idle_exit: Duration) -> io::Result<Self> {
         let (tx, rx) = mpsc::channel();
         let shared = Arc::new(Shared {
             rx: Mutex::new(rx),
             handles: Mutex::new(Vec::new()),
             max: max.max(1),
+            idle_exit,
             crew: Mutex::new(Crew::default()),
             exited: Condvar::new(),
         });
@@ -248,5 +277,41 @@ mod tests {
         done_rx.recv_timeout(Duration::from_secs(10)).unwrap();
         assert!(pool.shutdown(Duration::from_secs(10)));
         assert_eq!(live(&pool), 0);
+    }
+
+    #[test]
+    fn idle_workers_leave_and_come_back() {
+        let pool = WorkerPool::with_idle_exit(3, Duration::from_millis(50)).unwrap();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let release_rx = Arc::new(Mutex::new(release_rx));
+        for _ in 0..3 {
+            assert!(pool.submit(blocked(&release_rx)).is_ok());
+        }
+        assert_eq!(live(&pool), 3);
+        for _ in 0..3 {
+            release_tx.send(()).unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while live(&pool) > 0 {
+            assert!(Instant::now() < deadline, "idle workers stayed");
+            thread::sleep(Duration::from_millis(10));
+        }
+        // Jobs submitted while workers leave are all run, by a worker that stayed or a new one.
+        let (done_tx, done_rx) = mpsc::channel();
+        for i in 0..200 {
+            let done = done_tx.clone();
+            assert!(pool
+                .submit(Box::new(move || done.send(()).unwrap()))
+                .is_ok());
+            if i % 20 == 0 {
+                thread::sleep(Duration::from_millis(60));
+            }
+        }
+        for _ in 0..200 {
+            done_rx
+                .recv_timeout(Duration::from_secs(10))
+                .expect("a job was left without a worker");
+        }
+        assert!(pool.shutdown(Duration::from_secs(10)));
     }
 }
