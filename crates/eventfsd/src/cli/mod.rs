@@ -222,7 +222,7 @@ struct Args {
     /// Group of every node.
     #[arg(long, value_name = "N", default_value_t = 0)]
     gid: u32,
-    /// Most request worker threads, started as reads need them (0, as libvirt may pass it, means 1)
+    /// Most request worker threads, started as requests need them (0, as libvirt may pass it, means 1)
     #[arg(long, value_name = "N", default_value_t = 4,
           value_parser = clap::value_parser!(u16).range(0..=256))]
     thread_pool_size: u16,

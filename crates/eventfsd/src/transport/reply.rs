@@ -24,8 +24,8 @@ pub fn expects_reply(opcode: u32) -> bool {
 
 /// Whether a request may wait in the file system for long: a READ (`trace_pipe` and its kin
 /// wait for records). Every other request is answered from memory or by a quick host call, so
-/// the transports keep a spare worker waiting only while a READ runs: a guest that only walks
-/// the tree is served by one thread.
+/// the /dev/fuse transport keeps a spare worker waiting only while a READ runs: a client that
+/// only walks the tree is served by one thread.
 pub fn may_block(opcode: u32) -> bool {
     opcode == Opcode::Read as u32
 }

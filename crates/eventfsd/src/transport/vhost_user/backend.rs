@@ -261,23 +261,11 @@ impl<F: FileSystem + Send + Sync + 'static> VhostUserBackend for VhostUserFsBack
                 });
             }
             REQUEST_QUEUE => {
+                // Every request goes to the pool, so that the queue keeps moving while one
+                // runs. (Running all but READs inline here, as virtiofsd does without a pool,
+                // made the host source's warm `find` about 40% slower in the guest benchmark:
+                // 51 against 35 µs per entry over five passes.)
                 self.drain_queue(device_event, vring, |chain, generation| {
-                    // A request that answers at once runs here, in order, as virtiofsd runs
-                    // them without a thread pool; a READ may wait (`trace_pipe`), so it goes
-                    // to the pool and the queue keeps moving.
-                    let may_block = peek_in_header(chain.memory(), &chain)
-                        .is_some_and(|h| reply::may_block(h.opcode));
-                    if !may_block {
-                        let head = chain.head_index();
-                        let len = process_chain(
-                            &self.server,
-                            &chain,
-                            &self.stats,
-                            self.metrics.as_deref(),
-                        );
-                        complete(vring, head, len, generation, &self.stats);
-                        return;
-                    }
                     let server = self.server.clone();
                     let stats = self.stats.clone();
                     let metrics = self.metrics.clone();

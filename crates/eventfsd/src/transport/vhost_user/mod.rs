@@ -3,10 +3,10 @@
 //! Serves any fuse-backend-rs [`FileSystem`] to a QEMU `vhost-user-fs-pci` device:
 //!
 //! * [`VhostUserFsBackend`] implements vhost-user-backend's [`VhostUserBackend`] for the two
-//!   virtio-fs queues (0 = hiprio, 1 = requests). READs are handed to a worker pool (which
-//!   starts a thread only when a READ finds every worker busy) so a blocking READ
-//!   (trace_pipe) never stalls the other requests; the other requests, and FORGETs on the
-//!   hiprio queue, are handled inline on the vring thread.
+//!   virtio-fs queues (0 = hiprio, 1 = requests). Requests are handed to a worker pool (which
+//!   starts a thread when a request finds every worker busy, and lets one go after 30 s
+//!   without work) so a blocking READ (trace_pipe) never stalls the other requests; FORGETs
+//!   on the hiprio queue are handled inline.
 //! * [`serve`] accepts QEMU connections one after the other on a [`Listener`] (built with
 //!   [`listener_from_path`] or [`listener_from_fd`]) and serves them with the same filesystem
 //!   until the [`Shutdown`] handle is triggered.

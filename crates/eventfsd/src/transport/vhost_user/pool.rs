@@ -1,5 +1,4 @@
-//! The worker pool for requests that may block (READs): a blocking read never stalls the
-//! other requests.
+//! The request worker pool: a blocking read never stalls the other requests.
 
 use std::io::{self};
 use std::sync::mpsc;
@@ -15,11 +14,10 @@ pub(super) type Job = Box<dyn FnOnce() + Send + 'static>;
 /// pool thread again after this (the next READ starts one).
 const IDLE_EXIT: Duration = Duration::from_secs(30);
 
-/// Pool of request threads fed through one channel, for the requests that may block (READs:
-/// [`crate::transport::reply::may_block`]; the others run on the vring thread). It starts with
-/// no worker and starts one when a job finds every worker busy (up to `max`): a guest that only
-/// walks the tree costs no thread here, a tracing one at most `max`. A worker left without a
-/// job for [`IDLE_EXIT`] leaves.
+/// Pool of request threads fed through one channel. It starts with no worker and starts one
+/// when a job finds every worker busy (up to `max`), so that a blocking read never stalls the
+/// other requests; a worker left without a job for [`IDLE_EXIT`] leaves, so that an idle
+/// guest holds no thread here.
 pub(super) struct WorkerPool {
     tx: Mutex<Option<mpsc::Sender<Job>>>,
     shared: Arc<Shared>,
