@@ -444,11 +444,13 @@ fn serve(
             // Served on this thread: a termination signal writes to the transport's own stop
             // request, which the serving loop polls along with its sockets.
             let shutdown = Shutdown::new().map_err(|e| format!("cannot create eventfd: {e}"))?;
-            let (forward, earlier) = wait
+            let forward = wait
                 .signals_also_write(shutdown.as_raw_fd())
                 .map_err(|e| format!("cannot handle signals: {e}"))?;
-            if let Some(sig) = earlier {
+            // A signal that came before the forwarding (while the source started).
+            if let Some(sig) = wait.seen().take() {
                 log::info!("signal {sig}: shutting down");
+                shutdown.trigger();
             }
             let readers = source.clone();
             let seen = wait.seen();

@@ -101,8 +101,8 @@ impl MainWait {
 
     /// From now on, until the returned guard is dropped, SIGINT and SIGTERM also write to the
     /// eventfd `fd` (a transport's own stop request), which must stay open meanwhile. A signal
-    /// that came before is passed on at once. Returns the signal, if one came before.
-    pub fn signals_also_write(&self, fd: RawFd) -> io::Result<(SignalForward, Option<i32>)> {
+    /// that came before is the caller's to pass on ([`MainWait::seen`]).
+    pub fn signals_also_write(&self, fd: RawFd) -> io::Result<SignalForward> {
         let mut ids = Vec::new();
         for sig in [SIGINT, SIGTERM] {
             let write_one = move || {
@@ -113,17 +113,7 @@ impl MainWait {
             // SAFETY: the action only calls write(2), which is async-signal-safe.
             ids.push(unsafe { signal_hook::low_level::register(sig, write_one) }?);
         }
-        let forward = SignalForward(ids);
-        let earlier = match self.signal.swap(0, Ordering::Relaxed) {
-            0 => None,
-            sig => {
-                let one = 1u64;
-                // SAFETY: as above, from an ordinary thread.
-                unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
-                Some(sig as i32)
-            }
-        };
-        Ok((forward, earlier))
+        Ok(SignalForward(ids))
     }
 
     /// Which termination signal came, for another thread to tell.

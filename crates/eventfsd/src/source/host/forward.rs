@@ -30,7 +30,7 @@ use super::hostio::{
     MAX_READ,
 };
 use super::limits::{Limit, Usage};
-use super::own_instance::{MakeWith, OwnInstance};
+use super::own_instance::{instance_name, MakeWith, OwnInstance, OwnInstanceAt};
 use super::per_cpu::{self, RawState};
 use super::policy::Policy;
 use super::scope::Scope;
@@ -126,23 +126,6 @@ struct Handle {
     /// A scoped `set_event_pid` opened to truncate: the kernel's clearing is done by the
     /// daemon, with the guest's pids or, if it writes none, the whole scope.
     truncate_pids: AtomicBool,
-}
-
-/// Where [`HostControl`] finds our instance.
-#[derive(Debug, Clone, Copy)]
-pub enum OwnInstanceAt<'a> {
-    /// This directory, which exists (made, and removed, by the caller).
-    Existing(&'a Path),
-    /// This directory, made on the guest's first open of one of its files and removed by
-    /// [`HostControl::remove_own_instance`] if it was.
-    FirstOpen(&'a Path),
-}
-
-/// The last component of an instance's path: its name.
-fn instance_name(dir: &Path) -> String {
-    dir.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
 }
 
 struct RateLimiter {

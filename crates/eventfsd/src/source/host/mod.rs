@@ -37,11 +37,12 @@ use super::Source;
 use crate::stats::SourceFigure;
 
 pub use error::HostError;
-pub use forward::{ForwardLimits, HostControl, HostView, OwnInstanceAt};
+pub use forward::{ForwardLimits, HostControl, HostView};
 pub use host_catalog::{
     build_tree, dynamic_event_names, filtered_catalog, is_dynamic, root_files_mask, EventNames,
 };
 pub use instance::{Instance, Tracefs};
+pub use own_instance::OwnInstanceAt;
 pub use policy::{Policy, PolicyError};
 
 /// How to run the host source.

@@ -17,6 +17,23 @@ use super::guest_instances::GuestDir;
 use super::hostio::open_dir;
 use super::scope::Scope;
 
+/// Where [`super::HostControl`] finds our instance.
+#[derive(Debug, Clone, Copy)]
+pub enum OwnInstanceAt<'a> {
+    /// This directory, which exists (made, and removed, by the caller).
+    Existing(&'a Path),
+    /// This directory, made on the guest's first open of one of its files and removed by
+    /// [`super::HostControl::remove_own_instance`] if it was.
+    FirstOpen(&'a Path),
+}
+
+/// The last component of an instance's path: its name.
+pub(crate) fn instance_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// Our host instance: its path, and its directory and ring buffers once it exists.
 pub(crate) struct OwnInstance {
     path: PathBuf,
