@@ -490,6 +490,43 @@ fn serve(
     result
 }
 
+/// Whether the daemon can confine itself without a supervising parent: nothing it made in the
+/// host's namespaces has to be removed after it is gone ([`sandbox::enter_alone`]).
+fn confines_alone(options: &Options, opened: &Opened) -> bool {
+    let transport = match &opened.transport {
+        // libvirt made the socket and removes it.
+        OpenTransport::Fd(_) => true,
+        // Served to one QEMU: the path goes once QEMU has connected ([`await_qemu`]).
+        OpenTransport::Socket { .. } => options.exit_on_disconnect,
+        // The mount point must be unmounted in the host's mount namespace.
+        OpenTransport::Mount { .. } => false,
+    };
+    transport
+        && !opened
+            .tracefs
+            .as_ref()
+            .is_some_and(Tracefs::is_private_mount)
+}
+
+/// `--socket-path` with `--exit-on-disconnect`, before a sandbox without parent: waits for QEMU
+/// to connect, then removes the socket file, which nobody else is to connect to and which the
+/// confined daemon could no longer reach, and serves the listener like an inherited `--fd`.
+/// `Ok(None)`: a termination signal came first (the file is removed too).
+fn await_qemu(wait: &MainWait, transport: OpenTransport) -> Result<Option<OpenTransport>, String> {
+    let OpenTransport::Socket { listener, path } = transport else {
+        return Ok(Some(transport));
+    };
+    let waited = wait.wait_readable(std::os::fd::AsRawFd::as_raw_fd(&listener));
+    remove_socket(&path);
+    match waited.map_err(|e| format!("waiting for QEMU to connect: {e}"))? {
+        Some(sig) => {
+            log::info!("signal {sig} before QEMU connected: stopping");
+            Ok(None)
+        }
+        None => Ok(Some(OpenTransport::Fd(Listener::from(listener)))),
+    }
+}
+
 /// Opens what the daemon needs, enters the sandbox (unless `--sandbox none`) and serves.
 /// Returns the exit code (the sandbox's parent passes on its child's).
 fn run(options: Options) -> Result<ExitCode, String> {
@@ -500,23 +537,34 @@ fn run(options: Options) -> Result<ExitCode, String> {
         let plan = sandbox::Plan {
             tracefs: opened.tracefs.as_ref().map(|t| t.root.clone()),
         };
-        let parent_pid = std::process::id();
-        match sandbox::enter(&plan) {
-            Err(e) => {
-                if let OpenTransport::Socket { path, .. } = &opened.transport {
-                    remove_socket(path);
+        if confines_alone(&options, &opened) {
+            opened.transport = match await_qemu(&wait, opened.transport)? {
+                Some(transport) => transport,
+                None => return Ok(ExitCode::SUCCESS),
+            };
+            sandbox::enter_alone(&plan).map_err(|e| e.to_string())?;
+            log::debug!("confined in place: nothing outside to clean up after the daemon");
+            instance_pid = Some(std::process::id());
+        } else {
+            let parent_pid = std::process::id();
+            match sandbox::enter(&plan) {
+                Err(e) => {
+                    if let OpenTransport::Socket { path, .. } = &opened.transport {
+                        remove_socket(path);
+                    }
+                    return Err(e.to_string());
                 }
-                return Err(e.to_string());
+                Ok(Side::Parent(child)) => return Ok(supervise(child, opened)),
+                Ok(Side::Child) => {}
             }
-            Ok(Side::Parent(child)) => return Ok(supervise(child, opened)),
-            Ok(Side::Child) => {}
-        }
-        // The parent owns the tracefs mount; dropping this copy would unmount by a host path.
-        if let Some(tracefs) = opened.tracefs.take() {
-            std::mem::forget(tracefs);
+            // The parent owns the tracefs mount; dropping this copy would unmount by a host
+            // path.
+            if let Some(tracefs) = opened.tracefs.take() {
+                std::mem::forget(tracefs);
+            }
+            instance_pid = Some(parent_pid);
         }
         sandbox::caps::drop_all().map_err(|e| e.to_string())?;
-        instance_pid = Some(parent_pid);
     }
     serve(options, opened, wait, instance_pid).map(|()| ExitCode::SUCCESS)
 }

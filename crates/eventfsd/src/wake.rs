@@ -151,6 +151,32 @@ impl MainWait {
         }
     }
 
+    /// Sleeps until `fd` is readable (`Ok(None)`; a listening socket: a connection is pending)
+    /// or a termination signal comes (`Ok(Some(signal))`). Pokes do not end this wait.
+    pub fn wait_readable(&self, fd: RawFd) -> io::Result<Option<i32>> {
+        loop {
+            let mut polls = [self.read.as_raw_fd(), fd].map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            });
+            // SAFETY: two valid pollfds.
+            if unsafe { libc::poll(polls.as_mut_ptr(), 2, -1) } < 0 {
+                let error = io::Error::last_os_error();
+                if error.kind() != io::ErrorKind::Interrupted {
+                    return Err(error);
+                }
+            }
+            self.drain();
+            if let sig @ 1.. = self.signal.swap(0, Ordering::Relaxed) {
+                return Ok(Some(sig as i32));
+            }
+            if polls[1].revents != 0 {
+                return Ok(None);
+            }
+        }
+    }
+
     /// Empties the pipe, so that the next wait sleeps again.
     fn drain(&self) {
         let mut buf = [0u8; 64];
@@ -180,5 +206,23 @@ mod tests {
         wait.poke().poke();
         assert_eq!(wait.wait(None).unwrap(), Woken::Poked);
         assert_eq!(wait.wait(Some(Duration::ZERO)).unwrap(), Woken::TimedOut);
+    }
+
+    #[test]
+    fn readable_descriptor_ends_the_wait_and_pokes_do_not() {
+        let wait = MainWait::new().unwrap();
+        let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let poke = wait.poke();
+        let writer = std::thread::spawn(move || {
+            poke.poke();
+            std::thread::sleep(Duration::from_millis(50));
+            std::io::Write::write_all(&mut ours, b"x").unwrap();
+        });
+        assert_eq!(wait.wait_readable(theirs.as_raw_fd()).unwrap(), None);
+        // Had the poke ended the wait, the byte (50 ms later) would not be there yet.
+        theirs.set_nonblocking(true).unwrap();
+        let mut byte = [0u8];
+        assert_eq!(std::io::Read::read(&mut &theirs, &mut byte).unwrap(), 1);
+        writer.join().unwrap();
     }
 }

@@ -37,17 +37,30 @@ impl Daemon {
     /// serves (the confined child, or the daemon itself with `unconfined`) runs under its
     /// filter.
     fn start(command: &mut Command, socket: &Path, unconfined: bool) -> Daemon {
-        let parent = command.stderr(Stdio::inherit()).spawn().unwrap();
-        let mut daemon = Daemon { parent };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let server = |d: &Daemon| {
-            if unconfined {
+        Daemon::spawn_until(command, |d| {
+            let server = if unconfined {
                 Some(d.parent.id())
             } else {
                 d.child()
-            }
-        };
-        while !socket.exists() || !server(&daemon).is_some_and(filtered) {
+            };
+            socket.exists() && server.is_some_and(filtered)
+        })
+    }
+
+    /// Starts a daemon for one guest (`--exit-on-disconnect`) and waits for its socket: it
+    /// confines itself only once a guest connects.
+    fn one_guest(socket: &Path) -> Daemon {
+        let mut command = daemon_command(socket);
+        command.arg("--exit-on-disconnect");
+        Daemon::spawn_until(&mut command, |_| socket.exists())
+    }
+
+    /// Spawns `command` and waits until `ready` says so.
+    fn spawn_until(command: &mut Command, ready: impl Fn(&Daemon) -> bool) -> Daemon {
+        let parent = command.stderr(Stdio::inherit()).spawn().unwrap();
+        let mut daemon = Daemon { parent };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !ready(&daemon) {
             assert!(
                 daemon.parent.try_wait().unwrap().is_none(),
                 "daemon exited early"
@@ -138,12 +151,19 @@ fn visible_tree(pid: u32) -> BTreeSet<String> {
 /// mount/pid/IPC namespaces, and a root with nothing of the host's in it. (The network is
 /// closed by the allow-list, which has no `socket`: `a_forbidden_syscall_kills_the_process`.)
 fn assert_confined(child: u32, expect_in_root: &[&str]) {
+    assert_confined_in(child, expect_in_root, &["mnt", "pid", "ipc"]);
+}
+
+/// [`assert_confined`] for a daemon confined in the namespaces `own` (a daemon without a
+/// parent keeps the host's pid namespace: the allow-list lets it signal only itself,
+/// `tgkill_reaches_only_the_daemon_itself`).
+fn assert_confined_in(child: u32, expect_in_root: &[&str], own: &[&str]) {
     assert_eq!(status_field(child, "Seccomp"), "2");
     assert_eq!(status_field(child, "CapEff"), "0000000000000000");
     assert_eq!(status_field(child, "CapPrm"), "0000000000000000");
     assert_eq!(status_field(child, "CapBnd"), "0000000000000000");
     assert_eq!(status_field(child, "NoNewPrivs"), "1");
-    for ns in ["mnt", "pid", "ipc"] {
+    for &ns in own {
         assert_ne!(
             namespace(&child.to_string(), ns),
             namespace("self", ns),
@@ -248,6 +268,156 @@ fn catalog_daemon_is_confined_and_serves_through_the_filter() {
         "child outlived its parent"
     );
     assert!(!socket.exists(), "the parent left the socket behind");
+}
+
+#[test]
+fn one_guest_daemon_confines_itself_without_a_parent() {
+    let dir = TempDir::new("sandbox-alone");
+    let socket = dir.0.join("eventfsd.sock");
+    let mut daemon = Daemon::one_guest(&socket);
+    let pid = daemon.parent.id();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // Confined only once QEMU is there: until then it serves nothing.
+    assert_eq!(status_field(pid, "Seccomp"), "0");
+
+    let mut guest = Guest::connect(&socket);
+    while !filtered(pid) {
+        assert!(Instant::now() < deadline, "daemon never confined itself");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(daemon.child(), None, "a parent was left behind");
+    assert_confined_in(pid, &[], &["mnt", "ipc"]);
+    // Nobody else is to connect, and the confined daemon could not remove it at exit.
+    assert!(!socket.exists(), "socket left after QEMU connected");
+    exercise(&mut guest);
+    drop(guest);
+    // QEMU gone: the daemon ends by itself.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = daemon.parent.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "daemon outlived its guest");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn one_guest_daemon_stopped_before_qemu_removes_its_socket() {
+    let dir = TempDir::new("sandbox-alone-early");
+    let socket = dir.0.join("eventfsd.sock");
+    let daemon = Daemon::one_guest(&socket);
+    assert!(daemon.stop().success());
+    assert!(!socket.exists(), "socket left behind");
+}
+
+/// `tgkill(tgid, tid, 0)` at `tgid`, in a process under the filter built for its own pid.
+fn tgkill_under_own_filter(target: fn() -> libc::pid_t) -> libc::c_int {
+    let mut fds = [0; 2];
+    // SAFETY: a valid array for the two descriptors.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // The child cannot allocate after the fork: its program buffer is made before it.
+    let empty = seccompiler::sock_filter {
+        code: 0,
+        jt: 0,
+        jf: 0,
+        k: 0,
+    };
+    let mut program = vec![empty; 4096];
+    // SAFETY: the child only reads, makes raw syscalls and _exit()s.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        // The length first, then the instructions: no EOF to wait for (other processes may
+        // hold the write end).
+        let mut length = 0usize;
+        // SAFETY: reads into a local of the size given.
+        let n = unsafe {
+            libc::read(
+                fds[0],
+                (&mut length as *mut usize).cast(),
+                std::mem::size_of::<usize>(),
+            )
+        };
+        if n != std::mem::size_of::<usize>() as isize || length > program.len() {
+            // SAFETY: _exit is always safe.
+            unsafe { libc::_exit(102) };
+        }
+        let bytes = length * std::mem::size_of::<seccompiler::sock_filter>();
+        let mut got = 0;
+        while got < bytes {
+            // SAFETY: reads into the preallocated buffer, within its length.
+            let n = unsafe {
+                libc::read(
+                    fds[0],
+                    program.as_mut_ptr().cast::<u8>().add(got).cast(),
+                    bytes - got,
+                )
+            };
+            if n <= 0 {
+                // SAFETY: as above.
+                unsafe { libc::_exit(103) };
+            }
+            got += n as usize;
+        }
+        let len = length;
+        // SAFETY: plain prctl; then the filter, as the daemon installs it.
+        unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+        if seccompiler::apply_filter(&program[..len]).is_err() {
+            // SAFETY: _exit is always safe.
+            unsafe { libc::_exit(100) };
+        }
+        let tgid = target();
+        // SAFETY: signal 0 only checks that the thread exists.
+        unsafe { libc::syscall(libc::SYS_tgkill, tgid, tgid, 0) };
+        // SAFETY: as above.
+        unsafe { libc::_exit(0) };
+    }
+    let filter = seccomp::build_filter_for(SeccompMode::Kill, true, pid as u32)
+        .unwrap()
+        .unwrap();
+    assert!(filter.len() <= program.len());
+    let bytes = std::mem::size_of_val(filter.as_slice());
+    let length = filter.len();
+    // SAFETY: writes the length and the program's bytes from live buffers, then closes both
+    // ends.
+    unsafe {
+        assert_eq!(
+            libc::write(
+                fds[1],
+                (&length as *const usize).cast(),
+                std::mem::size_of::<usize>()
+            ),
+            std::mem::size_of::<usize>() as isize
+        );
+        assert_eq!(
+            libc::write(fds[1], filter.as_ptr().cast(), bytes),
+            bytes as isize
+        );
+        libc::close(fds[1]);
+        libc::close(fds[0]);
+    }
+    let mut status = 0;
+    // SAFETY: waiting for the child we forked.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    status
+}
+
+#[test]
+fn tgkill_reaches_only_the_daemon_itself() {
+    // SAFETY: getpid/getppid have no preconditions.
+    let itself = tgkill_under_own_filter(|| unsafe { libc::getpid() });
+    assert!(
+        libc::WIFEXITED(itself) && libc::WEXITSTATUS(itself) == 0,
+        "signalling itself: wait status {itself:#x}"
+    );
+    // Its parent (this test) stands for any other process of the host.
+    let other = tgkill_under_own_filter(|| unsafe { libc::getppid() });
+    assert!(
+        libc::WIFSIGNALED(other) && libc::WTERMSIG(other) == libc::SIGSYS,
+        "signalling another process: wait status {other:#x}"
+    );
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! The child's new namespaces and its empty root.
+//! The confined process's new namespaces and its empty root.
 //!
 //! The new root is a small read-only tmpfs holding only:
 //! * `/tracefs`: the host tracefs (host source), bind-mounted read-write, since the daemon
@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use super::error::{check, last_error, SandboxError};
 use crate::stats::process::SMAPS_ROLLUP;
 
-/// What the sandboxed child needs to find inside its new root.
+/// What the confined process needs to find inside its new root.
 #[derive(Debug, Default, Clone)]
 pub struct Plan {
     /// Host source: the host tracefs directory, bind-mounted at [`TRACEFS_IN_SANDBOX`].
@@ -130,7 +130,7 @@ fn staging_dir() -> PathBuf {
     }
 }
 
-/// In the child: new mount and IPC namespaces, the new root, `pivot_root` into it.
+/// In the process being confined: new mount and IPC namespaces, the new root, `pivot_root` into it.
 ///
 /// No network namespace: the seccomp allow-list has no `socket`, `socketpair`, `connect` or
 /// `bind`, so the daemon cannot reach any network it is in, and a network namespace costs the

@@ -3,7 +3,10 @@
 //! The list is what the daemon was measured to use (`strace -f -c` over both sources and both
 //! transports: walks, reads of `trace`/`trace_pipe`/`trace_pipe_raw`, control writes, instance
 //! mkdir/rmdir, the stats file, reconnects, SIGTERM; see README, "Sandbox"). Rules take no
-//! arguments: the list is about which kernel surfaces exist for the daemon at all. Left out on
+//! arguments (the list is about which kernel surfaces exist for the daemon at all), except for
+//! `tgkill`, the one allowed call that names another process: it may signal the daemon's own
+//! threads only, which keeps a daemon without a pid namespace of its own
+//! ([`super::enter_alone`]) from every other process of the host. Left out on
 //! purpose: `execve`, `socket`/`socketpair`/`connect`/`bind` (their absence, not a network
 //! namespace, keeps the daemon off every network), `ptrace`, `mount`/`pivot_root`/`unshare`/
 //! `setns`, `kill` (of other processes), `setuid` and friends, `bpf`, `perf_event_open`, module
@@ -11,7 +14,10 @@
 
 use std::collections::BTreeMap;
 
-use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
 
 use crate::cli::SeccompMode;
 
@@ -76,7 +82,6 @@ const COMMON: &[(libc::c_long, &str)] = syscalls![
     SYS_gettid,
     // The stats file's CPU time.
     SYS_getrusage,
-    SYS_tgkill,
     SYS_sched_yield,
     SYS_sched_getaffinity,
     SYS_prctl,
@@ -130,9 +135,15 @@ const ARCH: &[(libc::c_long, &str)] = &[];
 /// when it stops, since no parent is left outside to do it.
 const UNCONFINED_CLEANUP: &[(libc::c_long, &str)] = syscalls![SYS_umount2];
 
-/// The syscalls allowed (number, name), for `sandboxed` or unconfined operation.
+/// Allowed with an argument check: `tgkill(tgid, tid, sig)` (raise, abort, pthread_kill) with
+/// `tgid` the daemon's own pid. Named here so that tests and logs see it with the others.
+const OWN_THREADS_ONLY: (libc::c_long, &str) = (libc::SYS_tgkill, "SYS_tgkill");
+
+/// The syscalls allowed (number, name), for `sandboxed` or unconfined operation; the ones in
+/// [`OWN_THREADS_ONLY`] only for the daemon's own pid.
 pub fn allowed(sandboxed: bool) -> Vec<(libc::c_long, &'static str)> {
     let mut list: Vec<_> = COMMON.iter().chain(ARCH).copied().collect();
+    list.push(OWN_THREADS_ONLY);
     if !sandboxed {
         list.extend_from_slice(UNCONFINED_CLEANUP);
     }
@@ -145,21 +156,39 @@ fn target_arch() -> Result<TargetArch, seccompiler::Error> {
     Ok(std::env::consts::ARCH.try_into()?)
 }
 
-/// The BPF program `--seccomp mode` installs (`None` for `--seccomp none`): allow the listed
-/// syscalls; anything else kills the process (`kill`, SECCOMP_RET_KILL_PROCESS) or is logged
-/// and allowed (`log`, SECCOMP_RET_LOG).
+/// The BPF program `--seccomp mode` installs in this process (`None` for `--seccomp none`).
 pub fn build_filter(
     mode: SeccompMode,
     sandboxed: bool,
+) -> Result<Option<BpfProgram>, seccompiler::Error> {
+    build_filter_for(mode, sandboxed, std::process::id())
+}
+
+/// The BPF program for the process `own_pid`: allow the listed syscalls; anything else kills
+/// the process (`kill`, SECCOMP_RET_KILL_PROCESS) or is logged and allowed (`log`,
+/// SECCOMP_RET_LOG).
+pub fn build_filter_for(
+    mode: SeccompMode,
+    sandboxed: bool,
+    own_pid: u32,
 ) -> Result<Option<BpfProgram>, seccompiler::Error> {
     let mismatch = match mode {
         SeccompMode::None => return Ok(None),
         SeccompMode::Kill => SeccompAction::KillProcess,
         SeccompMode::Log => SeccompAction::Log,
     };
-    let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> = allowed(sandboxed)
+    let own_tgid = SeccompRule::new(vec![SeccompCondition::new(
+        0,
+        SeccompCmpArgLen::Dword,
+        SeccompCmpOp::Eq,
+        u64::from(own_pid),
+    )?])?;
+    let rules: BTreeMap<i64, Vec<SeccompRule>> = allowed(sandboxed)
         .into_iter()
-        .map(|(nr, _)| (nr, Vec::new()))
+        .map(|(nr, _)| match nr == OWN_THREADS_ONLY.0 {
+            true => (nr, vec![own_tgid.clone()]),
+            false => (nr, Vec::new()),
+        })
         .collect();
     let filter = SeccompFilter::new(rules, mismatch, SeccompAction::Allow, target_arch()?)?;
     Ok(Some(filter.try_into()?))

@@ -65,6 +65,11 @@ fn unescape_mount_field(field: &str) -> String {
 }
 
 impl Tracefs {
+    /// Whether eventfsd mounted this tracefs itself, and unmounts it when dropped.
+    pub fn is_private_mount(&self) -> bool {
+        self.private.is_some()
+    }
+
     /// Uses `explicit` (which must be a tracefs), else the first tracefs in `/proc/mounts`, else
     /// mounts one under a runtime directory of our own (unmounted again on drop).
     pub fn find(explicit: Option<&Path>) -> Result<Tracefs, HostError> {

@@ -23,7 +23,8 @@ use vmm_sys_util::event::{
     new_event_consumer_and_notifier, EventConsumer, EventFlag, EventNotifier,
 };
 
-use super::pool::{lock, Job, WorkerPool};
+use super::guest_ram;
+use super::pool::{lock, Job, OnIdle, WorkerPool};
 use super::vring::FsVring;
 use super::{Chain, GuestMem, Metrics, HIPRIO_QUEUE, MAX_QUEUE_SIZE, NUM_QUEUES, REQUEST_QUEUE};
 use crate::stats::TransportStats;
@@ -39,7 +40,8 @@ pub struct VhostUserFsBackend<F: FileSystem + Sync> {
     stats: Arc<TransportStats>,
     metrics: Option<Metrics>,
     event_idx: AtomicBool,
-    mem: Mutex<Option<GuestMem>>,
+    /// Shared with the pool's idle hook, which lets go of the guest RAM mappings.
+    mem: Arc<Mutex<Option<GuestMem>>>,
     mem_regions: AtomicUsize,
     features_acked: AtomicBool,
     pool: WorkerPool,
@@ -58,15 +60,28 @@ impl<F: FileSystem + Send + Sync + 'static> VhostUserFsBackend<F> {
         stats: Arc<TransportStats>,
         metrics: Option<Metrics>,
     ) -> io::Result<Self> {
+        let mem: Arc<Mutex<Option<GuestMem>>> = Arc::new(Mutex::new(None));
+        let idle_mem = mem.clone();
+        // No request for the pool's idle period: the guest RAM replies were written into need
+        // not stay mapped (nor their page tables allocated) while the guest sits idle.
+        let on_idle: OnIdle = Box::new(move || {
+            let Some(mem) = lock(&idle_mem).clone() else {
+                return;
+            };
+            let released = guest_ram::release_mappings(&mem.memory());
+            debug!(
+                "vhost-user: guest idle: released the mappings of {released} bytes of guest RAM"
+            );
+        });
         Ok(VhostUserFsBackend {
             server,
             stats,
             metrics,
             event_idx: AtomicBool::new(false),
-            mem: Mutex::new(None),
+            mem,
             mem_regions: AtomicUsize::new(0),
             features_acked: AtomicBool::new(false),
-            pool: WorkerPool::new(thread_pool_size)?,
+            pool: WorkerPool::new(thread_pool_size, Some(on_idle))?,
             leaked_exit_fds: Mutex::new(Vec::new()),
             empty_kick_warned: AtomicBool::new(false),
             chains_seen: AtomicU64::new(0),

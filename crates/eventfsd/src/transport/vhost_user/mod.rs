@@ -21,6 +21,7 @@
 
 mod backend;
 mod conn_fd;
+mod guest_ram;
 mod listener;
 mod pool;
 mod serve;

@@ -10,6 +10,10 @@ use log::warn;
 
 pub(super) type Job = Box<dyn FnOnce() + Send + 'static>;
 
+/// Called on the last worker as it leaves for idleness: the guest has sent no request for
+/// [`IDLE_EXIT`].
+pub(super) type OnIdle = Box<dyn Fn() + Send + Sync + 'static>;
+
 /// How long a worker waits for a job before it leaves: a guest that stopped reading holds no
 /// pool thread again after this (the next READ starts one).
 const IDLE_EXIT: Duration = Duration::from_secs(30);
@@ -30,6 +34,8 @@ struct Shared {
     max: usize,
     /// [`IDLE_EXIT`], shorter in tests.
     idle_exit: Duration,
+    /// Run when the last worker leaves for idleness.
+    on_idle: Option<OnIdle>,
     /// The workers counted, to grow on demand and to wait for them with a timeout.
     crew: Mutex<Crew>,
     /// Notified when a worker exits.
@@ -48,15 +54,25 @@ struct Crew {
 }
 
 /// Decrements the live count when a worker exits, even by unwinding.
-struct LiveGuard(Arc<Shared>);
+struct LiveGuard {
+    shared: Arc<Shared>,
+    /// The worker leaves for idleness (not for shutdown or a panic).
+    left_idle: bool,
+}
 
 impl Drop for LiveGuard {
     fn drop(&mut self) {
-        let mut crew = lock(&self.0.crew);
+        let mut crew = lock(&self.shared.crew);
         crew.live -= 1;
         // An idle worker that leaves (shutdown) is no longer there to take a job.
         crew.idle = crew.idle.min(crew.live);
-        self.0.exited.notify_all();
+        // Decided under the lock that counts: exactly one worker is the last to leave.
+        let pool_idle = self.left_idle && crew.live == 0;
+        self.shared.exited.notify_all();
+        drop(crew);
+        if let (true, Some(on_idle)) = (pool_idle, &self.shared.on_idle) {
+            on_idle();
+        }
     }
 }
 
@@ -68,8 +84,11 @@ impl Shared {
         let spawned = thread::Builder::new()
             .name(format!("vfs-worker-{}", crew.live - 1))
             .spawn(move || {
-                let _guard = LiveGuard(shared.clone());
-                shared.work();
+                let mut guard = LiveGuard {
+                    shared: shared.clone(),
+                    left_idle: false,
+                };
+                guard.left_idle = shared.work();
             });
         match spawned {
             Ok(handle) => {
@@ -86,7 +105,8 @@ impl Shared {
         }
     }
 
-    fn work(self: &Arc<Self>) {
+    /// Runs jobs until the pool shuts down (false) or no job came for the idle period (true).
+    fn work(self: &Arc<Self>) -> bool {
         loop {
             {
                 let mut crew = lock(&self.crew);
@@ -96,9 +116,16 @@ impl Shared {
                     crew.idle += 1;
                 }
             }
+            // Idle workers queue for the receiver lock, so the time spent queueing counts too:
+            // every worker idle since the last job leaves [`IDLE_EXIT`] after it, not one
+            // worker per period.
+            let mut leave_at = Instant::now() + self.idle_exit;
             let job = loop {
-                // Hold the receiver lock only while waiting, not while working.
-                match lock(&self.rx).recv_timeout(self.idle_exit) {
+                // Hold the receiver lock only while waiting, not while working; the patience
+                // left is measured once it is held.
+                let rx = lock(&self.rx);
+                let received = rx.recv_timeout(leave_at.saturating_duration_since(Instant::now()));
+                match received {
                     Ok(job) => break Some(job),
                     Err(mpsc::RecvTimeoutError::Disconnected) => break None, // pool shut down
                     Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -107,13 +134,15 @@ impl Shared {
                         // it is not zero, one waiting worker may leave.
                         if crew.idle > 0 {
                             crew.idle -= 1;
-                            return;
+                            return true;
                         }
+                        // A job is on its way to this worker: wait for it.
+                        leave_at = Instant::now() + self.idle_exit;
                     }
                 }
             };
             let Some(job) = job else {
-                break;
+                return false;
             };
             job();
         }
@@ -121,17 +150,23 @@ impl Shared {
 }
 
 impl WorkerPool {
-    pub(super) fn new(max: usize) -> io::Result<Self> {
-        Self::with_idle_exit(max, IDLE_EXIT)
+    /// A pool of up to `max` workers; `on_idle` runs when the last one leaves for idleness.
+    pub(super) fn new(max: usize, on_idle: Option<OnIdle>) -> io::Result<Self> {
+        Self::with_idle_exit(max, IDLE_EXIT, on_idle)
     }
 
-    fn with_idle_exit(max: usize, idle_exit: Duration) -> io::Result<Self> {
+    fn with_idle_exit(
+        max: usize,
+        idle_exit: Duration,
+        on_idle: Option<OnIdle>,
+    ) -> io::Result<Self> {
         let (tx, rx) = mpsc::channel();
         let shared = Arc::new(Shared {
             rx: Mutex::new(rx),
             handles: Mutex::new(Vec::new()),
             max: max.max(1),
             idle_exit,
+            on_idle,
             crew: Mutex::new(Crew::default()),
             exited: Condvar::new(),
         });
@@ -207,6 +242,8 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
 
     fn live(pool: &WorkerPool) -> usize {
@@ -235,7 +272,7 @@ mod tests {
 
     #[test]
     fn grows_only_when_every_worker_is_busy() {
-        let pool = WorkerPool::new(3).unwrap();
+        let pool = WorkerPool::new(3, None).unwrap();
         assert_eq!(live(&pool), 0, "an idle pool runs no thread");
         // Jobs that find a worker waiting never start another.
         let (done_tx, done_rx) = mpsc::channel();
@@ -279,7 +316,7 @@ mod tests {
 
     #[test]
     fn idle_workers_leave_and_come_back() {
-        let pool = WorkerPool::with_idle_exit(3, Duration::from_millis(50)).unwrap();
+        let pool = WorkerPool::with_idle_exit(3, Duration::from_millis(50), None).unwrap();
         let (release_tx, release_rx) = mpsc::channel::<()>();
         let release_rx = Arc::new(Mutex::new(release_rx));
         for _ in 0..3 {
@@ -310,6 +347,37 @@ mod tests {
                 .recv_timeout(Duration::from_secs(10))
                 .expect("a job was left without a worker");
         }
+        assert!(pool.shutdown(Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn idle_workers_leave_together() {
+        let idle_exit = Duration::from_secs(1);
+        let idled = Arc::new(AtomicUsize::new(0));
+        let counter = idled.clone();
+        let on_idle: OnIdle = Box::new(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        let pool = WorkerPool::with_idle_exit(3, idle_exit, Some(on_idle)).unwrap();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let release_rx = Arc::new(Mutex::new(release_rx));
+        for _ in 0..3 {
+            assert!(pool.submit(blocked(&release_rx)).is_ok());
+        }
+        for _ in 0..3 {
+            release_tx.send(()).unwrap();
+        }
+        let released = Instant::now();
+        while live(&pool) > 0 {
+            thread::sleep(Duration::from_millis(10));
+        }
+        // One after the other, the three would need three periods (each waits a whole one
+        // once it holds the receiver).
+        let took = released.elapsed();
+        assert!(
+            took < idle_exit * 5 / 2,
+            "idle workers left one per period: {took:?}"
+        );
         assert!(pool.shutdown(Duration::from_secs(10)));
     }
 }
