@@ -44,6 +44,7 @@ CHECKPOINTS = [
     ("after-mount", "after guest mount"),
     ("after-find-cat", "after full find + cat"),
     ("after-drop-caches", "after guest drop_caches"),
+    ("after-idle", "guest idle since (--idle)"),
 ]
 
 
@@ -262,8 +263,9 @@ def main():
             "RSS / PSS in KiB, summed over the daemon's processes, then *own* RSS: RSS without the mapped guest "
             "RAM (QEMU's memfd, shared with QEMU: the descriptor buffers the daemon has written into), then "
             "open fds, threads (each holds a 16 KiB kernel stack) and page tables (which also map the guest RAM "
-            "the daemon touched), for eventfsd its materialised-node count, and the daemon's CPU time (user + "
-            "system) so far.\n"
+            "the daemon touched), the host kernel memory charged to the daemon's own memory cgroup (page tables, "
+            "kernel stacks, slab: what one more guest costs the host kernel), for eventfsd its materialised-node "
+            "count, and the daemon's CPU time (user + system) so far.\n"
         )
         md.append("| checkpoint | " + " | ".join(daemons) + " |")
         md.append("|---|" + "---|" * len(daemons))
@@ -277,6 +279,8 @@ def main():
                 cell = f"{m['rss_kb']} / {m['pss_kb']}, own {m['rss_kb'] - m.get('guest_rss_kb', 0)}, {m['fds']} fds"
                 if "threads" in m:
                     cell += f", {m['threads']} threads, page tables {m['pte_kb']} KiB"
+                if "kmem_kb" in m:
+                    cell += f", **host kernel {m['kmem_kb']} KiB**"
                 if "nodes" in m:
                     cell += f", {m['nodes']} nodes"
                 if "cpu_ms" in m:
@@ -361,6 +365,10 @@ def main():
         own_r = ratio(own_rss(c, "after-find-cat"), own_rss("virtiofsd", "after-find-cat"))
         own_drop = ratio(own_rss(c, "after-drop-caches"), own_rss(c, "after-mount"))
         fpn = fds_per_node(c)
+        idle_rss = ratio(rss(c, "after-idle"), rss(c, "after-mount"))
+        idle_kmem = mem.get(c, {}).get("after-idle", {}).get("kmem_kb")
+        put(f"rss_idle_vs_after_mount{suffix}", idle_rss)
+        put(f"host_kernel_kb_idle{suffix}", idle_kmem)
         put(f"cold_find_vs_virtiofsd{suffix}", cold)
         put(f"warm_find_vs_native{suffix}", warm)
         put(f"cat_formats_vs_virtiofsd{suffix}", cat)
@@ -382,6 +390,8 @@ def main():
         t("own RSS (without guest RAM) after find vs virtiofsd", own_r, lambda v: v < 1, "< 1x")
         t("own RSS after drop_caches vs after mount", own_drop, lambda v: v <= 1.10, "≤ 1.10x")
         t("fds per looked-up node", fpn, lambda v: abs(v) < 0.001, "0")
+        t("RSS of the idle guest's daemon vs after mount", idle_rss, lambda v: v <= 1.10, "≤ 1.10x")
+        t("host kernel memory of the idle guest's daemon (KiB)", idle_kmem, lambda v: v <= 256, "≤ 256")
     vf = fds_per_node("virtiofsd", int(info.get("virtiofsd", {}).get("entries", 0)) or None)
     put("fds_per_looked_up_node_virtiofsd", vf)
 
@@ -407,7 +417,7 @@ def main():
         fp = {k[len("footprint_"):]: v for k, v in meta.items() if k.startswith("footprint_")}
         if fp:
             replace_block(a.readme, "footprint", footprint_table(fp, meta))
-        replace_block(a.readme, "summary", summary_text(meta, pe, present))
+        replace_block(a.readme, "summary", summary_text(meta, pe, present, mem))
 
     text = "\n".join(md)
     try:
@@ -457,7 +467,7 @@ def footprint_table(fp, meta):
     return "\n".join(out)
 
 
-def summary_text(meta, pe, present):
+def summary_text(meta, pe, present, mem):
     """The README's headline comparison, every figure from this run."""
     def cmp(w, label, a, b, better):
         va, vb = pe(a, w), pe(b, w)
@@ -477,6 +487,15 @@ def summary_text(meta, pe, present):
     ]:
         if item:
             lines.append(item)
+    idle = {c: mem.get(c, {}).get("after-idle", {}).get("kmem_kb") for c in present}
+    if idle.get("eventfsd-catalog") is not None and idle.get("virtiofsd") is not None:
+        host = idle.get("eventfsd-host")
+        lines.append(
+            f"- host kernel memory of the daemon of a guest idle after the find and cat: "
+            f"{idle['eventfsd-catalog']} KiB for the catalog source"
+            + (f" and {host} KiB for the host source" if host is not None else "")
+            + f", against {idle['virtiofsd']} KiB for virtiofsd."
+        )
     return "\n".join(lines)
 
 

@@ -14,9 +14,10 @@
 # each running find + cat of every format, and records per second from enabling sched_switch and
 # sched_wakeup to parsed records, through trace_pipe_raw (decoded pages) and text trace_pipe
 # (the guest has 2 vCPUs; the daemons serve --cpus 2; the catalog fires both at 20000/s).
-# Daemon side: RSS, PSS and open fds after start,
-# after the full find + cat and after drop_caches in the guest; host slab use (dentry,
-# tracefs_inode_cache) before, at the peak and after.
+# Daemon side: RSS, PSS, open fds, threads, page tables and host kernel memory (each daemon in a
+# memory cgroup of its own) after start, after the mount, after the full find + cat, after
+# drop_caches in the guest and after the guest sat idle for --idle seconds; host slab use
+# (dentry, tracefs_inode_cache) before, at the peak and after.
 #
 # Output: a markdown table (stdout and BENCHMARKS.md), a chart of the per-entry times
 # (docs/bench.png), the README's footprint and summary blocks, and key=value lines (stdout,
@@ -34,6 +35,8 @@
 #   --keep-logs DIR  keep serial logs, daemon logs, stats files and the raw results in DIR
 #   --no-write       print only; do not rewrite BENCHMARKS.md and docs/bench.png
 #   --timeout SEC    per-guest QEMU timeout (default 900)
+#   --idle SEC       how long the guest sits idle before the last memory sample (default 35:
+#                    longer than the 30 s after which eventfsd's request workers leave)
 # Environment: EVENTFSD_BIN (the eventfsd binary to measure; implies --no-build).
 # Needs root (virtiofsd, the host source, tracefs instances, /proc/PID/smaps_rollup).
 # Leaves nothing behind: daemons and QEMU are stopped by pid, the tracefs instance is removed,
@@ -56,6 +59,7 @@ KVM_ARGS=()
 KEEP=""
 WRITE=1
 TIMEOUT=900
+IDLE=35
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -67,7 +71,8 @@ while [ $# -gt 0 ]; do
         --keep-logs) KEEP=$2; shift 2 ;;
         --no-write) WRITE=0; shift ;;
         --timeout) TIMEOUT=$2; shift 2 ;;
-        -h | --help) sed -n '2,33p' "$0"; exit 0 ;;
+        --idle) IDLE=$2; shift 2 ;;
+        -h | --help) sed -n '2,40p' "$0"; exit 0 ;;
         *) echo "bench: unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -83,6 +88,7 @@ DPID=""
 RUNPID=""
 INSTANCE_DIR=""
 OWN_TRACEFS=""
+KMEM_CG=""
 T_START=$EPOCHREALTIME
 
 
@@ -92,6 +98,7 @@ cleanup() {
     stop_pid "$RUNPID" run-guest.sh
     if [ -n "$qpid" ] && kill -0 "$qpid" 2>/dev/null; then kill -9 "$qpid" 2>/dev/null; fi
     stop_pid "$DPID" daemon
+    kmem_cgroup_remove
     if [ -n "$INSTANCE_DIR" ] && [ -d "$INSTANCE_DIR" ]; then
         rmdir "$INSTANCE_DIR" 2>/dev/null || say "could not remove $INSTANCE_DIR"
     fi
@@ -188,8 +195,47 @@ mem_sample() { # config checkpoint: RSS/PSS (kB), fds, threads and page tables o
         nodes=$(sed -n 's/.*"materialised_nodes": *\([0-9]*\).*/\1/p' "$TMP/$cfg.stats.json" | head -n1)
         cp -f "$TMP/$cfg.stats.json" "$TMP/$cfg.stats.$cp.json" 2>/dev/null
     fi
-    res "$cfg mem cp=$cp rss_kb=$rss pss_kb=$pss guest_rss_kb=$grss guest_pss_kb=$gpss fds=$fds threads=$threads pte_kb=$pte cpu_ms=$((ticks * 1000 / $(getconf CLK_TCK)))${nodes:+ nodes=$nodes}"
+    local kmem
+    kmem=$(kmem_kb)
+    res "$cfg mem cp=$cp rss_kb=$rss pss_kb=$pss guest_rss_kb=$grss guest_pss_kb=$gpss fds=$fds threads=$threads pte_kb=$pte cpu_ms=$((ticks * 1000 / $(getconf CLK_TCK)))${nodes:+ nodes=$nodes}${kmem:+ kmem_kb=$kmem}"
 }
+# The host kernel memory a daemon costs (its page tables, kernel stacks and the kernel objects
+# it made: slab, sockets, pipes) is charged to its memory cgroup: each daemon runs in one of its
+# own, made here and removed after it (cgroup v1's memory.kmem, or v2's memory.stat `kernel`).
+kmem_cgroup_make() { # config -> KMEM_CG (empty if no memory cgroup can be made)
+    local base
+    KMEM_CG=""
+    if [ -r /sys/fs/cgroup/memory/memory.kmem.usage_in_bytes ]; then
+        base=/sys/fs/cgroup/memory
+    elif grep -qw memory /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null; then
+        base=/sys/fs/cgroup
+    else
+        return 0
+    fi
+    mkdir "$base/eventfsd-bench-$$-$1" 2>/dev/null && KMEM_CG=$base/eventfsd-bench-$$-$1
+}
+kmem_cgroup_remove() {
+    [ -n "$KMEM_CG" ] || return 0
+    # Empty once the daemon has exited; a charge still held (a cached dentry) does not matter.
+    rmdir "$KMEM_CG" 2>/dev/null || say "could not remove $KMEM_CG"
+    KMEM_CG=""
+}
+kmem_kb() { # -> the daemon cgroup's host kernel memory in KiB (empty if none)
+    [ -n "$KMEM_CG" ] || return 0
+    if [ -r "$KMEM_CG/memory.kmem.usage_in_bytes" ]; then
+        echo $(($(cat "$KMEM_CG/memory.kmem.usage_in_bytes") / 1024))
+    else
+        awk '$1 == "kernel" { print int($2 / 1024) }' "$KMEM_CG/memory.stat"
+    fi
+}
+in_kmem_cgroup() { # command... : runs it (exec) inside KMEM_CG, if there is one
+    if [ -n "$KMEM_CG" ]; then
+        sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$KMEM_CG" "$@"
+    else
+        exec "$@"
+    fi
+}
+
 slab_sample() { # config when
     [ -r /proc/slabinfo ] || return 0
     local line
@@ -220,21 +266,24 @@ run_config() { # config
             # The two events the records phase enables fire at 20000/s each (a throughput
             # test, not the built-in profile's idle guest).
             printf 'sched:sched_switch 20000\nsched:sched_wakeup 20000\n' >"$TMP/rates"
-            "$EVENTFSD" --socket-path "$sock" --stats-file "$TMP/$cfg.stats.json" --log-level warn \
-                --exit-on-disconnect --cpus 2 --rate-profile "$TMP/rates" >"$dlog" 2>&1 &
+            kmem_cgroup_make "$cfg"
+            (in_kmem_cgroup "$EVENTFSD" --socket-path "$sock" --stats-file "$TMP/$cfg.stats.json" \
+                --log-level warn --exit-on-disconnect --cpus 2 --rate-profile "$TMP/rates") >"$dlog" 2>&1 &
             DPID=$!
             ;;
         eventfsd-host)
-            "$EVENTFSD" --socket-path "$sock" --stats-file "$TMP/$cfg.stats.json" --log-level warn \
-                --exit-on-disconnect --cpus 2 --source host --tracefs "$TRACEFS" \
-                --snapshot-dir "$TMP/snapshots" >"$dlog" 2>&1 &
+            kmem_cgroup_make "$cfg"
+            (in_kmem_cgroup "$EVENTFSD" --socket-path "$sock" --stats-file "$TMP/$cfg.stats.json" \
+                --log-level warn --exit-on-disconnect --cpus 2 --source host --tracefs "$TRACEFS" \
+                --snapshot-dir "$TMP/snapshots") >"$dlog" 2>&1 &
             DPID=$!
             ;;
         virtiofsd)
             INSTANCE_DIR=$TRACEFS/instances/eventfsd-bench-$$
             mkdir "$INSTANCE_DIR" || { res "$cfg unavailable reason=mkdir_${INSTANCE_DIR##*/}_failed"; INSTANCE_DIR=""; return; }
-            "$VIRTIOFSD" --socket-path "$sock" --shared-dir "$INSTANCE_DIR" --cache never \
-                --sandbox none --log-level error >"$dlog" 2>&1 &
+            kmem_cgroup_make "$cfg"
+            (in_kmem_cgroup "$VIRTIOFSD" --socket-path "$sock" --shared-dir "$INSTANCE_DIR" \
+                --cache never --sandbox none --log-level error) >"$dlog" 2>&1 &
             DPID=$!
             ;;
         native) mode=bench-native ;;
@@ -257,7 +306,7 @@ run_config() { # config
     t0=$EPOCHREALTIME
     "$REPO/scripts/run-guest.sh" --mode "$mode" --socket "$sock" --log "$log" --pidfile "$TMP/qemu.pid" \
         --timeout "$TIMEOUT" --no-reboot-test --smp 2 --cpsleep 4 "${KVM_ARGS[@]}" \
-        --append "eventfsd.reps=$REPS eventfsd.preps=$PREPS$records" >"$TMP/$cfg.run-guest.log" 2>&1 &
+        --append "eventfsd.reps=$REPS eventfsd.preps=$PREPS eventfsd.idle=$IDLE$records" >"$TMP/$cfg.run-guest.log" 2>&1 &
     RUNPID=$!
     : >"$log"
     handle() {
@@ -265,6 +314,7 @@ run_config() { # config
             "CHECKPOINT bench-start") sleep 1.2; mem_sample "$cfg" after-mount ;;
             "CHECKPOINT after-find-cat") sleep 1.2; mem_sample "$cfg" after-find-cat; slab_sample "$cfg" peak ;;
             "CHECKPOINT after-drop-caches") sleep 2.5; mem_sample "$cfg" after-drop-caches ;;
+            "CHECKPOINT after-idle") sleep 1.2; mem_sample "$cfg" after-idle ;;
             "BENCH "*) res "$cfg ${1#BENCH }" ;; # samples, info, workloads skipped by design
             "ERROR "*) say "$cfg guest: $1" ;;
         esac
@@ -293,6 +343,7 @@ run_config() { # config
     res "$cfg wall seconds=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')"
     stop_pid "$DPID" "$cfg"
     DPID=""
+    kmem_cgroup_remove
     if [ -n "$INSTANCE_DIR" ]; then
         rmdir "$INSTANCE_DIR" 2>/dev/null || say "could not remove $INSTANCE_DIR"
         INSTANCE_DIR=""

@@ -6,6 +6,8 @@
 #   eventfsd.reboot=0|1      test/native: after the suite, `reboot -f` once and run the
 #                            after-reboot checks on the second boot (needs /dev/vda)
 #   eventfsd.cpsleep=SEC     how long to sit still after a CHECKPOINT marker (default 5)
+#   eventfsd.idle=SEC        bench: sit idle this long after drop_caches, then CHECKPOINT
+#                            after-idle (default 0: no such checkpoint)
 #   eventfsd.tests=a,b       only run guest tests whose name contains one of these words
 #   eventfsd.timeout=SEC     per-test timeout (default 150)
 #   eventfsd.tag=TAG         virtio-fs tag to mount (default: tracefs)
@@ -52,6 +54,7 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null
 MODE=shell
 REBOOT=0
 CPSLEEP=5
+IDLE=0
 TESTS=""
 SOURCE=""
 TEST_TIMEOUT=150
@@ -61,6 +64,7 @@ for arg in $(cat /proc/cmdline); do
         eventfsd.mode=*) MODE=${arg#*=} ;;
         eventfsd.reboot=*) REBOOT=${arg#*=} ;;
         eventfsd.cpsleep=*) CPSLEEP=${arg#*=} ;;
+        eventfsd.idle=*) IDLE=${arg#*=} ;;
         eventfsd.tests=*) TESTS=${arg#*=} ;;
         eventfsd.timeout=*) TEST_TIMEOUT=${arg#*=} ;;
         eventfsd.tag=*) TAG=${arg#*=} ;;
@@ -558,6 +562,10 @@ run_bench() {
     sync
     echo 3 >/proc/sys/vm/drop_caches
     checkpoint after-drop-caches
+    if [ "$IDLE" -gt 0 ]; then
+        sleep "$IDLE"
+        checkpoint after-idle
+    fi
     cd $TRACING || die_off
     # 9. more cold finds, each after dropping the guest's dentry and inode caches
     for _r in $(seq 2 "$REPS"); do

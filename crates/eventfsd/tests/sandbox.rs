@@ -287,6 +287,17 @@ fn one_guest_daemon_confines_itself_without_a_parent() {
     }
     assert_eq!(daemon.child(), None, "a parent was left behind");
     assert_confined_in(pid, &[], &["mnt", "ipc"]);
+    // Per guest: the main thread and vhost-user-backend's two (request handler, vring), plus
+    // request workers only while requests keep them busy.
+    let mut threads: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .map(|task| std::fs::read_to_string(task.path().join("comm")).unwrap())
+        .map(|comm| comm.trim().to_string())
+        .filter(|comm| !comm.starts_with("vfs-worker-"))
+        .collect();
+    threads.sort();
+    assert_eq!(threads, ["eventfsd", "vfs-vhost-user", "vring_worker"]);
     // Nobody else is to connect, and the confined daemon could not remove it at exit.
     assert!(!socket.exists(), "socket left after QEMU connected");
     exercise(&mut guest);

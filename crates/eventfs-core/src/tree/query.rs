@@ -49,6 +49,21 @@ impl Tree {
         f(std::str::from_utf8(bytes).unwrap_or(""))
     }
 
+    /// Calls `f` with the `format` text of the event directory `dir_ino` (generation
+    /// included), or fails with [`FsError::Removed`] if that event is gone: checked under the
+    /// same lock, so that a write to a removed event's control file cannot meet its retired
+    /// (empty) format, or a new event in its slot, and fail as a parse error.
+    pub fn with_live_format<R>(
+        &self,
+        dir_ino: Ino,
+        f: impl FnOnce(&str) -> R,
+    ) -> Result<R, FsError> {
+        let meta = self.read();
+        let node = Self::node_ref(&meta, dir_ino)?;
+        let bytes = meta.text(&self.image, meta.dirs[node.dir as usize].format);
+        Ok(f(std::str::from_utf8(bytes).unwrap_or("")))
+    }
+
     /// Whether an event directory has the enable file (events like `ftrace/function` cannot be
     /// enabled).
     pub fn event_has_file(&self, event: DirId, file: FileKind) -> bool {

@@ -100,6 +100,9 @@ const COMMON: &[(libc::c_long, &str)] = syscalls![
     SYS_eventfd2,
     SYS_ppoll,
     SYS_pipe2,
+    // The stats file's pacing timer, on the vring thread's epoll.
+    SYS_timerfd_create,
+    SYS_timerfd_settime,
     // The vhost-user socket: accept QEMU, messages with fds, shutting a connection down.
     SYS_accept4,
     SYS_recvmsg,

@@ -140,10 +140,10 @@ fn write_event_filter(
     key: Ino,
     text: &str,
 ) -> Result<(), FsError> {
-    let parsed = tree.with_format(event, |fmt| {
+    let parsed = tree.with_live_format(key, |fmt| {
         let fields: Vec<format::Field<'_>> = format::fields(fmt).collect();
         filter::parse(text, &fields)
-    });
+    })?;
     match parsed {
         Ok(f) => set_filter(state, key, f),
         Err(e) => {
@@ -171,10 +171,13 @@ fn write_system_filter(
     }
     for event in events {
         let key = tree.dir_ino(event);
-        let parsed = tree.with_format(event, |fmt| {
+        let Ok(parsed) = tree.with_live_format(key, |fmt| {
             let fields: Vec<format::Field<'_>> = format::fields(fmt).collect();
             filter::parse_for_system(text, &fields)
-        });
+        }) else {
+            // Removed since the system was listed: it has no filter to set.
+            continue;
+        };
         match parsed {
             Ok(f) => set_filter(state, key, f),
             Err(e) => {
@@ -221,7 +224,7 @@ fn write_trigger(
     };
     // The parser looks other events up in the tree (`exists`): parse a copy of the format,
     // not under the tree's lock, which a waiting writer would make a second reader wait on.
-    let format = tree.with_format(event, str::to_string);
+    let format = tree.with_live_format(key, str::to_string)?;
     let fields: Vec<format::Field<'_>> = format::fields(&format).collect();
     let dialect = trigger::HistDialect::for_release(&tree.kernel_release());
     let parsed = trigger::parse_in(dialect, text, &fields, &exists);

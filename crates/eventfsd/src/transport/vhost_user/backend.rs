@@ -26,6 +26,7 @@ use vmm_sys_util::event::{
 use super::guest_ram;
 use super::pool::{lock, Job, OnIdle, WorkerPool};
 use super::vring::FsVring;
+use super::watch::{Watch, STOP_EVENT, TICK_EVENT};
 use super::{Chain, GuestMem, Metrics, HIPRIO_QUEUE, MAX_QUEUE_SIZE, NUM_QUEUES, REQUEST_QUEUE};
 use crate::stats::TransportStats;
 use crate::transport::reply::{self, IN_HEADER_LEN, OUT_HEADER_LEN};
@@ -50,6 +51,8 @@ pub struct VhostUserFsBackend<F: FileSystem + Sync> {
     leaked_exit_fds: Mutex<Vec<RawFd>>,
     empty_kick_warned: AtomicBool,
     chains_seen: AtomicU64,
+    /// The stop request and the stats pacing, watched on the vring thread.
+    watch: Mutex<Option<Arc<Watch>>>,
 }
 
 impl<F: FileSystem + Send + Sync + 'static> VhostUserFsBackend<F> {
@@ -85,6 +88,7 @@ impl<F: FileSystem + Send + Sync + 'static> VhostUserFsBackend<F> {
             leaked_exit_fds: Mutex::new(Vec::new()),
             empty_kick_warned: AtomicBool::new(false),
             chains_seen: AtomicU64::new(0),
+            watch: Mutex::new(None),
         })
     }
 
@@ -96,6 +100,11 @@ impl<F: FileSystem + Send + Sync + 'static> VhostUserFsBackend<F> {
     /// Number of guest memory regions currently mapped.
     pub fn memory_regions(&self) -> usize {
         self.mem_regions.load(Ordering::Acquire)
+    }
+
+    /// What the vring thread handles besides the queues ([`STOP_EVENT`], [`TICK_EVENT`]).
+    pub(super) fn set_watch(&self, watch: Arc<Watch>) {
+        *lock(&self.watch) = Some(watch);
     }
 
     /// Stop the request workers (see [`ServeOptions::drain_timeout`]); true if all were joined.
@@ -259,6 +268,12 @@ impl<F: FileSystem + Send + Sync + 'static> VhostUserBackend for VhostUserFsBack
         // rest of the connection and the guest hangs.
         if evset != EventSet::IN {
             warn!("vhost-user: unexpected event set {evset:?} for event {device_event}");
+            return Ok(());
+        }
+        if let STOP_EVENT | TICK_EVENT = device_event {
+            if let Some(watch) = lock(&self.watch).clone() {
+                watch.handle(device_event);
+            }
             return Ok(());
         }
         let Some(vring) = vrings.get(device_event as usize) else {

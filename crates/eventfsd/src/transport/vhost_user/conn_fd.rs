@@ -70,22 +70,25 @@ pub(super) fn find_new_connection(
         .copied()
         .collect();
     match new.as_slice() {
-        [(fd, _)] => {
-            // SAFETY: F_DUPFD_CLOEXEC on a live fd returns a new fd that we own.
-            let dup = unsafe { libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 0) };
-            if dup < 0 {
-                None
-            } else {
-                // SAFETY: dup is a fresh fd owned by nobody else.
-                Some(unsafe { OwnedFd::from_raw_fd(dup) })
-            }
-        }
+        [(fd, _)] => dup_fd(*fd),
         _ => {
             debug!(
-                "vhost-user: {} candidate connection sockets; shutdown cannot interrupt this connection",
+                "vhost-user: {} candidate connection sockets; a shutdown ends them all",
                 new.len()
             );
             None
         }
+    }
+}
+
+/// A close-on-exec dup of `fd`, if it is still open.
+pub(super) fn dup_fd(fd: RawFd) -> Option<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC on an fd number returns a new fd that we own, or fails.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        None
+    } else {
+        // SAFETY: dup is a fresh fd owned by nobody else.
+        Some(unsafe { OwnedFd::from_raw_fd(dup) })
     }
 }

@@ -9,7 +9,10 @@
 //!   on the hiprio queue are handled inline.
 //! * [`serve`] accepts QEMU connections one after the other on a [`Listener`] (built with
 //!   [`listener_from_path`] or [`listener_from_fd`]) and serves them with the same filesystem
-//!   until the [`Shutdown`] handle is triggered.
+//!   until the [`Shutdown`] handle is triggered. While a connection lasts, its vring thread
+//!   also watches the stop request and the stats pacing (`watch.rs`), so the serving thread
+//!   only waits for the connection to end: a connection adds vhost-user-backend's two
+//!   threads (request handler, vring) and pool workers while requests keep them busy.
 //!
 //! Invariants that keep guests from hanging (see the comments at each place):
 //! * every popped descriptor chain is handed back with `add_used` + a notification, with a
@@ -27,6 +30,7 @@ mod pool;
 mod serve;
 mod shutdown;
 mod vring;
+mod watch;
 
 pub use backend::VhostUserFsBackend;
 pub use listener::{bind_socket, listener_from_fd, listener_from_path, resolve_group};
@@ -141,11 +145,13 @@ pub struct ServeOptions {
     pub drain_timeout: Duration,
     /// Called before and after every FUSE request (request and error counters).
     pub metrics: Option<Metrics>,
-    /// Called on the serving thread when it sees the shutdown, before the connection is closed:
-    /// wakes what holds a worker (blocked readers).
+    /// Called once on a shutdown, before the connection is closed (on the vring thread while a
+    /// connection lasts, else on the serving thread): wakes what holds a worker (blocked
+    /// readers).
     pub on_shutdown: Option<Arc<dyn Fn() + Send + Sync>>,
-    /// Called on the serving thread every `.0` while it waits (the stats file's pacing).
-    /// Without it, the serving thread sleeps until there is something to do.
+    /// Called every `.0` (the stats file's pacing): on the vring thread while a connection
+    /// lasts, else on the serving thread. Without it, both sleep until there is something to
+    /// do.
     pub tick: Option<(Duration, Arc<dyn Fn() + Send + Sync>)>,
 }
 

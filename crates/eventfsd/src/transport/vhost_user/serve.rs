@@ -1,11 +1,9 @@
 //! The accept loop: one connection at a time, each served until it ends or shutdown.
 
 use std::io::{self};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
-use std::thread::{self};
-use std::time::Duration;
+use std::sync::Arc;
 
 use fuse_backend_rs::api::filesystem::FileSystem;
 use fuse_backend_rs::api::server::Server;
@@ -13,12 +11,11 @@ use log::{info, warn};
 use vhost::vhost_user::{Error as VhostUserError, Listener};
 use vhost_user_backend::VhostUserDaemon;
 use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
-use vmm_sys_util::eventfd::{EventFd, EFD_CLOEXEC, EFD_NONBLOCK};
 
 use super::backend::VhostUserFsBackend;
 use super::conn_fd::{accepted_sockets, find_new_connection};
-use super::pool::lock;
 use super::shutdown::{poll_fds, Shutdown};
+use super::watch::Watch;
 use super::{ServeOptions, TransportError};
 
 /// How one connection ended.
@@ -130,71 +127,46 @@ where
     info!("vhost-user: frontend connected");
 
     // vhost-user-backend keeps the connection socket private; find it (the one new accepted
-    // socket of our listener) so a shutdown can interrupt the blocking request loop with
-    // shutdown(2). Holding a dup keeps the socket open, so the helper drops it as soon as
-    // the request loop ends.
-    let conn: Arc<Mutex<Option<OwnedFd>>> =
-        Arc::new(Mutex::new(find_new_connection(listen_fd, &before)));
-    let conn_found = lock(&conn).is_some();
-    let done = EventFd::new(EFD_NONBLOCK | EFD_CLOEXEC).map_err(|source| TransportError::Io {
-        context: "cannot create eventfd",
-        source,
-    })?;
-    let done_fd = done.as_raw_fd();
-    let conn2 = conn.clone();
-    let waiter = thread::Builder::new()
-        .name("vfs-conn-wait".to_string())
-        .spawn(move || {
-            let result = daemon.wait();
-            lock(&conn2).take();
-            // Joins the vring worker (through the exit event) and closes the connection.
-            drop(daemon);
-            let _ = done.write(1);
-            (result, done)
-        })
+    // socket of our listener) so that a stop can end its blocking request loop with
+    // shutdown(2). The vring thread watches for the stop (and paces the stats file), so this
+    // thread only waits for the connection to end.
+    let conn = find_new_connection(listen_fd, &before);
+    let watch = Arc::new(
+        Watch::new(
+            conn,
+            listen_fd,
+            before,
+            opts.on_shutdown.clone(),
+            opts.tick.clone(),
+        )
         .map_err(|source| TransportError::Io {
-            context: "cannot spawn connection thread",
+            context: "cannot create the stats file's timer",
             source,
-        })?;
-
-    let mut interrupted = false;
-    loop {
-        let ready = wait_ready(&[done_fd, shutdown.as_raw_fd()], opts).map_err(|source| {
-            TransportError::Io {
-                context: "waiting for the vhost-user connection",
-                source,
-            }
-        })?;
-        if ready[0] {
-            break;
-        }
-        if ready[1] && !interrupted {
-            interrupted = true;
-            if let Some(on_shutdown) = &opts.on_shutdown {
-                on_shutdown();
-            }
-            if let Some(fd) = lock(&conn).as_ref() {
-                info!("vhost-user: shutdown requested, closing the connection");
-                // SAFETY: shutdown(2) on a socket fd we own (a dup).
-                unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) };
-            } else if !conn_found {
-                // Cannot interrupt vhost-user-backend's blocking read: leave its threads to
-                // the process exit.
-                warn!("vhost-user: shutdown requested but the connection socket was not found; not waiting for it");
-                backend.shutdown_workers(opts.drain_timeout.min(Duration::from_secs(1)));
-                return Ok(ConnectionEnd::Disconnected);
-            }
-            // else: the connection already ended; `done` is about to fire.
+        })?,
+    );
+    backend.set_watch(watch.clone());
+    let handlers = daemon.get_epoll_handlers();
+    for (fd, events, data) in watch.events(shutdown.as_raw_fd()) {
+        let registered = match handlers.first() {
+            Some(handler) => handler.register_listener(fd, events, data),
+            None => Err(io::Error::from_raw_os_error(libc::ENOENT)),
+        };
+        if let Err(e) = registered {
+            // Unwatched, the connection could not be stopped: end it now.
+            warn!("vhost-user: cannot watch for a stop ({e}); closing the connection");
+            watch.stop();
         }
     }
-    let (result, _done) = waiter
-        .join()
-        .map_err(|_| setup("connection thread panicked".to_string()))?;
+    drop(handlers);
+    let result = daemon.wait();
+    watch.release_connection();
+    // Joins the vring worker (through the exit event).
+    drop(daemon);
     backend.shutdown_workers(opts.drain_timeout);
 
     Ok(match result {
         Ok(()) => ConnectionEnd::Disconnected,
-        Err(e) => classify_failure(e, &backend, interrupted),
+        Err(e) => classify_failure(e, &backend, watch.stopped()),
     })
 }
 

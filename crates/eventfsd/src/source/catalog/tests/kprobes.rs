@@ -1,7 +1,10 @@
 //! Kprobes over the guest kernel's catalog (its function list; the embedded catalog's kernel
 //! has no `kprobe_events`).
 
-use super::sim::Sim;
+use eventfs_core::control::ControlFiles;
+use eventfs_core::FsError;
+
+use super::sim::{Sim, WRITE};
 
 fn sim() -> Sim {
     Sim::debian_6_1_firing("function:vfs_read 100\nfunction:vfs_write 50\n")
@@ -73,4 +76,28 @@ fn a_catalog_without_functions_has_no_kprobes() {
     assert!(sim.try_node("dynamic_events").is_ok());
     assert!(sim.append("dynamic_events", "p:k vfs_read\n").is_err());
     sim.append("dynamic_events", "p:u /bin/sh:0x10\n").unwrap();
+}
+
+#[test]
+fn control_writes_to_a_removed_kprobe_are_enodev_not_a_parse_error() {
+    let sim = sim();
+    sim.write("kprobe_events", "p:gone vfs_read\n").unwrap();
+    sim.write("events/kprobes/gone/filter", "common_pid != 0\n")
+        .unwrap();
+    let open = |file: &str| {
+        let node = sim.node(&format!("events/kprobes/gone/{file}"));
+        (node, sim.control.open(&sim.tree, node, WRITE).unwrap())
+    };
+    let (filter, trigger) = (open("filter"), open("trigger"));
+    // Removed between the opens and the writes (a host-side deletion while a guest writes):
+    // the writes meet a retired event, whose format is gone.
+    sim.tree.remove("kprobes", Some("gone")).unwrap();
+    for ((node, handle), text) in [(filter, "common_pid != 0\n"), (trigger, "traceoff\n")] {
+        assert_eq!(
+            sim.control.write(&sim.tree, node, handle, text.as_bytes()),
+            Err(FsError::Removed),
+            "{text}"
+        );
+        sim.control.release(handle);
+    }
 }
