@@ -228,9 +228,10 @@ kmem_kb() { # -> the daemon cgroup's host kernel memory in KiB (empty if none)
         awk '$1 == "kernel" { print int($2 / 1024) }' "$KMEM_CG/memory.stat"
     fi
 }
-in_kmem_cgroup() { # command... : runs it (exec) inside KMEM_CG, if there is one
+in_kmem_cgroup() { # command... : becomes it (exec), inside KMEM_CG if there is one; call it
+    # in a subshell, whose pid is then the daemon's
     if [ -n "$KMEM_CG" ]; then
-        sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$KMEM_CG" "$@"
+        exec sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$KMEM_CG" "$@"
     else
         exec "$@"
     fi
