@@ -12,7 +12,8 @@ pub fn one_arena() {
     }
 }
 
-/// Returns the pages of freed memory to the kernel: after start-up or a rescan, whose
+/// Returns the pages of freed memory to the kernel: after start-up, a rescan or a guest's
+/// walk (once the guest is idle: vhost-user's pool), whose
 /// temporary tables would otherwise stay resident (glibc trims only the top of the heap).
 pub fn give_back_free_pages() {
     #[cfg(target_env = "gnu")]

@@ -66,8 +66,10 @@ impl<F: FileSystem + Send + Sync + 'static> VhostUserFsBackend<F> {
         let mem: Arc<Mutex<Option<GuestMem>>> = Arc::new(Mutex::new(None));
         let idle_mem = mem.clone();
         // No request for the pool's idle period: the guest RAM replies were written into need
-        // not stay mapped (nor their page tables allocated) while the guest sits idle.
+        // not stay mapped (nor their page tables allocated) while the guest sits idle, and the
+        // heap the requests freed (FORGETs after a walk) can go back to the kernel.
         let on_idle: OnIdle = Box::new(move || {
+            crate::heap::give_back_free_pages();
             let Some(mem) = lock(&idle_mem).clone() else {
                 return;
             };
