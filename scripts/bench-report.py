@@ -491,7 +491,8 @@ def summary_text(meta, pe, present, mem):
     if idle.get("eventfsd-catalog") is not None and idle.get("virtiofsd") is not None:
         host = idle.get("eventfsd-host")
         lines.append(
-            f"- host kernel memory of the daemon of a guest idle after the find and cat: "
+            f"- host kernel memory of the daemon of a guest idle for {meta.get('idle', '35')} s after the workloads "
+            f"(walks, reads, a trace): "
             f"{idle['eventfsd-catalog']} KiB for the catalog source"
             + (f" and {host} KiB for the host source" if host is not None else "")
             + f", against {idle['virtiofsd']} KiB for virtiofsd."

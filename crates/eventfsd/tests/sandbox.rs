@@ -82,6 +82,18 @@ impl Daemon {
             .ok()
     }
 
+    /// The exit status of a daemon that ends on its own (`--exit-on-disconnect`).
+    fn ends_by_itself(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.parent.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "daemon outlived its guest");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGTERM to the parent; its exit status.
     fn stop(mut self) -> ExitStatus {
         // SAFETY: signalling the process we spawned.
@@ -303,14 +315,7 @@ fn one_guest_daemon_confines_itself_without_a_parent() {
     exercise(&mut guest);
     drop(guest);
     // QEMU gone: the daemon ends by itself.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(status) = daemon.parent.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "daemon outlived its guest");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = daemon.ends_by_itself();
     assert!(status.success(), "{status}");
 }
 
@@ -581,25 +586,70 @@ fn host_source_runs_sandboxed_and_leaves_no_instance() {
     assert!(!guest_instance.exists());
 }
 
-#[test]
-fn catalog_daemon_runs_unprivileged() {
-    let name = "catalog_daemon_runs_unprivileged";
+/// The daemon on `socket`, run as `nobody` through setpriv.
+fn as_nobody(socket: &Path) -> Command {
+    let mut command = Command::new("setpriv");
+    command
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+        .args(["--socket-path", socket.to_str().unwrap(), "--cpus", "2"]);
+    command
+}
+
+/// Whether this test can run the daemon as `nobody` (root and setpriv), else says why not.
+fn can_run_as_nobody(name: &str) -> bool {
     if !test_prereq::is_root() {
         test_prereq::skip(name, "needs root (to become nobody)");
-        return;
+        return false;
     }
     if Command::new("setpriv").arg("--version").output().is_err() {
         test_prereq::skip(name, "needs setpriv (util-linux)");
+        return false;
+    }
+    true
+}
+
+#[test]
+fn one_guest_daemon_confines_itself_unprivileged() {
+    let name = "one_guest_daemon_confines_itself_unprivileged";
+    if !can_run_as_nobody(name) {
+        return;
+    }
+    let dir = TempDir::new("sandbox-alone-nobody");
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let socket = dir.0.join("eventfsd.sock");
+    let mut command = as_nobody(&socket);
+    command.arg("--exit-on-disconnect");
+    let mut daemon = Daemon::spawn_until(&mut command, |_| socket.exists());
+    let mut guest = Guest::connect(&socket);
+    // setpriv execs the daemon: the pid spawned is the daemon's.
+    let pid = daemon.parent.id();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !filtered(pid) {
+        assert!(Instant::now() < deadline, "daemon never confined itself");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(daemon.child(), None, "a parent was left behind");
+    assert_eq!(
+        status_field(pid, "Uid").split_whitespace().next(),
+        Some("65534")
+    );
+    assert_confined_in(pid, &[], &["mnt", "ipc", "user"]);
+    exercise(&mut guest);
+    drop(guest);
+    assert!(daemon.ends_by_itself().success());
+    assert!(!socket.exists());
+}
+
+#[test]
+fn catalog_daemon_runs_unprivileged() {
+    let name = "catalog_daemon_runs_unprivileged";
+    if !can_run_as_nobody(name) {
         return;
     }
     let dir = TempDir::new("sandbox-nobody");
     std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777)).unwrap();
     let socket = dir.0.join("eventfsd.sock");
-    let mut command = Command::new("setpriv");
-    command
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
-        .args(["--socket-path", socket.to_str().unwrap(), "--cpus", "2"]);
-    let daemon = Daemon::start(&mut command, &socket, false);
+    let daemon = Daemon::start(&mut as_nobody(&socket), &socket, false);
     let child = daemon.child().unwrap();
     assert_eq!(
         status_field(child, "Uid").split_whitespace().next(),
