@@ -42,9 +42,10 @@ WORKLOADS = [
 CHECKPOINTS = [
     ("start", "after start"),
     ("after-mount", "after guest mount"),
+    ("idle-after-mount", "guest idle since the mount (--idle)"),
     ("after-find-cat", "after full find + cat"),
     ("after-drop-caches", "after guest drop_caches"),
-    ("after-idle", "guest idle since (--idle)"),
+    ("after-idle", "guest idle since the workloads (--idle)"),
 ]
 
 
@@ -366,9 +367,14 @@ def main():
         own_drop = ratio(own_rss(c, "after-drop-caches"), own_rss(c, "after-mount"))
         fpn = fds_per_node(c)
         idle_rss = ratio(rss(c, "after-idle"), rss(c, "after-mount"))
-        idle_kmem = mem.get(c, {}).get("after-idle", {}).get("kmem_kb")
+        # Issue 15: an idle guest adds <= 256 KiB of host kernel memory; a guest that traced
+        # costs what it asked for (the host source's instance), so that figure is shown, not
+        # held to the target.
+        idle_kmem = mem.get(c, {}).get("idle-after-mount", {}).get("kmem_kb")
+        traced_kmem = mem.get(c, {}).get("after-idle", {}).get("kmem_kb")
         put(f"rss_idle_vs_after_mount{suffix}", idle_rss)
         put(f"host_kernel_kb_idle{suffix}", idle_kmem)
+        put(f"host_kernel_kb_idle_after_workloads{suffix}", traced_kmem)
         put(f"cold_find_vs_virtiofsd{suffix}", cold)
         put(f"warm_find_vs_native{suffix}", warm)
         put(f"cat_formats_vs_virtiofsd{suffix}", cat)
@@ -391,7 +397,7 @@ def main():
         t("own RSS after drop_caches vs after mount", own_drop, lambda v: v <= 1.10, "≤ 1.10x")
         t("fds per looked-up node", fpn, lambda v: abs(v) < 0.001, "0")
         t("RSS of the idle guest's daemon vs after mount", idle_rss, lambda v: v <= 1.10, "≤ 1.10x")
-        t("host kernel memory of the idle guest's daemon (KiB)", idle_kmem, lambda v: v <= 256, "≤ 256")
+        t("host kernel memory of an idle guest's daemon (KiB)", idle_kmem, lambda v: v <= 256, "≤ 256")
     vf = fds_per_node("virtiofsd", int(info.get("virtiofsd", {}).get("entries", 0)) or None)
     put("fds_per_looked_up_node_virtiofsd", vf)
 
@@ -487,16 +493,20 @@ def summary_text(meta, pe, present, mem):
     ]:
         if item:
             lines.append(item)
-    idle = {c: mem.get(c, {}).get("after-idle", {}).get("kmem_kb") for c in present}
-    if idle.get("eventfsd-catalog") is not None and idle.get("virtiofsd") is not None:
+    def kmem_line(cp, when):
+        idle = {c: mem.get(c, {}).get(cp, {}).get("kmem_kb") for c in present}
+        if idle.get("eventfsd-catalog") is None or idle.get("virtiofsd") is None:
+            return
         host = idle.get("eventfsd-host")
         lines.append(
-            f"- host kernel memory of the daemon of a guest idle for {meta.get('idle', '35')} s after the workloads "
-            f"(walks, reads, a trace): "
+            f"- host kernel memory of the daemon of a guest idle for {meta.get('idle', '35')} s {when}: "
             f"{idle['eventfsd-catalog']} KiB for the catalog source"
             + (f" and {host} KiB for the host source" if host is not None else "")
             + f", against {idle['virtiofsd']} KiB for virtiofsd."
         )
+
+    kmem_line("idle-after-mount", "after the mount")
+    kmem_line("after-idle", "after the workloads (walks, reads, a trace)")
     return "\n".join(lines)
 
 

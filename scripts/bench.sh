@@ -15,8 +15,9 @@
 # sched_wakeup to parsed records, through trace_pipe_raw (decoded pages) and text trace_pipe
 # (the guest has 2 vCPUs; the daemons serve --cpus 2; the catalog fires both at 20000/s).
 # Daemon side: RSS, PSS, open fds, threads, page tables and host kernel memory (each daemon in a
-# memory cgroup of its own) after start, after the mount, after the full find + cat, after
-# drop_caches in the guest and after the guest sat idle for --idle seconds; host slab use
+# memory cgroup of its own) after start, after the mount, after the guest then sat idle for
+# --idle seconds, after the full find + cat, after drop_caches in the guest and after the guest
+# sat idle again; host slab use
 # (dentry, tracefs_inode_cache) before, at the peak and after.
 #
 # Output: a markdown table (stdout and BENCHMARKS.md), a chart of the per-entry times
@@ -35,8 +36,9 @@
 #   --keep-logs DIR  keep serial logs, daemon logs, stats files and the raw results in DIR
 #   --no-write       print only; do not rewrite BENCHMARKS.md and docs/bench.png
 #   --timeout SEC    per-guest QEMU timeout (default 900)
-#   --idle SEC       how long the guest sits idle before the last memory sample (default 35:
-#                    longer than the 30 s after which eventfsd's request workers leave)
+#   --idle SEC       how long the guest sits idle after the mount and after the workloads before
+#                    a memory sample (default 35: longer than the 30 s after which eventfsd's
+#                    request workers leave)
 # Environment: EVENTFSD_BIN (the eventfsd binary to measure; implies --no-build).
 # Needs root (virtiofsd, the host source, tracefs instances, /proc/PID/smaps_rollup).
 # Leaves nothing behind: daemons and QEMU are stopped by pid, the tracefs instance is removed,
@@ -313,6 +315,7 @@ run_config() { # config
     handle() {
         case "$1" in
             "CHECKPOINT bench-start") sleep 1.2; mem_sample "$cfg" after-mount ;;
+            "CHECKPOINT idle-after-mount") sleep 1.2; mem_sample "$cfg" idle-after-mount ;;
             "CHECKPOINT after-find-cat") sleep 1.2; mem_sample "$cfg" after-find-cat; slab_sample "$cfg" peak ;;
             "CHECKPOINT after-drop-caches") sleep 2.5; mem_sample "$cfg" after-drop-caches ;;
             "CHECKPOINT after-idle") sleep 1.2; mem_sample "$cfg" after-idle ;;

@@ -6,8 +6,8 @@
 #   eventfsd.reboot=0|1      test/native: after the suite, `reboot -f` once and run the
 #                            after-reboot checks on the second boot (needs /dev/vda)
 #   eventfsd.cpsleep=SEC     how long to sit still after a CHECKPOINT marker (default 5)
-#   eventfsd.idle=SEC        bench: sit idle this long after drop_caches, then CHECKPOINT
-#                            after-idle (default 0: no such checkpoint)
+#   eventfsd.idle=SEC        bench: sit idle this long after the mount and after drop_caches,
+#                            then CHECKPOINT idle-after-mount / after-idle (default 0: neither)
 #   eventfsd.tests=a,b       only run guest tests whose name contains one of these words
 #   eventfsd.timeout=SEC     per-test timeout (default 150)
 #   eventfsd.tag=TAG         virtio-fs tag to mount (default: tracefs)
@@ -453,6 +453,10 @@ run_bench() {
     done
     TIMER_US=$(echo $_o | tr ' ' '\n' | sort -n | sed -n 3p)
     checkpoint bench-start
+    if [ "$IDLE" -gt 0 ]; then
+        sleep "$IDLE"
+        checkpoint idle-after-mount
+    fi
     cd $TRACING || die_off
 
     # 1. cold find, right after the mount
