@@ -17,8 +17,7 @@
 # Daemon side: RSS, PSS, open fds, threads, page tables and host kernel memory (each daemon in a
 # memory cgroup of its own) after start, after the mount, after the guest then sat idle for
 # --idle seconds, after the full find + cat, after drop_caches in the guest and after the guest
-# sat idle again; host slab use
-# (dentry, tracefs_inode_cache) before, at the peak and after.
+# sat idle again; host slab use (dentry, tracefs_inode_cache) before, at the peak and after.
 #
 # Output: a markdown table (stdout and BENCHMARKS.md), a chart of the per-entry times
 # (docs/bench.png), the README's footprint and summary blocks, and key=value lines (stdout,

@@ -129,14 +129,36 @@ impl MainWait {
     /// Sleeps until a termination signal, a [`Poke`] or `timeout` (`None`: no timeout).
     pub fn wait(&self, timeout: Option<Duration>) -> io::Result<Woken> {
         let millis = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
-        let mut poll = libc::pollfd {
-            fd: self.read.as_raw_fd(),
+        Ok(match self.sleep(None, millis)? {
+            (Some(sig), _) => Woken::Signal(sig),
+            (None, [true, _]) => Woken::Poked,
+            (None, _) => Woken::TimedOut,
+        })
+    }
+
+    /// Sleeps until `fd` is readable (`Ok(None)`; a listening socket: a connection is pending)
+    /// or a termination signal comes (`Ok(Some(signal))`). Pokes do not end this wait.
+    pub fn wait_readable(&self, fd: RawFd) -> io::Result<Option<i32>> {
+        loop {
+            match self.sleep(Some(fd), -1)? {
+                (Some(sig), _) => return Ok(Some(sig)),
+                (None, [_, true]) => return Ok(None),
+                (None, _) => {}
+            }
+        }
+    }
+
+    /// One poll of the pipe (and `also`) for `millis` (-1: no timeout): the termination signal
+    /// that came, if any, and which of the two descriptors were readable. The pipe is drained.
+    fn sleep(&self, also: Option<RawFd>, millis: i32) -> io::Result<(Option<i32>, [bool; 2])> {
+        let mut polls = [self.read.as_raw_fd(), also.unwrap_or(-1)].map(|fd| libc::pollfd {
+            fd,
             events: libc::POLLIN,
             revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        let ready = unsafe { libc::poll(&mut poll, 1, millis) };
-        if ready < 0 {
+        });
+        let count = if also.is_some() { 2 } else { 1 };
+        // SAFETY: `count` valid pollfds (a negative fd is ignored by poll anyway).
+        if unsafe { libc::poll(polls.as_mut_ptr(), count, millis) } < 0 {
             let error = io::Error::last_os_error();
             // A signal interrupts poll before its handler's byte is read: look at the flag.
             if error.kind() != io::ErrorKind::Interrupted {
@@ -144,37 +166,11 @@ impl MainWait {
             }
         }
         self.drain();
-        match self.signal.swap(0, Ordering::Relaxed) {
-            0 if ready > 0 => Ok(Woken::Poked),
-            0 => Ok(Woken::TimedOut),
-            sig => Ok(Woken::Signal(sig as i32)),
-        }
-    }
-
-    /// Sleeps until `fd` is readable (`Ok(None)`; a listening socket: a connection is pending)
-    /// or a termination signal comes (`Ok(Some(signal))`). Pokes do not end this wait.
-    pub fn wait_readable(&self, fd: RawFd) -> io::Result<Option<i32>> {
-        loop {
-            let mut polls = [self.read.as_raw_fd(), fd].map(|fd| libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            });
-            // SAFETY: two valid pollfds.
-            if unsafe { libc::poll(polls.as_mut_ptr(), 2, -1) } < 0 {
-                let error = io::Error::last_os_error();
-                if error.kind() != io::ErrorKind::Interrupted {
-                    return Err(error);
-                }
-            }
-            self.drain();
-            if let sig @ 1.. = self.signal.swap(0, Ordering::Relaxed) {
-                return Ok(Some(sig as i32));
-            }
-            if polls[1].revents != 0 {
-                return Ok(None);
-            }
-        }
+        let signal = match self.signal.swap(0, Ordering::Relaxed) {
+            0 => None,
+            sig => Some(sig as i32),
+        };
+        Ok((signal, polls.map(|p| p.revents != 0)))
     }
 
     /// Empties the pipe, so that the next wait sleeps again.

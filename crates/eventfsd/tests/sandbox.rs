@@ -47,12 +47,25 @@ impl Daemon {
         })
     }
 
-    /// Starts a daemon for one guest (`--exit-on-disconnect`) and waits for its socket: it
+    /// Starts `command` for one guest (`--exit-on-disconnect`) and waits for its socket: it
     /// confines itself only once a guest connects.
-    fn one_guest(socket: &Path) -> Daemon {
-        let mut command = daemon_command(socket);
+    fn one_guest(mut command: Command, socket: &Path) -> Daemon {
         command.arg("--exit-on-disconnect");
         Daemon::spawn_until(&mut command, |_| socket.exists())
+    }
+
+    /// Once a guest has connected to a [`Daemon::one_guest`]: waits until the daemon has
+    /// confined itself, checks that it did so with no parent left, and returns its pid (the one
+    /// spawned: setpriv execs it too).
+    fn confined_alone(&self) -> u32 {
+        let pid = self.parent.id();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !filtered(pid) {
+            assert!(Instant::now() < deadline, "daemon never confined itself");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(self.child(), None, "a parent was left behind");
+        pid
     }
 
     /// Spawns `command` and waits until `ready` says so.
@@ -286,18 +299,12 @@ fn catalog_daemon_is_confined_and_serves_through_the_filter() {
 fn one_guest_daemon_confines_itself_without_a_parent() {
     let dir = TempDir::new("sandbox-alone");
     let socket = dir.0.join("eventfsd.sock");
-    let mut daemon = Daemon::one_guest(&socket);
-    let pid = daemon.parent.id();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut daemon = Daemon::one_guest(daemon_command(&socket), &socket);
     // Confined only once QEMU is there: until then it serves nothing.
-    assert_eq!(status_field(pid, "Seccomp"), "0");
+    assert_eq!(status_field(daemon.parent.id(), "Seccomp"), "0");
 
     let mut guest = Guest::connect(&socket);
-    while !filtered(pid) {
-        assert!(Instant::now() < deadline, "daemon never confined itself");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(daemon.child(), None, "a parent was left behind");
+    let pid = daemon.confined_alone();
     assert_confined_in(pid, &[], &["mnt", "ipc"]);
     // Per guest: the main thread and vhost-user-backend's two (request handler, vring), plus
     // request workers only while requests keep them busy.
@@ -323,7 +330,7 @@ fn one_guest_daemon_confines_itself_without_a_parent() {
 fn one_guest_daemon_stopped_before_qemu_removes_its_socket() {
     let dir = TempDir::new("sandbox-alone-early");
     let socket = dir.0.join("eventfsd.sock");
-    let daemon = Daemon::one_guest(&socket);
+    let daemon = Daemon::one_guest(daemon_command(&socket), &socket);
     assert!(daemon.stop().success());
     assert!(!socket.exists(), "socket left behind");
 }
@@ -617,18 +624,9 @@ fn one_guest_daemon_confines_itself_unprivileged() {
     let dir = TempDir::new("sandbox-alone-nobody");
     std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777)).unwrap();
     let socket = dir.0.join("eventfsd.sock");
-    let mut command = as_nobody(&socket);
-    command.arg("--exit-on-disconnect");
-    let mut daemon = Daemon::spawn_until(&mut command, |_| socket.exists());
+    let mut daemon = Daemon::one_guest(as_nobody(&socket), &socket);
     let mut guest = Guest::connect(&socket);
-    // setpriv execs the daemon: the pid spawned is the daemon's.
-    let pid = daemon.parent.id();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !filtered(pid) {
-        assert!(Instant::now() < deadline, "daemon never confined itself");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(daemon.child(), None, "a parent was left behind");
+    let pid = daemon.confined_alone();
     assert_eq!(
         status_field(pid, "Uid").split_whitespace().next(),
         Some("65534")
